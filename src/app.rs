@@ -1,0 +1,308 @@
+//! Running a command: the glue between the parsed command line and the
+//! library, including signals, the progress display and exit codes.
+//!
+//! Exit codes: 0 done; 1 a runtime failure (or failed fetches with
+//! `--fail-on-error`); 2 a usage or setup error; 130 / 143 stopped by
+//! SIGINT / SIGTERM (resume continues).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, ExportArgs};
+use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
+use crate::export::{self, ExportOptions};
+use crate::progress::{self, Counters, ProgressMode};
+use crate::store::{Store, StoreError};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_SIGINT: u8 = 130;
+pub const EXIT_SIGTERM: u8 = 143;
+
+/// Runs the command and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Command::Crawl(args) => {
+            let cfg = match args.to_config() {
+                Ok(c) => c,
+                Err(e) => return fail(EXIT_USAGE, &e.to_string()),
+            };
+            let Some(store) = open(&args.db.db).await else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let fail_on_error = args.fail_on_error;
+            run_crawl(&store, cli.quiet, fail_on_error, |controls, counters| {
+                let store = store.clone();
+                async move { crawl::start(&store, cfg, controls, counters).await }
+            })
+            .await
+        }
+        Command::Resume(args) => {
+            let Some(store) = open(&args.db.db).await else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let fail_on_error = args.fail_on_error;
+            run_crawl(&store, cli.quiet, fail_on_error, |controls, counters| {
+                let store = store.clone();
+                async move { crawl::resume(&store, |cfg| args.apply(cfg), controls, counters).await }
+            })
+            .await
+        }
+        Command::Export(args) => run_export(&args).await,
+        Command::Status(args) => {
+            let Some(store) = open(&args.db).await else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            status(&store).await
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn fail(code: u8, msg: &str) -> ExitCode {
+    eprintln!("trawl: {msg}");
+    ExitCode::from(code)
+}
+
+async fn open(path: &Path) -> Option<Store> {
+    match Store::open(path).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            None
+        }
+    }
+}
+
+/// Which signal asked us to stop (0: none).
+static SIGNAL: AtomicU8 = AtomicU8::new(0);
+
+/// First SIGINT/SIGTERM: graceful stop. Second: abort in-flight work.
+fn install_signal_handlers(controls: Controls) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut count = 0;
+        loop {
+            #[cfg(unix)]
+            let which = tokio::select! {
+                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } EXIT_SIGINT }
+                Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => EXIT_SIGTERM,
+            };
+            #[cfg(not(unix))]
+            let which = {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    return;
+                }
+                EXIT_SIGINT
+            };
+            count += 1;
+            let _ = SIGNAL.compare_exchange(0, which, Ordering::SeqCst, Ordering::SeqCst);
+            if count == 1 {
+                eprintln!(
+                    "\ntrawl: stopping (finishing fetches in flight; press Ctrl-C again to stop now)"
+                );
+                controls.stop.cancel();
+            } else {
+                eprintln!("\ntrawl: stopping now");
+                controls.abort.cancel();
+            }
+        }
+    });
+}
+
+async fn run_crawl<F, Fut>(store: &Store, quiet: bool, fail_on_error: bool, start: F) -> u8
+where
+    F: FnOnce(Controls, Arc<Counters>) -> Fut,
+    Fut: std::future::Future<Output = Result<CrawlReport, CrawlError>>,
+{
+    let controls = Controls::default();
+    install_signal_handlers(controls.clone());
+    let counters = Arc::new(Counters::default());
+    let done = CancellationToken::new();
+    let mode = if quiet {
+        ProgressMode::Off
+    } else {
+        ProgressMode::Auto
+    };
+    let reporter = tokio::spawn(progress::report(counters.clone(), mode, done.clone()));
+    let result = start(controls, counters).await;
+    done.cancel();
+    let _ = reporter.await;
+    let db = store.path().display().to_string();
+    store.clone().close().await;
+    match result {
+        Ok(report) => {
+            eprintln!("{}", final_line(&report, &db));
+            match report.outcome {
+                CrawlOutcome::Interrupted => {
+                    eprintln!("trawl: interrupted; continue with `trawl resume --db {db}`");
+                    match SIGNAL.load(Ordering::SeqCst) {
+                        0 => EXIT_SIGINT,
+                        s => s,
+                    }
+                }
+                CrawlOutcome::Finished if fail_on_error && report.failed > 0 => EXIT_FAILURE,
+                CrawlOutcome::Finished => EXIT_OK,
+            }
+        }
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            match e {
+                CrawlError::Config(_)
+                | CrawlError::CrawlExists { .. }
+                | CrawlError::NothingToResume { .. }
+                | CrawlError::AlreadyFinished { .. }
+                | CrawlError::BadStoredConfig(_) => EXIT_USAGE,
+                CrawlError::Store(_) | CrawlError::Client(_) => EXIT_FAILURE,
+            }
+        }
+    }
+}
+
+/// The one-line summary printed at the end of a run.
+pub fn final_line(r: &CrawlReport, db: &str) -> String {
+    let verb = match r.outcome {
+        CrawlOutcome::Finished => "finished",
+        CrawlOutcome::Interrupted => "stopped",
+    };
+    let mut s = format!(
+        "{verb}: {} fetched in {:.1}s ({:.0} pages/s, {:.1} MB), {} failed",
+        r.fetched,
+        r.elapsed.as_secs_f64(),
+        r.pages_per_sec(),
+        r.bytes as f64 / 1e6,
+        r.failed,
+    );
+    if !r.failed_by_reason.is_empty() {
+        s.push_str(&format!(
+            " [{}]",
+            crawl::summarize_reasons(&r.failed_by_reason)
+        ));
+    }
+    let skipped: i64 = r.skipped_by_reason.iter().map(|(_, n)| n).sum();
+    s.push_str(&format!(", {skipped} skipped"));
+    if skipped > 0 {
+        s.push_str(&format!(
+            " [{}]",
+            crawl::summarize_reasons(&r.skipped_by_reason)
+        ));
+    }
+    if r.queued > 0 {
+        s.push_str(&format!(", {} still queued", r.queued));
+    }
+    s.push_str(&format!("; {} pages in {db}", r.pages_stored));
+    s
+}
+
+async fn run_export(args: &ExportArgs) -> u8 {
+    if !args.db.db.exists() {
+        eprintln!("trawl: {} does not exist", args.db.db.display());
+        return EXIT_USAGE;
+    }
+    let Some(store) = open(&args.db.db).await else {
+        return EXIT_USAGE;
+    };
+    let opts = ExportOptions {
+        what: args.what,
+        format: args.format,
+        with_text: args.with_text,
+    };
+    let result = match &args.out {
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
+            export::export(&store, &opts, &mut lock).await.map(|_| ())
+        }
+        Some(path) => export_to_file(&store, &opts, path).await,
+    };
+    store.close().await;
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("trawl: export failed: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Writes to a temporary file beside `path` and renames it into place, so
+/// an interrupted export never leaves half a file.
+async fn export_to_file(
+    store: &Store,
+    opts: &ExportOptions,
+    path: &Path,
+) -> Result<(), export::ExportError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let file = std::fs::File::create(&tmp)?;
+    let mut w = std::io::BufWriter::new(file);
+    let res = export::export(store, opts, &mut w).await;
+    let res = res.and_then(|_| {
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    });
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+async fn status(store: &Store) -> u8 {
+    let res: Result<(), StoreError> = async {
+        let mut out = std::io::stdout().lock();
+        match store.crawl().await? {
+            None => {
+                let _ = writeln!(out, "{}: no crawl", store.path().display());
+                return Ok(());
+            }
+            Some(c) => {
+                let _ = writeln!(
+                    out,
+                    "crawl {} ({}), started {}",
+                    c.id,
+                    c.state,
+                    crate::util::rfc3339(c.started_at)
+                );
+            }
+        }
+        for (state, n) in store.state_counts().await? {
+            let _ = writeln!(out, "  {state:<8} {n}");
+        }
+        for state in ["failed", "skipped"] {
+            let rows = store.reason_counts(state).await?;
+            if !rows.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  {state} by reason: {}",
+                    crawl::summarize_reasons(&rows)
+                );
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match res {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            EXIT_FAILURE
+        }
+    }
+}

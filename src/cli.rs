@@ -1,0 +1,239 @@
+//! Command-line interface: clap definitions and their conversion into
+//! validated configuration (step one of two; `config` is step two).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{ConfigError, CrawlConfig, LimitsConfig, PolitenessConfig, ScopeConfig};
+use crate::export::{Format, What};
+use crate::fetch::FetchConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trawl",
+    version,
+    about = "A polite, resumable, concurrent web crawler"
+)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors and the final report; no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Crawl from seed URLs into a SQLite database.
+    Crawl(CrawlArgs),
+    /// Continue the crawl stored in a database (after a stop, a crash or to raise limits).
+    Resume(ResumeArgs),
+    /// Write stored pages or links out as JSON Lines.
+    Export(ExportArgs),
+    /// Show where the crawl in a database stands.
+    Status(DbArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DbArg {
+    /// The crawl database (SQLite; created if missing).
+    #[arg(long, default_value = "trawl.db", value_name = "PATH")]
+    pub db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CrawlArgs {
+    /// URLs to start from (http or https).
+    #[arg(required = true, value_name = "SEED")]
+    pub seeds: Vec<String>,
+
+    #[command(flatten)]
+    pub db: DbArg,
+
+    /// Exit with status 1 if any fetch failed (network error, HTTP 4xx/5xx).
+    #[arg(long)]
+    pub fail_on_error: bool,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub politeness: PolitenessArgs,
+    #[command(flatten)]
+    pub fetch: FetchArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Scope")]
+pub struct ScopeArgs {
+    /// Also crawl this host (`example.com`) or domain (`*.example.com`: it and
+    /// every subdomain). Repeatable. By default only the seeds' hosts are crawled.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub allow_hosts: Vec<String>,
+    /// Only crawl URLs matching this regex (on the whole URL). Repeatable: any may match.
+    #[arg(long, value_name = "REGEX")]
+    pub include: Vec<String>,
+    /// Never crawl URLs matching this regex (on the whole URL). Repeatable.
+    #[arg(long, value_name = "REGEX")]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitArgs {
+    /// Stop after fetching this many URLs (redirect hops count).
+    #[arg(long, value_name = "N")]
+    pub max_pages: Option<u64>,
+    /// Follow links at most this many steps from a seed (seeds are depth 0).
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<u32>,
+    /// Redirect hops followed from one URL.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_redirects: u32,
+    /// Links kept per page; more are dropped (and counted).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_links_per_page: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Politeness")]
+pub struct PolitenessArgs {
+    /// Requests in flight to one host (scheme://host:port) at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub per_host_concurrency: u32,
+    /// Requests per second to one host; 0 for no limit.
+    #[arg(long, value_name = "R", default_value_t = 2.0)]
+    pub per_host_rate: f64,
+    /// The User-Agent header sent with every request.
+    #[arg(long, value_name = "S", default_value_t = crate::fetch::default_user_agent())]
+    pub user_agent: String,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Fetching")]
+pub struct FetchArgs {
+    /// Requests in flight across all hosts.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Total time allowed for one request, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Time allowed to connect, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Largest body read, in bytes after decompression; longer bodies are cut and marked truncated.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_body_size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Exit with status 1 if any fetch failed.
+    #[arg(long)]
+    pub fail_on_error: bool,
+    /// New page budget (counts pages fetched in earlier runs).
+    #[arg(long, value_name = "N")]
+    pub max_pages: Option<u64>,
+    /// New depth limit.
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<u32>,
+    /// New global concurrency.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// New per-host concurrency.
+    #[arg(long, value_name = "N")]
+    pub per_host_concurrency: Option<u32>,
+    /// New per-host rate (requests per second; 0 for no limit).
+    #[arg(long, value_name = "R")]
+    pub per_host_rate: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// What to export.
+    #[arg(long, value_enum, default_value = "pages")]
+    pub what: What,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Write here instead of standard output (written to a temporary file, then renamed).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Include each page's extracted text (pages only).
+    #[arg(long)]
+    pub with_text: bool,
+}
+
+fn secs(flag: &str, v: f64) -> Result<Duration, ConfigError> {
+    if v.is_finite() && v > 0.0 && v < 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(ConfigError(format!(
+            "{flag} must be a positive number of seconds, got {v}"
+        )))
+    }
+}
+
+impl CrawlArgs {
+    /// Step one of configuration: flags into a [`CrawlConfig`], validated.
+    pub fn to_config(&self) -> Result<CrawlConfig, ConfigError> {
+        CrawlConfig {
+            seeds: self.seeds.clone(),
+            concurrency: self.fetch.concurrency,
+            scope: ScopeConfig {
+                allow_hosts: self.scope.allow_hosts.clone(),
+                include: self.scope.include.clone(),
+                exclude: self.scope.exclude.clone(),
+            },
+            politeness: PolitenessConfig {
+                per_host_concurrency: self.politeness.per_host_concurrency,
+                per_host_rate: self.politeness.per_host_rate,
+            },
+            limits: LimitsConfig {
+                max_pages: self.limits.max_pages,
+                max_depth: self.limits.max_depth,
+                max_redirects: self.limits.max_redirects,
+                max_links_per_page: self.limits.max_links_per_page,
+            },
+            fetch: FetchConfig {
+                user_agent: self.politeness.user_agent.clone(),
+                connect_timeout: secs("--connect-timeout", self.fetch.connect_timeout)?,
+                read_timeout: secs("--timeout", self.fetch.timeout)?,
+                timeout: secs("--timeout", self.fetch.timeout)?,
+                max_body_size: self.fetch.max_body_size,
+            },
+        }
+        .validated()
+    }
+}
+
+impl ResumeArgs {
+    /// Applies the overrides to a stored configuration.
+    pub fn apply(&self, cfg: &mut CrawlConfig) {
+        if let Some(n) = self.max_pages {
+            cfg.limits.max_pages = Some(n);
+        }
+        if let Some(n) = self.max_depth {
+            cfg.limits.max_depth = Some(n);
+        }
+        if let Some(n) = self.concurrency {
+            cfg.concurrency = n;
+        }
+        if let Some(n) = self.per_host_concurrency {
+            cfg.politeness.per_host_concurrency = n;
+        }
+        if let Some(r) = self.per_host_rate {
+            cfg.politeness.per_host_rate = r;
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The validated configuration of a crawl, grouped by stage.
+//!
+//! In: values from the command line (see `cli`). Out: a [`CrawlConfig`]
+//! whose URLs are parsed, limits resolved and regexes compiled-checked, so no
+//! setting can fail once work has started. It is stored with the crawl (as
+//! JSON) so `trawl resume` continues with the same settings.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::canon;
+use crate::fetch::FetchConfig;
+use crate::scope::Scope;
+
+/// Which URLs belong to the crawl.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScopeConfig {
+    pub allow_hosts: Vec<String>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// How hard trawl may press on one host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolitenessConfig {
+    /// Requests in flight to one origin at once.
+    pub per_host_concurrency: u32,
+    /// Requests per second per origin; 0 for no limit.
+    pub per_host_rate: f64,
+}
+
+impl Default for PolitenessConfig {
+    fn default() -> Self {
+        Self {
+            per_host_concurrency: 2,
+            per_host_rate: 2.0,
+        }
+    }
+}
+
+impl PolitenessConfig {
+    /// Minimum spacing of request starts on one origin.
+    pub fn interval(&self) -> Duration {
+        if self.per_host_rate > 0.0 {
+            Duration::from_secs_f64(1.0 / self.per_host_rate)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// How far the crawl goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsConfig {
+    /// Most URLs fetched (each redirect hop is a fetch). `None`: no limit.
+    pub max_pages: Option<u64>,
+    /// Deepest link distance from a seed. `None`: no limit.
+    pub max_depth: Option<u32>,
+    /// Redirect hops followed from one linked URL.
+    pub max_redirects: u32,
+    /// Links kept per page; the rest are counted and dropped.
+    pub max_links_per_page: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_pages: None,
+            max_depth: None,
+            max_redirects: 10,
+            max_links_per_page: 10_000,
+        }
+    }
+}
+
+/// Everything a crawl needs to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrawlConfig {
+    /// Canonical seed URLs.
+    pub seeds: Vec<String>,
+    /// Requests in flight across all hosts.
+    pub concurrency: usize,
+    pub scope: ScopeConfig,
+    pub politeness: PolitenessConfig,
+    pub limits: LimitsConfig,
+    pub fetch: FetchConfig,
+}
+
+/// A configuration that cannot be used, with a message for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl CrawlConfig {
+    /// A configuration with default settings for these seeds.
+    pub fn new<S: AsRef<str>>(seeds: &[S]) -> Result<Self, ConfigError> {
+        let cfg = Self {
+            seeds: seeds.iter().map(|s| s.as_ref().to_string()).collect(),
+            concurrency: 32,
+            scope: ScopeConfig::default(),
+            politeness: PolitenessConfig::default(),
+            limits: LimitsConfig::default(),
+            fetch: FetchConfig::default(),
+        };
+        cfg.validated()
+    }
+
+    /// Checks every setting and canonicalizes the seeds.
+    pub fn validated(mut self) -> Result<Self, ConfigError> {
+        if self.seeds.is_empty() {
+            return Err(ConfigError("no seed URL given".into()));
+        }
+        let mut seeds = Vec::new();
+        for s in &self.seeds {
+            let url =
+                canon::parse(s).map_err(|e| ConfigError(format!("bad seed URL `{s}`: {e}")))?;
+            if !seeds.contains(&url.to_string()) {
+                seeds.push(url.to_string());
+            }
+        }
+        self.seeds = seeds;
+        if self.concurrency == 0 {
+            return Err(ConfigError("--concurrency must be at least 1".into()));
+        }
+        if self.politeness.per_host_concurrency == 0 {
+            return Err(ConfigError(
+                "--per-host-concurrency must be at least 1".into(),
+            ));
+        }
+        let rate = self.politeness.per_host_rate;
+        if !rate.is_finite() || rate < 0.0 {
+            return Err(ConfigError(format!(
+                "--per-host-rate must be a number ≥ 0, got {rate}"
+            )));
+        }
+        if self.fetch.timeout.is_zero() || self.fetch.connect_timeout.is_zero() {
+            return Err(ConfigError("timeouts must be greater than zero".into()));
+        }
+        if self.fetch.user_agent.trim().is_empty() {
+            return Err(ConfigError("--user-agent must not be empty".into()));
+        }
+        reqwest::header::HeaderValue::from_str(&self.fetch.user_agent).map_err(|_| {
+            ConfigError("--user-agent contains characters not allowed in a header".into())
+        })?;
+        self.scope()?;
+        Ok(self)
+    }
+
+    pub fn seed_urls(&self) -> Vec<Url> {
+        self.seeds
+            .iter()
+            .filter_map(|s| Url::parse(s).ok())
+            .collect()
+    }
+
+    /// The compiled scope.
+    pub fn scope(&self) -> Result<Scope, ConfigError> {
+        Scope::new(
+            &self.seed_urls(),
+            &self.scope.allow_hosts,
+            &self.scope.include,
+            &self.scope.exclude,
+        )
+        .map_err(ConfigError)
+    }
+}

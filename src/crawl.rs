@@ -1,0 +1,791 @@
+//! The crawl: frontier, scheduler, fetch workers and store writer wired
+//! together.
+//!
+//! In: a validated [`CrawlConfig`] and an open [`Store`]. Out: the crawl in
+//! the database and a [`CrawlReport`].
+//!
+//! One coordinator task owns the frontier (the seen-set, the in-memory window
+//! of ready URLs, the per-host [`Scheduler`]) and is the only one to decide
+//! what is fetched next. Workers fetch and parse in parallel and hand results
+//! back; the coordinator turns them into one [`FetchRecord`] each for the
+//! writer. The database is the source of truth: URLs beyond the in-memory
+//! window wait there as `queued` and are leased back in depth order when the
+//! window runs low, so memory stays bounded however large the frontier grows.
+//!
+//! The crawl is finished when nothing is queued (in memory or in the
+//! database), no refill is pending and nothing is in flight: a count, not a
+//! channel closing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::canon;
+use crate::config::{ConfigError, CrawlConfig};
+use crate::fetch::{FetchError, Fetcher};
+use crate::parse::ParseLimits;
+use crate::progress::Counters;
+use crate::reason::SkipReason;
+use crate::scheduler::{Next, Scheduler};
+use crate::store::writer::{
+    self, FetchRecord, LeasedUrl, LinkRecord, NewUrl, UrlState, WriteOp, WriterHandle, WriterStats,
+};
+use crate::store::{CrawlState, Store, StoreError};
+use crate::worker::{self, Job, Outcome, WorkerCtx, WorkerOutput};
+
+/// URLs held in memory, ready to be scheduled. Beyond this, discovered URLs
+/// wait in the database.
+pub const DEFAULT_WINDOW: usize = 50_000;
+/// Most URLs leased from the database at once.
+const REFILL_BATCH: usize = 10_000;
+/// How long in-flight fetches may run on after a stop is requested.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Why a crawl could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(FetchError),
+    #[error(
+        "{path} already holds a crawl ({state}, started {started}); run `trawl resume --db {path}` to continue it, or choose another --db"
+    )]
+    CrawlExists {
+        path: String,
+        state: String,
+        started: String,
+    },
+    #[error("{path} holds no crawl to resume; start one with `trawl crawl`")]
+    NothingToResume { path: String },
+    #[error("the crawl stored in {path} is already finished; nothing to resume")]
+    AlreadyFinished { path: String },
+    #[error("the crawl's stored configuration cannot be read: {0}")]
+    BadStoredConfig(String),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrawlOutcome {
+    /// Nothing left to fetch within the limits.
+    Finished,
+    /// Stopped on request; `trawl resume` continues.
+    Interrupted,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct CrawlReport {
+    pub outcome: CrawlOutcome,
+    /// Fetches completed in this run.
+    pub fetched: u64,
+    /// Fetches in this run that failed.
+    pub failed: u64,
+    /// Body bytes received in this run.
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// Totals over the whole crawl, from the database.
+    pub pages_stored: i64,
+    pub failed_by_reason: Vec<(String, i64)>,
+    pub skipped_by_reason: Vec<(String, i64)>,
+    pub queued: i64,
+    pub writer: WriterStats,
+}
+
+impl CrawlReport {
+    pub fn pages_per_sec(&self) -> f64 {
+        self.fetched as f64 / self.elapsed.as_secs_f64().max(0.001)
+    }
+}
+
+/// The two stop signals: `stop` finishes in-flight work (up to a grace
+/// period) and returns the rest to the queue; `abort` drops in-flight work
+/// at once. Either way the database stays consistent.
+#[derive(Clone, Default)]
+pub struct Controls {
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+}
+
+/// Starts a new crawl in `store`. Refuses a database that already holds one.
+pub async fn start(
+    store: &Store,
+    cfg: CrawlConfig,
+    controls: Controls,
+    counters: Arc<Counters>,
+) -> Result<CrawlReport, CrawlError> {
+    let cfg = cfg.validated()?;
+    if let Some(existing) = store.crawl().await? {
+        return Err(CrawlError::CrawlExists {
+            path: store.path().display().to_string(),
+            state: existing.state,
+            started: crate::util::rfc3339(existing.started_at),
+        });
+    }
+    let json =
+        serde_json::to_string(&cfg).map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    let crawl_id = store.create_crawl(&json).await?;
+    run(store, crawl_id, cfg, false, controls, counters).await
+}
+
+/// Continues the crawl stored in `store`, with its stored configuration
+/// changed by `adjust` (raised limits, say).
+pub async fn resume(
+    store: &Store,
+    adjust: impl FnOnce(&mut CrawlConfig),
+    controls: Controls,
+    counters: Arc<Counters>,
+) -> Result<CrawlReport, CrawlError> {
+    let path = store.path().display().to_string();
+    let Some(row) = store.crawl().await? else {
+        return Err(CrawlError::NothingToResume { path });
+    };
+    let mut cfg: CrawlConfig = serde_json::from_str(&row.config)
+        .map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    adjust(&mut cfg);
+    let cfg = cfg.validated()?;
+    if row.state == CrawlState::Finished.as_str() && !limits_allow_more(store, &cfg).await? {
+        return Err(CrawlError::AlreadyFinished { path });
+    }
+    let json =
+        serde_json::to_string(&cfg).map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    sqlx::query("UPDATE crawls SET state = 'running', config = ?, updated_at = ?, finished_at = NULL WHERE id = ?")
+        .bind(json)
+        .bind(crate::util::now_ms())
+        .bind(row.id)
+        .execute(store.pool())
+        .await
+        .map_err(StoreError::from)?;
+    run(store, row.id, cfg, true, controls, counters).await
+}
+
+/// Whether a finished crawl has URLs that the (raised) limits now admit.
+async fn limits_allow_more(store: &Store, cfg: &CrawlConfig) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM urls WHERE state IN ('queued', 'leased') \
+         OR (state = 'skipped' AND reason = 'max_pages') \
+         OR (state = 'skipped' AND reason = 'max_depth' AND depth <= ?)",
+    )
+    .bind(cfg.limits.max_depth.map_or(i64::MAX, i64::from))
+    .fetch_one(store.pool())
+    .await?;
+    let fetched: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed')")
+            .fetch_one(store.pool())
+            .await?;
+    Ok(n > 0 && cfg.limits.max_pages.is_none_or(|m| (fetched as u64) < m))
+}
+
+/// Fingerprints are already uniformly distributed: hash them as they are.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type FpSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+
+async fn run(
+    store: &Store,
+    crawl_id: i64,
+    cfg: CrawlConfig,
+    resuming: bool,
+    controls: Controls,
+    counters: Arc<Counters>,
+) -> Result<CrawlReport, CrawlError> {
+    let started = Instant::now();
+    let fetcher = Fetcher::new(&cfg.fetch).map_err(CrawlError::Client)?;
+    let scope = cfg.scope()?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let ctx = Arc::new(WorkerCtx {
+        fetcher,
+        scope,
+        parse_limits: ParseLimits {
+            max_links: cfg.limits.max_links_per_page,
+        },
+        parse_permits: Semaphore::new(cores),
+    });
+
+    // The frontier as it stands in the database.
+    let pool = store.pool();
+    let mut seen = FpSet::default();
+    let mut depth_skipped = FpSet::default();
+    let mut fetched_before = 0u64;
+    if resuming {
+        let max_depth = cfg.limits.max_depth.map_or(i64::MAX, i64::from);
+        let now = crate::util::now_ms();
+        // A run that was killed left its leases behind; URLs skipped for a
+        // limit that has since been raised get their turn.
+        sqlx::query(
+            "UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased' \
+             OR (state = 'skipped' AND reason = 'max_pages') \
+             OR (state = 'skipped' AND reason = 'max_depth' AND depth <= ?)",
+        )
+        .bind(now)
+        .bind(max_depth)
+        .execute(pool)
+        .await
+        .map_err(StoreError::from)?;
+        sqlx::query("UPDATE urls SET reason = NULL WHERE state = 'queued' AND reason IS NOT NULL")
+            .execute(pool)
+            .await
+            .map_err(StoreError::from)?;
+        let mut rows =
+            sqlx::query_as::<_, (i64, String)>("SELECT id, COALESCE(reason, '') FROM urls")
+                .fetch(pool);
+        use futures_util::TryStreamExt;
+        while let Some((id, reason)) = rows.try_next().await.map_err(StoreError::from)? {
+            if reason == SkipReason::MaxDepth.as_str() {
+                depth_skipped.insert(id as u64);
+            } else {
+                seen.insert(id as u64);
+            }
+        }
+        drop(rows);
+        fetched_before = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed')",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::from)? as u64;
+    }
+    let db_queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state = 'queued'")
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::from)?;
+
+    let conn = store.writer_connection().await?;
+    let (writer, writer_task) = writer::spawn(conn, 4 * cfg.concurrency.max(64));
+
+    let mut coord = Coordinator {
+        sched: Scheduler::new(
+            cfg.politeness.per_host_concurrency,
+            cfg.politeness.interval(),
+        ),
+        cfg: Arc::new(cfg),
+        crawl_id,
+        writer,
+        seen,
+        depth_skipped,
+        window: DEFAULT_WINDOW,
+        db_queued: db_queued as u64,
+        db_queued_at_request: 0,
+        refill: None,
+        refill_limit: 0,
+        tasks: JoinSet::new(),
+        task_jobs: HashMap::new(),
+        dispatched: fetched_before,
+        ctx,
+        counters: counters.clone(),
+        wake: None,
+    };
+    if !resuming {
+        coord.add_seeds().await?;
+    }
+
+    let result = coord.run_loop(&controls).await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            coord.tasks.abort_all();
+            drop(coord);
+            // The writer's own error says more than "writer gone".
+            return Err(match writer_task.await {
+                Ok(Err(we)) => CrawlError::Store(we),
+                _ => e,
+            });
+        }
+    };
+    drop(coord);
+    let writer_stats = match writer_task.await {
+        Ok(r) => r?,
+        Err(_) => return Err(CrawlError::Store(StoreError::WriterGone)),
+    };
+
+    let counts = store.state_counts().await?;
+    let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+    let pages_stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pages")
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(CrawlReport {
+        outcome,
+        fetched: counters.get(&counters.fetched),
+        failed: counters.get(&counters.failed),
+        bytes: counters.get(&counters.bytes),
+        elapsed: started.elapsed(),
+        pages_stored,
+        failed_by_reason: store.reason_counts("failed").await?,
+        skipped_by_reason: store.reason_counts("skipped").await?,
+        queued: count("queued") + count("leased"),
+        writer: writer_stats,
+    })
+}
+
+struct Coordinator {
+    cfg: Arc<CrawlConfig>,
+    crawl_id: i64,
+    writer: WriterHandle,
+    sched: Scheduler<Job>,
+    seen: FpSet,
+    /// URLs recorded as too deep; found again on a shorter path, they are
+    /// queued after all.
+    depth_skipped: FpSet,
+    window: usize,
+    /// URLs waiting in the database, not in memory.
+    db_queued: u64,
+    db_queued_at_request: u64,
+    refill: Option<oneshot::Receiver<Vec<LeasedUrl>>>,
+    refill_limit: usize,
+    tasks: JoinSet<WorkerOutput>,
+    task_jobs: HashMap<tokio::task::Id, (u64, Arc<str>, u32)>,
+    /// Fetches started, including earlier runs of this crawl.
+    dispatched: u64,
+    ctx: Arc<WorkerCtx>,
+    counters: Arc<Counters>,
+    /// When the scheduler said the next host becomes ready.
+    wake: Option<Instant>,
+}
+
+impl Coordinator {
+    fn budget_spent(&self) -> bool {
+        self.cfg
+            .limits
+            .max_pages
+            .is_some_and(|m| self.dispatched >= m)
+    }
+
+    async fn add_seeds(&mut self) -> Result<(), CrawlError> {
+        let mut rows = Vec::new();
+        for url in self.cfg.seed_urls() {
+            let fp = canon::fingerprint(&url);
+            if self.seen.insert(fp) {
+                rows.push(NewUrl {
+                    id: fp as i64,
+                    origin: canon::origin_key(&url),
+                    url: url.to_string(),
+                    depth: 0,
+                    state: UrlState::Queued,
+                    reason: None,
+                    discovered_from: None,
+                    redirect_hops: 0,
+                });
+            }
+        }
+        self.db_queued += rows.len() as u64;
+        self.writer.send(WriteOp::Urls(rows)).await?;
+        Ok(())
+    }
+
+    async fn run_loop(&mut self, controls: &Controls) -> Result<CrawlOutcome, CrawlError> {
+        let mut stopping = false;
+        let mut aborted = false;
+        let mut grace_deadline: Option<Instant> = None;
+        let mut evict = tokio::time::interval(Duration::from_secs(10));
+        evict.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if !stopping {
+                self.dispatch();
+                self.maybe_refill().await?;
+            }
+            self.publish();
+            let idle = self.tasks.is_empty();
+            if idle && (stopping || self.budget_spent() || self.frontier_empty()) {
+                break;
+            }
+            let wake = self.wake;
+            tokio::select! {
+                _ = controls.abort.cancelled(), if !aborted => {
+                    aborted = true;
+                    stopping = true;
+                    self.tasks.abort_all();
+                }
+                _ = controls.stop.cancelled(), if !stopping => {
+                    stopping = true;
+                    grace_deadline = Some(Instant::now() + STOP_GRACE);
+                    tracing::info!("stopping: waiting for {} fetches in flight", self.tasks.len());
+                }
+                Some(res) = self.tasks.join_next_with_id(), if !idle => {
+                    self.on_task_done(res).await?;
+                }
+                rows = async { self.refill.as_mut().expect("guarded").await }, if self.refill.is_some() => {
+                    self.refill = None;
+                    self.on_refill(rows.unwrap_or_default());
+                }
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !stopping => {}
+                _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now)), if grace_deadline.is_some() => {
+                    grace_deadline = None;
+                    if !self.tasks.is_empty() {
+                        tracing::warn!("aborting {} fetches still in flight; their URLs stay queued", self.tasks.len());
+                        self.tasks.abort_all();
+                    }
+                }
+                _ = evict.tick() => {
+                    self.sched.evict_idle(Instant::now());
+                }
+            }
+        }
+
+        let outcome = if stopping {
+            self.writer.send(WriteOp::ReleaseLeased).await?;
+            self.writer
+                .send(WriteOp::CrawlState {
+                    id: self.crawl_id,
+                    state: CrawlState::Stopped,
+                })
+                .await?;
+            CrawlOutcome::Interrupted
+        } else {
+            if self.budget_spent() {
+                // What is left is recorded as skipped for the page budget;
+                // `resume --max-pages` with a higher limit queues it again.
+                self.writer
+                    .send(WriteOp::SkipPending {
+                        reason: SkipReason::MaxPages.as_str(),
+                    })
+                    .await?;
+            }
+            self.writer
+                .send(WriteOp::CrawlState {
+                    id: self.crawl_id,
+                    state: CrawlState::Finished,
+                })
+                .await?;
+            CrawlOutcome::Finished
+        };
+        self.writer.flush().await?;
+        Ok(outcome)
+    }
+
+    fn frontier_empty(&self) -> bool {
+        self.sched.queued() == 0 && self.db_queued == 0 && self.refill.is_none()
+    }
+
+    fn publish(&self) {
+        let c = &self.counters;
+        c.queued
+            .store(self.sched.queued() as u64 + self.db_queued, Relaxed);
+        c.in_flight.store(self.tasks.len() as u64, Relaxed);
+    }
+
+    /// Starts as many fetches as the limits allow now.
+    fn dispatch(&mut self) {
+        self.wake = None;
+        let now = Instant::now();
+        while self.tasks.len() < self.cfg.concurrency && !self.budget_spent() {
+            match self.sched.next(now) {
+                Next::Ready(origin, job) => {
+                    self.dispatched += 1;
+                    let ctx = self.ctx.clone();
+                    let (id, attempts) = (job.id, job.attempts);
+                    let handle = self.tasks.spawn(worker::run(ctx, origin.clone(), job));
+                    self.task_jobs.insert(handle.id(), (id, origin, attempts));
+                }
+                Next::Wait(at) => {
+                    self.wake = Some(at);
+                    break;
+                }
+                Next::Idle => break,
+            }
+        }
+    }
+
+    async fn maybe_refill(&mut self) -> Result<(), CrawlError> {
+        if self.refill.is_some() || self.db_queued == 0 || self.budget_spent() {
+            return Ok(());
+        }
+        let room = self.window.saturating_sub(self.sched.queued());
+        if room < self.window / 2 {
+            return Ok(());
+        }
+        let limit = room.min(REFILL_BATCH);
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(WriteOp::Refill {
+                limit: limit as u32,
+                reply: tx,
+            })
+            .await?;
+        self.refill = Some(rx);
+        self.refill_limit = limit;
+        self.db_queued_at_request = self.db_queued;
+        Ok(())
+    }
+
+    fn on_refill(&mut self, rows: Vec<LeasedUrl>) {
+        let n = rows.len() as u64;
+        if rows.len() < self.refill_limit {
+            // The database had no more than this when the refill ran; only
+            // URLs spilled after the request can be waiting there now.
+            self.db_queued = self.db_queued.saturating_sub(self.db_queued_at_request);
+        } else {
+            self.db_queued = self.db_queued.saturating_sub(n);
+        }
+        let now = Instant::now();
+        for row in rows {
+            let Ok(url) = Url::parse(&row.url) else {
+                tracing::warn!("stored URL cannot be parsed, skipping: {}", row.url);
+                continue;
+            };
+            let origin = canon::origin_key(&url);
+            let job = Job {
+                id: row.id as u64,
+                url,
+                depth: row.depth,
+                hops: row.redirect_hops,
+                attempts: row.attempts,
+                chain: Vec::new(),
+            };
+            self.sched.push(&origin, job, false, now);
+        }
+    }
+
+    async fn on_task_done(
+        &mut self,
+        res: Result<(tokio::task::Id, WorkerOutput), JoinError>,
+    ) -> Result<(), CrawlError> {
+        match res {
+            Ok((id, out)) => {
+                self.task_jobs.remove(&id);
+                self.sched.complete(&out.origin);
+                self.on_output(out).await
+            }
+            Err(e) => {
+                let Some((url_id, origin, attempts)) = self.task_jobs.remove(&e.id()) else {
+                    return Ok(());
+                };
+                self.sched.complete(&origin);
+                if e.is_cancelled() {
+                    // Aborted by a stop: the URL stays leased and is
+                    // released to the queue when the crawl stops.
+                    return Ok(());
+                }
+                tracing::error!("worker panicked on URL {url_id}: {e}");
+                self.counters.fetched.fetch_add(1, Relaxed);
+                self.counters.failed.fetch_add(1, Relaxed);
+                let rec = FetchRecord {
+                    url_id: url_id as i64,
+                    attempts: attempts + 1,
+                    state: UrlState::Failed,
+                    reason: Some("panic".into()),
+                    page: None,
+                    links: Vec::new(),
+                    new_urls: Vec::new(),
+                    chain: Vec::new(),
+                };
+                self.writer.send(WriteOp::Fetch(Box::new(rec))).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_output(&mut self, out: WorkerOutput) -> Result<(), CrawlError> {
+        let job = out.job;
+        let c = self.counters.clone();
+        c.fetched.fetch_add(1, Relaxed);
+        let mut rec = FetchRecord {
+            url_id: job.id as i64,
+            attempts: job.attempts + 1,
+            state: UrlState::Done,
+            reason: None,
+            page: None,
+            links: Vec::new(),
+            new_urls: Vec::new(),
+            chain: job.chain.iter().map(|&f| f as i64).collect(),
+        };
+        match out.outcome {
+            Outcome::Failed(e) => {
+                tracing::debug!("{}: {e}", job.url);
+                rec.state = UrlState::Failed;
+                rec.reason = Some(e.reason().to_string());
+            }
+            Outcome::Panicked(msg) => {
+                tracing::error!("parsing {} panicked: {msg}", job.url);
+                rec.state = UrlState::Failed;
+                rec.reason = Some("panic".into());
+            }
+            Outcome::Fetched(f) => {
+                let mut f = *f;
+                c.bytes.fetch_add(f.page.size, Relaxed);
+                let status = f.page.status;
+                if (300..400).contains(&status)
+                    && let Some(location) = f.location.take()
+                {
+                    self.on_redirect(&job, &location, &mut f.page, &mut rec);
+                    rec.chain.clear();
+                } else if status >= 400 {
+                    rec.state = UrlState::Failed;
+                    rec.reason = Some(format!("http_{status}"));
+                } else {
+                    for link in f.links {
+                        let to_id = link.fp as i64;
+                        self.discover(
+                            &link.url,
+                            link.fp,
+                            job.depth + 1,
+                            job.id,
+                            0,
+                            link.scope,
+                            None,
+                            &mut rec,
+                        );
+                        rec.links.push(LinkRecord {
+                            to_id,
+                            anchor: link.anchor,
+                            nofollow: link.nofollow,
+                        });
+                    }
+                }
+                rec.page = Some(f.page);
+            }
+        }
+        if rec.state == UrlState::Failed {
+            c.failed.fetch_add(1, Relaxed);
+        }
+        self.writer.send(WriteOp::Fetch(Box::new(rec))).await?;
+        Ok(())
+    }
+
+    /// A 3xx with a Location: the target is the next hop, scheduled like any
+    /// URL (scope, dedup, politeness) but ahead of its host's queue.
+    fn on_redirect(
+        &mut self,
+        job: &Job,
+        location: &str,
+        page: &mut crate::store::writer::PageRecord,
+        rec: &mut FetchRecord,
+    ) {
+        let Some(target) = canon::resolve(&job.url, location) else {
+            page.redirect_to = Some(location.to_string());
+            rec.state = UrlState::Failed;
+            rec.reason = Some("bad_redirect".into());
+            return;
+        };
+        page.redirect_to = Some(target.to_string());
+        page.final_url = target.to_string();
+        let fp = canon::fingerprint(&target);
+        if fp == job.id || job.chain.contains(&fp) {
+            rec.state = UrlState::Failed;
+            rec.reason = Some("redirect_loop".into());
+            return;
+        }
+        if job.hops + 1 > self.cfg.limits.max_redirects {
+            rec.state = UrlState::Failed;
+            rec.reason = Some("too_many_redirects".into());
+            return;
+        }
+        let scope = self.ctx.scope.check(&target);
+        let mut chain = job.chain.clone();
+        chain.push(job.id);
+        self.discover(
+            &target,
+            fp,
+            job.depth,
+            job.id,
+            job.hops + 1,
+            scope,
+            Some(chain),
+            rec,
+        );
+    }
+
+    /// Decides the fate of a URL found on a page or in a redirect, records
+    /// it, and queues it if it is to be fetched.
+    #[allow(clippy::too_many_arguments)]
+    fn discover(
+        &mut self,
+        url: &Url,
+        fp: u64,
+        depth: u32,
+        from: u64,
+        hops: u32,
+        scope: Result<(), SkipReason>,
+        chain: Option<Vec<u64>>,
+        rec: &mut FetchRecord,
+    ) {
+        if self.seen.contains(&fp) {
+            return;
+        }
+        let mut new = NewUrl {
+            id: fp as i64,
+            url: url.to_string(),
+            origin: canon::origin_key(url),
+            depth,
+            state: UrlState::Skipped,
+            reason: None,
+            discovered_from: Some(from as i64),
+            redirect_hops: hops,
+        };
+        let skip = if let Err(reason) = scope {
+            Some(reason)
+        } else if self.cfg.limits.max_depth.is_some_and(|m| depth > m) {
+            if !self.depth_skipped.insert(fp) {
+                return; // recorded already
+            }
+            Some(SkipReason::MaxDepth)
+        } else if self.budget_spent() {
+            Some(SkipReason::MaxPages)
+        } else {
+            None
+        };
+        if let Some(reason) = skip {
+            if reason != SkipReason::MaxDepth {
+                self.seen.insert(fp);
+            }
+            new.reason = Some(reason.as_str());
+            self.counters.skipped.fetch_add(1, Relaxed);
+            rec.new_urls.push(new);
+            return;
+        }
+        self.depth_skipped.remove(&fp);
+        self.seen.insert(fp);
+        if self.sched.queued() < self.window || chain.is_some() {
+            new.state = UrlState::Leased;
+            let origin = new.origin.clone();
+            let front = chain.is_some();
+            let job = Job {
+                id: fp,
+                url: url.clone(),
+                depth,
+                hops,
+                attempts: 0,
+                chain: chain.unwrap_or_default(),
+            };
+            self.sched.push(&origin, job, front, Instant::now());
+        } else {
+            new.state = UrlState::Queued;
+            self.db_queued += 1;
+        }
+        rec.new_urls.push(new);
+    }
+}
+
+/// Totals for the final report line, by reason.
+pub fn summarize_reasons(rows: &[(String, i64)]) -> String {
+    let m: BTreeMap<&str, i64> = rows.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

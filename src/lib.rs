@@ -1,0 +1,38 @@
+//! trawl: a polite, resumable, concurrent web crawler.
+//!
+//! # Layout
+//!
+//! The pipeline, in the order a URL travels through it:
+//!
+//! - [`config`]: the validated settings of a crawl, grouped by stage.
+//! - [`canon`]: URL canonicalization and the 64-bit fingerprint that is a
+//!   URL's identity.
+//! - [`scope`]: which discovered URLs belong to the crawl.
+//! - [`crawl`]: the coordinator: frontier (seen-set, bounded in-memory
+//!   window backed by the database), dispatch, completion, stop.
+//! - [`scheduler`]: per-host queues and the heap of hosts by next allowed time.
+//! - [`worker`]: one fetch, from request to parsed, owned result.
+//! - [`fetch`]: the HTTP client (one hop, capped body, timeouts).
+//! - [`parse`]: charset decoding and HTML parsing with scraper.
+//! - [`store`]: the SQLite database and its single writer task.
+//! - [`export`]: rows out of the database as JSON Lines.
+//! - [`progress`]: live counters and their display.
+//! - [`cli`] and [`app`]: the command line and running its commands.
+//!
+//! See `docs/ARCHITECTURE.md` for the data model and the crash model.
+
+pub mod app;
+pub mod canon;
+pub mod cli;
+pub mod config;
+pub mod crawl;
+pub mod export;
+pub mod fetch;
+pub mod parse;
+pub mod progress;
+pub mod reason;
+pub mod scheduler;
+pub mod scope;
+pub mod store;
+pub mod util;
+pub mod worker;

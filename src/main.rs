@@ -1,0 +1,36 @@
+//! The `trawl` binary: parse the command line, set up logging, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = trawl::cli::Cli::parse();
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "trawl=debug,info",
+        (false, _) => "trawl=trace,debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trawl: cannot start the async runtime: {e}");
+            return ExitCode::from(trawl::app::EXIT_FAILURE);
+        }
+    };
+    let code = runtime.block_on(trawl::app::run(cli));
+    // Don't wait for stray blocking tasks (a parse of a huge page) at exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}

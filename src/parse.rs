@@ -1,0 +1,604 @@
+//! HTML parsing: bytes in, owned page facts out.
+//!
+//! In: the response body, the final URL and the `Content-Type` header.
+//! Out: a [`ParsedPage`] with title, description, canonical, language,
+//! `<base href>`, meta robots, canonical outgoing links (with anchor text and
+//! `rel=nofollow`) and the readable text.
+//!
+//! `scraper::Html` is not `Send`, so [`parse`] is a plain blocking function
+//! that returns owned data; the crawler runs it on the blocking pool. One
+//! walk over the tree collects everything: no CSS selector matching on the
+//! hot path.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use ego_tree::iter::Edge;
+use encoding_rs::Encoding;
+use scraper::{ElementRef, Html, Node};
+use url::Url;
+
+use crate::canon;
+
+/// A link found on a page, already resolved and canonicalized.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub url: Url,
+    pub anchor: String,
+    pub nofollow: bool,
+}
+
+/// What a page says about itself and where it points.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedPage {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// `<link rel=canonical>`, resolved against the base URL.
+    pub canonical: Option<String>,
+    /// `<html lang>` or `Content-Language` from a meta http-equiv.
+    pub language: Option<String>,
+    /// `<base href>`, resolved against the page URL.
+    pub base: Option<String>,
+    /// The content of `<meta name=robots>` (lower-cased), if any.
+    pub meta_robots: Option<String>,
+    /// Outgoing links, one per canonical target, in document order.
+    pub links: Vec<Link>,
+    /// Links dropped because the page had more than the per-page cap.
+    pub links_dropped: usize,
+    /// Readable text: no scripts, styles or markup; one line per block.
+    pub text: String,
+    /// The encoding the body was decoded with.
+    pub encoding: &'static str,
+}
+
+/// Limits applied while parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    pub max_links: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self { max_links: 10_000 }
+    }
+}
+
+/// Whether a response should be parsed as HTML. Without a `Content-Type`,
+/// the body is sniffed for a leading `<!doctype html` or `<html`.
+pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
+    match content_type {
+        Some(ct) => {
+            let mime = ct.split(';').next().unwrap_or("").trim();
+            mime.eq_ignore_ascii_case("text/html")
+                || mime.eq_ignore_ascii_case("application/xhtml+xml")
+        }
+        None => {
+            let start = body
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(body.len());
+            let head = &body[start..body.len().min(start + 14)];
+            head.len() >= 5
+                && (head.to_ascii_lowercase().starts_with(b"<!doctype html")
+                    || head[..5].eq_ignore_ascii_case(b"<html"))
+        }
+    }
+}
+
+/// Decodes an HTML body: BOM first, then the `Content-Type` charset, then a
+/// `<meta charset>` / `http-equiv` in the first 1024 bytes, then UTF-8 if the
+/// bytes are valid UTF-8, else windows-1252 (what browsers assume).
+pub fn decode<'a>(body: &'a [u8], content_type: Option<&str>) -> (Cow<'a, str>, &'static Encoding) {
+    let encoding = Encoding::for_bom(body)
+        .map(|(e, _)| e)
+        .or_else(|| {
+            content_type
+                .and_then(charset_param)
+                .and_then(Encoding::for_label)
+        })
+        .or_else(|| meta_charset(body))
+        .map(|e| {
+            // A page cannot really be UTF-16 if we found its label in ASCII;
+            // the HTML standard says to read such a label as UTF-8.
+            if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE {
+                if Encoding::for_bom(body).is_some() {
+                    e
+                } else {
+                    encoding_rs::UTF_8
+                }
+            } else {
+                e
+            }
+        })
+        .unwrap_or_else(|| {
+            if std::str::from_utf8(body).is_ok() {
+                encoding_rs::UTF_8
+            } else {
+                encoding_rs::WINDOWS_1252
+            }
+        });
+    let (text, used, _had_errors) = encoding.decode(body);
+    (text, used)
+}
+
+fn charset_param(content_type: &str) -> Option<&[u8]> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches(['"', '\'']).as_bytes())
+    })
+}
+
+/// A small prescan in the spirit of the HTML standard's: finds `charset=`
+/// inside the first `<meta` tags of the first 1024 bytes.
+fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(1024)];
+    let lower = head.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = find(&lower[from..], b"<meta") {
+        let start = from + pos + 5;
+        let end = find(&lower[start..], b">").map_or(lower.len(), |e| start + e);
+        let tag = &lower[start..end];
+        if let Some(c) = find(tag, b"charset") {
+            let rest = &tag[c + 7..];
+            let rest = rest.trim_ascii_start();
+            if let Some(rest) = rest.strip_prefix(b"=") {
+                let rest = rest.trim_ascii_start();
+                let rest = rest
+                    .strip_prefix(b"\"")
+                    .or_else(|| rest.strip_prefix(b"'"))
+                    .unwrap_or(rest);
+                let len = rest
+                    .iter()
+                    .position(|b| {
+                        matches!(b, b'"' | b'\'' | b';' | b'/' | b'>') || b.is_ascii_whitespace()
+                    })
+                    .unwrap_or(rest.len());
+                if let Some(e) = Encoding::for_label(&rest[..len]) {
+                    return Some(e);
+                }
+            }
+        }
+        from = end;
+    }
+    None
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Elements whose content is never readable text.
+fn is_hidden(name: &str) -> bool {
+    matches!(
+        name,
+        "script"
+            | "style"
+            | "noscript"
+            | "template"
+            | "svg"
+            | "math"
+            | "head"
+            | "iframe"
+            | "object"
+            | "canvas"
+            | "select"
+            | "textarea"
+    )
+}
+
+/// Elements that start a new line of text.
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "p" | "div"
+            | "br"
+            | "li"
+            | "ul"
+            | "ol"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "tr"
+            | "table"
+            | "section"
+            | "article"
+            | "header"
+            | "footer"
+            | "nav"
+            | "aside"
+            | "main"
+            | "blockquote"
+            | "pre"
+            | "hr"
+            | "dl"
+            | "dt"
+            | "dd"
+            | "figure"
+            | "figcaption"
+            | "form"
+            | "address"
+            | "details"
+            | "summary"
+            | "body"
+            | "title"
+    )
+}
+
+/// Whitespace-collapsing text accumulator.
+#[derive(Default)]
+struct TextBuf {
+    out: String,
+    pending_space: bool,
+}
+
+impl TextBuf {
+    fn push(&mut self, t: &str) {
+        if t.starts_with(char::is_whitespace) {
+            self.pending_space = true;
+        }
+        let mut any = false;
+        for word in t.split_whitespace() {
+            if self.pending_space && !self.out.is_empty() && !self.out.ends_with('\n') {
+                self.out.push(' ');
+            }
+            self.out.push_str(word);
+            self.pending_space = true;
+            any = true;
+        }
+        if any {
+            self.pending_space = t.ends_with(char::is_whitespace);
+        }
+    }
+
+    fn newline(&mut self) {
+        if !self.out.is_empty() && !self.out.ends_with('\n') {
+            self.out.push('\n');
+        }
+        self.pending_space = false;
+    }
+
+    fn finish(mut self) -> String {
+        while self.out.ends_with('\n') {
+            self.out.pop();
+        }
+        self.out
+    }
+}
+
+fn collapse(s: &str) -> String {
+    let mut b = TextBuf::default();
+    b.push(s);
+    b.finish()
+}
+
+fn non_empty(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+const MAX_ANCHOR_CHARS: usize = 256;
+
+/// Parses an HTML body fetched from `url`.
+pub fn parse(
+    body: &[u8],
+    url: &Url,
+    content_type: Option<&str>,
+    limits: ParseLimits,
+) -> ParsedPage {
+    let (text, encoding) = decode(body, content_type);
+    let mut page = parse_str(&text, url, limits);
+    page.encoding = encoding.name();
+    page
+}
+
+/// Parses an already decoded HTML document.
+pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
+    let doc = Html::parse_document(html);
+    let mut page = ParsedPage::default();
+
+    // `<base href>` applies to every link in the document, wherever it
+    // appears, so find it before resolving anything (only the first counts).
+    let mut base = url.clone();
+    for node in doc.tree.root().descendants() {
+        if let Node::Element(el) = node.value()
+            && el.name() == "base"
+            && let Some(href) = el.attr("href")
+        {
+            if let Ok(b) = url.join(href.trim()) {
+                page.base = Some(b.to_string());
+                base = b;
+            }
+            break;
+        }
+    }
+
+    let mut text = TextBuf::default();
+    let mut hidden = 0usize;
+    let mut in_svg = 0usize;
+    // The link being read and its anchor text.
+    let mut anchor: Option<(Url, bool, TextBuf)> = None;
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut links: Vec<Link> = Vec::new();
+
+    for edge in doc.tree.root().traverse() {
+        match edge {
+            Edge::Open(node) => match node.value() {
+                Node::Element(el) => {
+                    let name = el.name();
+                    if name == "svg" {
+                        in_svg += 1;
+                    }
+                    match name {
+                        "title" if page.title.is_none() && in_svg == 0 => {
+                            if let Some(er) = ElementRef::wrap(node) {
+                                page.title = non_empty(collapse(&er.text().collect::<String>()));
+                            }
+                        }
+                        "html" if page.language.is_none() => {
+                            page.language = el
+                                .attr("lang")
+                                .map(|l| l.trim().to_string())
+                                .and_then(non_empty);
+                        }
+                        "meta" => {
+                            let content = el.attr("content").unwrap_or("");
+                            if let Some(n) = el.attr("name") {
+                                if n.eq_ignore_ascii_case("description")
+                                    && page.description.is_none()
+                                {
+                                    page.description = non_empty(collapse(content));
+                                } else if n.eq_ignore_ascii_case("robots") {
+                                    let c = content.trim().to_ascii_lowercase();
+                                    page.meta_robots = Some(match page.meta_robots.take() {
+                                        Some(prev) => format!("{prev}, {c}"),
+                                        None => c,
+                                    });
+                                }
+                            } else if let Some(h) = el.attr("http-equiv")
+                                && h.eq_ignore_ascii_case("content-language")
+                                && page.language.is_none()
+                            {
+                                page.language = non_empty(content.trim().to_string());
+                            }
+                        }
+                        "link" if page.canonical.is_none() => {
+                            let is_canonical = el.attr("rel").is_some_and(|r| {
+                                r.split_ascii_whitespace()
+                                    .any(|t| t.eq_ignore_ascii_case("canonical"))
+                            });
+                            if is_canonical
+                                && let Some(c) =
+                                    el.attr("href").and_then(|h| canon::resolve(&base, h))
+                            {
+                                page.canonical = Some(c.to_string());
+                            }
+                        }
+                        "a" | "area" if anchor.is_none() => {
+                            if let Some(target) =
+                                el.attr("href").and_then(|h| canon::resolve(&base, h))
+                            {
+                                let nofollow = el.attr("rel").is_some_and(|r| {
+                                    r.split_ascii_whitespace()
+                                        .any(|t| t.eq_ignore_ascii_case("nofollow"))
+                                });
+                                if name == "area" {
+                                    let alt = el.attr("alt").map(collapse).unwrap_or_default();
+                                    push_link(
+                                        &mut links,
+                                        &mut seen,
+                                        &mut page.links_dropped,
+                                        limits,
+                                        target,
+                                        alt,
+                                        nofollow,
+                                    );
+                                } else {
+                                    anchor = Some((target, nofollow, TextBuf::default()));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    if is_hidden(name) {
+                        hidden += 1;
+                    } else if hidden == 0 && is_block(name) {
+                        text.newline();
+                    }
+                }
+                Node::Text(t) if hidden == 0 => {
+                    text.push(t);
+                    if let Some((_, _, buf)) = anchor.as_mut()
+                        && buf.out.len() < MAX_ANCHOR_CHARS * 4
+                    {
+                        buf.push(t);
+                    }
+                }
+                _ => {}
+            },
+            Edge::Close(node) => {
+                if let Node::Element(el) = node.value() {
+                    let name = el.name();
+                    if name == "svg" {
+                        in_svg = in_svg.saturating_sub(1);
+                    }
+                    if is_hidden(name) {
+                        hidden = hidden.saturating_sub(1);
+                    } else if hidden == 0 && is_block(name) {
+                        text.newline();
+                    }
+                    if name == "a"
+                        && let Some((target, nofollow, buf)) = anchor.take()
+                    {
+                        let mut a = buf.finish();
+                        if a.chars().count() > MAX_ANCHOR_CHARS {
+                            a = a.chars().take(MAX_ANCHOR_CHARS).collect();
+                        }
+                        push_link(
+                            &mut links,
+                            &mut seen,
+                            &mut page.links_dropped,
+                            limits,
+                            target,
+                            a,
+                            nofollow,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    page.links = links;
+    page.text = text.finish();
+    page
+}
+
+fn push_link(
+    links: &mut Vec<Link>,
+    seen: &mut HashSet<u64>,
+    dropped: &mut usize,
+    limits: ParseLimits,
+    url: Url,
+    anchor: String,
+    nofollow: bool,
+) {
+    if !seen.insert(canon::fingerprint(&url)) {
+        return;
+    }
+    if links.len() >= limits.max_links {
+        *dropped += 1;
+        return;
+    }
+    links.push(Link {
+        url,
+        anchor,
+        nofollow,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(html: &str) -> ParsedPage {
+        parse_str(
+            html,
+            &Url::parse("http://site.test/dir/page.html").unwrap(),
+            ParseLimits::default(),
+        )
+    }
+
+    #[test]
+    fn extracts_metadata() {
+        let page = p(r#"<!doctype html><html lang="en-GB"><head>
+            <title>  Hello
+              World </title>
+            <meta name="Description" content=" A   page ">
+            <meta name="robots" content="NOINDEX">
+            <link rel="alternate canonical" href="/canon#x">
+            </head><body><p>Text</p></body></html>"#);
+        assert_eq!(page.title.as_deref(), Some("Hello World"));
+        assert_eq!(page.description.as_deref(), Some("A page"));
+        assert_eq!(page.language.as_deref(), Some("en-GB"));
+        assert_eq!(page.canonical.as_deref(), Some("http://site.test/canon"));
+        assert_eq!(page.meta_robots.as_deref(), Some("noindex"));
+        assert_eq!(page.text, "Text");
+    }
+
+    #[test]
+    fn links_resolve_against_base_and_dedupe() {
+        let page = p(r#"<html><head><base href="/other/"></head><body>
+            <a href="a.html">First <b>one</b></a>
+            <a href="a.html#frag">dup</a>
+            <a href="mailto:x@y">mail</a>
+            <a href="javascript:void(0)">js</a>
+            <a rel="nofollow noopener" href="http://Elsewhere.test:80/x">ext</a>
+            <a>no href</a>
+            <map><area href="/map" alt="Map"></map>
+            </body></html>"#);
+        let got: Vec<(String, &str, bool)> = page
+            .links
+            .iter()
+            .map(|l| (l.url.to_string(), l.anchor.as_str(), l.nofollow))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "http://site.test/other/a.html".to_string(),
+                    "First one",
+                    false
+                ),
+                ("http://elsewhere.test/x".to_string(), "ext", true),
+                ("http://site.test/map".to_string(), "Map", false),
+            ]
+        );
+        assert_eq!(page.base.as_deref(), Some("http://site.test/other/"));
+    }
+
+    #[test]
+    fn readable_text_skips_scripts_and_keeps_blocks() {
+        let page = p(
+            "<html><head><style>p{}</style><script>var x = 1;</script></head><body>\
+             <h1>Title</h1><p>One <i>two</i>\n three.</p><script>evil()</script><div>Four<br>Five</div>\
+             <noscript>no</noscript><p>a<b>b</b>c</p></body></html>",
+        );
+        assert_eq!(page.text, "Title\nOne two three.\nFour\nFive\nabc");
+    }
+
+    #[test]
+    fn link_cap_counts_dropped() {
+        let mut html = String::from("<html><body>");
+        for i in 0..50 {
+            html.push_str(&format!("<a href='/p{i}'>x</a>"));
+        }
+        let page = parse_str(
+            &html,
+            &Url::parse("http://s.test/").unwrap(),
+            ParseLimits { max_links: 10 },
+        );
+        assert_eq!(page.links.len(), 10);
+        assert_eq!(page.links_dropped, 40);
+    }
+
+    #[test]
+    fn charset_detection() {
+        // windows-1252 "café" declared in the header
+        let body = b"<html><body>caf\xe9</body></html>";
+        let (t, e) = decode(body, Some("text/html; charset=ISO-8859-1"));
+        assert!(t.contains("café"));
+        assert_eq!(e.name(), "windows-1252");
+        // declared by <meta charset>
+        let (t, e) = decode(b"<meta charset=\"shift_jis\"><p>\x93\xfa\x96\x7b", None);
+        assert_eq!(e.name(), "Shift_JIS");
+        assert!(t.contains("日本"));
+        // http-equiv form
+        let (_, e) = decode(
+            b"<meta http-equiv=Content-Type content='text/html; charset=koi8-r'>",
+            None,
+        );
+        assert_eq!(e.name(), "KOI8-R");
+        // BOM wins over the header
+        let (t, e) = decode(b"\xef\xbb\xbfhi", Some("text/html; charset=windows-1252"));
+        assert_eq!((t.as_ref(), e.name()), ("hi", "UTF-8"));
+        // undeclared, invalid UTF-8 falls back to windows-1252, never panics
+        let (t, e) = decode(b"caf\xe9", None);
+        assert_eq!((t.as_ref(), e.name()), ("café", "windows-1252"));
+        // undeclared valid UTF-8
+        let (_, e) = decode("café".as_bytes(), None);
+        assert_eq!(e.name(), "UTF-8");
+    }
+
+    #[test]
+    fn html_detection() {
+        assert!(is_html(Some("text/html; charset=utf-8"), b""));
+        assert!(is_html(Some("application/xhtml+xml"), b""));
+        assert!(!is_html(Some("application/pdf"), b"<html>"));
+        assert!(is_html(None, b"  <!DOCTYPE html><html>"));
+        assert!(is_html(None, b"<HTML>"));
+        assert!(!is_html(None, b"%PDF-1.4"));
+    }
+}

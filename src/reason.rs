@@ -1,0 +1,45 @@
+//! The vocabulary of "why": every URL that is discovered but not fetched, or
+//! fetched without success, carries one of these reasons in the store.
+
+use std::fmt;
+
+/// Why a discovered URL was not fetched (URL state `skipped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// The host is not a seed host and matches no `--allow-host` pattern.
+    OutOfScope,
+    /// The URL matches an `--exclude` regex.
+    Excluded,
+    /// `--include` regexes were given and none matches the URL.
+    NotIncluded,
+    /// The URL is deeper than `--max-depth`.
+    MaxDepth,
+    /// `--max-pages` was reached before the URL's turn came.
+    MaxPages,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 5] = [
+        Self::OutOfScope,
+        Self::Excluded,
+        Self::NotIncluded,
+        Self::MaxDepth,
+        Self::MaxPages,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OutOfScope => "out_of_scope",
+            Self::Excluded => "excluded",
+            Self::NotIncluded => "not_included",
+            Self::MaxDepth => "max_depth",
+            Self::MaxPages => "max_pages",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,246 @@
+//! Per-host scheduling, Mercator style.
+//!
+//! In: jobs, each tagged with its origin (scheme://host:port). Out: the next
+//! job whose host may be fetched now, or the instant at which one will be.
+//!
+//! One FIFO queue per origin and a min-heap of origins keyed by the time each
+//! may next be fetched. A host leaves the heap while it has nothing queued or
+//! has reached its concurrency cap, and comes back when that changes; so a
+//! slow or rate-limited host never holds up the others, and picking the next
+//! job costs O(log hosts). Each host keeps its own clock (`next_at`): the rate
+//! limit is a minimum spacing between request starts, which is exact, needs
+//! no token bucket per host, and is the same mechanism a Crawl-delay or a
+//! Retry-After needs.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// What [`Scheduler::next`] found.
+#[derive(Debug)]
+pub enum Next<J> {
+    /// Fetch this now.
+    Ready(Arc<str>, J),
+    /// Nothing may be fetched before this instant.
+    Wait(Instant),
+    /// Nothing is queued on any host that may be fetched (all empty, or all
+    /// at their concurrency cap).
+    Idle,
+}
+
+struct Host<J> {
+    key: Arc<str>,
+    queue: VecDeque<J>,
+    in_flight: u32,
+    next_at: Instant,
+    /// Whether the heap holds an entry for this host.
+    scheduled: bool,
+}
+
+/// Per-host queues and the heap of hosts by next allowed time.
+pub struct Scheduler<J> {
+    hosts: HashMap<Arc<str>, Host<J>>,
+    heap: BinaryHeap<Reverse<(Instant, u64, Arc<str>)>>,
+    seq: u64,
+    queued: usize,
+    per_host_concurrency: u32,
+    interval: Duration,
+}
+
+impl<J> Scheduler<J> {
+    /// `interval` is the minimum spacing of request starts on one host
+    /// (zero for no rate limit).
+    pub fn new(per_host_concurrency: u32, interval: Duration) -> Self {
+        Self {
+            hosts: HashMap::new(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            queued: 0,
+            per_host_concurrency: per_host_concurrency.max(1),
+            interval,
+        }
+    }
+
+    /// Jobs waiting in all host queues.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Hosts with state in memory.
+    pub fn hosts(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Adds a job to its host's queue (`front`: ahead of the others, for a
+    /// redirect hop that continues a fetch already begun).
+    pub fn push(&mut self, origin: &str, job: J, front: bool, now: Instant) {
+        let host = match self.hosts.get_mut(origin) {
+            Some(h) => h,
+            None => {
+                let key: Arc<str> = Arc::from(origin);
+                let host = Host {
+                    key: key.clone(),
+                    queue: VecDeque::new(),
+                    in_flight: 0,
+                    next_at: now,
+                    scheduled: false,
+                };
+                self.hosts.entry(key).or_insert(host)
+            }
+        };
+        if front {
+            host.queue.push_front(job);
+        } else {
+            host.queue.push_back(job);
+        }
+        self.queued += 1;
+        self.schedule(origin);
+    }
+
+    /// Puts the host in the heap if it is eligible and not there yet.
+    fn schedule(&mut self, origin: &str) {
+        let Some(host) = self.hosts.get_mut(origin) else {
+            return;
+        };
+        if !host.scheduled && !host.queue.is_empty() && host.in_flight < self.per_host_concurrency {
+            host.scheduled = true;
+            self.seq += 1;
+            self.heap
+                .push(Reverse((host.next_at, self.seq, host.key.clone())));
+        }
+    }
+
+    /// Takes the next job that may be fetched at `now`.
+    pub fn next(&mut self, now: Instant) -> Next<J> {
+        loop {
+            let Some(Reverse((at, _, _))) = self.heap.peek() else {
+                return Next::Idle;
+            };
+            if *at > now {
+                return Next::Wait(*at);
+            }
+            let Reverse((_, _, origin)) = self.heap.pop().expect("peeked");
+            let Some(host) = self.hosts.get_mut(&origin) else {
+                continue;
+            };
+            host.scheduled = false;
+            if host.queue.is_empty() || host.in_flight >= self.per_host_concurrency {
+                continue;
+            }
+            if host.next_at > now {
+                // The host was slowed down after it was scheduled.
+                self.schedule(&origin);
+                continue;
+            }
+            let job = host.queue.pop_front().expect("non-empty");
+            host.in_flight += 1;
+            host.next_at = now + self.interval;
+            self.queued -= 1;
+            self.schedule(&origin);
+            return Next::Ready(origin, job);
+        }
+    }
+
+    /// A fetch on `origin` finished.
+    pub fn complete(&mut self, origin: &str) {
+        if let Some(host) = self.hosts.get_mut(origin) {
+            host.in_flight = host.in_flight.saturating_sub(1);
+        }
+        self.schedule(origin);
+    }
+
+    /// Pushes the host's next allowed time back to at least `at`.
+    pub fn delay_host(&mut self, origin: &str, at: Instant) {
+        if let Some(host) = self.hosts.get_mut(origin)
+            && host.next_at < at
+        {
+            host.next_at = at;
+        }
+    }
+
+    /// Forgets hosts with nothing queued, nothing in flight and no pending
+    /// delay, so memory follows the active hosts, not every host ever seen.
+    pub fn evict_idle(&mut self, now: Instant) -> usize {
+        let before = self.hosts.len();
+        self.hosts.retain(|_, h| {
+            !h.queue.is_empty() || h.in_flight > 0 || h.next_at > now || h.scheduled
+        });
+        before - self.hosts.len()
+    }
+
+    /// Removes and returns every queued job.
+    pub fn drain(&mut self) -> Vec<J> {
+        let mut out = Vec::with_capacity(self.queued);
+        for host in self.hosts.values_mut() {
+            out.extend(host.queue.drain(..));
+        }
+        self.queued = 0;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready<J>(n: Next<J>) -> (Arc<str>, J) {
+        match n {
+            Next::Ready(o, j) => (o, j),
+            Next::Wait(_) => panic!("expected ready, got wait"),
+            Next::Idle => panic!("expected ready, got idle"),
+        }
+    }
+
+    #[test]
+    fn spaces_requests_per_host_and_interleaves_hosts() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(10, Duration::from_millis(500));
+        for i in 0..3 {
+            s.push("a", i, false, t0);
+            s.push("b", 10 + i, false, t0);
+        }
+        let (o1, j1) = ready(s.next(t0));
+        let (o2, j2) = ready(s.next(t0));
+        assert_eq!((&*o1, j1, &*o2, j2), ("a", 0, "b", 10));
+        match s.next(t0) {
+            Next::Wait(at) => assert_eq!(at, t0 + Duration::from_millis(500)),
+            _ => panic!("expected wait"),
+        }
+        let t1 = t0 + Duration::from_millis(500);
+        let got: Vec<i32> = (0..2).map(|_| ready(s.next(t1)).1).collect();
+        assert_eq!(got, vec![1, 11]);
+        assert_eq!(s.queued(), 2);
+    }
+
+    #[test]
+    fn per_host_cap_and_complete() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(1, Duration::ZERO);
+        s.push("a", 1, false, t0);
+        s.push("a", 2, false, t0);
+        assert_eq!(ready(s.next(t0)).1, 1);
+        assert!(matches!(s.next(t0), Next::Idle), "host at its cap");
+        s.complete("a");
+        assert_eq!(ready(s.next(t0)).1, 2);
+        s.complete("a");
+        assert!(matches!(s.next(t0), Next::Idle));
+        assert_eq!(s.evict_idle(t0), 1);
+        assert_eq!(s.hosts(), 0);
+    }
+
+    #[test]
+    fn front_push_and_delay() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(2, Duration::ZERO);
+        s.push("a", 1, false, t0);
+        s.push("a", 0, true, t0);
+        s.delay_host("a", t0 + Duration::from_secs(2));
+        assert!(matches!(s.next(t0), Next::Wait(_)));
+        let t2 = t0 + Duration::from_secs(2);
+        assert_eq!(ready(s.next(t2)).1, 0);
+        assert_eq!(ready(s.next(t2)).1, 1);
+    }
+}

@@ -1,0 +1,344 @@
+//! Crawl scope: which discovered URLs may be fetched at all.
+//!
+//! In: a canonical URL found on a page or in a redirect.
+//! Out: `Ok(())`, or the [`SkipReason`] recorded for it.
+//!
+//! The scope is the hosts of the seeds plus every `--allow-host` pattern;
+//! `--include` regexes (if any) must match the whole URL, `--exclude` regexes
+//! must not. Seeds themselves are always in scope: the user named them.
+
+use regex::RegexSet;
+use url::Url;
+
+use crate::reason::SkipReason;
+
+/// A host pattern from the command line: `example.com` matches that host
+/// only; `*.example.com` matches `example.com` and every subdomain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    Domain(String),
+}
+
+impl HostPattern {
+    /// Parses a pattern, normalizing the host the way URLs are normalized
+    /// (lower case, IDNA), so `*.BÜCHER.example` matches what links say.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let pattern = pattern.trim();
+        let (wild, host) = match pattern.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        if host.is_empty() || host.contains(['/', '*', ':', '@', ' ']) {
+            return Err(format!(
+                "invalid host pattern `{pattern}` (expected `example.com` or `*.example.com`)"
+            ));
+        }
+        let url = Url::parse(&format!("http://{host}/"))
+            .map_err(|e| format!("invalid host pattern `{pattern}`: {e}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("invalid host pattern `{pattern}`"))?
+            .trim_end_matches('.')
+            .to_string();
+        Ok(if wild {
+            Self::Domain(host)
+        } else {
+            Self::Exact(host)
+        })
+    }
+
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            Self::Exact(h) => h == host,
+            Self::Domain(d) => {
+                host == d
+                    || (host.len() > d.len()
+                        && host.ends_with(d.as_str())
+                        && host.as_bytes()[host.len() - d.len() - 1] == b'.')
+            }
+        }
+    }
+}
+
+/// The validated scope of a crawl. Cheap to share (`Arc`) with workers, which
+/// evaluate it in parallel while parsing.
+#[derive(Debug)]
+pub struct Scope {
+    hosts: Vec<HostPattern>,
+    include: Option<RegexSet>,
+    exclude: Option<RegexSet>,
+}
+
+impl Scope {
+    pub fn new(
+        seeds: &[Url],
+        allow_hosts: &[String],
+        include: &[String],
+        exclude: &[String],
+    ) -> Result<Self, String> {
+        let mut hosts: Vec<HostPattern> = Vec::new();
+        for seed in seeds {
+            if let Some(h) = seed.host_str() {
+                let p = HostPattern::Exact(h.to_string());
+                if !hosts.contains(&p) {
+                    hosts.push(p);
+                }
+            }
+        }
+        for pattern in allow_hosts {
+            let p = HostPattern::parse(pattern)?;
+            if !hosts.contains(&p) {
+                hosts.push(p);
+            }
+        }
+        let set = |patterns: &[String], flag: &str| -> Result<Option<RegexSet>, String> {
+            if patterns.is_empty() {
+                return Ok(None);
+            }
+            RegexSet::new(patterns)
+                .map(Some)
+                .map_err(|e| format!("invalid {flag} regex: {e}"))
+        };
+        Ok(Self {
+            hosts,
+            include: set(include, "--include")?,
+            exclude: set(exclude, "--exclude")?,
+        })
+    }
+
+    /// Whether a discovered URL may be fetched.
+    pub fn check(&self, url: &Url) -> Result<(), SkipReason> {
+        let host = url.host_str().unwrap_or("");
+        if !self.hosts.iter().any(|p| p.matches(host)) {
+            return Err(SkipReason::OutOfScope);
+        }
+        if let Some(ex) = &self.exclude
+            && ex.is_match(url.as_str())
+        {
+            return Err(SkipReason::Excluded);
+        }
+        if let Some(inc) = &self.include
+            && !inc.is_match(url.as_str())
+        {
+            return Err(SkipReason::NotIncluded);
+        }
+        Ok(())
+    }
+
+    pub fn host_patterns(&self) -> &[HostPattern] {
+        &self.hosts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(seeds: &[&str], allow: &[&str], inc: &[&str], exc: &[&str]) -> Scope {
+        let seeds: Vec<Url> = seeds.iter().map(|s| Url::parse(s).unwrap()).collect();
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Scope::new(&seeds, &v(allow), &v(inc), &v(exc)).unwrap()
+    }
+
+    #[test]
+    fn scope_table() {
+        use SkipReason::*;
+        // (seeds, allow-host, include, exclude, url, expected)
+        type Case<'a> = (
+            &'a [&'a str],
+            &'a [&'a str],
+            &'a [&'a str],
+            &'a [&'a str],
+            &'a str,
+            Result<(), SkipReason>,
+        );
+        let cases: &[Case] = &[
+            (
+                &["http://a.test/"],
+                &[],
+                &[],
+                &[],
+                "http://a.test/x",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &[],
+                &[],
+                "https://a.test/x",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &[],
+                &[],
+                "http://a.test:8080/x",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &[],
+                &[],
+                "http://b.test/x",
+                Err(OutOfScope),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &[],
+                &[],
+                "http://sub.a.test/",
+                Err(OutOfScope),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &[],
+                &[],
+                "http://xa.test/",
+                Err(OutOfScope),
+            ),
+            (
+                &["http://a.test/", "http://b.test/"],
+                &[],
+                &[],
+                &[],
+                "http://b.test/",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &["b.test"],
+                &[],
+                &[],
+                "http://b.test/",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &["b.test"],
+                &[],
+                &[],
+                "http://c.b.test/",
+                Err(OutOfScope),
+            ),
+            (
+                &["http://a.test/"],
+                &["*.b.test"],
+                &[],
+                &[],
+                "http://c.b.test/",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &["*.b.test"],
+                &[],
+                &[],
+                "http://b.test/",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &["*.b.test"],
+                &[],
+                &[],
+                "http://d.c.b.test/",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &["*.b.test"],
+                &[],
+                &[],
+                "http://xb.test/",
+                Err(OutOfScope),
+            ),
+            (
+                &["http://a.test/"],
+                &["*.B.TEST"],
+                &[],
+                &[],
+                "http://c.b.test/",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &[],
+                &[r"\.pdf$"],
+                "http://a.test/x.pdf",
+                Err(Excluded),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &[],
+                &[r"\.pdf$"],
+                "http://a.test/x.html",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &["/docs/"],
+                &[],
+                "http://a.test/docs/a",
+                Ok(()),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &["/docs/"],
+                &[],
+                "http://a.test/blog/a",
+                Err(NotIncluded),
+            ),
+            (
+                &["http://a.test/"],
+                &[],
+                &["/docs/", "/api/"],
+                &[],
+                "http://a.test/api/",
+                Ok(()),
+            ),
+            // exclude wins over include
+            (
+                &["http://a.test/"],
+                &[],
+                &["/docs/"],
+                &["private"],
+                "http://a.test/docs/private",
+                Err(Excluded),
+            ),
+            // scope is checked before the regexes
+            (
+                &["http://a.test/"],
+                &[],
+                &["/docs/"],
+                &[],
+                "http://b.test/docs/",
+                Err(OutOfScope),
+            ),
+        ];
+        for (i, (seeds, allow, inc, exc, url, want)) in cases.iter().enumerate() {
+            let s = scope(seeds, allow, inc, exc);
+            let got = s.check(&Url::parse(url).unwrap());
+            assert_eq!(&got, want, "case {i}: {url}");
+        }
+    }
+
+    #[test]
+    fn bad_patterns_are_errors() {
+        assert!(HostPattern::parse("").is_err());
+        assert!(HostPattern::parse("*.").is_err());
+        assert!(HostPattern::parse("a/b").is_err());
+        assert!(HostPattern::parse("a.*.test").is_err());
+        let seeds = [Url::parse("http://a.test/").unwrap()];
+        assert!(Scope::new(&seeds, &[], &["(".into()], &[]).is_err());
+    }
+}

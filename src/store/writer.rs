@@ -1,0 +1,443 @@
+//! The store writer: the one task that writes to the database during a crawl.
+//!
+//! In: [`WriteOp`]s over a bounded channel (a full channel is back-pressure
+//! on the crawl). Out: committed transactions; replies on `oneshot`s for
+//! operations that need an answer (refill, flush).
+//!
+//! Batching is group commit: the writer takes whatever is waiting when it is
+//! ready (up to [`MAX_BATCH`] operations) and commits it as one transaction,
+//! so under load batches grow and per-commit cost is shared, while a lone
+//! operation is never held back waiting for company. A page, the state change
+//! of its URL, its links and the URLs it revealed are one operation, so they
+//! are always committed together.
+
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CrawlState, StoreError};
+use crate::util::now_ms;
+
+/// Most operations committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+/// State of a URL row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlState {
+    Queued,
+    Leased,
+    Done,
+    Failed,
+    Skipped,
+}
+
+impl UrlState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Leased => "leased",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// A URL to record in the frontier.
+#[derive(Debug, Clone)]
+pub struct NewUrl {
+    pub id: i64,
+    pub url: String,
+    pub origin: String,
+    pub depth: u32,
+    pub state: UrlState,
+    pub reason: Option<&'static str>,
+    pub discovered_from: Option<i64>,
+    pub redirect_hops: u32,
+}
+
+/// What was learned by fetching a URL.
+#[derive(Debug, Clone, Default)]
+pub struct PageRecord {
+    pub status: u16,
+    pub final_url: String,
+    pub redirect_to: Option<String>,
+    pub content_type: Option<String>,
+    pub size: u64,
+    pub truncated: bool,
+    pub fetched_at: i64,
+    pub fetch_ms: i64,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub content_hash: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub language: Option<String>,
+    pub canonical: Option<String>,
+    pub base_href: Option<String>,
+    pub meta_robots: Option<String>,
+    pub encoding: Option<String>,
+    pub text: Option<String>,
+    pub links_count: u32,
+}
+
+/// An edge from the fetched page.
+#[derive(Debug, Clone)]
+pub struct LinkRecord {
+    pub to_id: i64,
+    pub anchor: String,
+    pub nofollow: bool,
+}
+
+/// The outcome of one fetch: committed atomically.
+#[derive(Debug, Clone)]
+pub struct FetchRecord {
+    pub url_id: i64,
+    pub attempts: u32,
+    /// `Done` or `Failed`.
+    pub state: UrlState,
+    pub reason: Option<String>,
+    pub page: Option<PageRecord>,
+    pub links: Vec<LinkRecord>,
+    pub new_urls: Vec<NewUrl>,
+    /// Earlier hops of a redirect chain that ended at this URL: their
+    /// `final_url` becomes this page's URL.
+    pub chain: Vec<i64>,
+}
+
+/// A URL handed to the crawler by a refill.
+#[derive(Debug, Clone)]
+pub struct LeasedUrl {
+    pub id: i64,
+    pub url: String,
+    pub depth: u32,
+    pub redirect_hops: u32,
+    pub attempts: u32,
+}
+
+pub enum WriteOp {
+    /// Record URLs (seeds; URLs found outside a page).
+    Urls(Vec<NewUrl>),
+    /// Record a fetch and everything it revealed.
+    Fetch(Box<FetchRecord>),
+    /// Lease up to `limit` queued URLs, shallowest first.
+    Refill {
+        limit: u32,
+        reply: oneshot::Sender<Vec<LeasedUrl>>,
+    },
+    /// Mark every queued or leased URL skipped with this reason.
+    SkipPending { reason: &'static str },
+    /// Return every leased URL to the queue (a stop before the end).
+    ReleaseLeased,
+    /// Set the crawl's state.
+    CrawlState { id: i64, state: CrawlState },
+    /// Reply once everything sent before has been committed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle for sending to the writer.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<WriteOp>,
+}
+
+impl WriterHandle {
+    pub async fn send(&self, op: WriteOp) -> Result<(), StoreError> {
+        self.tx.send(op).await.map_err(|_| StoreError::WriterGone)
+    }
+
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(WriteOp::Flush(tx)).await?;
+        rx.await.map_err(|_| StoreError::WriterGone)
+    }
+}
+
+/// Totals of what the writer committed.
+#[derive(Debug, Default, Clone)]
+pub struct WriterStats {
+    pub transactions: u64,
+    pub ops: u64,
+}
+
+/// Starts the writer on its own connection. The task ends when every
+/// handle is dropped (after committing what was sent) or on the first
+/// database error, which it returns.
+pub fn spawn(
+    conn: SqliteConnection,
+    capacity: usize,
+) -> (
+    WriterHandle,
+    tokio::task::JoinHandle<Result<WriterStats, StoreError>>,
+) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let task = tokio::spawn(run(conn, rx));
+    (WriterHandle { tx }, task)
+}
+
+async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<WriteOp>,
+) -> Result<WriterStats, StoreError> {
+    let mut stats = WriterStats::default();
+    let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let n = batch.len() as u64;
+        let replies = commit(&mut conn, &mut batch).await?;
+        stats.transactions += 1;
+        stats.ops += n;
+        for reply in replies {
+            reply.send();
+        }
+    }
+    conn.close().await.ok();
+    Ok(stats)
+}
+
+/// A reply to send once the batch is committed.
+enum Reply {
+    Refill(oneshot::Sender<Vec<LeasedUrl>>, Vec<LeasedUrl>),
+    Flush(oneshot::Sender<()>),
+}
+
+impl Reply {
+    fn send(self) {
+        // A receiver that went away (a stopping crawl) is not an error.
+        match self {
+            Reply::Refill(tx, rows) => drop(tx.send(rows)),
+            Reply::Flush(tx) => drop(tx.send(())),
+        }
+    }
+}
+
+/// Rows accumulated from consecutive data operations, written with
+/// multi-row statements.
+#[derive(Default)]
+struct Pending {
+    urls: Vec<NewUrl>,
+    fetches: Vec<Box<FetchRecord>>,
+}
+
+async fn commit(
+    conn: &mut SqliteConnection,
+    batch: &mut Vec<WriteOp>,
+) -> Result<Vec<Reply>, StoreError> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let mut replies = Vec::new();
+    let mut pending = Pending::default();
+    let now = now_ms();
+    for op in batch.drain(..) {
+        match op {
+            WriteOp::Urls(urls) => pending.urls.extend(urls),
+            WriteOp::Fetch(rec) => pending.fetches.push(rec),
+            other => {
+                write_pending(&mut tx, &mut pending, now).await?;
+                match other {
+                    WriteOp::Refill { limit, reply } => {
+                        let rows = refill(&mut tx, limit, now).await?;
+                        replies.push(Reply::Refill(reply, rows));
+                    }
+                    WriteOp::SkipPending { reason } => {
+                        sqlx::query(
+                            "UPDATE urls SET state = 'skipped', reason = ?, updated_at = ? WHERE state IN ('queued', 'leased')",
+                        )
+                        .bind(reason)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    WriteOp::ReleaseLeased => {
+                        sqlx::query("UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased'")
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    WriteOp::CrawlState { id, state } => {
+                        let finished = (state == CrawlState::Finished).then_some(now);
+                        sqlx::query(
+                            "UPDATE crawls SET state = ?, updated_at = ?, finished_at = COALESCE(?, finished_at) WHERE id = ?",
+                        )
+                        .bind(state.as_str())
+                        .bind(now)
+                        .bind(finished)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    WriteOp::Flush(reply) => replies.push(Reply::Flush(reply)),
+                    WriteOp::Urls(_) | WriteOp::Fetch(_) => unreachable!("handled above"),
+                }
+            }
+        }
+    }
+    write_pending(&mut tx, &mut pending, now).await?;
+    tx.commit().await?;
+    Ok(replies)
+}
+
+// SQLite allows 32766 bound parameters per statement; stay well below.
+const URL_ROWS_PER_STMT: usize = 2000;
+const PAGE_ROWS_PER_STMT: usize = 800;
+const LINK_ROWS_PER_STMT: usize = 4000;
+
+async fn write_pending(
+    conn: &mut SqliteConnection,
+    pending: &mut Pending,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut urls = std::mem::take(&mut pending.urls);
+    let fetches = std::mem::take(&mut pending.fetches);
+    for f in &fetches {
+        urls.extend(f.new_urls.iter().cloned());
+    }
+    for chunk in urls.chunks(URL_ROWS_PER_STMT) {
+        insert_urls(conn, chunk, now).await?;
+    }
+    let with_pages: Vec<&FetchRecord> = fetches
+        .iter()
+        .filter(|f| f.page.is_some())
+        .map(|f| &**f)
+        .collect();
+    for chunk in with_pages.chunks(PAGE_ROWS_PER_STMT) {
+        insert_pages(conn, chunk).await?;
+    }
+    let links: Vec<(i64, &LinkRecord)> = fetches
+        .iter()
+        .flat_map(|f| f.links.iter().map(move |l| (f.url_id, l)))
+        .collect();
+    for chunk in links.chunks(LINK_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO links (from_id, to_id, anchor, nofollow) ");
+        qb.push_values(chunk, |mut b, (from, l)| {
+            b.push_bind(*from)
+                .push_bind(l.to_id)
+                .push_bind(l.anchor.clone())
+                .push_bind(l.nofollow);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    for f in &fetches {
+        sqlx::query(
+            "UPDATE urls SET state = ?, reason = ?, attempts = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(f.state.as_str())
+        .bind(f.reason.as_deref())
+        .bind(f.attempts as i64)
+        .bind(now)
+        .bind(f.url_id)
+        .execute(&mut *conn)
+        .await?;
+        if !f.chain.is_empty()
+            && let Some(page) = &f.page
+        {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE pages SET final_url = ");
+            qb.push_bind(page.final_url.clone())
+                .push(" WHERE url_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in &f.chain {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_urls(
+    conn: &mut SqliteConnection,
+    rows: &[NewUrl],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, redirect_hops, discovered_at, updated_at) ",
+    );
+    qb.push_values(rows, |mut b, u| {
+        b.push_bind(u.id)
+            .push_bind(u.url.clone())
+            .push_bind(u.origin.clone())
+            .push_bind(u.depth as i64)
+            .push_bind(u.state.as_str())
+            .push_bind(u.reason)
+            .push_bind(u.discovered_from)
+            .push_bind(u.redirect_hops as i64)
+            .push_bind(now)
+            .push_bind(now);
+    });
+    // A URL recorded as skipped for a limit can be queued again when it is
+    // found again within the limits (a shallower path to it, say). Every
+    // other conflict keeps the first record.
+    qb.push(
+        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, depth = excluded.depth, \
+         discovered_from = excluded.discovered_from, updated_at = excluded.updated_at \
+         WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages') \
+         AND excluded.state IN ('queued', 'leased')",
+    );
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn insert_pages(
+    conn: &mut SqliteConnection,
+    rows: &[&FetchRecord],
+) -> Result<(), StoreError> {
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "INSERT OR REPLACE INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
+         fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
+         base_href, meta_robots, encoding, text, links_count) ",
+    );
+    qb.push_values(rows, |mut b, f| {
+        let p = f.page.as_ref().expect("filtered to fetches with pages");
+        b.push_bind(f.url_id)
+            .push_bind(p.status as i64)
+            .push_bind(p.final_url.clone())
+            .push_bind(p.redirect_to.clone())
+            .push_bind(p.content_type.clone())
+            .push_bind(p.size as i64)
+            .push_bind(p.truncated)
+            .push_bind(p.fetched_at)
+            .push_bind(p.fetch_ms)
+            .push_bind(p.etag.clone())
+            .push_bind(p.last_modified.clone())
+            .push_bind(p.content_hash.clone())
+            .push_bind(p.title.clone())
+            .push_bind(p.description.clone())
+            .push_bind(p.language.clone())
+            .push_bind(p.canonical.clone())
+            .push_bind(p.base_href.clone())
+            .push_bind(p.meta_robots.clone())
+            .push_bind(p.encoding.clone())
+            .push_bind(p.text.clone())
+            .push_bind(p.links_count as i64);
+    });
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn refill(
+    conn: &mut SqliteConnection,
+    limit: u32,
+    now: i64,
+) -> Result<Vec<LeasedUrl>, StoreError> {
+    let rows = sqlx::query(
+        "UPDATE urls SET state = 'leased', updated_at = ? WHERE id IN \
+         (SELECT id FROM urls WHERE state = 'queued' ORDER BY depth, id LIMIT ?) \
+         RETURNING id, url, depth, redirect_hops, attempts",
+    )
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out: Vec<LeasedUrl> = rows
+        .iter()
+        .map(|r| LeasedUrl {
+            id: r.get("id"),
+            url: r.get("url"),
+            depth: r.get::<i64, _>("depth") as u32,
+            redirect_hops: r.get::<i64, _>("redirect_hops") as u32,
+            attempts: r.get::<i64, _>("attempts") as u32,
+        })
+        .collect();
+    // RETURNING gives no order guarantee; keep breadth-first order.
+    out.sort_by_key(|u| (u.depth, u.id));
+    Ok(out)
+}

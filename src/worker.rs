@@ -1,0 +1,185 @@
+//! A fetch worker: one job from request to owned, parsed result.
+//!
+//! In: a [`Job`] (a canonical URL the scheduler released). Out: a
+//! [`WorkerOutput`] for the coordinator: the page record (status, headers,
+//! hash, parsed fields) and the page's links, already canonicalized,
+//! fingerprinted and checked against the scope. All the per-link CPU work
+//! happens here, in parallel on the blocking pool, so the single
+//! coordinator only does set lookups.
+//!
+//! Workers never write to the store; a worker that is aborted (a stop)
+//! leaves nothing half-done.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::canon;
+use crate::fetch::{FetchError, Fetcher, Response};
+use crate::parse::{self, ParseLimits};
+use crate::reason::SkipReason;
+use crate::scope::Scope;
+use crate::store::writer::PageRecord;
+use crate::util::now_ms;
+
+/// A URL on its way through the pipeline.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: u64,
+    pub url: Url,
+    pub depth: u32,
+    /// Redirect hops taken to reach this URL.
+    pub hops: u32,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// Earlier hops of the redirect chain this URL continues (oldest first).
+    pub chain: Vec<u64>,
+}
+
+/// A link as the coordinator needs it.
+#[derive(Debug)]
+pub struct ScopedLink {
+    pub url: Url,
+    pub fp: u64,
+    pub anchor: String,
+    pub nofollow: bool,
+    pub scope: Result<(), SkipReason>,
+}
+
+/// What came back from the server.
+#[derive(Debug)]
+pub struct Fetched {
+    pub page: PageRecord,
+    /// `Location` of a 3xx, as sent.
+    pub location: Option<String>,
+    pub links: Vec<ScopedLink>,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Fetched(Box<Fetched>),
+    Failed(FetchError),
+    /// Analysis of the body panicked (a parser bug); recorded, never fatal.
+    Panicked(String),
+}
+
+#[derive(Debug)]
+pub struct WorkerOutput {
+    pub job: Job,
+    pub origin: Arc<str>,
+    pub outcome: Outcome,
+}
+
+/// What every worker shares.
+pub struct WorkerCtx {
+    pub fetcher: Fetcher,
+    pub scope: Scope,
+    pub parse_limits: ParseLimits,
+    /// Bounds CPU-heavy parsing to the number of cores, however many
+    /// fetches are in flight.
+    pub parse_permits: Semaphore,
+}
+
+// Bodies above this size are hashed off the async executor.
+const INLINE_HASH_LIMIT: usize = 64 * 1024;
+
+pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutput {
+    let fetched_at = now_ms();
+    let outcome = match ctx.fetcher.get(&job.url).await {
+        Err(e) => Outcome::Failed(e),
+        Ok(resp) => {
+            let needs_parse = (200..300).contains(&resp.status)
+                && parse::is_html(resp.content_type.as_deref(), &resp.body);
+            if needs_parse || resp.body.len() > INLINE_HASH_LIMIT {
+                let permit = ctx.parse_permits.acquire().await;
+                let ctx2 = ctx.clone();
+                let url = job.url.clone();
+                let res = tokio::task::spawn_blocking(move || {
+                    analyze(&ctx2, &url, resp, fetched_at, needs_parse)
+                })
+                .await;
+                drop(permit);
+                match res {
+                    Ok(f) => Outcome::Fetched(Box::new(f)),
+                    Err(e) => Outcome::Panicked(e.to_string()),
+                }
+            } else {
+                Outcome::Fetched(Box::new(analyze(&ctx, &job.url, resp, fetched_at, false)))
+            }
+        }
+    };
+    WorkerOutput {
+        job,
+        origin,
+        outcome,
+    }
+}
+
+fn analyze(
+    ctx: &WorkerCtx,
+    url: &Url,
+    resp: Response,
+    fetched_at: i64,
+    parse_html: bool,
+) -> Fetched {
+    let mut page = PageRecord {
+        status: resp.status,
+        final_url: url.to_string(),
+        content_type: resp.content_type.clone(),
+        size: resp.body.len() as u64,
+        truncated: resp.truncated,
+        fetched_at,
+        fetch_ms: resp.elapsed.as_millis() as i64,
+        etag: resp.etag.clone(),
+        last_modified: resp.last_modified.clone(),
+        content_hash: Some(sha256_hex(&resp.body)),
+        ..PageRecord::default()
+    };
+    let mut links = Vec::new();
+    if parse_html {
+        let parsed = parse::parse(
+            &resp.body,
+            url,
+            resp.content_type.as_deref(),
+            ctx.parse_limits,
+        );
+        links = parsed
+            .links
+            .into_iter()
+            .map(|l| ScopedLink {
+                fp: canon::fingerprint(&l.url),
+                scope: ctx.scope.check(&l.url),
+                url: l.url,
+                anchor: l.anchor,
+                nofollow: l.nofollow,
+            })
+            .collect();
+        page.title = parsed.title;
+        page.description = parsed.description;
+        page.language = parsed.language;
+        page.canonical = parsed.canonical;
+        page.base_href = parsed.base;
+        page.meta_robots = parsed.meta_robots;
+        page.encoding = Some(parsed.encoding.to_string());
+        page.text = Some(parsed.text);
+        page.links_count = (links.len() + parsed.links_dropped) as u32;
+    }
+    Fetched {
+        page,
+        location: resp.location,
+        links,
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest.iter() {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
