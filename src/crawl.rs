@@ -100,6 +100,8 @@ pub struct CrawlReport {
     pub skipped_by_reason: Vec<(String, i64)>,
     pub queued: i64,
     pub writer: WriterStats,
+    /// Time spent analysing bodies, summed over all workers.
+    pub parse_time: Duration,
 }
 
 impl CrawlReport {
@@ -225,6 +227,7 @@ async fn run(
             max_links: cfg.limits.max_links_per_page,
         },
         parse_permits: Semaphore::new(cores),
+        counters: counters.clone(),
     });
 
     // The frontier as it stands in the database.
@@ -276,7 +279,8 @@ async fn run(
         .map_err(StoreError::from)?;
 
     let conn = store.writer_connection().await?;
-    let (writer, writer_task) = writer::spawn(conn, 4 * cfg.concurrency.max(64));
+    let checkpoint_conn = store.writer_connection().await?;
+    let (writer, writer_task) = writer::spawn(conn, checkpoint_conn, 4 * cfg.concurrency.max(64));
 
     let mut coord = Coordinator {
         sched: Scheduler::new(
@@ -340,6 +344,7 @@ async fn run(
         skipped_by_reason: store.reason_counts("skipped").await?,
         queued: count("queued") + count("leased"),
         writer: writer_stats,
+        parse_time: Duration::from_nanos(counters.get(&counters.parse_nanos)),
     })
 }
 

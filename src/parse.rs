@@ -237,21 +237,29 @@ struct TextBuf {
 }
 
 impl TextBuf {
+    /// Appends text, collapsing runs of HTML whitespace (ASCII space, tab,
+    /// LF, FF, CR) to one space. This is the hottest loop of parsing, so it
+    /// scans bytes: whitespace is ASCII, and slicing at ASCII bytes always
+    /// leaves valid UTF-8.
     fn push(&mut self, t: &str) {
-        if t.starts_with(char::is_whitespace) {
-            self.pending_space = true;
-        }
-        let mut any = false;
-        for word in t.split_whitespace() {
+        let bytes = t.as_bytes();
+        let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r');
+        let mut i = 0;
+        while i < bytes.len() {
+            if is_ws(bytes[i]) {
+                self.pending_space = true;
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && !is_ws(bytes[i]) {
+                i += 1;
+            }
             if self.pending_space && !self.out.is_empty() && !self.out.ends_with('\n') {
                 self.out.push(' ');
             }
-            self.out.push_str(word);
-            self.pending_space = true;
-            any = true;
-        }
-        if any {
-            self.pending_space = t.ends_with(char::is_whitespace);
+            self.out.push_str(&t[start..i]);
+            self.pending_space = false;
         }
     }
 

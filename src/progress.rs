@@ -25,6 +25,8 @@ pub struct Counters {
     pub in_flight: AtomicU64,
     /// Body bytes received.
     pub bytes: AtomicU64,
+    /// Nanoseconds spent analysing bodies (decode, parse, hash, scope).
+    pub parse_nanos: AtomicU64,
 }
 
 impl Counters {

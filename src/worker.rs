@@ -19,6 +19,7 @@ use url::Url;
 use crate::canon;
 use crate::fetch::{FetchError, Fetcher, Response};
 use crate::parse::{self, ParseLimits};
+use crate::progress::Counters;
 use crate::reason::SkipReason;
 use crate::scope::Scope;
 use crate::store::writer::PageRecord;
@@ -80,6 +81,7 @@ pub struct WorkerCtx {
     /// Bounds CPU-heavy parsing to the number of cores, however many
     /// fetches are in flight.
     pub parse_permits: Semaphore,
+    pub counters: Arc<Counters>,
 }
 
 // Bodies above this size are hashed off the async executor.
@@ -124,6 +126,7 @@ fn analyze(
     fetched_at: i64,
     parse_html: bool,
 ) -> Fetched {
+    let started = std::time::Instant::now();
     let mut page = PageRecord {
         status: resp.status,
         final_url: url.to_string(),
@@ -166,6 +169,10 @@ fn analyze(
         page.text = Some(parsed.text);
         page.links_count = (links.len() + parsed.links_dropped) as u32;
     }
+    ctx.counters.parse_nanos.fetch_add(
+        started.elapsed().as_nanos() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     Fetched {
         page,
         location: resp.location,

@@ -121,6 +121,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-16000")
             .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", "16384")
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

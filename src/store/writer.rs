@@ -11,8 +11,11 @@
 //! of its URL, its links and the URLs it revealed are one operation, so they
 //! are always committed together.
 
+use std::collections::HashMap;
+
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::{CrawlState, StoreError};
 use crate::util::now_ms;
@@ -21,7 +24,7 @@ use crate::util::now_ms;
 pub const MAX_BATCH: usize = 512;
 
 /// State of a URL row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UrlState {
     Queued,
     Leased,
@@ -157,20 +160,30 @@ impl WriterHandle {
 pub struct WriterStats {
     pub transactions: u64,
     pub ops: u64,
+    /// Time spent writing and committing.
+    pub busy: std::time::Duration,
 }
 
-/// Starts the writer on its own connection. The task ends when every
-/// handle is dropped (after committing what was sent) or on the first
-/// database error, which it returns.
+/// Starts the writer on its own connection, with a checkpointer on a
+/// second one. The task ends when every handle is dropped (after committing
+/// what was sent) or on the first database error, which it returns.
 pub fn spawn(
     conn: SqliteConnection,
+    checkpoint_conn: SqliteConnection,
     capacity: usize,
 ) -> (
     WriterHandle,
     tokio::task::JoinHandle<Result<WriterStats, StoreError>>,
 ) {
     let (tx, rx) = mpsc::channel(capacity);
-    let task = tokio::spawn(run(conn, rx));
+    let task = tokio::spawn(async move {
+        let stop = CancellationToken::new();
+        let checkpointer = tokio::spawn(checkpoint(checkpoint_conn, stop.clone()));
+        let result = run(conn, rx).await;
+        stop.cancel();
+        let _ = checkpointer.await;
+        result
+    });
     (WriterHandle { tx }, task)
 }
 
@@ -178,11 +191,20 @@ async fn run(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<WriteOp>,
 ) -> Result<WriterStats, StoreError> {
+    // Checkpoints copy the WAL back into the database file and fsync it:
+    // the most expensive thing SQLite does. Left automatic, every few
+    // hundred commits the writer would stop for it; the checkpointer does it
+    // on its own connection instead, beside the writer.
+    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut conn)
+        .await?;
     let mut stats = WriterStats::default();
     let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let n = batch.len() as u64;
+        let t = std::time::Instant::now();
         let replies = commit(&mut conn, &mut batch).await?;
+        stats.busy += t.elapsed();
         stats.transactions += 1;
         stats.ops += n;
         for reply in replies {
@@ -191,6 +213,29 @@ async fn run(
     }
     conn.close().await.ok();
     Ok(stats)
+}
+
+/// Passive checkpoints while the writer runs (they never block it), and a
+/// truncating one at the end so the WAL file does not stay large.
+async fn checkpoint(mut conn: SqliteConnection, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+                    tracing::debug!("checkpoint: {e}");
+                }
+            }
+        }
+    }
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+    {
+        tracing::debug!("final checkpoint: {e}");
+    }
+    conn.close().await.ok();
 }
 
 /// A reply to send once the batch is committed.
@@ -315,17 +360,33 @@ async fn write_pending(
         });
         qb.build().execute(&mut *conn).await?;
     }
+    // One statement per (state, reason) rather than one per page: every
+    // fetch adds exactly one attempt, so the counter is incremented in SQL.
+    let mut groups: HashMap<(UrlState, Option<&str>), Vec<i64>> = HashMap::new();
     for f in &fetches {
-        sqlx::query(
-            "UPDATE urls SET state = ?, reason = ?, attempts = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(f.state.as_str())
-        .bind(f.reason.as_deref())
-        .bind(f.attempts as i64)
-        .bind(now)
-        .bind(f.url_id)
-        .execute(&mut *conn)
-        .await?;
+        groups
+            .entry((f.state, f.reason.as_deref()))
+            .or_default()
+            .push(f.url_id);
+    }
+    for ((state, reason), ids) in groups {
+        for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE urls SET state = ");
+            qb.push_bind(state.as_str())
+                .push(", reason = ")
+                .push_bind(reason.map(str::to_string))
+                .push(", attempts = attempts + 1, updated_at = ")
+                .push_bind(now)
+                .push(" WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *conn).await?;
+        }
+    }
+    for f in &fetches {
         if !f.chain.is_empty()
             && let Some(page) = &f.page
         {

@@ -1,0 +1,327 @@
+//! Crawl benchmark on loopback.
+//!
+//! `cargo run --release --example bench -- [PAGES] [HOSTS]`
+//!
+//! Serves a synthetic multi-host site (default 20,000 pages of ~20 KB with
+//! 20–60 links each, over 8 hosts) from a child process, crawls all of it
+//! with no per-host rate limit, and prints pages/s, the crawler's CPU
+//! seconds and its peak RSS. Then times the parser alone on the same pages.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use trawl::config::CrawlConfig;
+use trawl::crawl::{self, Controls};
+use trawl::progress::Counters;
+use trawl::store::Store;
+
+const WORDS: &[&str] = &[
+    "crawler",
+    "frontier",
+    "politeness",
+    "robots",
+    "sitemap",
+    "server",
+    "latency",
+    "document",
+    "anchor",
+    "canonical",
+    "summary",
+    "queue",
+    "network",
+    "bandwidth",
+    "index",
+    "search",
+    "parser",
+    "token",
+    "stream",
+    "request",
+    "response",
+    "header",
+    "content",
+    "budget",
+    "depth",
+    "scope",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "with",
+    "on",
+    "as",
+    "by",
+    "at",
+    "from",
+];
+
+struct Site {
+    pages: u64,
+    ports: Vec<u16>,
+}
+
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+/// Page `id` of the site: ~20 KB, 20–60 links, 80% to its own host.
+fn page(site: &Site, id: u64) -> String {
+    let hosts = site.ports.len() as u64;
+    let mut r = rng(id + 1);
+    let mut s = String::with_capacity(21_000);
+    s.push_str(&format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Page {id}</title>\
+         <meta name=\"description\" content=\"Synthetic page number {id}\"></head><body>\
+         <nav><a href=\"/\">Home</a></nav><main><h1>Page {id}</h1>"
+    ));
+    let links = 20 + r() % 41;
+    let mut emitted = 0;
+    while s.len() < 20_000 || emitted < links {
+        s.push_str("<p>");
+        for _ in 0..40 {
+            s.push_str(WORDS[(r() % WORDS.len() as u64) as usize]);
+            s.push(' ');
+        }
+        if emitted < links {
+            let target = r() % site.pages;
+            let home = id % hosts;
+            let same_host = r() % 5 != 0;
+            let host = if same_host { home } else { target % hosts };
+            // Pages are numbered per host: id = n * hosts + host.
+            let target = (target / hosts) * hosts + host;
+            if same_host {
+                s.push_str(&format!("<a href=\"/p/{target}\">page {target}</a>"));
+            } else {
+                let port = site.ports[host as usize];
+                s.push_str(&format!(
+                    "<a href=\"http://127.0.0.1:{port}/p/{target}\">page {target}</a>"
+                ));
+            }
+            emitted += 1;
+        }
+        s.push_str(".</p>\n");
+    }
+    s.push_str("</main></body></html>");
+    s
+}
+
+struct HostSite {
+    index: u64,
+    hosts: u64,
+    pages: Arc<Vec<bytes::Bytes>>,
+}
+
+async fn serve(pages: u64, hosts: usize) {
+    let mut listeners = Vec::new();
+    for _ in 0..hosts {
+        listeners.push(
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        );
+    }
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect();
+    // Pages are generated up front so the server costs as little CPU as
+    // possible: the crawler is what is measured.
+    let site = Site {
+        pages,
+        ports: ports.clone(),
+    };
+    let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(
+        (0..pages)
+            .map(|id| bytes::Bytes::from(page(&site, id)))
+            .collect(),
+    );
+    for (index, l) in listeners.into_iter().enumerate() {
+        let state = Arc::new(HostSite {
+            index: index as u64,
+            hosts: hosts as u64,
+            pages: bodies.clone(),
+        });
+        let app = Router::new()
+            .route(
+                "/",
+                axum::routing::get(|State(h): State<Arc<HostSite>>| async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/html")],
+                        h.pages[h.index as usize].clone(),
+                    )
+                }),
+            )
+            .route(
+                "/p/{id}",
+                axum::routing::get(
+                    |State(h): State<Arc<HostSite>>, Path(id): Path<u64>| async move {
+                        // Page n lives on host n % hosts only.
+                        if id >= h.pages.len() as u64 || id % h.hosts != h.index {
+                            return (axum::http::StatusCode::NOT_FOUND, "no").into_response();
+                        }
+                        (
+                            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                            h.pages[id as usize].clone(),
+                        )
+                            .into_response()
+                    },
+                ),
+            )
+            .with_state(state);
+        tokio::spawn(async move { axum::serve(l, app).await });
+    }
+    println!(
+        "{}",
+        ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    std::io::stdout().flush().ok();
+    std::future::pending::<()>().await;
+}
+
+fn proc_status(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 (utime, stime), counted after the ")" from field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        let pages: u64 = args[2].parse().expect("pages");
+        let hosts: usize = args[3].parse().expect("hosts");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(serve(pages, hosts));
+        return;
+    }
+    let pages: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let hosts: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(8);
+
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--serve", &pages.to_string(), &hosts.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ports");
+    let ports: Vec<u16> = line
+        .split_whitespace()
+        .map(|p| p.parse().expect("port"))
+        .collect();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("bench.db");
+    let seeds: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}/"))
+        .collect();
+    let mut cfg = CrawlConfig::new(&seeds).expect("config");
+    cfg.concurrency = 64;
+    cfg.politeness.per_host_concurrency = 16;
+    cfg.politeness.per_host_rate = 0.0;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let report = rt
+        .block_on(async {
+            let store = Store::open(&db).await.map_err(|e| e.to_string())?;
+            let r = crawl::start(
+                &store,
+                cfg,
+                Controls::default(),
+                Arc::new(Counters::default()),
+            )
+            .await;
+            store.close().await;
+            r.map_err(|e| e.to_string())
+        })
+        .expect("crawl");
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let rss_mb = proc_status("VmHWM:") as f64 / 1024.0;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let site = Site {
+        pages,
+        ports: ports.clone(),
+    };
+    let sample: Vec<String> = (0..2000.min(pages)).map(|i| page(&site, i)).collect();
+    let base = url::Url::parse("http://127.0.0.1/").expect("url");
+    let t = Instant::now();
+    let mut links = 0;
+    for p in &sample {
+        links += trawl::parse::parse(p.as_bytes(), &base, Some("text/html"), Default::default())
+            .links
+            .len();
+    }
+    let parse_secs = t.elapsed().as_secs_f64();
+
+    let db_mb = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    println!("pages fetched      {}", report.fetched);
+    println!("pages stored       {}", report.pages_stored);
+    println!("failed             {}", report.failed);
+    println!("wall time          {wall:.2} s");
+    println!("pages/s            {:.0}", report.fetched as f64 / wall);
+    println!("crawler CPU        {cpu:.2} s ({:.2} cores)", cpu / wall);
+    println!("crawler peak RSS   {rss_mb:.0} MB");
+    println!("MB received        {:.0}", report.bytes as f64 / 1e6);
+    println!("database size      {db_mb:.0} MB");
+    println!(
+        "writer             {} transactions, {} ops, busy {:.2} s",
+        report.writer.transactions,
+        report.writer.ops,
+        report.writer.busy.as_secs_f64()
+    );
+    println!(
+        "parse (in crawl)   {:.2} s CPU summed over workers",
+        report.parse_time.as_secs_f64()
+    );
+    println!(
+        "parse alone        {:.0} pages/s on one core ({:.2} ms/page, {} links)",
+        sample.len() as f64 / parse_secs,
+        parse_secs * 1000.0 / sample.len() as f64,
+        links
+    );
+}
