@@ -259,7 +259,7 @@ impl Reply {
 #[derive(Default)]
 struct Pending {
     urls: Vec<NewUrl>,
-    fetches: Vec<Box<FetchRecord>>,
+    fetches: Vec<FetchRecord>,
 }
 
 async fn commit(
@@ -273,7 +273,7 @@ async fn commit(
     for op in batch.drain(..) {
         match op {
             WriteOp::Urls(urls) => pending.urls.extend(urls),
-            WriteOp::Fetch(rec) => pending.fetches.push(rec),
+            WriteOp::Fetch(rec) => pending.fetches.push(*rec),
             other => {
                 write_pending(&mut tx, &mut pending, now).await?;
                 match other {
@@ -337,11 +337,7 @@ async fn write_pending(
     for chunk in urls.chunks(URL_ROWS_PER_STMT) {
         insert_urls(conn, chunk, now).await?;
     }
-    let with_pages: Vec<&FetchRecord> = fetches
-        .iter()
-        .filter(|f| f.page.is_some())
-        .map(|f| &**f)
-        .collect();
+    let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
     for chunk in with_pages.chunks(PAGE_ROWS_PER_STMT) {
         insert_pages(conn, chunk).await?;
     }

@@ -1,0 +1,236 @@
+//! The `trawl` binary as a user runs it: exit codes, messages, export.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::util;
+
+fn trawl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run trawl")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn trawl_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        trawl(&refs)
+    })
+    .await
+    .unwrap()
+}
+
+fn db_arg(dir: &Path) -> String {
+    dir.join("t.db").display().to_string()
+}
+
+#[test]
+fn bad_seed_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let o = trawl(&["crawl", "not a url", "--db", &db]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad seed URL"), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).lines().count(),
+        1,
+        "one-line reason: {}",
+        stderr(&o)
+    );
+    assert!(
+        !dir.path().join("t.db").exists(),
+        "nothing created for a bad command"
+    );
+}
+
+#[test]
+fn unsupported_scheme_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = trawl(&["crawl", "ftp://example.com/", "--db", &db_arg(dir.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unsupported scheme `ftp`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn missing_database_directory_is_a_usage_error() {
+    let o = trawl(&[
+        "crawl",
+        "http://127.0.0.1:9/",
+        "--db",
+        "/nonexistent-dir/sub/t.db",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("directory /nonexistent-dir/sub does not exist"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    std::fs::write(
+        &path,
+        b"hello, this is not sqlite at all, just text long enough to look like a header",
+    )
+    .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let o = trawl(&[
+        "crawl",
+        "http://127.0.0.1:9/",
+        "--db",
+        &path.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is not an SQLite database"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[tokio::test]
+async fn crawl_then_export_pages_as_jsonl() {
+    let (a, _b) = util::two_hosts().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let o = trawl_async(vec![
+        "crawl".into(),
+        a.url("/"),
+        "--db".into(),
+        db.clone(),
+        "--per-host-rate".into(),
+        "0".into(),
+        "-q".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary = stderr(&o);
+    assert!(summary.contains("finished: 14 fetched"), "{summary}");
+    assert!(summary.contains("http_404=1"), "{summary}");
+
+    let o = trawl_async(vec![
+        "export".into(),
+        "--db".into(),
+        db.clone(),
+        "--what".into(),
+        "pages".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 14);
+    let home = rows
+        .iter()
+        .find(|r| r["url"] == a.url("/"))
+        .expect("home page exported");
+    assert_eq!(home["status"], 200);
+    assert_eq!(home["depth"], 0);
+    assert_eq!(home["title"], "Fixture Home");
+    let fetched_at = home["fetched_at"].as_str().unwrap();
+    assert!(
+        fetched_at.len() == 24 && fetched_at.ends_with('Z'),
+        "{fetched_at}"
+    );
+
+    // Stable output, and --out writes the same bytes.
+    let again = trawl_async(vec!["export".into(), "--db".into(), db.clone()]).await;
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+    let out = dir.path().join("pages.jsonl");
+    let o = trawl_async(vec![
+        "export".into(),
+        "--db".into(),
+        db.clone(),
+        "--out".into(),
+        out.display().to_string(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), stdout);
+
+    // A second crawl into the same database points to resume.
+    let o = trawl_async(vec!["crawl".into(), a.url("/"), "--db".into(), db.clone()]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("trawl resume"), "{}", stderr(&o));
+
+    let o = trawl_async(vec!["status".into(), "--db".into(), db]).await;
+    let status = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        status.contains("finished") && status.contains("http_404=1"),
+        "{status}"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigint_stops_gracefully_and_resume_completes() {
+    let (a, _b) = util::two_hosts().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let child = Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args([
+            "crawl",
+            &a.url("/gen/1"),
+            "--db",
+            &db,
+            "--per-host-rate",
+            "10",
+            "--per-host-concurrency",
+            "1",
+            "-q",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("trawl resume --db"), "{}", stderr(&o));
+    let before = a.requests().len();
+    assert!(before > 0 && (before as u64) < util::GEN_PAGES);
+
+    let o = trawl_async(vec![
+        "resume".into(),
+        "--db".into(),
+        db,
+        "--per-host-rate".into(),
+        "0".into(),
+        "-q".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    a.assert_no_duplicates();
+    assert_eq!(a.requests().len() as u64, util::GEN_PAGES);
+}

@@ -1,0 +1,455 @@
+//! End-to-end crawls of the fixture sites through the library API.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use sqlx::Row;
+use trawl::config::CrawlConfig;
+use trawl::crawl::{self, Controls, CrawlOutcome, CrawlReport};
+use trawl::progress::Counters;
+use trawl::store::Store;
+
+use crate::util;
+
+pub struct Crawled {
+    pub _dir: tempfile::TempDir,
+    pub store: Store,
+    pub report: CrawlReport,
+}
+
+impl Crawled {
+    /// Stored pages as (url, status, depth).
+    pub async fn pages(&self) -> BTreeMap<String, (i64, i64)> {
+        sqlx::query("SELECT u.url, p.status, u.depth FROM pages p JOIN urls u ON u.id = p.url_id")
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<String, _>(0), (r.get(1), r.get(2))))
+            .collect()
+    }
+
+    /// URLs in `state` with their reasons.
+    pub async fn urls_in(&self, state: &str) -> BTreeMap<String, String> {
+        sqlx::query("SELECT url, COALESCE(reason, '') FROM urls WHERE state = ?")
+            .bind(state)
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect()
+    }
+
+    pub async fn page_field(&self, url: &str, field: &str) -> Option<String> {
+        let sql = format!(
+            "SELECT CAST(p.{field} AS TEXT) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.url = ?"
+        );
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(url)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+    }
+}
+
+/// Test defaults: no rate limit, so tests are quick.
+pub fn config(seeds: &[String]) -> CrawlConfig {
+    let mut cfg = CrawlConfig::new(seeds).unwrap();
+    cfg.politeness.per_host_rate = 0.0;
+    cfg.concurrency = 8;
+    cfg
+}
+
+pub async fn run(cfg: CrawlConfig) -> Crawled {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    let report = crawl::start(
+        &store,
+        cfg,
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap();
+    Crawled {
+        _dir: dir,
+        store,
+        report,
+    }
+}
+
+fn set(items: &[String]) -> BTreeSet<String> {
+    items.iter().cloned().collect()
+}
+
+#[tokio::test]
+async fn crawls_the_fixture_site_across_two_hosts() {
+    let (a, b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/")]);
+    cfg.scope.allow_hosts = vec!["localhost".into()];
+    let c = run(cfg).await;
+    assert_eq!(c.report.outcome, CrawlOutcome::Finished);
+
+    let pb = b.addr.port();
+    let other = |p: &str| format!("http://localhost:{pb}{p}");
+    let pages = c.pages().await;
+    let want: BTreeMap<String, (i64, i64)> = [
+        (a.url("/"), (200, 0)),
+        (a.url("/about.html"), (200, 1)),
+        (a.url("/docs/"), (200, 1)),
+        (a.url("/redirect/start"), (301, 1)),
+        (a.url("/redirect/middle"), (302, 1)),
+        (a.url("/moved.html"), (200, 1)),
+        (a.url("/redirect/away"), (301, 1)),
+        (a.url("/loop/a"), (302, 1)),
+        (a.url("/loop/b"), (302, 1)),
+        (a.url("/missing.html"), (404, 1)),
+        (a.url("/files/report.pdf"), (200, 1)),
+        (a.url("/index.html"), (200, 2)),
+        (a.url("/docs/sub/page.html"), (200, 2)),
+        (a.url("/docs/sub/deeper.html"), (200, 3)),
+        (other("/"), (200, 1)),
+        (other("/x.html"), (200, 2)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(pages, want);
+
+    // Every canonical URL was requested once, whatever its spelling.
+    a.assert_no_duplicates();
+    b.assert_no_duplicates();
+    assert_eq!(a.requests().len(), 14);
+    assert_eq!(b.requests().len(), 2);
+
+    let failed = c.urls_in("failed").await;
+    assert_eq!(
+        failed.get(&a.url("/missing.html")).map(String::as_str),
+        Some("http_404")
+    );
+    assert_eq!(
+        failed.get(&a.url("/loop/b")).map(String::as_str),
+        Some("redirect_loop")
+    );
+    assert_eq!(failed.len(), 2, "{failed:?}");
+
+    let skipped = c.urls_in("skipped").await;
+    let want_skipped: BTreeMap<String, String> = [
+        (
+            "http://example.invalid/elsewhere".to_string(),
+            "out_of_scope".to_string(),
+        ),
+        (
+            "http://example.invalid/away".to_string(),
+            "out_of_scope".to_string(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(skipped, want_skipped);
+    assert_eq!(c.urls_in("queued").await.len(), 0);
+    assert_eq!(c.urls_in("leased").await.len(), 0);
+}
+
+#[tokio::test]
+async fn records_page_fields_and_redirect_chains() {
+    let (a, _b) = util::two_hosts().await;
+    let c = run(config(&[a.url("/")])).await;
+
+    assert_eq!(
+        c.page_field(&a.url("/"), "title").await.as_deref(),
+        Some("Fixture Home")
+    );
+    assert_eq!(
+        c.page_field(&a.url("/"), "description").await.as_deref(),
+        Some("The home page of the fixture site.")
+    );
+    assert_eq!(
+        c.page_field(&a.url("/"), "canonical").await,
+        Some(a.url("/"))
+    );
+    assert_eq!(
+        c.page_field(&a.url("/"), "language").await.as_deref(),
+        Some("en")
+    );
+    assert_eq!(
+        c.page_field(&a.url("/about.html"), "title")
+            .await
+            .as_deref(),
+        Some("About the fixture")
+    );
+    assert_eq!(
+        c.page_field(&a.url("/about.html"), "language")
+            .await
+            .as_deref(),
+        Some("en-GB")
+    );
+    let text = c.page_field(&a.url("/about.html"), "text").await.unwrap();
+    assert!(text.contains("We crawl politely."), "{text}");
+    assert!(
+        !text.contains("not text"),
+        "script content leaked into text: {text}"
+    );
+    assert_eq!(
+        c.page_field(&a.url("/docs/"), "base_href").await,
+        Some(a.url("/docs/sub/"))
+    );
+    let hash = c.page_field(&a.url("/"), "content_hash").await.unwrap();
+    assert_eq!(hash.len(), 64);
+
+    // The redirect chain: each hop records where it pointed and where the
+    // chain ended.
+    assert_eq!(
+        c.page_field(&a.url("/redirect/start"), "redirect_to").await,
+        Some(a.url("/redirect/middle"))
+    );
+    assert_eq!(
+        c.page_field(&a.url("/redirect/start"), "final_url").await,
+        Some(a.url("/moved.html"))
+    );
+    assert_eq!(
+        c.page_field(&a.url("/redirect/middle"), "final_url").await,
+        Some(a.url("/moved.html"))
+    );
+    assert_eq!(
+        c.page_field(&a.url("/moved.html"), "title")
+            .await
+            .as_deref(),
+        Some("Moved Here")
+    );
+
+    // Non-HTML: recorded, not parsed.
+    let pdf = a.url("/files/report.pdf");
+    assert_eq!(
+        c.page_field(&pdf, "content_type").await.as_deref(),
+        Some("application/pdf")
+    );
+    assert_eq!(c.page_field(&pdf, "title").await, None);
+    assert_eq!(c.page_field(&pdf, "size").await.as_deref(), Some("47"));
+
+    // Links keep anchor text and nofollow.
+    let row = sqlx::query(
+        "SELECT l.anchor, l.nofollow FROM links l JOIN urls t ON t.id = l.to_id JOIN urls f ON f.id = l.from_id \
+         WHERE f.url = ? AND t.url = ?",
+    )
+    .bind(a.url("/"))
+    .bind(&pdf)
+    .fetch_one(c.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(row.get::<String, _>(0), "Report");
+    assert!(row.get::<bool, _>(1));
+
+    // Without --allow-host, the other host is out of scope.
+    let skipped = c.urls_in("skipped").await;
+    let other = format!("http://localhost:{}/", _b.addr.port());
+    assert_eq!(
+        skipped.get(&other).map(String::as_str),
+        Some("out_of_scope")
+    );
+    assert!(_b.requests().is_empty());
+}
+
+#[tokio::test]
+async fn max_depth_stops_at_the_limit_and_records_why() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/")]);
+    cfg.limits.max_depth = Some(1);
+    let c = run(cfg).await;
+    let pages = c.pages().await;
+    assert!(pages.values().all(|&(_, depth)| depth <= 1), "{pages:?}");
+    let skipped = c.urls_in("skipped").await;
+    assert_eq!(
+        skipped
+            .get(&a.url("/docs/sub/page.html"))
+            .map(String::as_str),
+        Some("max_depth")
+    );
+    assert_eq!(
+        skipped.get(&a.url("/index.html")).map(String::as_str),
+        Some("max_depth")
+    );
+    assert!(!a.requests().iter().any(|r| r.starts_with("/docs/sub/")));
+    // Redirect hops keep the depth of the URL that redirected.
+    assert_eq!(pages.get(&a.url("/moved.html")), Some(&(200, 1)));
+}
+
+#[tokio::test]
+async fn max_pages_caps_fetches_and_records_the_rest() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/gen/1")]);
+    cfg.limits.max_pages = Some(25);
+    let c = run(cfg).await;
+    assert_eq!(a.requests().len(), 25);
+    assert_eq!(c.pages().await.len(), 25);
+    assert_eq!(c.report.fetched, 25);
+    let skipped = c.urls_in("skipped").await;
+    assert!(!skipped.is_empty());
+    assert!(skipped.values().all(|r| r == "max_pages"), "{skipped:?}");
+    assert_eq!(
+        c.urls_in("queued").await.len() + c.urls_in("leased").await.len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn include_and_exclude_filter_discovered_urls() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/")]);
+    cfg.scope.exclude = vec![r"\.pdf$".into()];
+    cfg.scope.include = vec!["/docs/".into(), "/about".into(), "/index".into()];
+    let c = run(cfg).await;
+    let skipped = c.urls_in("skipped").await;
+    assert_eq!(
+        skipped.get(&a.url("/files/report.pdf")).map(String::as_str),
+        Some("excluded")
+    );
+    assert_eq!(
+        skipped.get(&a.url("/missing.html")).map(String::as_str),
+        Some("not_included")
+    );
+    assert_eq!(
+        skipped.get(&a.url("/redirect/start")).map(String::as_str),
+        Some("not_included")
+    );
+    let fetched: BTreeSet<String> = a.requests().into_iter().collect();
+    assert_eq!(
+        fetched,
+        set(&[
+            "/".into(),
+            "/about.html".into(),
+            "/docs/".into(),
+            "/docs/sub/page.html".into(),
+            "/docs/sub/deeper.html".into(),
+            "/index.html".into(),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn too_many_redirects_is_recorded() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/hop/0")]);
+    cfg.limits.max_redirects = 3;
+    let c = run(cfg).await;
+    // /hop/0 is the seed; hops 1..=3 are followed; /hop/3's redirect is one too many.
+    assert_eq!(a.requests(), vec!["/hop/0", "/hop/1", "/hop/2", "/hop/3"]);
+    let failed = c.urls_in("failed").await;
+    assert_eq!(
+        failed.get(&a.url("/hop/3")).map(String::as_str),
+        Some("too_many_redirects")
+    );
+}
+
+#[tokio::test]
+async fn a_generated_site_is_crawled_completely_once() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/gen/1")]);
+    cfg.concurrency = 16;
+    cfg.politeness.per_host_concurrency = 8;
+    let c = run(cfg).await;
+    assert_eq!(c.pages().await.len() as u64, util::GEN_PAGES);
+    assert_eq!(a.requests().len() as u64, util::GEN_PAGES);
+    a.assert_no_duplicates();
+    assert_eq!(c.report.failed, 0);
+}
+
+#[tokio::test]
+async fn per_host_rate_spaces_requests() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/gen/1")]);
+    cfg.limits.max_pages = Some(6);
+    cfg.politeness.per_host_rate = 10.0;
+    cfg.politeness.per_host_concurrency = 4;
+    let started = std::time::Instant::now();
+    run(cfg).await;
+    // Six request starts, at least 100 ms apart: at least 500 ms in all.
+    // (A lower bound only: a loaded machine can only make it slower.)
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_second_crawl_into_the_same_database_is_refused() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/gen/1")]);
+    cfg.limits.max_pages = Some(2);
+    let c = run(cfg.clone()).await;
+    let err = crawl::start(
+        &c.store,
+        cfg,
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("trawl resume"), "{err}");
+}
+
+#[tokio::test]
+async fn resume_with_a_higher_budget_continues_without_refetching() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/gen/1")]);
+    cfg.limits.max_pages = Some(30);
+    let c = run(cfg).await;
+    assert_eq!(a.requests().len(), 30);
+    let report = crawl::resume(
+        &c.store,
+        |cfg| cfg.limits.max_pages = None,
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, CrawlOutcome::Finished);
+    assert_eq!(c.pages().await.len() as u64, util::GEN_PAGES);
+    a.assert_no_duplicates();
+    assert_eq!(a.requests().len() as u64, util::GEN_PAGES);
+}
+
+#[tokio::test]
+async fn stop_returns_unfinished_work_to_the_queue_and_resume_finishes_it() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/gen/1")]);
+    cfg.politeness.per_host_rate = 20.0;
+    cfg.politeness.per_host_concurrency = 1;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    let controls = Controls::default();
+    let stop = controls.stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        stop.cancel();
+    });
+    let report = crawl::start(&store, cfg, controls, Arc::new(Counters::default()))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, CrawlOutcome::Interrupted);
+    let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state = 'leased'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(leased, 0, "a stopped crawl leaves no leases");
+    let state: String = sqlx::query_scalar("SELECT state FROM crawls")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(state, "stopped");
+    let before = a.requests().len();
+    assert!(before > 0 && (before as u64) < util::GEN_PAGES);
+
+    let report = crawl::resume(
+        &store,
+        |c| c.politeness.per_host_rate = 0.0,
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, CrawlOutcome::Finished);
+    assert_eq!(report.pages_stored as u64, util::GEN_PAGES);
+    a.assert_no_duplicates();
+}

@@ -1,0 +1,194 @@
+//! Test fixtures: HTTP servers on 127.0.0.1:0 that serve the sites under
+//! `fixtures/` plus a few dynamic routes, and log every request.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+
+/// A running fixture server.
+pub struct Server {
+    pub addr: SocketAddr,
+    /// Every request as "path?query", in arrival order.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.addr.port())
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Requests per path.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for r in self.requests() {
+            *m.entry(r).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Panics if any path was requested more than once.
+    pub fn assert_no_duplicates(&self) {
+        let dups: Vec<_> = self.counts().into_iter().filter(|(_, n)| *n > 1).collect();
+        assert!(dups.is_empty(), "requested more than once: {dups:?}");
+    }
+}
+
+struct Ctx {
+    root: PathBuf,
+    self_port: u16,
+    other_port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Binds a listener on loopback with an OS-chosen port.
+pub async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Serves `fixtures/<site>` on `listener`; `{{SELF}}` and `{{OTHER}}` in
+/// HTML files become this server's and `other_port`.
+pub fn serve_site(listener: TcpListener, site: &str, other_port: u16) -> Server {
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let ctx = Arc::new(Ctx {
+        root: fixtures().join(site),
+        self_port: addr.port(),
+        other_port,
+        log: log.clone(),
+    });
+    let app = Router::new().fallback(handle).with_state(ctx);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server { addr, log }
+}
+
+/// The fixture site on 127.0.0.1 and its peer on `localhost`, each linking
+/// to the other.
+pub async fn two_hosts() -> (Server, Server) {
+    let (a, b) = (listener().await, listener().await);
+    let (pa, pb) = (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    );
+    (serve_site(a, "site", pb), serve_site(b, "other", pa))
+}
+
+fn redirect(status: StatusCode, to: String) -> Response {
+    let mut r = status.into_response();
+    r.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&to).unwrap());
+    r
+}
+
+async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    ctx.log.lock().unwrap().push(pq.clone());
+    let path = req.uri().path().to_string();
+    let port = ctx.self_port;
+    match path.as_str() {
+        "/redirect/start" => {
+            return redirect(StatusCode::MOVED_PERMANENTLY, "/redirect/middle".into());
+        }
+        "/redirect/middle" => {
+            return redirect(
+                StatusCode::FOUND,
+                format!("http://127.0.0.1:{port}/moved.html"),
+            );
+        }
+        "/redirect/away" => {
+            return redirect(
+                StatusCode::MOVED_PERMANENTLY,
+                "http://example.invalid/away".into(),
+            );
+        }
+        "/loop/a" => return redirect(StatusCode::FOUND, "/loop/b".into()),
+        "/loop/b" => return redirect(StatusCode::FOUND, "/loop/a".into()),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            return html("<title>slow</title>".into());
+        }
+        _ => {}
+    }
+    if let Some(n) = path
+        .strip_prefix("/hop/")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        return redirect(StatusCode::FOUND, format!("/hop/{}", n + 1));
+    }
+    if let Some(rest) = path.strip_prefix("/gen/") {
+        // A generated site: /gen/N links to /gen/2N and /gen/2N+1 up to `GEN_PAGES`.
+        if let Ok(n) = rest.parse::<u64>() {
+            return generated(n);
+        }
+    }
+    let mut file = ctx.root.join(path.trim_start_matches('/'));
+    if path.ends_with('/') {
+        file = file.join("index.html");
+    }
+    // No escaping the fixture directory.
+    if path.contains("..") {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    match std::fs::read(&file) {
+        Ok(bytes) if file.extension().is_some_and(|e| e == "html") => {
+            let text = String::from_utf8_lossy(&bytes)
+                .replace("{{SELF}}", &ctx.self_port.to_string())
+                .replace("{{OTHER}}", &ctx.other_port.to_string());
+            html(text)
+        }
+        Ok(bytes) => {
+            let ct = if file.extension().is_some_and(|e| e == "pdf") {
+                "application/pdf"
+            } else {
+                "application/octet-stream"
+            };
+            ([(header::CONTENT_TYPE, ct)], Body::from(bytes)).into_response()
+        }
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            html("<title>Not found</title>".into()),
+        )
+            .into_response(),
+    }
+}
+
+pub const GEN_PAGES: u64 = 400;
+
+fn generated(n: u64) -> Response {
+    if n == 0 || n > GEN_PAGES {
+        return (StatusCode::NOT_FOUND, "no").into_response();
+    }
+    let mut body = format!("<title>Gen {n}</title><p>Generated page {n}.</p>");
+    for child in [2 * n, 2 * n + 1, n + 1] {
+        if child <= GEN_PAGES {
+            body.push_str(&format!("<a href=\"/gen/{child}\">{child}</a>"));
+        }
+    }
+    html(body)
+}
+
+fn html(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
