@@ -1,11 +1,13 @@
 //! Crawl benchmark on loopback.
 //!
-//! `cargo run --release --example bench -- [PAGES] [HOSTS]`
+//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy]`
 //!
 //! Serves a synthetic multi-host site (default 20,000 pages of ~20 KB with
 //! 20–60 links each, over 8 hosts) from a child process, crawls all of it
 //! with no per-host rate limit, and prints pages/s, the crawler's CPU
 //! seconds and its peak RSS. Then times the parser alone on the same pages.
+//! Pages are article-shaped by default (~6 KB of text in 20 KB of HTML);
+//! `--text-heavy` makes them almost all text, the store's worst case.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -68,6 +70,7 @@ const WORDS: &[&str] = &[
 struct Site {
     pages: u64,
     ports: Vec<u16>,
+    text_heavy: bool,
 }
 
 fn rng(seed: u64) -> impl FnMut() -> u64 {
@@ -80,44 +83,102 @@ fn rng(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
-/// Page `id` of the site: ~20 KB, 20–60 links, 80% to its own host.
-fn page(site: &Site, id: u64) -> String {
+/// A link from page `id` to a random page, 80% on the same host.
+fn link(site: &Site, id: u64, r: &mut impl FnMut() -> u64, class: &str) -> String {
     let hosts = site.ports.len() as u64;
+    let target = r() % site.pages;
+    let home = id % hosts;
+    let same_host = r() % 5 != 0;
+    let host = if same_host { home } else { target % hosts };
+    // Pages are numbered per host: page n lives on host n % hosts.
+    let target = (target / hosts) * hosts + host;
+    if same_host {
+        format!("<a class=\"{class}\" href=\"/p/{target}\">Page {target}</a>")
+    } else {
+        let port = site.ports[host as usize];
+        format!(
+            "<a class=\"{class}\" href=\"http://127.0.0.1:{port}/p/{target}\">Page {target}</a>"
+        )
+    }
+}
+
+fn words(r: &mut impl FnMut() -> u64, n: usize, s: &mut String) {
+    for _ in 0..n {
+        s.push_str(WORDS[(r() % WORDS.len() as u64) as usize]);
+        s.push(' ');
+    }
+}
+
+/// Page `id` of the site: ~20 KB of HTML with 20–60 links.
+///
+/// The default page is shaped like a typical article page: a head with
+/// styles and a script, navigation, an article of ~6 KB of text, a footer.
+/// `text_heavy` pages are almost all text (~19 KB of the 20 KB), the worst
+/// case for the store.
+fn page(site: &Site, id: u64) -> String {
     let mut r = rng(id + 1);
-    let mut s = String::with_capacity(21_000);
+    let links = 20 + (r() % 41) as usize;
+    let mut s = String::with_capacity(22_000);
     s.push_str(&format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Page {id}</title>\
-         <meta name=\"description\" content=\"Synthetic page number {id}\"></head><body>\
-         <nav><a href=\"/\">Home</a></nav><main><h1>Page {id}</h1>"
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"description\" content=\"Synthetic page number {id}\">\
+         <link rel=\"stylesheet\" href=\"/static/site.css\"><link rel=\"canonical\" href=\"/p/{id}\">"
     ));
-    let links = 20 + r() % 41;
-    let mut emitted = 0;
-    while s.len() < 20_000 || emitted < links {
-        s.push_str("<p>");
-        for _ in 0..40 {
-            s.push_str(WORDS[(r() % WORDS.len() as u64) as usize]);
-            s.push(' ');
-        }
-        if emitted < links {
-            let target = r() % site.pages;
-            let home = id % hosts;
-            let same_host = r() % 5 != 0;
-            let host = if same_host { home } else { target % hosts };
-            // Pages are numbered per host: id = n * hosts + host.
-            let target = (target / hosts) * hosts + host;
-            if same_host {
-                s.push_str(&format!("<a href=\"/p/{target}\">page {target}</a>"));
-            } else {
-                let port = site.ports[host as usize];
-                s.push_str(&format!(
-                    "<a href=\"http://127.0.0.1:{port}/p/{target}\">page {target}</a>"
-                ));
+    if site.text_heavy {
+        s.push_str("</head><body><main>");
+        let mut emitted = 0;
+        while s.len() < 20_000 || emitted < links {
+            s.push_str("<p>");
+            words(&mut r, 40, &mut s);
+            if emitted < links {
+                s.push_str(&link(site, id, &mut r, "t"));
+                emitted += 1;
             }
+            s.push_str(".</p>\n");
+        }
+        s.push_str("</main></body></html>");
+        return s;
+    }
+    s.push_str("<style>");
+    for i in 0..40 {
+        s.push_str(&format!(".c{i}{{margin:{i}px 0;padding:0 {i}px;font:16px/1.5 system-ui,sans-serif;color:#333}}\n"));
+    }
+    s.push_str("</style><script>window.dataLayer=window.dataLayer||[];");
+    for i in 0..30 {
+        s.push_str(&format!(
+            "dataLayer.push({{event:'view',page:{id},slot:{i},ts:Date.now()}});\n"
+        ));
+    }
+    s.push_str(
+        "</script></head><body><header class=\"site-header c1\"><nav class=\"main-nav\"><ul>",
+    );
+    let nav = 10.min(links);
+    for _ in 0..nav {
+        s.push_str("<li class=\"nav-item c2\">");
+        s.push_str(&link(site, id, &mut r, "nav-link"));
+        s.push_str("</li>");
+    }
+    s.push_str(&format!(
+        "</ul></nav></header><main class=\"content c3\"><article class=\"post\"><h1 class=\"post-title\">Page {id}</h1>"
+    ));
+    let mut emitted = nav;
+    while s.len() < 17_000 || emitted < links {
+        s.push_str("<p class=\"para c4\" data-track=\"paragraph\">");
+        words(&mut r, 12, &mut s);
+        if emitted < links {
+            s.push_str(&link(site, id, &mut r, "inline-link c5"));
             emitted += 1;
         }
-        s.push_str(".</p>\n");
+        s.push_str("<span class=\"note c6\" aria-hidden=\"false\"></span>.</p>\n");
     }
-    s.push_str("</main></body></html>");
+    s.push_str("</article></main><footer class=\"site-footer c7\"><p class=\"legal\">Copyright. All rights reserved.</p>");
+    for i in 0..20 {
+        s.push_str(&format!(
+            "<div class=\"widget c{i}\" data-id=\"{i}\"><span class=\"icon\"></span></div>"
+        ));
+    }
+    s.push_str("</footer></body></html>");
     s
 }
 
@@ -127,7 +188,7 @@ struct HostSite {
     pages: Arc<Vec<bytes::Bytes>>,
 }
 
-async fn serve(pages: u64, hosts: usize) {
+async fn serve(pages: u64, hosts: usize, text_heavy: bool) {
     let mut listeners = Vec::new();
     for _ in 0..hosts {
         listeners.push(
@@ -145,6 +206,7 @@ async fn serve(pages: u64, hosts: usize) {
     let site = Site {
         pages,
         ports: ports.clone(),
+        text_heavy,
     };
     let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(
         (0..pages)
@@ -221,19 +283,23 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--serve") {
         let pages: u64 = args[2].parse().expect("pages");
         let hosts: usize = args[3].parse().expect("hosts");
+        let text_heavy = args[4] == "text-heavy";
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("rt");
-        rt.block_on(serve(pages, hosts));
+        rt.block_on(serve(pages, hosts, text_heavy));
         return;
     }
-    let pages: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20_000);
-    let hosts: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(8);
+    let text_heavy = args.iter().any(|a| a == "--text-heavy");
+    let nums: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let pages: u64 = nums.first().copied().unwrap_or(20_000);
+    let hosts: usize = nums.get(1).copied().unwrap_or(8) as usize;
+    let kind = if text_heavy { "text-heavy" } else { "article" };
 
     let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--serve", &pages.to_string(), &hosts.to_string()])
+        .args(["--serve", &pages.to_string(), &hosts.to_string(), kind])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn server");
@@ -286,7 +352,23 @@ fn main() {
     let site = Site {
         pages,
         ports: ports.clone(),
+        text_heavy,
     };
+    let avg_html = (0..200).map(|i| page(&site, i).len()).sum::<usize>() / 200;
+    let avg_text = (0..200)
+        .map(|i| {
+            let p = page(&site, i);
+            trawl::parse::parse(
+                p.as_bytes(),
+                &url::Url::parse("http://127.0.0.1/").expect("url"),
+                None,
+                Default::default(),
+            )
+            .text
+            .len()
+        })
+        .sum::<usize>()
+        / 200;
     let sample: Vec<String> = (0..2000.min(pages)).map(|i| page(&site, i)).collect();
     let base = url::Url::parse("http://127.0.0.1/").expect("url");
     let t = Instant::now();
@@ -298,7 +380,16 @@ fn main() {
     }
     let parse_secs = t.elapsed().as_secs_f64();
 
+    let t = Instant::now();
+    let mut nodes = 0;
+    for p in &sample {
+        nodes += scraper::Html::parse_document(p).tree.nodes().count();
+    }
+    let tree_secs = t.elapsed().as_secs_f64();
     let db_mb = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    println!(
+        "site               {pages} {kind} pages on {hosts} hosts, ~{avg_html} B HTML / ~{avg_text} B text each"
+    );
     println!("pages fetched      {}", report.fetched);
     println!("pages stored       {}", report.pages_stored);
     println!("failed             {}", report.failed);
@@ -317,6 +408,11 @@ fn main() {
     println!(
         "parse (in crawl)   {:.2} s CPU summed over workers",
         report.parse_time.as_secs_f64()
+    );
+    println!(
+        "html5ever tree     {:.2} ms/page ({} nodes)",
+        tree_secs * 1000.0 / sample.len() as f64,
+        nodes / sample.len()
     );
     println!(
         "parse alone        {:.0} pages/s on one core ({:.2} ms/page, {} links)",

@@ -119,7 +119,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-16000")
+            .pragma("cache_size", "-8000")
             .pragma("temp_store", "memory")
             .pragma("wal_autocheckpoint", "16384")
             .log_statements(tracing::log::LevelFilter::Trace);

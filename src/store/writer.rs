@@ -22,6 +22,9 @@ use crate::util::now_ms;
 
 /// Most operations committed in one transaction.
 pub const MAX_BATCH: usize = 512;
+/// A batch smaller than this waits up to [`LINGER`] for more.
+const MIN_BATCH: usize = 64;
+const LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// State of a URL row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,6 +140,13 @@ pub enum WriteOp {
     Flush(oneshot::Sender<()>),
 }
 
+impl WriteOp {
+    /// Whether someone waits for this operation's reply.
+    fn is_awaited(&self) -> bool {
+        matches!(self, WriteOp::Refill { .. } | WriteOp::Flush(_))
+    }
+}
+
 /// Handle for sending to the writer.
 #[derive(Clone)]
 pub struct WriterHandle {
@@ -201,6 +211,7 @@ async fn run(
     let mut stats = WriterStats::default();
     let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        linger(&mut rx, &mut batch).await;
         let n = batch.len() as u64;
         let t = std::time::Instant::now();
         let replies = commit(&mut conn, &mut batch).await?;
@@ -213,6 +224,21 @@ async fn run(
     }
     conn.close().await.ok();
     Ok(stats)
+}
+
+/// Each commit has a fixed cost (WAL frames for the pages every batch
+/// touches), so a small batch is worth holding back a moment for company
+/// — but only data: a batch holding a refill or a flush, which someone is
+/// waiting on, goes at once.
+async fn linger(rx: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while batch.len() < MIN_BATCH && !batch.iter().any(WriteOp::is_awaited) {
+        match tokio::time::timeout_at(deadline, rx.recv_many(batch, MAX_BATCH - batch.len())).await
+        {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
 }
 
 /// Passive checkpoints while the writer runs (they never block it), and a
@@ -354,7 +380,7 @@ async fn write_pending(
                 .push_bind(l.anchor.clone())
                 .push_bind(l.nofollow);
         });
-        qb.build().execute(&mut *conn).await?;
+        qb.build().persistent(false).execute(&mut *conn).await?;
     }
     // One statement per (state, reason) rather than one per page: every
     // fetch adds exactly one attempt, so the counter is incremented in SQL.
@@ -379,7 +405,7 @@ async fn write_pending(
                 sep.push_bind(*id);
             }
             qb.push(")");
-            qb.build().execute(&mut *conn).await?;
+            qb.build().persistent(false).execute(&mut *conn).await?;
         }
     }
     for f in &fetches {
@@ -394,7 +420,7 @@ async fn write_pending(
                 sep.push_bind(*id);
             }
             qb.push(")");
-            qb.build().execute(&mut *conn).await?;
+            qb.build().persistent(false).execute(&mut *conn).await?;
         }
     }
     Ok(())
@@ -429,7 +455,7 @@ async fn insert_urls(
          WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages') \
          AND excluded.state IN ('queued', 'leased')",
     );
-    qb.build().execute(&mut *conn).await?;
+    qb.build().persistent(false).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -466,7 +492,7 @@ async fn insert_pages(
             .push_bind(p.text.clone())
             .push_bind(p.links_count as i64);
     });
-    qb.build().execute(&mut *conn).await?;
+    qb.build().persistent(false).execute(&mut *conn).await?;
     Ok(())
 }
 
