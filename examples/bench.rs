@@ -406,7 +406,7 @@ fn main() {
         report.writer.busy.as_secs_f64()
     );
     println!(
-        "parse (in crawl)   {:.2} s CPU summed over workers",
+        "parse (in crawl)   {:.2} s summed over workers (incl. waiting for a core)",
         report.parse_time.as_secs_f64()
     );
     println!(
