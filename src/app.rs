@@ -56,6 +56,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Export(args) => run_export(&args).await,
         Command::Status(args) => {
+            if !args.db.exists() {
+                return fail(EXIT_USAGE, &format!("{} does not exist", args.db.display()));
+            }
             let Some(store) = open(&args.db).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
