@@ -88,7 +88,7 @@ fn link(site: &Site, id: u64, r: &mut impl FnMut() -> u64, class: &str) -> Strin
     let hosts = site.ports.len() as u64;
     let target = r() % site.pages;
     let home = id % hosts;
-    let same_host = r() % 5 != 0;
+    let same_host = !r().is_multiple_of(5);
     let host = if same_host { home } else { target % hosts };
     // Pages are numbered per host: page n lives on host n % hosts.
     let target = (target / hosts) * hosts + host;
