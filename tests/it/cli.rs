@@ -200,7 +200,13 @@ async fn sigint_stops_gracefully_and_resume_completes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Wait until the crawl is under way (however slowly the machine starts
+    // the process), then a little more.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while a.requests().len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
