@@ -420,8 +420,12 @@ async fn stop_returns_unfinished_work_to_the_queue_and_resume_finishes_it() {
     let store = Store::open(&dir.path().join("t.db")).await.unwrap();
     let controls = Controls::default();
     let stop = controls.stop.clone();
+    let log = a.log.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        // Stop once the crawl is under way, however slow the machine.
+        while log.lock().unwrap().len() < 5 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         stop.cancel();
     });
     let report = crawl::start(&store, cfg, controls, Arc::new(Counters::default()))
