@@ -56,10 +56,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Export(args) => run_export(&args).await,
         Command::Status(args) => {
-            if !args.db.exists() {
-                return fail(EXIT_USAGE, &format!("{} does not exist", args.db.display()));
-            }
-            let Some(store) = open(&args.db).await else {
+            let Some(store) = open_existing(&args.db).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
             status(&store).await
@@ -81,6 +78,16 @@ async fn open(path: &Path) -> Option<Store> {
             None
         }
     }
+}
+
+/// Opens a database that must exist already (commands that only read:
+/// opening would otherwise create an empty one).
+async fn open_existing(path: &Path) -> Option<Store> {
+    if !path.exists() {
+        eprintln!("trawl: {} does not exist", path.display());
+        return None;
+    }
+    open(path).await
 }
 
 /// Which signal asked us to stop (0: none).
@@ -206,11 +213,7 @@ pub fn final_line(r: &CrawlReport, db: &str) -> String {
 }
 
 async fn run_export(args: &ExportArgs) -> u8 {
-    if !args.db.db.exists() {
-        eprintln!("trawl: {} does not exist", args.db.db.display());
-        return EXIT_USAGE;
-    }
-    let Some(store) = open(&args.db.db).await else {
+    let Some(store) = open_existing(&args.db.db).await else {
         return EXIT_USAGE;
     };
     let opts = ExportOptions {

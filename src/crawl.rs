@@ -278,8 +278,8 @@ async fn run(
         .await
         .map_err(StoreError::from)?;
 
-    let conn = store.writer_connection().await?;
-    let checkpoint_conn = store.writer_connection().await?;
+    let conn = store.connection().await?;
+    let checkpoint_conn = store.connection().await?;
     let (writer, writer_task) = writer::spawn(conn, checkpoint_conn, 4 * cfg.concurrency.max(64));
 
     let mut coord = Coordinator {
@@ -364,7 +364,7 @@ struct Coordinator {
     refill: Option<oneshot::Receiver<Vec<LeasedUrl>>>,
     refill_limit: usize,
     tasks: JoinSet<WorkerOutput>,
-    task_jobs: HashMap<tokio::task::Id, (u64, Arc<str>, u32)>,
+    task_jobs: HashMap<tokio::task::Id, (u64, Arc<str>)>,
     /// Fetches started, including earlier runs of this crawl.
     dispatched: u64,
     ctx: Arc<WorkerCtx>,
@@ -503,9 +503,9 @@ impl Coordinator {
                 Next::Ready(origin, job) => {
                     self.dispatched += 1;
                     let ctx = self.ctx.clone();
-                    let (id, attempts) = (job.id, job.attempts);
+                    let id = job.id;
                     let handle = self.tasks.spawn(worker::run(ctx, origin.clone(), job));
-                    self.task_jobs.insert(handle.id(), (id, origin, attempts));
+                    self.task_jobs.insert(handle.id(), (id, origin));
                 }
                 Next::Wait(at) => {
                     self.wake = Some(at);
@@ -559,7 +559,6 @@ impl Coordinator {
                 url,
                 depth: row.depth,
                 hops: row.redirect_hops,
-                attempts: row.attempts,
                 chain: Vec::new(),
             };
             self.sched.push(&origin, job, false, now);
@@ -577,7 +576,7 @@ impl Coordinator {
                 self.on_output(out).await
             }
             Err(e) => {
-                let Some((url_id, origin, attempts)) = self.task_jobs.remove(&e.id()) else {
+                let Some((url_id, origin)) = self.task_jobs.remove(&e.id()) else {
                     return Ok(());
                 };
                 self.sched.complete(&origin);
@@ -589,16 +588,8 @@ impl Coordinator {
                 tracing::error!("worker panicked on URL {url_id}: {e}");
                 self.counters.fetched.fetch_add(1, Relaxed);
                 self.counters.failed.fetch_add(1, Relaxed);
-                let rec = FetchRecord {
-                    url_id: url_id as i64,
-                    attempts: attempts + 1,
-                    state: UrlState::Failed,
-                    reason: Some("panic".into()),
-                    page: None,
-                    links: Vec::new(),
-                    new_urls: Vec::new(),
-                    chain: Vec::new(),
-                };
+                let mut rec = FetchRecord::new(url_id as i64);
+                rec.fail("panic");
                 self.writer.send(WriteOp::Fetch(Box::new(rec))).await?;
                 Ok(())
             }
@@ -609,26 +600,16 @@ impl Coordinator {
         let job = out.job;
         let c = self.counters.clone();
         c.fetched.fetch_add(1, Relaxed);
-        let mut rec = FetchRecord {
-            url_id: job.id as i64,
-            attempts: job.attempts + 1,
-            state: UrlState::Done,
-            reason: None,
-            page: None,
-            links: Vec::new(),
-            new_urls: Vec::new(),
-            chain: job.chain.iter().map(|&f| f as i64).collect(),
-        };
+        let mut rec = FetchRecord::new(job.id as i64);
+        rec.chain = job.chain.iter().map(|&f| f as i64).collect();
         match out.outcome {
             Outcome::Failed(e) => {
                 tracing::debug!("{}: {e}", job.url);
-                rec.state = UrlState::Failed;
-                rec.reason = Some(e.reason().to_string());
+                rec.fail(e.reason());
             }
             Outcome::Panicked(msg) => {
                 tracing::error!("parsing {} panicked: {msg}", job.url);
-                rec.state = UrlState::Failed;
-                rec.reason = Some("panic".into());
+                rec.fail("panic");
             }
             Outcome::Fetched(f) => {
                 let mut f = *f;
@@ -640,8 +621,7 @@ impl Coordinator {
                     self.on_redirect(&job, &location, &mut f.page, &mut rec);
                     rec.chain.clear();
                 } else if status >= 400 {
-                    rec.state = UrlState::Failed;
-                    rec.reason = Some(format!("http_{status}"));
+                    rec.fail(format!("http_{status}"));
                 } else {
                     for link in f.links {
                         let to_id = link.fp as i64;
@@ -683,21 +663,18 @@ impl Coordinator {
     ) {
         let Some(target) = canon::resolve(&job.url, location) else {
             page.redirect_to = Some(location.to_string());
-            rec.state = UrlState::Failed;
-            rec.reason = Some("bad_redirect".into());
+            rec.fail("bad_redirect");
             return;
         };
         page.redirect_to = Some(target.to_string());
         page.final_url = target.to_string();
         let fp = canon::fingerprint(&target);
         if fp == job.id || job.chain.contains(&fp) {
-            rec.state = UrlState::Failed;
-            rec.reason = Some("redirect_loop".into());
+            rec.fail("redirect_loop");
             return;
         }
         if job.hops + 1 > self.cfg.limits.max_redirects {
-            rec.state = UrlState::Failed;
-            rec.reason = Some("too_many_redirects".into());
+            rec.fail("too_many_redirects");
             return;
         }
         let scope = self.ctx.scope.check(&target);
@@ -774,7 +751,6 @@ impl Coordinator {
                 url: url.clone(),
                 depth,
                 hops,
-                attempts: 0,
                 chain: chain.unwrap_or_default(),
             };
             self.sched.push(&origin, job, front, Instant::now());

@@ -33,8 +33,6 @@ pub struct Job {
     pub depth: u32,
     /// Redirect hops taken to reach this URL.
     pub hops: u32,
-    /// Attempts made before this one.
-    pub attempts: u32,
     /// Earlier hops of the redirect chain this URL continues (oldest first).
     pub chain: Vec<u64>,
 }

@@ -121,7 +121,6 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-8000")
             .pragma("temp_store", "memory")
-            .pragma("wal_autocheckpoint", "16384")
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -150,8 +149,9 @@ impl Store {
         &self.pool
     }
 
-    /// A dedicated connection for the writer task.
-    pub async fn writer_connection(&self) -> Result<SqliteConnection, StoreError> {
+    /// A connection of its own, outside the read pool (the writer's, the
+    /// checkpointer's).
+    pub async fn connection(&self) -> Result<SqliteConnection, StoreError> {
         Ok(self.options.connect().await?)
     }
 

@@ -6,8 +6,9 @@
 //!
 //! Batching is group commit: the writer takes whatever is waiting when it is
 //! ready (up to [`MAX_BATCH`] operations) and commits it as one transaction,
-//! so under load batches grow and per-commit cost is shared, while a lone
-//! operation is never held back waiting for company. A page, the state change
+//! so under load batches grow and per-commit cost is shared. A batch smaller
+//! than `MIN_BATCH` waits up to `LINGER` for company, unless someone is
+//! waiting on its reply (a refill, a flush). A page, the state change
 //! of its URL, its links and the URLs it revealed are one operation, so they
 //! are always committed together.
 
@@ -98,7 +99,6 @@ pub struct LinkRecord {
 #[derive(Debug, Clone)]
 pub struct FetchRecord {
     pub url_id: i64,
-    pub attempts: u32,
     /// `Done` or `Failed`.
     pub state: UrlState,
     pub reason: Option<String>,
@@ -110,6 +110,28 @@ pub struct FetchRecord {
     pub chain: Vec<i64>,
 }
 
+impl FetchRecord {
+    /// A successful fetch of `url_id` with nothing recorded yet. (Attempts
+    /// are not carried: each committed fetch adds one in the database.)
+    pub fn new(url_id: i64) -> Self {
+        Self {
+            url_id,
+            state: UrlState::Done,
+            reason: None,
+            page: None,
+            links: Vec::new(),
+            new_urls: Vec::new(),
+            chain: Vec::new(),
+        }
+    }
+
+    /// Marks the fetch failed, with its reason.
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        self.state = UrlState::Failed;
+        self.reason = Some(reason.into());
+    }
+}
+
 /// A URL handed to the crawler by a refill.
 #[derive(Debug, Clone)]
 pub struct LeasedUrl {
@@ -117,7 +139,6 @@ pub struct LeasedUrl {
     pub url: String,
     pub depth: u32,
     pub redirect_hops: u32,
-    pub attempts: u32,
 }
 
 pub enum WriteOp {
@@ -355,11 +376,12 @@ async fn write_pending(
     pending: &mut Pending,
     now: i64,
 ) -> Result<(), StoreError> {
-    let mut urls = std::mem::take(&mut pending.urls);
+    let lone_urls = std::mem::take(&mut pending.urls);
     let fetches = std::mem::take(&mut pending.fetches);
-    for f in &fetches {
-        urls.extend(f.new_urls.iter().cloned());
-    }
+    let urls: Vec<&NewUrl> = lone_urls
+        .iter()
+        .chain(fetches.iter().flat_map(|f| &f.new_urls))
+        .collect();
     for chunk in urls.chunks(URL_ROWS_PER_STMT) {
         insert_urls(conn, chunk, now).await?;
     }
@@ -380,7 +402,7 @@ async fn write_pending(
                 .push_bind(l.anchor.clone())
                 .push_bind(l.nofollow);
         });
-        qb.build().persistent(false).execute(&mut *conn).await?;
+        execute_once(conn, qb).await?;
     }
     // One statement per (state, reason) rather than one per page: every
     // fetch adds exactly one attempt, so the counter is incremented in SQL.
@@ -405,7 +427,7 @@ async fn write_pending(
                 sep.push_bind(*id);
             }
             qb.push(")");
-            qb.build().persistent(false).execute(&mut *conn).await?;
+            execute_once(conn, qb).await?;
         }
     }
     for f in &fetches {
@@ -420,15 +442,27 @@ async fn write_pending(
                 sep.push_bind(*id);
             }
             qb.push(")");
-            qb.build().persistent(false).execute(&mut *conn).await?;
+            execute_once(conn, qb).await?;
         }
     }
     Ok(())
 }
 
+/// Runs a statement built for one batch. Multi-row statements differ in
+/// SQL with their row count, so they are not kept in the connection's
+/// statement cache: cached, up to 100 of these multi-megabyte prepared
+/// statements stayed alive.
+async fn execute_once(
+    conn: &mut SqliteConnection,
+    mut qb: QueryBuilder<Sqlite>,
+) -> Result<(), StoreError> {
+    qb.build().persistent(false).execute(conn).await?;
+    Ok(())
+}
+
 async fn insert_urls(
     conn: &mut SqliteConnection,
-    rows: &[NewUrl],
+    rows: &[&NewUrl],
     now: i64,
 ) -> Result<(), StoreError> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -455,7 +489,7 @@ async fn insert_urls(
          WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages') \
          AND excluded.state IN ('queued', 'leased')",
     );
-    qb.build().persistent(false).execute(&mut *conn).await?;
+    execute_once(conn, qb).await?;
     Ok(())
 }
 
@@ -492,7 +526,7 @@ async fn insert_pages(
             .push_bind(p.text.clone())
             .push_bind(p.links_count as i64);
     });
-    qb.build().persistent(false).execute(&mut *conn).await?;
+    execute_once(conn, qb).await?;
     Ok(())
 }
 
@@ -504,7 +538,7 @@ async fn refill(
     let rows = sqlx::query(
         "UPDATE urls SET state = 'leased', updated_at = ? WHERE id IN \
          (SELECT id FROM urls WHERE state = 'queued' ORDER BY depth, id LIMIT ?) \
-         RETURNING id, url, depth, redirect_hops, attempts",
+         RETURNING id, url, depth, redirect_hops",
     )
     .bind(now)
     .bind(limit as i64)
@@ -517,7 +551,6 @@ async fn refill(
             url: r.get("url"),
             depth: r.get::<i64, _>("depth") as u32,
             redirect_hops: r.get::<i64, _>("redirect_hops") as u32,
-            attempts: r.get::<i64, _>("attempts") as u32,
         })
         .collect();
     // RETURNING gives no order guarantee; keep breadth-first order.
