@@ -18,6 +18,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Exit status 2 and a message that says `why`.
+fn assert_usage_error(o: &Output, why: &str) {
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    assert!(stderr(o).contains(why), "{}", stderr(o));
+}
+
 async fn trawl_async(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -36,8 +42,7 @@ fn bad_seed_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     let o = trawl(&["crawl", "not a url", "--db", &db]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("bad seed URL"), "{}", stderr(&o));
+    assert_usage_error(&o, "bad seed URL");
     assert_eq!(
         stderr(&o).lines().count(),
         1,
@@ -54,12 +59,7 @@ fn bad_seed_is_a_usage_error() {
 fn unsupported_scheme_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let o = trawl(&["crawl", "ftp://example.com/", "--db", &db_arg(dir.path())]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("unsupported scheme `ftp`"),
-        "{}",
-        stderr(&o)
-    );
+    assert_usage_error(&o, "unsupported scheme `ftp`");
 }
 
 #[test]
@@ -70,12 +70,21 @@ fn missing_database_directory_is_a_usage_error() {
         "--db",
         "/nonexistent-dir/sub/t.db",
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("directory /nonexistent-dir/sub does not exist"),
-        "{}",
-        stderr(&o)
-    );
+    assert_usage_error(&o, "directory /nonexistent-dir/sub does not exist");
+}
+
+#[test]
+fn reading_commands_refuse_a_missing_database_without_creating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    for cmd in ["status", "export"] {
+        let o = trawl(&[cmd, "--db", &db]);
+        assert_usage_error(&o, "does not exist");
+        assert!(
+            !dir.path().join("t.db").exists(),
+            "`{cmd}` created the database"
+        );
+    }
 }
 
 #[test]
@@ -94,12 +103,7 @@ fn a_file_that_is_not_a_database_is_refused_untouched() {
         "--db",
         &path.display().to_string(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("is not an SQLite database"),
-        "{}",
-        stderr(&o)
-    );
+    assert_usage_error(&o, "is not an SQLite database");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
@@ -168,8 +172,7 @@ async fn crawl_then_export_pages_as_jsonl() {
 
     // A second crawl into the same database points to resume.
     let o = trawl_async(vec!["crawl".into(), a.url("/"), "--db".into(), db.clone()]).await;
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("trawl resume"), "{}", stderr(&o));
+    assert_usage_error(&o, "trawl resume");
 
     let o = trawl_async(vec!["status".into(), "--db".into(), db]).await;
     let status = String::from_utf8_lossy(&o.stdout).into_owned();

@@ -12,7 +12,7 @@ use trawl::store::Store;
 use crate::util;
 
 pub struct Crawled {
-    pub _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub store: Store,
     pub report: CrawlReport,
 }
@@ -72,11 +72,12 @@ pub async fn run(cfg: CrawlConfig) -> Crawled {
     )
     .await
     .unwrap();
-    Crawled {
-        _dir: dir,
-        store,
-        report,
-    }
+    Crawled { dir, store, report }
+}
+
+/// The reason recorded for `url` in a map from [`Crawled::urls_in`].
+fn reason<'a>(urls: &'a BTreeMap<String, String>, url: &str) -> Option<&'a str> {
+    urls.get(url).map(String::as_str)
 }
 
 fn set(items: &[String]) -> BTreeSet<String> {
@@ -123,14 +124,8 @@ async fn crawls_the_fixture_site_across_two_hosts() {
     assert_eq!(b.requests().len(), 2);
 
     let failed = c.urls_in("failed").await;
-    assert_eq!(
-        failed.get(&a.url("/missing.html")).map(String::as_str),
-        Some("http_404")
-    );
-    assert_eq!(
-        failed.get(&a.url("/loop/b")).map(String::as_str),
-        Some("redirect_loop")
-    );
+    assert_eq!(reason(&failed, &a.url("/missing.html")), Some("http_404"));
+    assert_eq!(reason(&failed, &a.url("/loop/b")), Some("redirect_loop"));
     assert_eq!(failed.len(), 2, "{failed:?}");
 
     let skipped = c.urls_in("skipped").await;
@@ -149,6 +144,21 @@ async fn crawls_the_fixture_site_across_two_hosts() {
     assert_eq!(skipped, want_skipped);
     assert_eq!(c.urls_in("queued").await.len(), 0);
     assert_eq!(c.urls_in("leased").await.len(), 0);
+
+    // One attempt per fetched URL, none for skipped ones.
+    let attempts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, attempts FROM urls GROUP BY state, attempts ORDER BY state")
+            .fetch_all(c.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        attempts,
+        vec![
+            ("done".into(), 1),
+            ("failed".into(), 1),
+            ("skipped".into(), 0)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -243,10 +253,7 @@ async fn records_page_fields_and_redirect_chains() {
     // Without --allow-host, the other host is out of scope.
     let skipped = c.urls_in("skipped").await;
     let other = format!("http://localhost:{}/", _b.addr.port());
-    assert_eq!(
-        skipped.get(&other).map(String::as_str),
-        Some("out_of_scope")
-    );
+    assert_eq!(reason(&skipped, &other), Some("out_of_scope"));
     assert!(_b.requests().is_empty());
 }
 
@@ -260,15 +267,10 @@ async fn max_depth_stops_at_the_limit_and_records_why() {
     assert!(pages.values().all(|&(_, depth)| depth <= 1), "{pages:?}");
     let skipped = c.urls_in("skipped").await;
     assert_eq!(
-        skipped
-            .get(&a.url("/docs/sub/page.html"))
-            .map(String::as_str),
+        reason(&skipped, &a.url("/docs/sub/page.html")),
         Some("max_depth")
     );
-    assert_eq!(
-        skipped.get(&a.url("/index.html")).map(String::as_str),
-        Some("max_depth")
-    );
+    assert_eq!(reason(&skipped, &a.url("/index.html")), Some("max_depth"));
     assert!(!a.requests().iter().any(|r| r.starts_with("/docs/sub/")));
     // Redirect hops keep the depth of the URL that redirected.
     assert_eq!(pages.get(&a.url("/moved.html")), Some(&(200, 1)));
@@ -301,15 +303,15 @@ async fn include_and_exclude_filter_discovered_urls() {
     let c = run(cfg).await;
     let skipped = c.urls_in("skipped").await;
     assert_eq!(
-        skipped.get(&a.url("/files/report.pdf")).map(String::as_str),
+        reason(&skipped, &a.url("/files/report.pdf")),
         Some("excluded")
     );
     assert_eq!(
-        skipped.get(&a.url("/missing.html")).map(String::as_str),
+        reason(&skipped, &a.url("/missing.html")),
         Some("not_included")
     );
     assert_eq!(
-        skipped.get(&a.url("/redirect/start")).map(String::as_str),
+        reason(&skipped, &a.url("/redirect/start")),
         Some("not_included")
     );
     let fetched: BTreeSet<String> = a.requests().into_iter().collect();
@@ -336,9 +338,19 @@ async fn too_many_redirects_is_recorded() {
     assert_eq!(a.requests(), vec!["/hop/0", "/hop/1", "/hop/2", "/hop/3"]);
     let failed = c.urls_in("failed").await;
     assert_eq!(
-        failed.get(&a.url("/hop/3")).map(String::as_str),
+        reason(&failed, &a.url("/hop/3")),
         Some("too_many_redirects")
     );
+}
+
+#[tokio::test]
+async fn the_wal_is_checkpointed_and_truncated_when_the_crawl_ends() {
+    let (a, _b) = util::two_hosts().await;
+    let c = run(config(&[a.url("/gen/1")])).await;
+    assert_eq!(c.pages().await.len() as u64, util::GEN_PAGES);
+    let wal = c.dir.path().join("t.db-wal");
+    let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(len, 0, "WAL left at {len} bytes");
 }
 
 #[tokio::test]
