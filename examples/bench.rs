@@ -19,9 +19,11 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use trawl::config::CrawlConfig;
-use trawl::crawl::{self, Controls};
 use trawl::progress::Counters;
-use trawl::store::Store;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::proc_status;
 
 const WORDS: &[&str] = &[
     "crawler",
@@ -260,24 +262,6 @@ async fn serve(pages: u64, hosts: usize, text_heavy: bool) {
     std::future::pending::<()>().await;
 }
 
-fn proc_status(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn cpu_seconds() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = s.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 (utime, stime), counted after the ")" from field 3.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
@@ -323,28 +307,7 @@ fn main() {
     cfg.politeness.per_host_concurrency = 16;
     cfg.politeness.per_host_rate = 0.0;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    let cpu0 = cpu_seconds();
-    let started = Instant::now();
-    let report = rt
-        .block_on(async {
-            let store = Store::open(&db).await.map_err(|e| e.to_string())?;
-            let r = crawl::start(
-                &store,
-                cfg,
-                Controls::default(),
-                Arc::new(Counters::default()),
-            )
-            .await;
-            store.close().await;
-            r.map_err(|e| e.to_string())
-        })
-        .expect("crawl");
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let (report, wall, cpu) = common::crawl(&db, cfg, Arc::new(Counters::default()));
     let rss_mb = proc_status("VmHWM:") as f64 / 1024.0;
     let _ = child.kill();
     let _ = child.wait();

@@ -17,7 +17,8 @@ use crate::cli::{Cli, Command, ExportArgs};
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
 use crate::progress::{self, Counters, ProgressMode};
-use crate::store::{Store, StoreError};
+use crate::store::lock::DbLock;
+use crate::store::{Access, Store, StoreError};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -33,7 +34,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(EXIT_USAGE, &e.to_string()),
             };
-            let Some(store) = open(&args.db.db).await else {
+            let Some(store) = open(&args.db.db, Access::Write).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
             let fail_on_error = args.fail_on_error;
@@ -44,7 +45,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Resume(args) => {
-            let Some(store) = open(&args.db.db).await else {
+            let Some(store) = open(&args.db.db, Access::Write).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
             let fail_on_error = args.fail_on_error;
@@ -70,8 +71,8 @@ fn fail(code: u8, msg: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-async fn open(path: &Path) -> Option<Store> {
-    match Store::open(path).await {
+async fn open(path: &Path, access: Access) -> Option<Store> {
+    match Store::open_with(path, access).await {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("trawl: {e}");
@@ -87,7 +88,7 @@ async fn open_existing(path: &Path) -> Option<Store> {
         eprintln!("trawl: {} does not exist", path.display());
         return None;
     }
-    open(path).await
+    open(path, Access::Read).await
 }
 
 /// Which signal asked us to stop (0: none).
@@ -279,11 +280,17 @@ async fn status(store: &Store) -> u8 {
                 return Ok(());
             }
             Some(c) => {
+                // `running` in the table after the process is gone means it
+                // was killed; only the lock tells the two apart.
+                let state = if c.state == "running" && !DbLock::is_held(store.path()) {
+                    "interrupted; `trawl resume` continues it"
+                } else {
+                    c.state.as_str()
+                };
                 let _ = writeln!(
                     out,
-                    "crawl {} ({}), started {}",
+                    "crawl {} ({state}), started {}",
                     c.id,
-                    c.state,
                     crate::util::rfc3339(c.started_at)
                 );
             }

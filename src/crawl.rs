@@ -36,7 +36,8 @@ use crate::progress::Counters;
 use crate::reason::SkipReason;
 use crate::scheduler::{Next, Scheduler};
 use crate::store::writer::{
-    self, FetchRecord, LeasedUrl, LinkRecord, NewUrl, UrlState, WriteOp, WriterHandle, WriterStats,
+    self, Committed, FetchRecord, LeasedUrl, LinkRecord, NewUrl, UrlState, WriteOp, WriterHandle,
+    WriterStats,
 };
 use crate::store::{CrawlState, Store, StoreError};
 use crate::worker::{self, Job, Outcome, WorkerCtx, WorkerOutput};
@@ -46,6 +47,9 @@ use crate::worker::{self, Job, Outcome, WorkerCtx, WorkerOutput};
 pub const DEFAULT_WINDOW: usize = 50_000;
 /// Most URLs leased from the database at once.
 const REFILL_BATCH: usize = 10_000;
+/// Rows (links and new URLs) that may wait for the writer before new
+/// fetches are held back: a few tens of MB, however link-heavy the pages.
+const MAX_UNCOMMITTED_ROWS: u64 = 50_000;
 /// How long in-flight fetches may run on after a stop is requested.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -280,7 +284,13 @@ async fn run(
 
     let conn = store.connection().await?;
     let checkpoint_conn = store.connection().await?;
-    let (writer, writer_task) = writer::spawn(conn, checkpoint_conn, 4 * cfg.concurrency.max(64));
+    let (writer, writer_task) = writer::spawn(
+        conn,
+        checkpoint_conn,
+        4 * cfg.concurrency.max(64),
+        cfg.concurrency / 2,
+    );
+    let committed = writer.committed();
 
     let mut coord = Coordinator {
         sched: Scheduler::new(
@@ -290,6 +300,8 @@ async fn run(
         cfg: Arc::new(cfg),
         crawl_id,
         writer,
+        committed,
+        sent: Committed::default(),
         seen,
         depth_skipped,
         window: DEFAULT_WINDOW,
@@ -352,6 +364,12 @@ struct Coordinator {
     cfg: Arc<CrawlConfig>,
     crawl_id: i64,
     writer: WriterHandle,
+    /// What the writer has committed, of what was `sent` to it. Waiting
+    /// fetches count against the concurrency (a fetch holds its slot until
+    /// it is durable, which bounds what a crash can lose), and waiting rows
+    /// against [`MAX_UNCOMMITTED_ROWS`].
+    committed: tokio::sync::watch::Receiver<Committed>,
+    sent: Committed,
     sched: Scheduler<Job>,
     seen: FpSet,
     /// URLs recorded as too deep; found again on a shorter path, they are
@@ -446,6 +464,11 @@ impl Coordinator {
                         self.tasks.abort_all();
                     }
                 }
+                r = self.committed.changed(), if self.uncommitted() > 0 => {
+                    if r.is_err() {
+                        return Err(CrawlError::Store(StoreError::WriterGone));
+                    }
+                }
                 _ = evict.tick() => {
                     self.sched.evict_idle(Instant::now());
                 }
@@ -498,7 +521,7 @@ impl Coordinator {
     fn dispatch(&mut self) {
         self.wake = None;
         let now = Instant::now();
-        while self.tasks.len() < self.cfg.concurrency && !self.budget_spent() {
+        while self.writer_has_room() && !self.budget_spent() {
             match self.sched.next(now) {
                 Next::Ready(origin, job) => {
                     self.dispatched += 1;
@@ -590,8 +613,7 @@ impl Coordinator {
                 self.counters.failed.fetch_add(1, Relaxed);
                 let mut rec = FetchRecord::new(url_id as i64);
                 rec.fail("panic");
-                self.writer.send(WriteOp::Fetch(Box::new(rec))).await?;
-                Ok(())
+                self.send_fetch(rec).await
             }
         }
     }
@@ -648,8 +670,28 @@ impl Coordinator {
         if rec.state == UrlState::Failed {
             c.failed.fetch_add(1, Relaxed);
         }
+        self.send_fetch(rec).await
+    }
+
+    async fn send_fetch(&mut self, rec: FetchRecord) -> Result<(), CrawlError> {
+        self.sent.fetches += 1;
+        self.sent.rows += rec.rows();
         self.writer.send(WriteOp::Fetch(Box::new(rec))).await?;
         Ok(())
+    }
+
+    /// Fetches sent to the writer and not committed yet.
+    fn uncommitted(&self) -> usize {
+        self.sent
+            .fetches
+            .saturating_sub(self.committed.borrow().fetches) as usize
+    }
+
+    /// Whether the writer's backlog leaves room for another fetch.
+    fn writer_has_room(&self) -> bool {
+        let done = *self.committed.borrow();
+        self.tasks.len() + self.uncommitted() < self.cfg.concurrency
+            && self.sent.rows.saturating_sub(done.rows) < MAX_UNCOMMITTED_ROWS
     }
 
     /// A 3xx with a Location: the target is the next hop, scheduled like any

@@ -8,10 +8,12 @@
 //! did not make, or a database from a newer trawl is refused before anything
 //! in it is changed.
 
+pub mod lock;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -20,6 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 
 use crate::util::now_ms;
+use lock::{DbLock, LockError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -50,6 +53,8 @@ pub enum StoreError {
         path: PathBuf,
         source: sqlx::migrate::MigrateError,
     },
+    #[error(transparent)]
+    Locked(#[from] LockError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("the database writer has stopped")]
@@ -89,12 +94,29 @@ pub struct Store {
     pool: SqlitePool,
     options: SqliteConnectOptions,
     path: PathBuf,
+    /// Held for as long as any clone of a writing store lives.
+    _lock: Option<Arc<DbLock>>,
+}
+
+/// What the opener means to do with the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Crawl into it: takes the single-writer lock for the store's life.
+    Write,
+    /// Only read (status, export): works beside a running crawl, and takes
+    /// the lock only for as long as bringing the schema up to date needs.
+    Read,
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `path` and brings its
-    /// schema up to date.
+    /// Opens (creating if missing) the database at `path` for writing,
+    /// holding its lock, and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, Access::Write).await
+    }
+
+    /// Opens the database at `path` as `access` says.
+    pub async fn open_with(path: &Path, access: Access) -> Result<Store, StoreError> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -109,6 +131,14 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
+        // The lock comes first: nothing, not even the inspection, should
+        // race a process that is migrating the file.
+        let lock = match DbLock::acquire(path) {
+            Ok(lock) => Some(lock),
+            // A running crawl has brought the schema up to date already.
+            Err(LockError::Held { .. }) if access == Access::Read => None,
+            Err(e) => return Err(e.into()),
+        };
         if path.exists() {
             inspect_existing(path).await?;
         }
@@ -120,24 +150,30 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-8000")
-            .pragma("temp_store", "memory")
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await
             .map_err(|e| classify_open_error(path, e))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        if lock.is_some() {
+            MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        }
+        let lock = match access {
+            Access::Write => lock.map(Arc::new),
+            Access::Read => None,
+        };
         Ok(Store {
             pool,
             options,
             path: path.to_path_buf(),
+            _lock: lock,
         })
     }
 

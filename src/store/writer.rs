@@ -8,14 +8,22 @@
 //! ready (up to [`MAX_BATCH`] operations) and commits it as one transaction,
 //! so under load batches grow and per-commit cost is shared. A batch smaller
 //! than `MIN_BATCH` waits up to `LINGER` for company, unless someone is
-//! waiting on its reply (a refill, a flush). A page, the state change
-//! of its URL, its links and the URLs it revealed are one operation, so they
-//! are always committed together.
+//! waiting on its reply (a refill, a flush) or it holds as many fetches as
+//! the crawl lets wait (see below). A page, the state change of its URL,
+//! its links and the URLs it revealed are one operation, so they are always
+//! committed together.
+//!
+//! The writer publishes how many fetches (and rows of links and new URLs
+//! with them) it has committed. The crawl counts a fetch against its
+//! concurrency until then, so however the process dies, at most
+//! `concurrency` fetched pages are lost and fetched again on resume; and it
+//! holds back new fetches while too many rows wait, which bounds the memory
+//! of a backlog of link-heavy pages.
 
 use std::collections::HashMap;
 
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{CrawlState, StoreError};
@@ -25,6 +33,9 @@ use crate::util::now_ms;
 pub const MAX_BATCH: usize = 512;
 /// A batch smaller than this waits up to [`LINGER`] for more.
 const MIN_BATCH: usize = 64;
+/// ... unless it carries this many rows (the crawl holds back fetches
+/// while rows wait).
+const MIN_BATCH_ROWS: u64 = 5_000;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// State of a URL row.
@@ -111,6 +122,11 @@ pub struct FetchRecord {
 }
 
 impl FetchRecord {
+    /// Rows besides the page itself: links and newly found URLs.
+    pub fn rows(&self) -> u64 {
+        (self.links.len() + self.new_urls.len()) as u64
+    }
+
     /// A successful fetch of `url_id` with nothing recorded yet. (Attempts
     /// are not carried: each committed fetch adds one in the database.)
     pub fn new(url_id: i64) -> Self {
@@ -172,11 +188,26 @@ impl WriteOp {
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<WriteOp>,
+    committed: watch::Receiver<Committed>,
+}
+
+/// What the writer has committed so far, counting [`WriteOp::Fetch`]es only.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Committed {
+    pub fetches: u64,
+    /// Their [`FetchRecord::rows`].
+    pub rows: u64,
 }
 
 impl WriterHandle {
     pub async fn send(&self, op: WriteOp) -> Result<(), StoreError> {
         self.tx.send(op).await.map_err(|_| StoreError::WriterGone)
+    }
+
+    /// What has been committed so far, which changes after every commit
+    /// that holds a fetch.
+    pub fn committed(&self) -> watch::Receiver<Committed> {
+        self.committed.clone()
     }
 
     pub async fn flush(&self) -> Result<(), StoreError> {
@@ -198,29 +229,36 @@ pub struct WriterStats {
 /// Starts the writer on its own connection, with a checkpointer on a
 /// second one. The task ends when every handle is dropped (after committing
 /// what was sent) or on the first database error, which it returns.
+///
+/// A batch holding `linger_fetches` fetches is committed without lingering:
+/// the crawl is waiting on them.
 pub fn spawn(
     conn: SqliteConnection,
     checkpoint_conn: SqliteConnection,
     capacity: usize,
+    linger_fetches: usize,
 ) -> (
     WriterHandle,
     tokio::task::JoinHandle<Result<WriterStats, StoreError>>,
 ) {
     let (tx, rx) = mpsc::channel(capacity);
+    let (committed_tx, committed) = watch::channel(Committed::default());
     let task = tokio::spawn(async move {
         let stop = CancellationToken::new();
         let checkpointer = tokio::spawn(checkpoint(checkpoint_conn, stop.clone()));
-        let result = run(conn, rx).await;
+        let result = run(conn, rx, committed_tx, linger_fetches.max(1)).await;
         stop.cancel();
         let _ = checkpointer.await;
         result
     });
-    (WriterHandle { tx }, task)
+    (WriterHandle { tx, committed }, task)
 }
 
 async fn run(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<WriteOp>,
+    committed: watch::Sender<Committed>,
+    linger_fetches: usize,
 ) -> Result<WriterStats, StoreError> {
     // Checkpoints copy the WAL back into the database file and fsync it:
     // the most expensive thing SQLite does. Left automatic, every few
@@ -232,10 +270,18 @@ async fn run(
     let mut stats = WriterStats::default();
     let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        linger(&mut rx, &mut batch).await;
+        linger(&mut rx, &mut batch, linger_fetches).await;
         let n = batch.len() as u64;
+        let fetches = count_fetches(&batch) as u64;
+        let rows = count_rows(&batch);
         let t = std::time::Instant::now();
         let replies = commit(&mut conn, &mut batch).await?;
+        if fetches > 0 {
+            committed.send_modify(|c| {
+                c.fetches += fetches;
+                c.rows += rows;
+            });
+        }
         stats.busy += t.elapsed();
         stats.transactions += 1;
         stats.ops += n;
@@ -249,17 +295,39 @@ async fn run(
 
 /// Each commit has a fixed cost (WAL frames for the pages every batch
 /// touches), so a small batch is worth holding back a moment for company
-/// — but only data: a batch holding a refill or a flush, which someone is
-/// waiting on, goes at once.
-async fn linger(rx: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>) {
+/// — but only data nobody waits for: a batch holding a refill or a flush,
+/// or `linger_fetches` fetches holding up the crawl's slots, goes at once.
+async fn linger(rx: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>, linger_fetches: usize) {
     let deadline = tokio::time::Instant::now() + LINGER;
-    while batch.len() < MIN_BATCH && !batch.iter().any(WriteOp::is_awaited) {
+    while batch.len() < MIN_BATCH
+        && count_fetches(batch) < linger_fetches
+        && count_rows(batch) < MIN_BATCH_ROWS
+        && !batch.iter().any(WriteOp::is_awaited)
+    {
         match tokio::time::timeout_at(deadline, rx.recv_many(batch, MAX_BATCH - batch.len())).await
         {
             Ok(n) if n > 0 => continue,
             _ => break,
         }
     }
+}
+
+/// Rows of links and new URLs carried by the fetches in `batch`.
+fn count_rows(batch: &[WriteOp]) -> u64 {
+    batch
+        .iter()
+        .map(|op| match op {
+            WriteOp::Fetch(rec) => rec.rows(),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn count_fetches(batch: &[WriteOp]) -> usize {
+    batch
+        .iter()
+        .filter(|op| matches!(op, WriteOp::Fetch(_)))
+        .count()
 }
 
 /// Passive checkpoints while the writer runs (they never block it), and a

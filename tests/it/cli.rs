@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::util;
 
-fn trawl(args: &[&str]) -> Output {
+pub fn trawl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trawl"))
         .args(args)
         .env("RUST_LOG", "warn")
@@ -14,17 +14,17 @@ fn trawl(args: &[&str]) -> Output {
         .expect("run trawl")
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Exit status 2 and a message that says `why`.
-fn assert_usage_error(o: &Output, why: &str) {
+pub fn assert_usage_error(o: &Output, why: &str) {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
     assert!(stderr(o).contains(why), "{}", stderr(o));
 }
 
-async fn trawl_async(args: Vec<String>) -> Output {
+pub async fn trawl_async(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         trawl(&refs)
@@ -33,7 +33,7 @@ async fn trawl_async(args: Vec<String>) -> Output {
     .unwrap()
 }
 
-fn db_arg(dir: &Path) -> String {
+pub fn db_arg(dir: &Path) -> String {
     dir.join("t.db").display().to_string()
 }
 
@@ -185,6 +185,17 @@ async fn crawl_then_export_pages_as_jsonl() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sigint_stops_gracefully_and_resume_completes() {
+    signal_stops_gracefully_and_resume_completes("-INT", 130).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_stops_gracefully_and_resume_completes() {
+    signal_stops_gracefully_and_resume_completes("-TERM", 143).await;
+}
+
+#[cfg(unix)]
+async fn signal_stops_gracefully_and_resume_completes(signal: &str, code: i32) {
     let (a, _b) = util::two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
@@ -212,7 +223,7 @@ async fn sigint_stops_gracefully_and_resume_completes() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
@@ -225,7 +236,7 @@ async fn sigint_stops_gracefully_and_resume_completes() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
     assert!(stderr(&o).contains("trawl resume --db"), "{}", stderr(&o));
     let before = a.requests().len();
     assert!(before > 0 && (before as u64) < util::GEN_PAGES);
@@ -242,4 +253,9 @@ async fn sigint_stops_gracefully_and_resume_completes() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     a.assert_no_duplicates();
     assert_eq!(a.requests().len() as u64, util::GEN_PAGES);
+}
+
+/// The single-writer lock file beside `db`.
+pub fn lock_file(db: &str) -> std::path::PathBuf {
+    trawl::store::lock::lock_path(Path::new(db))
 }

@@ -2,4 +2,5 @@
 
 mod cli;
 mod crawl;
+mod resume;
 mod util;

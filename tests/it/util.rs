@@ -137,10 +137,9 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
     {
         return redirect(StatusCode::FOUND, format!("/hop/{}", n + 1));
     }
-    if let Some(rest) = path.strip_prefix("/gen/") {
-        // A generated site: /gen/N links to /gen/2N and /gen/2N+1 up to `GEN_PAGES`.
-        if let Ok(n) = rest.parse::<u64>() {
-            return generated(n);
+    for (prefix, pages) in [("/gen/", GEN_PAGES), ("/big/", BIG_PAGES)] {
+        if let Some(n) = path.strip_prefix(prefix).and_then(|n| n.parse().ok()) {
+            return generated(prefix, n, pages);
         }
     }
     let mut file = ctx.root.join(path.trim_start_matches('/'));
@@ -174,16 +173,20 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
     }
 }
 
+/// Pages of the generated site under `/gen/`.
 pub const GEN_PAGES: u64 = 400;
+/// Pages of the larger generated site under `/big/`.
+pub const BIG_PAGES: u64 = 3000;
 
-fn generated(n: u64) -> Response {
-    if n == 0 || n > GEN_PAGES {
+/// A generated site: `{prefix}N` links to `2N`, `2N+1` and `N+1`, up to `pages`.
+fn generated(prefix: &str, n: u64, pages: u64) -> Response {
+    if n == 0 || n > pages {
         return (StatusCode::NOT_FOUND, "no").into_response();
     }
     let mut body = format!("<title>Gen {n}</title><p>Generated page {n}.</p>");
     for child in [2 * n, 2 * n + 1, n + 1] {
-        if child <= GEN_PAGES {
-            body.push_str(&format!("<a href=\"/gen/{child}\">{child}</a>"));
+        if child <= pages {
+            body.push_str(&format!("<a href=\"{prefix}{child}\">{child}</a>"));
         }
     }
     html(body)
