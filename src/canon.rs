@@ -106,7 +106,7 @@ pub fn canonicalize(mut url: Url) -> Option<Url> {
 
 /// Decodes percent-escapes of unreserved characters (RFC 3986 §2.3) and
 /// upper-cases the hex digits of every other escape (§6.2.2.1).
-fn normalize_percent(s: &str) -> String {
+pub(crate) fn normalize_percent(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;

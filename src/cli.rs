@@ -110,9 +110,22 @@ pub struct PolitenessArgs {
     /// Requests per second to one host; 0 for no limit.
     #[arg(long, value_name = "R", default_value_t = 2.0)]
     pub per_host_rate: f64,
-    /// The User-Agent header sent with every request.
+    /// The User-Agent header sent with every request; its product token
+    /// (`trawl` in `trawl/0.1`) is the name matched in robots.txt.
     #[arg(long, value_name = "S", default_value_t = crate::fetch::default_user_agent())]
     pub user_agent: String,
+    /// Do not fetch or obey robots.txt. Only for sites you run yourself.
+    #[arg(long)]
+    pub ignore_robots: bool,
+    /// Longest robots.txt Crawl-delay honoured, in seconds; longer ones are cut to it.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub max_crawl_delay: f64,
+    /// Retries of a transient failure (timeout, connection error, 5xx, 408, 429).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+    /// Longest Retry-After honoured, in seconds; longer ones are cut to it.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub max_retry_after: f64,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +211,10 @@ impl CrawlArgs {
             politeness: PolitenessConfig {
                 per_host_concurrency: self.politeness.per_host_concurrency,
                 per_host_rate: self.politeness.per_host_rate,
+                robots: !self.politeness.ignore_robots,
+                max_crawl_delay: secs("--max-crawl-delay", self.politeness.max_crawl_delay)?,
+                retries: self.politeness.retries,
+                max_retry_after: secs("--max-retry-after", self.politeness.max_retry_after)?,
             },
             limits: LimitsConfig {
                 max_pages: self.limits.max_pages,

@@ -22,13 +22,24 @@ pub struct ScopeConfig {
     pub exclude: Vec<String>,
 }
 
-/// How hard trawl may press on one host.
+/// How hard trawl may press on one host. (Fields added after the first
+/// release take their defaults when an older stored crawl is resumed.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PolitenessConfig {
     /// Requests in flight to one origin at once.
     pub per_host_concurrency: u32,
     /// Requests per second per origin; 0 for no limit.
     pub per_host_rate: f64,
+    /// Obey robots.txt (off only with `--ignore-robots`).
+    pub robots: bool,
+    /// Longest Crawl-delay honoured; a longer one is cut to this.
+    pub max_crawl_delay: Duration,
+    /// Retries of a transient failure (timeouts, connection errors, 5xx,
+    /// 408, 429), with exponential backoff and jitter.
+    pub retries: u32,
+    /// Longest Retry-After honoured; a longer one is cut to this.
+    pub max_retry_after: Duration,
 }
 
 impl Default for PolitenessConfig {
@@ -36,6 +47,10 @@ impl Default for PolitenessConfig {
         Self {
             per_host_concurrency: 2,
             per_host_rate: 2.0,
+            robots: true,
+            max_crawl_delay: Duration::from_secs(30),
+            retries: 2,
+            max_retry_after: Duration::from_secs(600),
         }
     }
 }

@@ -31,13 +31,15 @@ use url::Url;
 use crate::canon;
 use crate::config::{ConfigError, CrawlConfig};
 use crate::fetch::{FetchError, Fetcher};
+use crate::hosts::{Hosts, Loaded, Verdict, parse_retry_after};
 use crate::parse::ParseLimits;
 use crate::progress::Counters;
 use crate::reason::SkipReason;
+use crate::robots::{self, RobotsFetch};
 use crate::scheduler::{Next, Scheduler};
 use crate::store::writer::{
-    self, Committed, FetchRecord, LeasedUrl, LinkRecord, NewUrl, UrlState, WriteOp, WriterHandle,
-    WriterStats,
+    self, Committed, FetchRecord, HostRecord, LeasedUrl, LinkRecord, NewUrl, UrlState, WriteOp,
+    WriterHandle, WriterStats,
 };
 use crate::store::{CrawlState, Store, StoreError};
 use crate::worker::{self, Job, Outcome, WorkerCtx, WorkerOutput};
@@ -232,7 +234,13 @@ async fn run(
         },
         parse_permits: Semaphore::new(cores),
         counters: counters.clone(),
+        agent: robots::product_token(&cfg.fetch.user_agent),
     });
+    if !cfg.politeness.robots {
+        tracing::warn!(
+            "--ignore-robots: robots.txt is NOT fetched or obeyed in this crawl; only do this on sites you run"
+        );
+    }
 
     // The frontier as it stands in the database.
     let pool = store.pool();
@@ -246,7 +254,7 @@ async fn run(
         // limit that has since been raised get their turn.
         sqlx::query(
             "UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased' \
-             OR (state = 'skipped' AND reason = 'max_pages') \
+             OR (state = 'skipped' AND reason IN ('max_pages', 'robots_unavailable')) \
              OR (state = 'skipped' AND reason = 'max_depth' AND depth <= ?)",
         )
         .bind(now)
@@ -263,7 +271,7 @@ async fn run(
                 .fetch(pool);
         use futures_util::TryStreamExt;
         while let Some((id, reason)) = rows.try_next().await.map_err(StoreError::from)? {
-            if reason == SkipReason::MaxDepth.as_str() {
+            if reason == SkipReason::MaxDepth.as_str() || reason == SkipReason::Nofollow.as_str() {
                 depth_skipped.insert(id as u64);
             } else {
                 seen.insert(id as u64);
@@ -292,6 +300,11 @@ async fn run(
     );
     let committed = writer.committed();
 
+    let (cfg_robots, cfg_agent, cfg_max_crawl_delay) = (
+        cfg.politeness.robots,
+        cfg.fetch.user_agent.clone(),
+        cfg.politeness.max_crawl_delay,
+    );
     let mut coord = Coordinator {
         sched: Scheduler::new(
             cfg.politeness.per_host_concurrency,
@@ -315,6 +328,13 @@ async fn run(
         ctx,
         counters: counters.clone(),
         wake: None,
+        hosts: Hosts::new(
+            cfg_robots,
+            robots::product_token(&cfg_agent),
+            cfg_max_crawl_delay,
+        ),
+        robots_tasks: JoinSet::new(),
+        pool: store.pool().clone(),
     };
     if !resuming {
         coord.add_seeds().await?;
@@ -389,6 +409,54 @@ struct Coordinator {
     counters: Arc<Counters>,
     /// When the scheduler said the next host becomes ready.
     wake: Option<Instant>,
+    /// robots.txt and failure state per host.
+    hosts: Hosts,
+    /// robots.txt being read (from the `hosts` table or the host).
+    robots_tasks: JoinSet<(Arc<str>, RobotsLoad)>,
+    pool: sqlx::SqlitePool,
+}
+
+/// A robots.txt answer and whether it was just fetched (else it came from
+/// the `hosts` table).
+struct RobotsLoad {
+    fetch: RobotsFetch,
+    fresh: bool,
+}
+
+/// Reads `origin`'s robots.txt from the `hosts` table if a usable answer
+/// younger than 24 hours is there, else fetches it.
+async fn load_robots(ctx: &WorkerCtx, pool: &sqlx::SqlitePool, origin: &str) -> RobotsLoad {
+    let oldest = crate::util::now_ms() - robots::ROBOTS_TTL.as_millis() as i64;
+    let stored = sqlx::query_as::<_, (Option<i64>, Option<Vec<u8>>, i64)>(
+        "SELECT robots_status, robots_body, robots_fetched_at FROM hosts \
+         WHERE origin = ? AND robots_status IS NOT NULL AND robots_status < 500 AND robots_fetched_at > ?",
+    )
+    .bind(origin)
+    .bind(oldest)
+    .fetch_optional(pool)
+    .await;
+    match stored {
+        Ok(Some((status, body, fetched_at))) => RobotsLoad {
+            fetch: RobotsFetch {
+                status: status.map(|s| s as u16),
+                body: body.unwrap_or_default(),
+                error: None,
+                fetched_at,
+            },
+            fresh: false,
+        },
+        Ok(None) => RobotsLoad {
+            fetch: robots::fetch(&ctx.fetcher, origin).await,
+            fresh: true,
+        },
+        Err(e) => {
+            tracing::debug!("reading stored robots.txt of {origin}: {e}");
+            RobotsLoad {
+                fetch: robots::fetch(&ctx.fetcher, origin).await,
+                fresh: true,
+            }
+        }
+    }
 }
 
 impl Coordinator {
@@ -454,7 +522,7 @@ impl Coordinator {
                 }
                 rows = async { self.refill.as_mut().expect("guarded").await }, if self.refill.is_some() => {
                     self.refill = None;
-                    self.on_refill(rows.unwrap_or_default());
+                    self.on_refill(rows.unwrap_or_default()).await?;
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !stopping => {}
                 _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now)), if grace_deadline.is_some() => {
@@ -469,8 +537,23 @@ impl Coordinator {
                         return Err(CrawlError::Store(StoreError::WriterGone));
                     }
                 }
+                Some(res) = self.robots_tasks.join_next(), if !self.robots_tasks.is_empty() => {
+                    match res {
+                        Ok((origin, load)) => self.on_robots(origin, load).await?,
+                        Err(e) if e.is_cancelled() => {}
+                        Err(e) => tracing::error!("robots.txt task panicked: {e}"),
+                    }
+                }
                 _ = evict.tick() => {
-                    self.sched.evict_idle(Instant::now());
+                    let now = Instant::now();
+                    for origin in self.sched.evict_idle(now) {
+                        self.hosts.forget(&origin);
+                    }
+                    for origin in self.hosts.take_expired(now) {
+                        tracing::info!("{origin}: robots.txt is 24 hours old; reading it again");
+                        self.sched.set_blocked(&origin, true, now);
+                        self.load_robots(origin, Duration::ZERO);
+                    }
                 }
             }
         }
@@ -561,7 +644,7 @@ impl Coordinator {
         Ok(())
     }
 
-    fn on_refill(&mut self, rows: Vec<LeasedUrl>) {
+    async fn on_refill(&mut self, rows: Vec<LeasedUrl>) -> Result<(), CrawlError> {
         let n = rows.len() as u64;
         if rows.len() < self.refill_limit {
             // The database had no more than this when the refill ran; only
@@ -571,6 +654,7 @@ impl Coordinator {
             self.db_queued = self.db_queued.saturating_sub(n);
         }
         let now = Instant::now();
+        let mut skipped: BTreeMap<SkipReason, Vec<i64>> = BTreeMap::new();
         for row in rows {
             let Ok(url) = Url::parse(&row.url) else {
                 tracing::warn!("stored URL cannot be parsed, skipping: {}", row.url);
@@ -583,9 +667,135 @@ impl Coordinator {
                 depth: row.depth,
                 hops: row.redirect_hops,
                 chain: Vec::new(),
+                attempts: 0,
             };
-            self.sched.push(&origin, job, false, now);
+            if let Some(reason) = self.enqueue(&origin, job, false, now) {
+                skipped.entry(reason).or_default().push(row.id);
+            }
         }
+        for (reason, ids) in skipped {
+            self.skip(ids, reason).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues `job` on its host unless robots.txt already rules it out,
+    /// in which case it returns why. A host whose robots.txt is not known
+    /// yet is held back and its robots.txt loaded.
+    fn enqueue(&mut self, origin: &str, job: Job, front: bool, now: Instant) -> Option<SkipReason> {
+        match self.hosts.verdict(origin, &job.url) {
+            Verdict::Skip(reason) => return Some(reason),
+            Verdict::Allowed | Verdict::Wait => {}
+            Verdict::Load => {
+                self.sched.set_blocked(origin, true, now);
+                self.load_robots(Arc::from(origin), Duration::ZERO);
+            }
+        }
+        self.sched.push(origin, job, front, now);
+        None
+    }
+
+    /// Reads `origin`'s robots.txt (after `delay`): from the `hosts` table
+    /// while it is fresh, else from the host.
+    fn load_robots(&mut self, origin: Arc<str>, delay: Duration) {
+        let ctx = self.ctx.clone();
+        let pool = self.pool.clone();
+        self.robots_tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let load = load_robots(&ctx, &pool, &origin).await;
+            (origin, load)
+        });
+    }
+
+    /// Records URLs taken back from the window as skipped.
+    async fn skip(&mut self, ids: Vec<i64>, reason: SkipReason) -> Result<(), CrawlError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.counters.skipped.fetch_add(ids.len() as u64, Relaxed);
+        self.writer
+            .send(WriteOp::Skip {
+                ids,
+                reason: reason.as_str(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn on_robots(&mut self, origin: Arc<str>, load: RobotsLoad) -> Result<(), CrawlError> {
+        let now = Instant::now();
+        let age =
+            Duration::from_millis((crate::util::now_ms() - load.fetch.fetched_at).max(0) as u64);
+        let loaded = self.hosts.loaded(&origin, &load.fetch, age);
+        if load.fresh {
+            let crawl_delay_ms = match &loaded {
+                Loaded::Ready {
+                    crawl_delay,
+                    capped_from,
+                    ..
+                } => capped_from.or(*crawl_delay).map(|d| d.as_millis() as i64),
+                _ => None,
+            };
+            self.writer
+                .send(WriteOp::Host(Box::new(HostRecord {
+                    origin: origin.to_string(),
+                    robots: load.fetch,
+                    crawl_delay_ms,
+                })))
+                .await?;
+        }
+        match loaded {
+            Loaded::Retry { after, why } => {
+                tracing::info!("{origin}: {why}; its URLs wait, asking again in {after:.1?}");
+                self.load_robots(origin, after);
+            }
+            Loaded::GaveUp { why } => {
+                tracing::warn!(
+                    "{origin}: {why}, through {} attempts; its URLs are recorded as robots_unavailable",
+                    crate::hosts::ROBOTS_ATTEMPTS
+                );
+                let ids = self.sched.remove_where(&origin, |_| true);
+                self.skip(
+                    ids.iter().map(|j| j.id as i64).collect(),
+                    SkipReason::RobotsUnavailable,
+                )
+                .await?;
+                self.sched.set_blocked(&origin, false, now);
+            }
+            Loaded::Ready {
+                crawl_delay,
+                capped_from,
+                ..
+            } => {
+                if let Some(asked) = capped_from {
+                    tracing::warn!(
+                        "{origin}: robots.txt asks for a Crawl-delay of {asked:?}; using --max-crawl-delay {:?}",
+                        self.cfg.politeness.max_crawl_delay
+                    );
+                }
+                if let Some(d) = crawl_delay {
+                    self.sched.set_interval(&origin, d, now);
+                }
+                if load.fresh {
+                    // The robots.txt request counts: the next waits its turn.
+                    let interval = crawl_delay
+                        .unwrap_or_default()
+                        .max(self.cfg.politeness.interval());
+                    self.sched.delay_host(&origin, now + interval);
+                }
+                let hosts = &mut self.hosts;
+                let removed = self.sched.remove_where(&origin, |j| {
+                    hosts.verdict(&origin, &j.url) != Verdict::Allowed
+                });
+                self.skip(
+                    removed.iter().map(|j| j.id as i64).collect(),
+                    SkipReason::Robots,
+                )
+                .await?;
+                self.sched.set_blocked(&origin, false, now);
+            }
+        }
+        Ok(())
     }
 
     async fn on_task_done(
@@ -618,11 +828,73 @@ impl Coordinator {
         }
     }
 
+    /// A transient failure: backs the host off (for `retry_after` if the
+    /// server said, capped, else exponentially), and queues the job again
+    /// if it has retries left. Returns the job if it has none.
+    fn retry(
+        &mut self,
+        origin: &Arc<str>,
+        mut job: Job,
+        retry_after: Option<Duration>,
+    ) -> Option<Job> {
+        let now = Instant::now();
+        let backoff = self.hosts.failed(origin);
+        let wait = match retry_after {
+            Some(asked) => {
+                let max = self.cfg.politeness.max_retry_after;
+                if asked > max {
+                    tracing::warn!(
+                        "{origin}: Retry-After of {asked:?} cut to --max-retry-after {max:?}"
+                    );
+                }
+                asked.min(max)
+            }
+            None => backoff,
+        };
+        self.sched.delay_host(origin, now + wait);
+        if job.attempts >= self.cfg.politeness.retries {
+            return Some(job);
+        }
+        tracing::debug!("{}: retrying in {wait:.1?}", job.url);
+        job.attempts += 1;
+        // A retry does not spend the page budget again.
+        self.dispatched = self.dispatched.saturating_sub(1);
+        self.sched.push(origin, job, true, now);
+        None
+    }
+
     async fn on_output(&mut self, out: WorkerOutput) -> Result<(), CrawlError> {
-        let job = out.job;
+        let origin = out.origin;
+        let mut job = out.job;
+        // Transient failures are retried before anything is recorded.
+        let transient = match &out.outcome {
+            Outcome::Failed(e) => e.is_retryable().then_some(None),
+            Outcome::Fetched(f) => {
+                let status = f.page.status;
+                if matches!(status, 408 | 429) || (500..600).contains(&status) {
+                    let asked = f
+                        .retry_after
+                        .as_deref()
+                        .filter(|_| matches!(status, 429 | 503))
+                        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                    Some(asked)
+                } else {
+                    None
+                }
+            }
+            Outcome::Panicked(_) => None,
+        };
+        match transient {
+            Some(retry_after) => match self.retry(&origin, job, retry_after) {
+                None => return Ok(()),
+                Some(j) => job = j,
+            },
+            None => self.hosts.succeeded(&origin),
+        }
         let c = self.counters.clone();
         c.fetched.fetch_add(1, Relaxed);
         let mut rec = FetchRecord::new(job.id as i64);
+        rec.attempts = job.attempts + 1;
         rec.chain = job.chain.iter().map(|&f| f as i64).collect();
         match out.outcome {
             Outcome::Failed(e) => {
@@ -647,13 +919,19 @@ impl Coordinator {
                 } else {
                     for link in f.links {
                         let to_id = link.fp as i64;
+                        // A nofollow page's links are recorded as edges;
+                        // their targets are not fetched on its account.
+                        let scope = match link.scope {
+                            Ok(()) if f.nofollow => Err(SkipReason::Nofollow),
+                            other => other,
+                        };
                         self.discover(
                             &link.url,
                             link.fp,
                             job.depth + 1,
                             job.id,
                             0,
-                            link.scope,
+                            scope,
                             None,
                             &mut rec,
                         );
@@ -764,9 +1042,6 @@ impl Coordinator {
         let skip = if let Err(reason) = scope {
             Some(reason)
         } else if self.cfg.limits.max_depth.is_some_and(|m| depth > m) {
-            if !self.depth_skipped.insert(fp) {
-                return; // recorded already
-            }
             Some(SkipReason::MaxDepth)
         } else if self.budget_spent() {
             Some(SkipReason::MaxPages)
@@ -774,7 +1049,12 @@ impl Coordinator {
             None
         };
         if let Some(reason) = skip {
-            if reason != SkipReason::MaxDepth {
+            if matches!(reason, SkipReason::MaxDepth | SkipReason::Nofollow) {
+                // Found again another way, it may be fetched after all.
+                if !self.depth_skipped.insert(fp) {
+                    return; // recorded already
+                }
+            } else {
                 self.seen.insert(fp);
             }
             new.reason = Some(reason.as_str());
@@ -794,8 +1074,13 @@ impl Coordinator {
                 depth,
                 hops,
                 chain: chain.unwrap_or_default(),
+                attempts: 0,
             };
-            self.sched.push(&origin, job, front, Instant::now());
+            if let Some(reason) = self.enqueue(&origin, job, front, Instant::now()) {
+                new.state = UrlState::Skipped;
+                new.reason = Some(reason.as_str());
+                self.counters.skipped.fetch_add(1, Relaxed);
+            }
         } else {
             new.state = UrlState::Queued;
             self.db_queued += 1;

@@ -53,6 +53,10 @@ pub struct Response {
     pub content_type: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// `Retry-After` (of a 429 or 503), as sent.
+    pub retry_after: Option<String>,
+    /// Every `X-Robots-Tag` header, joined with ", ".
+    pub x_robots_tag: Option<String>,
     pub body: Vec<u8>,
     /// The body was longer than `max_body_size` and was cut.
     pub truncated: bool,
@@ -156,6 +160,11 @@ impl Fetcher {
 
     /// GETs `url` (one hop, no redirects followed).
     pub async fn get(&self, url: &Url) -> Result<Response, FetchError> {
+        self.get_limited(url, self.max_body).await
+    }
+
+    /// GETs `url`, reading at most `max_body` bytes of its body.
+    pub async fn get_limited(&self, url: &Url, max_body: u64) -> Result<Response, FetchError> {
         let started = Instant::now();
         let resp = self
             .client
@@ -178,13 +187,20 @@ impl Fetcher {
         let content_type = text(header::CONTENT_TYPE);
         let etag = text(header::ETAG);
         let last_modified = text(header::LAST_MODIFIED);
+        let retry_after = text(header::RETRY_AFTER);
+        let tags: Vec<&str> = h
+            .get_all("x-robots-tag")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let x_robots_tag = (!tags.is_empty()).then(|| tags.join(", "));
 
         let mut body = Vec::new();
         let mut truncated = false;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| FetchError::from_reqwest(e, true))?;
-            let room = self.max_body.saturating_sub(body.len() as u64) as usize;
+            let room = max_body.saturating_sub(body.len() as u64) as usize;
             if chunk.len() > room {
                 body.extend_from_slice(&chunk[..room]);
                 truncated = true;
@@ -198,6 +214,8 @@ impl Fetcher {
             content_type,
             etag,
             last_modified,
+            retry_after,
+            x_robots_tag,
             body,
             truncated,
             elapsed: started.elapsed(),

@@ -16,15 +16,25 @@ pub enum SkipReason {
     MaxDepth,
     /// `--max-pages` was reached before the URL's turn came.
     MaxPages,
+    /// robots.txt disallows it for our user agent.
+    Robots,
+    /// robots.txt of its host stayed unreachable (5xx, timeouts) through
+    /// every retry; `trawl resume` tries again.
+    RobotsUnavailable,
+    /// Found only on pages whose robots directives say `nofollow`.
+    Nofollow,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 5] = [
+    pub const ALL: [SkipReason; 8] = [
         Self::OutOfScope,
         Self::Excluded,
         Self::NotIncluded,
         Self::MaxDepth,
         Self::MaxPages,
+        Self::Robots,
+        Self::RobotsUnavailable,
+        Self::Nofollow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +44,9 @@ impl SkipReason {
             Self::NotIncluded => "not_included",
             Self::MaxDepth => "max_depth",
             Self::MaxPages => "max_pages",
+            Self::Robots => "robots",
+            Self::RobotsUnavailable => "robots_unavailable",
+            Self::Nofollow => "nofollow",
         }
     }
 }

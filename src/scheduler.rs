@@ -36,6 +36,11 @@ struct Host<J> {
     queue: VecDeque<J>,
     in_flight: u32,
     next_at: Instant,
+    /// Spacing of request starts on this host, when it is longer than the
+    /// crawl's (a Crawl-delay).
+    interval: Option<Duration>,
+    /// Held back entirely (robots.txt not known yet).
+    blocked: bool,
     /// Whether the heap holds an entry for this host.
     scheduled: bool,
 }
@@ -77,20 +82,7 @@ impl<J> Scheduler<J> {
     /// Adds a job to its host's queue (`front`: ahead of the others, for a
     /// redirect hop that continues a fetch already begun).
     pub fn push(&mut self, origin: &str, job: J, front: bool, now: Instant) {
-        let host = match self.hosts.get_mut(origin) {
-            Some(h) => h,
-            None => {
-                let key: Arc<str> = Arc::from(origin);
-                let host = Host {
-                    key: key.clone(),
-                    queue: VecDeque::new(),
-                    in_flight: 0,
-                    next_at: now,
-                    scheduled: false,
-                };
-                self.hosts.entry(key).or_insert(host)
-            }
-        };
+        let host = self.host(origin, now);
         if front {
             host.queue.push_front(job);
         } else {
@@ -100,12 +92,65 @@ impl<J> Scheduler<J> {
         self.schedule(origin);
     }
 
+    fn host(&mut self, origin: &str, now: Instant) -> &mut Host<J> {
+        if !self.hosts.contains_key(origin) {
+            let key: Arc<str> = Arc::from(origin);
+            let host = Host {
+                key: key.clone(),
+                queue: VecDeque::new(),
+                in_flight: 0,
+                next_at: now,
+                interval: None,
+                blocked: false,
+                scheduled: false,
+            };
+            self.hosts.insert(key, host);
+        }
+        self.hosts.get_mut(origin).expect("inserted")
+    }
+
+    /// Holds the host back (`true`) or releases it (`false`); a held host
+    /// keeps its queue but nothing of it is fetched.
+    pub fn set_blocked(&mut self, origin: &str, blocked: bool, now: Instant) {
+        self.host(origin, now).blocked = blocked;
+        self.schedule(origin);
+    }
+
+    /// Sets a host's own spacing of request starts (used when longer than
+    /// the crawl's).
+    pub fn set_interval(&mut self, origin: &str, interval: Duration, now: Instant) {
+        self.host(origin, now).interval = Some(interval);
+    }
+
+    /// Removes and returns the jobs of `origin` that `drop` selects.
+    pub fn remove_where(&mut self, origin: &str, mut drop: impl FnMut(&J) -> bool) -> Vec<J> {
+        let Some(host) = self.hosts.get_mut(origin) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        let mut kept = VecDeque::with_capacity(host.queue.len());
+        for job in host.queue.drain(..) {
+            if drop(&job) {
+                removed.push(job);
+            } else {
+                kept.push_back(job);
+            }
+        }
+        host.queue = kept;
+        self.queued -= removed.len();
+        removed
+    }
+
     /// Puts the host in the heap if it is eligible and not there yet.
     fn schedule(&mut self, origin: &str) {
         let Some(host) = self.hosts.get_mut(origin) else {
             return;
         };
-        if !host.scheduled && !host.queue.is_empty() && host.in_flight < self.per_host_concurrency {
+        if !host.scheduled
+            && !host.blocked
+            && !host.queue.is_empty()
+            && host.in_flight < self.per_host_concurrency
+        {
             host.scheduled = true;
             self.seq += 1;
             self.heap
@@ -127,7 +172,8 @@ impl<J> Scheduler<J> {
                 continue;
             };
             host.scheduled = false;
-            if host.queue.is_empty() || host.in_flight >= self.per_host_concurrency {
+            if host.blocked || host.queue.is_empty() || host.in_flight >= self.per_host_concurrency
+            {
                 continue;
             }
             if host.next_at > now {
@@ -137,7 +183,7 @@ impl<J> Scheduler<J> {
             }
             let job = host.queue.pop_front().expect("non-empty");
             host.in_flight += 1;
-            host.next_at = now + self.interval;
+            host.next_at = now + host.interval.unwrap_or(self.interval).max(self.interval);
             self.queued -= 1;
             self.schedule(&origin);
             return Next::Ready(origin, job);
@@ -163,12 +209,17 @@ impl<J> Scheduler<J> {
 
     /// Forgets hosts with nothing queued, nothing in flight and no pending
     /// delay, so memory follows the active hosts, not every host ever seen.
-    pub fn evict_idle(&mut self, now: Instant) -> usize {
-        let before = self.hosts.len();
-        self.hosts.retain(|_, h| {
-            !h.queue.is_empty() || h.in_flight > 0 || h.next_at > now || h.scheduled
+    /// Returns the hosts forgotten.
+    pub fn evict_idle(&mut self, now: Instant) -> Vec<Arc<str>> {
+        let mut gone = Vec::new();
+        self.hosts.retain(|key, h| {
+            let keep = !h.queue.is_empty() || h.in_flight > 0 || h.next_at > now || h.scheduled;
+            if !keep {
+                gone.push(key.clone());
+            }
+            keep
         });
-        before - self.hosts.len()
+        gone
     }
 
     /// Removes and returns every queued job.
@@ -227,7 +278,7 @@ mod tests {
         assert_eq!(ready(s.next(t0)).1, 2);
         s.complete("a");
         assert!(matches!(s.next(t0), Next::Idle));
-        assert_eq!(s.evict_idle(t0), 1);
+        assert_eq!(s.evict_idle(t0).len(), 1);
         assert_eq!(s.hosts(), 0);
     }
 
@@ -242,5 +293,27 @@ mod tests {
         let t2 = t0 + Duration::from_secs(2);
         assert_eq!(ready(s.next(t2)).1, 0);
         assert_eq!(ready(s.next(t2)).1, 1);
+    }
+
+    #[test]
+    fn blocked_hosts_wait_and_own_intervals_apply() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(4, Duration::from_millis(100));
+        s.set_blocked("a", true, t0);
+        s.push("a", 1, false, t0);
+        s.push("a", 2, false, t0);
+        s.push("a", 3, false, t0);
+        s.push("b", 10, false, t0);
+        assert_eq!(ready(s.next(t0)).1, 10, "a is blocked, b is not");
+        assert!(matches!(s.next(t0), Next::Wait(_) | Next::Idle));
+        assert_eq!(s.remove_where("a", |j| *j == 2), vec![2]);
+        assert_eq!(s.queued(), 2);
+        s.set_interval("a", Duration::from_secs(1), t0);
+        s.set_blocked("a", false, t0);
+        assert_eq!(ready(s.next(t0)).1, 1);
+        // a's own interval (1 s), not the crawl's (100 ms), spaces its requests.
+        let t1 = t0 + Duration::from_millis(500);
+        assert!(matches!(s.next(t1), Next::Wait(at) if at == t0 + Duration::from_secs(1)));
+        assert_eq!(ready(s.next(t0 + Duration::from_secs(1))).1, 3);
     }
 }

@@ -21,6 +21,7 @@ use crate::fetch::{FetchError, Fetcher, Response};
 use crate::parse::{self, ParseLimits};
 use crate::progress::Counters;
 use crate::reason::SkipReason;
+use crate::robots;
 use crate::scope::Scope;
 use crate::store::writer::PageRecord;
 use crate::util::now_ms;
@@ -35,6 +36,8 @@ pub struct Job {
     pub hops: u32,
     /// Earlier hops of the redirect chain this URL continues (oldest first).
     pub chain: Vec<u64>,
+    /// Requests already made for this URL in this run (retries so far).
+    pub attempts: u32,
 }
 
 /// A link as the coordinator needs it.
@@ -53,6 +56,10 @@ pub struct Fetched {
     pub page: PageRecord,
     /// `Location` of a 3xx, as sent.
     pub location: Option<String>,
+    /// `Retry-After`, as sent.
+    pub retry_after: Option<String>,
+    /// Robots directives say `nofollow` (or `none`) for us.
+    pub nofollow: bool,
     pub links: Vec<ScopedLink>,
 }
 
@@ -80,6 +87,8 @@ pub struct WorkerCtx {
     /// fetches are in flight.
     pub parse_permits: Semaphore,
     pub counters: Arc<Counters>,
+    /// The product token robots directives are matched against.
+    pub agent: String,
 }
 
 // Bodies above this size are hashed off the async executor.
@@ -136,6 +145,7 @@ fn analyze(
         etag: resp.etag.clone(),
         last_modified: resp.last_modified.clone(),
         content_hash: Some(sha256_hex(&resp.body)),
+        x_robots_tag: resp.x_robots_tag.clone(),
         ..PageRecord::default()
     };
     let mut links = Vec::new();
@@ -167,6 +177,12 @@ fn analyze(
         page.text = Some(parsed.text);
         page.links_count = (links.len() + parsed.links_dropped) as u32;
     }
+    let directives = robots::Directives::of(
+        page.meta_robots.as_deref(),
+        page.x_robots_tag.as_deref(),
+        &ctx.agent,
+    );
+    page.noindex = directives.noindex;
     ctx.counters.parse_nanos.fetch_add(
         started.elapsed().as_nanos() as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -174,6 +190,8 @@ fn analyze(
     Fetched {
         page,
         location: resp.location,
+        retry_after: resp.retry_after,
+        nofollow: directives.nofollow,
         links,
     }
 }

@@ -93,6 +93,10 @@ pub struct PageRecord {
     pub canonical: Option<String>,
     pub base_href: Option<String>,
     pub meta_robots: Option<String>,
+    /// Every `X-Robots-Tag` header.
+    pub x_robots_tag: Option<String>,
+    /// Meta robots or X-Robots-Tag say `noindex` (or `none`) for us.
+    pub noindex: bool,
     pub encoding: Option<String>,
     pub text: Option<String>,
     pub links_count: u32,
@@ -119,6 +123,8 @@ pub struct FetchRecord {
     /// Earlier hops of a redirect chain that ended at this URL: their
     /// `final_url` becomes this page's URL.
     pub chain: Vec<i64>,
+    /// Requests this outcome took (1 + retries).
+    pub attempts: u32,
 }
 
 impl FetchRecord {
@@ -138,6 +144,7 @@ impl FetchRecord {
             links: Vec::new(),
             new_urls: Vec::new(),
             chain: Vec::new(),
+            attempts: 1,
         }
     }
 
@@ -146,6 +153,14 @@ impl FetchRecord {
         self.state = UrlState::Failed;
         self.reason = Some(reason.into());
     }
+}
+
+/// A row of `hosts`: an origin's robots.txt as fetched.
+#[derive(Debug, Clone)]
+pub struct HostRecord {
+    pub origin: String,
+    pub robots: crate::robots::RobotsFetch,
+    pub crawl_delay_ms: Option<i64>,
 }
 
 /// A URL handed to the crawler by a refill.
@@ -169,6 +184,10 @@ pub enum WriteOp {
     },
     /// Mark every queued or leased URL skipped with this reason.
     SkipPending { reason: &'static str },
+    /// Mark these URLs skipped with this reason (robots.txt said no).
+    Skip { ids: Vec<i64>, reason: &'static str },
+    /// Record what robots.txt of an origin said.
+    Host(Box<HostRecord>),
     /// Return every leased URL to the queue (a stop before the end).
     ReleaseLeased,
     /// Set the crawl's state.
@@ -405,6 +424,39 @@ async fn commit(
                         .execute(&mut *tx)
                         .await?;
                     }
+                    WriteOp::Skip { ids, reason } => {
+                        for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+                            let mut qb: QueryBuilder<Sqlite> =
+                                QueryBuilder::new("UPDATE urls SET state = 'skipped', reason = ");
+                            qb.push_bind(reason)
+                                .push(", updated_at = ")
+                                .push_bind(now)
+                                .push(" WHERE id IN (");
+                            let mut sep = qb.separated(", ");
+                            for id in chunk {
+                                sep.push_bind(*id);
+                            }
+                            qb.push(")");
+                            execute_once(&mut tx, qb).await?;
+                        }
+                    }
+                    WriteOp::Host(h) => {
+                        sqlx::query(
+                            "INSERT INTO hosts (origin, robots_status, robots_body, robots_error, robots_fetched_at, crawl_delay_ms) \
+                             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET \
+                             robots_status = excluded.robots_status, robots_body = excluded.robots_body, \
+                             robots_error = excluded.robots_error, robots_fetched_at = excluded.robots_fetched_at, \
+                             crawl_delay_ms = excluded.crawl_delay_ms",
+                        )
+                        .bind(&h.origin)
+                        .bind(h.robots.status.map(i64::from))
+                        .bind(&h.robots.body)
+                        .bind(&h.robots.error)
+                        .bind(h.robots.fetched_at)
+                        .bind(h.crawl_delay_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     WriteOp::ReleaseLeased => {
                         sqlx::query("UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased'")
                             .bind(now)
@@ -472,22 +524,24 @@ async fn write_pending(
         });
         execute_once(conn, qb).await?;
     }
-    // One statement per (state, reason) rather than one per page: every
-    // fetch adds exactly one attempt, so the counter is incremented in SQL.
-    let mut groups: HashMap<(UrlState, Option<&str>), Vec<i64>> = HashMap::new();
+    // One statement per (state, reason, attempts) rather than one per page:
+    // the attempt counter is incremented in SQL.
+    let mut groups: HashMap<(UrlState, Option<&str>, u32), Vec<i64>> = HashMap::new();
     for f in &fetches {
         groups
-            .entry((f.state, f.reason.as_deref()))
+            .entry((f.state, f.reason.as_deref(), f.attempts))
             .or_default()
             .push(f.url_id);
     }
-    for ((state, reason), ids) in groups {
+    for ((state, reason, attempts), ids) in groups {
         for chunk in ids.chunks(URL_ROWS_PER_STMT) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE urls SET state = ");
             qb.push_bind(state.as_str())
                 .push(", reason = ")
                 .push_bind(reason.map(str::to_string))
-                .push(", attempts = attempts + 1, updated_at = ")
+                .push(", attempts = attempts + ")
+                .push_bind(attempts as i64)
+                .push(", updated_at = ")
                 .push_bind(now)
                 .push(" WHERE id IN (");
             let mut sep = qb.separated(", ");
@@ -554,7 +608,7 @@ async fn insert_urls(
     qb.push(
         " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, depth = excluded.depth, \
          discovered_from = excluded.discovered_from, updated_at = excluded.updated_at \
-         WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages') \
+         WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
          AND excluded.state IN ('queued', 'leased')",
     );
     execute_once(conn, qb).await?;
@@ -568,7 +622,7 @@ async fn insert_pages(
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT OR REPLACE INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
          fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
-         base_href, meta_robots, encoding, text, links_count) ",
+         base_href, meta_robots, encoding, text, links_count, noindex, x_robots_tag) ",
     );
     qb.push_values(rows, |mut b, f| {
         let p = f.page.as_ref().expect("filtered to fetches with pages");
@@ -592,7 +646,9 @@ async fn insert_pages(
             .push_bind(p.meta_robots.clone())
             .push_bind(p.encoding.clone())
             .push_bind(p.text.clone())
-            .push_bind(p.links_count as i64);
+            .push_bind(p.links_count as i64)
+            .push_bind(p.noindex)
+            .push_bind(p.x_robots_tag.clone());
     });
     execute_once(conn, qb).await?;
     Ok(())

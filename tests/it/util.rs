@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -17,8 +17,8 @@ use tokio::net::TcpListener;
 /// A running fixture server.
 pub struct Server {
     pub addr: SocketAddr,
-    /// Every request as "path?query", in arrival order.
-    pub log: Arc<Mutex<Vec<String>>>,
+    /// Every request as "path?query" with its arrival time, in order.
+    pub log: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Server {
@@ -26,7 +26,21 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.addr.port())
     }
 
+    /// Requests for pages, in arrival order (robots.txt left out).
     pub fn requests(&self) -> Vec<String> {
+        self.all_requests()
+            .into_iter()
+            .filter(|p| p != "/robots.txt")
+            .collect()
+    }
+
+    /// Every request, robots.txt included.
+    pub fn all_requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().iter().map(|(_, p)| p.clone()).collect()
+    }
+
+    /// Every request with its arrival time.
+    pub fn timed_requests(&self) -> Vec<(Instant, String)> {
         self.log.lock().unwrap().clone()
     }
 
@@ -50,7 +64,7 @@ struct Ctx {
     root: PathBuf,
     self_port: u16,
     other_port: u16,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 fn fixtures() -> PathBuf {
@@ -104,7 +118,7 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    ctx.log.lock().unwrap().push(pq.clone());
+    ctx.log.lock().unwrap().push((Instant::now(), pq.clone()));
     let path = req.uri().path().to_string();
     let port = ctx.self_port;
     match path.as_str() {

@@ -1,0 +1,384 @@
+//! What the crawl knows about each host beyond its queue: its robots.txt
+//! and how it has been answering.
+//!
+//! In: robots.txt fetches and fetch outcomes, per origin. Out: verdicts
+//! (may this URL be fetched, not yet known, never) and back-off delays.
+//! Owned by the coordinator alone, like the scheduler; entries of idle
+//! hosts are forgotten with the scheduler's (a later URL of the host reads
+//! robots.txt back from the `hosts` table, not from the network).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use url::Url;
+
+use crate::reason::SkipReason;
+use crate::robots::{ROBOTS_TTL, Robots, RobotsFetch};
+
+/// Attempts at an unavailable robots.txt before the host's URLs are
+/// recorded as `robots_unavailable` (about two minutes in all).
+pub const ROBOTS_ATTEMPTS: u32 = 6;
+/// First wait before asking an unavailable robots.txt again; doubles.
+const ROBOTS_RETRY_BASE: Duration = Duration::from_secs(2);
+/// First back-off after a transient failure on a host; doubles with each
+/// consecutive one.
+const FAILURE_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest back-off for consecutive failures.
+const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// May a URL be fetched?
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Never (in this run), for this reason.
+    Skip(SkipReason),
+    /// robots.txt is being read; hold the host back.
+    Wait,
+    /// robots.txt has not been asked for: hold the host back and load it.
+    Load,
+}
+
+/// What a robots.txt answer means for its host.
+#[derive(Debug)]
+pub enum Loaded {
+    /// Rules known. The host's own spacing, if robots.txt asks for one
+    /// longer than nothing (already capped), and whether it was capped.
+    Ready {
+        crawl_delay: Option<Duration>,
+        capped_from: Option<Duration>,
+        sitemaps: Vec<String>,
+    },
+    /// Unavailable; ask again after this long.
+    Retry { after: Duration, why: String },
+    /// Unavailable through every attempt.
+    GaveUp { why: String },
+}
+
+enum RobotsState {
+    Loading { attempt: u32 },
+    Ready { robots: Robots, expires: Instant },
+    GaveUp,
+}
+
+struct HostState {
+    robots: RobotsState,
+}
+
+/// Per-origin robots state (absent: not asked for yet in this run).
+pub struct Hosts {
+    obey_robots: bool,
+    agent: String,
+    max_crawl_delay: Duration,
+    entries: HashMap<Arc<str>, HostState>,
+    /// Consecutive transient failures per origin (kept apart from the
+    /// robots entries: it matters for ignore-robots crawls too).
+    failures: HashMap<Arc<str>, u32>,
+    rng: u64,
+}
+
+impl Hosts {
+    /// `agent` is the product token matched in robots.txt.
+    pub fn new(obey_robots: bool, agent: String, max_crawl_delay: Duration) -> Self {
+        Self {
+            obey_robots,
+            agent,
+            max_crawl_delay,
+            entries: HashMap::new(),
+            failures: HashMap::new(),
+            rng: seed(),
+        }
+    }
+
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// Whether `url` on `origin` may be fetched. `Load` also records that
+    /// loading has begun, so it is returned once per origin.
+    pub fn verdict(&mut self, origin: &str, url: &Url) -> Verdict {
+        if !self.obey_robots {
+            return Verdict::Allowed;
+        }
+        match self.entries.get(origin) {
+            None => {
+                self.entries.insert(
+                    Arc::from(origin),
+                    HostState {
+                        robots: RobotsState::Loading { attempt: 0 },
+                    },
+                );
+                Verdict::Load
+            }
+            Some(h) => match &h.robots {
+                RobotsState::Loading { .. } => Verdict::Wait,
+                RobotsState::Ready { robots, .. } => {
+                    if robots.allowed(url) {
+                        Verdict::Allowed
+                    } else {
+                        Verdict::Skip(SkipReason::Robots)
+                    }
+                }
+                RobotsState::GaveUp => Verdict::Skip(SkipReason::RobotsUnavailable),
+            },
+        }
+    }
+
+    /// Takes in a robots.txt answer for `origin`, fetched `age` ago.
+    pub fn loaded(&mut self, origin: &str, fetch: &RobotsFetch, age: Duration) -> Loaded {
+        let robots = Robots::from_fetch(&self.agent, fetch);
+        let attempt = match self.entries.get(origin).map(|h| &h.robots) {
+            Some(RobotsState::Loading { attempt }) => *attempt,
+            _ => 0,
+        };
+        let state = |robots| HostState { robots };
+        if let Robots::Unavailable(why) = robots {
+            let attempt = attempt + 1;
+            if attempt >= ROBOTS_ATTEMPTS {
+                self.entries
+                    .insert(Arc::from(origin), state(RobotsState::GaveUp));
+                return Loaded::GaveUp { why };
+            }
+            self.entries
+                .insert(Arc::from(origin), state(RobotsState::Loading { attempt }));
+            let after = self.jitter(ROBOTS_RETRY_BASE * 2u32.pow(attempt - 1));
+            return Loaded::Retry { after, why };
+        }
+        let asked = robots.crawl_delay();
+        let crawl_delay = asked.map(|d| d.min(self.max_crawl_delay));
+        let capped_from = asked.filter(|d| *d > self.max_crawl_delay);
+        let sitemaps = robots.sitemaps().to_vec();
+        let expires = Instant::now() + ROBOTS_TTL.saturating_sub(age);
+        self.entries.insert(
+            Arc::from(origin),
+            state(RobotsState::Ready { robots, expires }),
+        );
+        Loaded::Ready {
+            crawl_delay,
+            capped_from,
+            sitemaps,
+        }
+    }
+
+    /// Origins whose rules are older than the 24-hour limit: to be read
+    /// again. Their entries go back to loading.
+    pub fn take_expired(&mut self, now: Instant) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for (origin, h) in &mut self.entries {
+            if let RobotsState::Ready { expires, .. } = h.robots
+                && expires <= now
+            {
+                h.robots = RobotsState::Loading { attempt: 0 };
+                out.push(origin.clone());
+            }
+        }
+        out
+    }
+
+    /// Forgets an idle host (not one whose robots.txt is being read).
+    pub fn forget(&mut self, origin: &str) {
+        if let Some(h) = self.entries.get(origin)
+            && !matches!(h.robots, RobotsState::Loading { .. })
+        {
+            self.entries.remove(origin);
+        }
+        self.failures.remove(origin);
+    }
+
+    /// A transient failure (timeout, connection error, 5xx, 408, 429) on
+    /// `origin`: how long to leave the host alone, growing with
+    /// consecutive failures, with jitter.
+    pub fn failed(&mut self, origin: &Arc<str>) -> Duration {
+        let n = self.failures.entry(origin.clone()).or_insert(0);
+        *n += 1;
+        let exp = (*n - 1).min(16);
+        let base = FAILURE_BACKOFF_BASE
+            .saturating_mul(2u32.pow(exp))
+            .min(FAILURE_BACKOFF_MAX);
+        self.jitter(base)
+    }
+
+    /// A fetch on `origin` got an answer that is not a transient failure.
+    pub fn succeeded(&mut self, origin: &str) {
+        self.failures.remove(origin);
+    }
+
+    /// `d` times a factor in [0.75, 1.25): hosts (and retries) that failed
+    /// together do not come back together.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let f = 0.75 + (self.rng % 1000) as f64 / 2000.0;
+        d.mul_f64(f)
+    }
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ 0x9E37_79B9_7F4A_7C15) | 1
+}
+
+/// The delay a `Retry-After` value asks for: delta-seconds or an HTTP-date.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate(v)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form
+/// RFC 9110 requires senders to use.
+fn httpdate(s: &str) -> Option<std::time::SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let day: u64 = day.parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == month)? as u64
+        + 1;
+    let year: u64 = year.parse().ok()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else { return None };
+    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + m * 60 + sec;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch(status: Option<u16>, body: &str) -> RobotsFetch {
+        RobotsFetch {
+            status,
+            body: body.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn robots_lifecycle() {
+        let mut h = Hosts::new(true, "trawl".into(), Duration::from_secs(30));
+        let u = Url::parse("http://a/private/x").unwrap();
+        assert_eq!(h.verdict("http://a:80", &u), Verdict::Load);
+        assert_eq!(h.verdict("http://a:80", &u), Verdict::Wait);
+        // Unavailable: retried with growing waits, then given up.
+        let mut waits = Vec::new();
+        for _ in 1..ROBOTS_ATTEMPTS {
+            match h.loaded("http://a:80", &fetch(Some(503), ""), Duration::ZERO) {
+                Loaded::Retry { after, .. } => waits.push(after),
+                other => panic!("expected retry, got {other:?}"),
+            }
+            assert_eq!(h.verdict("http://a:80", &u), Verdict::Wait);
+        }
+        assert!(waits.windows(2).all(|w| w[1] > w[0]), "{waits:?}");
+        assert!(matches!(
+            h.loaded("http://a:80", &fetch(None, ""), Duration::ZERO),
+            Loaded::GaveUp { .. }
+        ));
+        assert_eq!(
+            h.verdict("http://a:80", &u),
+            Verdict::Skip(SkipReason::RobotsUnavailable)
+        );
+        // Forgotten, then loaded fine: rules apply; Crawl-delay is capped.
+        h.forget("http://a:80");
+        assert_eq!(h.verdict("http://a:80", &u), Verdict::Load);
+        let got = h.loaded(
+            "http://a:80",
+            &fetch(
+                Some(200),
+                "user-agent: *\ndisallow: /private\ncrawl-delay: 60\n",
+            ),
+            Duration::ZERO,
+        );
+        match got {
+            Loaded::Ready {
+                crawl_delay,
+                capped_from,
+                ..
+            } => {
+                assert_eq!(crawl_delay, Some(Duration::from_secs(30)));
+                assert_eq!(capped_from, Some(Duration::from_secs(60)));
+            }
+            other => panic!("expected ready, got {other:?}"),
+        }
+        assert_eq!(
+            h.verdict("http://a:80", &u),
+            Verdict::Skip(SkipReason::Robots)
+        );
+        let ok = Url::parse("http://a/public").unwrap();
+        assert_eq!(h.verdict("http://a:80", &ok), Verdict::Allowed);
+        // Rules fetched more than 24 hours ago expire at once.
+        assert!(h.take_expired(Instant::now()).is_empty());
+        h.loaded("http://a:80", &fetch(Some(404), ""), ROBOTS_TTL);
+        assert_eq!(h.take_expired(Instant::now()).len(), 1);
+        assert_eq!(h.verdict("http://a:80", &ok), Verdict::Wait);
+    }
+
+    #[test]
+    fn ignoring_robots_allows_everything() {
+        let mut h = Hosts::new(false, "trawl".into(), Duration::from_secs(30));
+        let u = Url::parse("http://a/").unwrap();
+        assert_eq!(h.verdict("http://a:80", &u), Verdict::Allowed);
+    }
+
+    #[test]
+    fn failure_backoff_grows_and_resets() {
+        let mut h = Hosts::new(true, "trawl".into(), Duration::from_secs(30));
+        let o: Arc<str> = Arc::from("http://a:80");
+        let waits: Vec<Duration> = (0..4).map(|_| h.failed(&o)).collect();
+        assert!(waits[0] >= Duration::from_millis(750) && waits[0] < Duration::from_millis(1250));
+        assert!(waits[3] >= Duration::from_secs(6), "{waits:?}");
+        h.succeeded(&o);
+        assert!(h.failed(&o) < Duration::from_millis(1250));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 32 Nov 1994 08:50:07 GMT", now),
+            None
+        );
+    }
+}

@@ -1,0 +1,506 @@
+//! robots.txt (RFC 9309): fetching it, what its status means, and checking
+//! URLs against it.
+//!
+//! In: an origin and the crawler's user agent. Out: [`Robots`], the rules
+//! for that origin: allow all (4xx), the parsed groups (2xx), or
+//! unavailable (5xx, timeout, connection error: disallow all, try later).
+//!
+//! Parsing is texting_robots: it parses once (a check is a few µs), keeps a
+//! `Sitemap:` line from ending a group, strips a UTF-8 BOM and exposes
+//! Crawl-delay and sitemaps. Matching uses the product token of the user
+//! agent (`trawl` for `trawl/0.1 (+https://…)`), case-insensitively.
+
+use std::time::Duration;
+
+use texting_robots::Robot;
+use url::Url;
+
+use crate::fetch::{FetchError, Fetcher};
+
+/// At least this much of a robots.txt is parsed (RFC 9309 asks for 500 KiB
+/// at least); the rest is ignored.
+pub const MAX_ROBOTS_SIZE: u64 = 512 * 1024;
+/// Redirects followed to reach a robots.txt (RFC 9309: at least five).
+pub const MAX_ROBOTS_REDIRECTS: u32 = 5;
+/// How long fetched rules stay valid (RFC 9309: no more than 24 hours).
+pub const ROBOTS_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// What fetching robots.txt produced, as stored in the `hosts` table.
+#[derive(Debug, Clone, Default)]
+pub struct RobotsFetch {
+    /// Final HTTP status after redirects; `None` when there was none.
+    pub status: Option<u16>,
+    /// The body (2xx only), at most [`MAX_ROBOTS_SIZE`] bytes.
+    pub body: Vec<u8>,
+    /// Why there is no usable answer (network error, too many redirects).
+    pub error: Option<String>,
+    /// Epoch milliseconds.
+    pub fetched_at: i64,
+}
+
+/// The rules for one origin.
+#[derive(Debug)]
+pub enum Robots {
+    /// No robots.txt (4xx) or one without rules: everything is allowed.
+    AllowAll,
+    /// Parsed rules for our user agent.
+    Rules(Box<Robot>),
+    /// 5xx, a network error or a redirect loop: nothing may be fetched
+    /// until a later attempt succeeds. Carries the reason.
+    Unavailable(String),
+}
+
+impl Robots {
+    /// Interprets a fetch as RFC 9309 says, for the crawler named `agent`
+    /// (a product token).
+    pub fn from_fetch(agent: &str, f: &RobotsFetch) -> Robots {
+        match f.status {
+            Some(s) if (200..300).contains(&s) => {
+                match Robot::new(agent, &normalize_paths(&cut_at_line(&f.body))) {
+                    Ok(robot) => Robots::Rules(Box::new(robot)),
+                    // Unparseable: as if it had no rules (Google does the same).
+                    Err(e) => {
+                        tracing::warn!("robots.txt could not be parsed, allowing all: {e}");
+                        Robots::AllowAll
+                    }
+                }
+            }
+            Some(s) if (400..500).contains(&s) => Robots::AllowAll,
+            Some(s) => Robots::Unavailable(
+                f.error
+                    .clone()
+                    .unwrap_or_else(|| format!("robots.txt answered HTTP {s}")),
+            ),
+            None => Robots::Unavailable(
+                f.error
+                    .clone()
+                    .unwrap_or_else(|| "robots.txt unreachable".into()),
+            ),
+        }
+    }
+
+    /// Whether `url` may be fetched.
+    pub fn allowed(&self, url: &Url) -> bool {
+        match self {
+            Robots::AllowAll => true,
+            Robots::Rules(r) => r.allowed(url.as_str()),
+            Robots::Unavailable(_) => false,
+        }
+    }
+
+    /// The Crawl-delay of our group, if any.
+    pub fn crawl_delay(&self) -> Option<Duration> {
+        match self {
+            Robots::Rules(r) => r
+                .delay
+                .filter(|d| d.is_finite() && *d > 0.0)
+                .map(|d| Duration::from_secs_f64(d as f64)),
+            _ => None,
+        }
+    }
+
+    /// `Sitemap:` URLs (for every agent, as the protocol says).
+    pub fn sitemaps(&self) -> &[String] {
+        match self {
+            Robots::Rules(r) => &r.sitemaps,
+            _ => &[],
+        }
+    }
+}
+
+/// Page-level robots directives (meta robots and X-Robots-Tag) that
+/// apply to us.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Directives {
+    pub noindex: bool,
+    pub nofollow: bool,
+}
+
+impl Directives {
+    /// Reads `<meta name="robots" content>` and every `X-Robots-Tag`
+    /// (comma-separated; `agent: directives` applies only to that agent,
+    /// until the next agent prefix).
+    pub fn of(meta: Option<&str>, header: Option<&str>, agent: &str) -> Directives {
+        let mut d = Directives::default();
+        for (source, text) in [(false, meta), (true, header)] {
+            let Some(text) = text else { continue };
+            let mut ours = true;
+            for part in text.split(',') {
+                let mut part = part.trim();
+                if source
+                    && let Some((name, rest)) = part.split_once(':')
+                    && !name.contains(char::is_whitespace)
+                    && ![
+                        "unavailable_after",
+                        "max-snippet",
+                        "max-image-preview",
+                        "max-video-preview",
+                    ]
+                    .iter()
+                    .any(|k| name.eq_ignore_ascii_case(k))
+                {
+                    ours = name.trim().eq_ignore_ascii_case(agent);
+                    part = rest.trim();
+                }
+                if !ours {
+                    continue;
+                }
+                for word in part.split_whitespace() {
+                    match word.to_ascii_lowercase().as_str() {
+                        "noindex" => d.noindex = true,
+                        "nofollow" => d.nofollow = true,
+                        "none" => {
+                            d.noindex = true;
+                            d.nofollow = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        d
+    }
+}
+
+/// The product token of a User-Agent: `trawl` for `trawl/0.1 (+https://…)`.
+pub fn product_token(user_agent: &str) -> String {
+    user_agent
+        .split(|c: char| c == '/' || c.is_whitespace())
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// A body cut at [`MAX_ROBOTS_SIZE`] ends at its last full line, so the
+/// cut never turns `Disallow: /private` into `Disallow: /`.
+fn cut_at_line(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if (body.len() as u64) < MAX_ROBOTS_SIZE {
+        return body.into();
+    }
+    match body.iter().rposition(|&b| b == b'\n') {
+        Some(i) => body[..=i].to_vec().into(),
+        None => Vec::new().into(),
+    }
+}
+
+/// Writes the paths of Allow and Disallow lines the way canonical URLs
+/// are written (escapes of unreserved characters decoded, others
+/// upper-cased), so `/%7Ejoe` in a rule matches the URL `/~joe` as RFC 9309
+/// §2.2.2 asks.
+fn normalize_paths(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let trimmed = line.trim_ascii_start();
+        let is_rule = [&b"allow"[..], b"disallow"].iter().any(|k| {
+            trimmed.len() > k.len()
+                && trimmed[..k.len()].eq_ignore_ascii_case(k)
+                && trimmed[k.len()..].trim_ascii_start().starts_with(b":")
+        });
+        match (is_rule && line.contains(&b'%'), std::str::from_utf8(line)) {
+            (true, Ok(text)) => {
+                out.extend_from_slice(crate::canon::normalize_percent(text).as_bytes())
+            }
+            _ => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
+/// The robots.txt URL of an origin key (`scheme://host:port`).
+pub fn robots_url(origin: &str) -> Option<Url> {
+    Url::parse(&format!("{origin}/robots.txt")).ok()
+}
+
+/// Fetches robots.txt for `origin`, following up to five redirects.
+pub async fn fetch(fetcher: &Fetcher, origin: &str) -> RobotsFetch {
+    let mut out = RobotsFetch {
+        fetched_at: crate::util::now_ms(),
+        ..Default::default()
+    };
+    let Some(mut url) = robots_url(origin) else {
+        out.error = Some(format!("no robots.txt URL for {origin}"));
+        return out;
+    };
+    for _ in 0..=MAX_ROBOTS_REDIRECTS {
+        let resp = match fetcher.get_limited(&url, MAX_ROBOTS_SIZE).await {
+            Ok(r) => r,
+            Err(e) => {
+                out.error = Some(format!("robots.txt: {}", describe(&e)));
+                return out;
+            }
+        };
+        if (300..400).contains(&resp.status) {
+            let next = resp.location.as_deref().and_then(|l| url.join(l).ok());
+            match next {
+                Some(n) if matches!(n.scheme(), "http" | "https") => {
+                    url = n;
+                    continue;
+                }
+                // A 3xx without a usable Location: as for an unreachable file.
+                _ => {
+                    out.status = None;
+                    out.error = Some(format!(
+                        "robots.txt redirect ({}) without a usable Location",
+                        resp.status
+                    ));
+                    return out;
+                }
+            }
+        }
+        out.status = Some(resp.status);
+        if (200..300).contains(&resp.status) {
+            out.body = resp.body;
+        }
+        return out;
+    }
+    out.error = Some(format!(
+        "robots.txt: more than {MAX_ROBOTS_REDIRECTS} redirects"
+    ));
+    out
+}
+
+fn describe(e: &FetchError) -> String {
+    match e {
+        FetchError::Timeout => "timed out".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(txt: &str, agent: &str) -> Robots {
+        Robots::from_fetch(
+            agent,
+            &RobotsFetch {
+                status: Some(200),
+                body: txt.as_bytes().to_vec(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn allowed(txt: &str, agent: &str, path: &str) -> bool {
+        let url = Url::parse("http://example.com")
+            .unwrap()
+            .join(path)
+            .unwrap();
+        rules(txt, agent).allowed(&url)
+    }
+
+    /// RFC 9309's examples and Google's robots_test.cc scenarios, as
+    /// (robots.txt, agent, path, allowed).
+    #[test]
+    fn rfc9309_and_google_cases() {
+        let cases: &[(&str, &str, &str, bool)] = &[
+            // Empty file or no matching group: everything allowed.
+            ("", "trawl", "/", true),
+            ("user-agent: other\ndisallow: /\n", "trawl", "/x", true),
+            // Disallow everything for us.
+            ("user-agent: trawl\ndisallow: /\n", "trawl", "/x", false),
+            ("user-agent: *\ndisallow: /\n", "trawl", "/", false),
+            // Our own group wins over `*`.
+            (
+                "user-agent: *\ndisallow: /\n\nuser-agent: trawl\nallow: /\n",
+                "trawl",
+                "/x",
+                true,
+            ),
+            // Agent names match case-insensitively.
+            ("User-Agent: TRAWL\nDisallow: /a\n", "trawl", "/a", false),
+            // Several agents share a group.
+            (
+                "user-agent: a\nuser-agent: trawl\ndisallow: /s\n",
+                "trawl",
+                "/s/1",
+                false,
+            ),
+            // Longest match wins (RFC 9309 §2.2.2).
+            (
+                "user-agent: *\nallow: /folder/page\ndisallow: /folder\n",
+                "trawl",
+                "/folder/page",
+                true,
+            ),
+            (
+                "user-agent: *\nallow: /folder\ndisallow: /folder/page\n",
+                "trawl",
+                "/folder/page",
+                false,
+            ),
+            (
+                "user-agent: *\nallow: /folder\ndisallow: /folder/page\n",
+                "trawl",
+                "/folder/other",
+                true,
+            ),
+            // Allow wins a tie of equal length.
+            (
+                "user-agent: *\ndisallow: /page\nallow: /page\n",
+                "trawl",
+                "/page",
+                true,
+            ),
+            // Wildcards and end anchors.
+            (
+                "user-agent: *\ndisallow: /*.pdf$\n",
+                "trawl",
+                "/a/b.pdf",
+                false,
+            ),
+            (
+                "user-agent: *\ndisallow: /*.pdf$\n",
+                "trawl",
+                "/a/b.pdf?x=1",
+                true,
+            ),
+            (
+                "user-agent: *\ndisallow: /fish*\n",
+                "trawl",
+                "/fishheads",
+                false,
+            ),
+            ("user-agent: *\ndisallow: /fish\n", "trawl", "/Fish", true),
+            (
+                "user-agent: *\ndisallow: /*/private/\n",
+                "trawl",
+                "/x/private/y",
+                false,
+            ),
+            // An empty Disallow allows all.
+            ("user-agent: *\ndisallow:\n", "trawl", "/anything", true),
+            // Query strings are part of the path matched.
+            (
+                "user-agent: *\ndisallow: /search?q=\n",
+                "trawl",
+                "/search?q=a",
+                false,
+            ),
+            (
+                "user-agent: *\ndisallow: /search?q=\n",
+                "trawl",
+                "/search",
+                true,
+            ),
+            // A Sitemap line does not end a group (RFC 9309 §2.2.4).
+            (
+                "user-agent: trawl\nsitemap: http://example.com/s.xml\ndisallow: /x\n",
+                "trawl",
+                "/x",
+                false,
+            ),
+            // Unknown lines and comments are ignored.
+            (
+                "# comment\nuser-agent: * # trailing\nfoo: bar\ndisallow: /c # why\n",
+                "trawl",
+                "/c",
+                false,
+            ),
+            // Percent-encoding: the rule and the path meet in encoded form.
+            (
+                "user-agent: *\ndisallow: /%7Ejoe\n",
+                "trawl",
+                "/~joe",
+                false,
+            ),
+            // CRLF and CR line ends.
+            (
+                "user-agent: *\r\ndisallow: /crlf\r\n",
+                "trawl",
+                "/crlf",
+                false,
+            ),
+            // /robots.txt itself is always allowed.
+            ("user-agent: *\ndisallow: /\n", "trawl", "/robots.txt", true),
+        ];
+        for (txt, agent, path, expect) in cases {
+            assert_eq!(
+                allowed(txt, agent, path),
+                *expect,
+                "{agent} {path} with robots.txt:\n{txt}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_utf8_bom_is_skipped() {
+        let txt = "\u{feff}user-agent: *\ndisallow: /bom\n";
+        assert!(!allowed(txt, "trawl", "/bom"));
+    }
+
+    #[test]
+    fn statuses_mean_what_rfc9309_says() {
+        let at = |status: Option<u16>| {
+            Robots::from_fetch(
+                "trawl",
+                &RobotsFetch {
+                    status,
+                    body: b"user-agent: *\ndisallow: /\n".to_vec(),
+                    ..Default::default()
+                },
+            )
+        };
+        let u = Url::parse("http://e.com/x").unwrap();
+        assert!(!at(Some(200)).allowed(&u));
+        assert!(at(Some(404)).allowed(&u), "4xx: allow all");
+        assert!(at(Some(403)).allowed(&u), "4xx: allow all");
+        assert!(!at(Some(503)).allowed(&u), "5xx: disallow all");
+        assert!(matches!(at(Some(500)), Robots::Unavailable(_)));
+        assert!(matches!(at(None), Robots::Unavailable(_)), "unreachable");
+    }
+
+    #[test]
+    fn crawl_delay_and_sitemaps() {
+        let r = rules(
+            "sitemap: http://e.com/a.xml\nuser-agent: trawl\ncrawl-delay: 1.5\ndisallow: /x\n\
+             user-agent: *\ncrawl-delay: 9\nsitemap: http://e.com/b.xml\n",
+            "trawl",
+        );
+        assert_eq!(r.crawl_delay(), Some(Duration::from_millis(1500)));
+        assert_eq!(r.sitemaps(), ["http://e.com/a.xml", "http://e.com/b.xml"]);
+    }
+
+    #[test]
+    fn page_directives_from_meta_and_header() {
+        let of = |m: Option<&str>, h: Option<&str>| Directives::of(m, h, "trawl");
+        let both = Directives {
+            noindex: true,
+            nofollow: true,
+        };
+        assert_eq!(of(None, None), Directives::default());
+        assert!(of(Some("NOINDEX, follow"), None).noindex);
+        assert_eq!(of(Some("none"), None), both);
+        assert_eq!(of(None, Some("noindex, nofollow")), both);
+        assert_eq!(of(None, Some("otherbot: noindex")), Directives::default());
+        assert!(of(None, Some("otherbot: noindex, trawl: nofollow")).nofollow);
+        assert!(!of(None, Some("otherbot: noindex, trawl: nofollow")).noindex);
+        assert_eq!(
+            of(None, Some("unavailable_after: 25 Jun 2010 15:00:00 PST")),
+            Directives::default()
+        );
+    }
+
+    #[test]
+    fn product_token_of_user_agents() {
+        assert_eq!(product_token("trawl/0.1.0"), "trawl");
+        assert_eq!(product_token("MyBot/2.0 (+https://x.org)"), "mybot");
+        assert_eq!(product_token("plain"), "plain");
+    }
+
+    #[test]
+    fn a_cut_body_ends_at_a_full_line() {
+        let mut body = b"user-agent: *\ndisallow: /private\n".to_vec();
+        let tail = b"\ndisallow: /";
+        body.resize(MAX_ROBOTS_SIZE as usize - tail.len(), b'#');
+        body.extend_from_slice(tail);
+        assert_eq!(body.len() as u64, MAX_ROBOTS_SIZE);
+        let cut = cut_at_line(&body);
+        assert_eq!(cut.len(), body.len() - tail.len() + 1);
+        assert!(allowed(
+            std::str::from_utf8(&cut).unwrap(),
+            "trawl",
+            "/public"
+        ));
+    }
+}
