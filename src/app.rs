@@ -221,6 +221,7 @@ async fn run_export(args: &ExportArgs) -> u8 {
         what: args.what,
         format: args.format,
         with_text: args.with_text,
+        include_noindex: args.include_noindex,
     };
     let result = match &args.out {
         None => {

@@ -185,6 +185,9 @@ pub struct ExportArgs {
     /// Include each page's extracted text (pages only).
     #[arg(long)]
     pub with_text: bool,
+    /// Include pages marked `noindex` by meta robots or X-Robots-Tag (left out by default).
+    #[arg(long)]
+    pub include_noindex: bool,
 }
 
 fn secs(flag: &str, v: f64) -> Result<Duration, ConfigError> {

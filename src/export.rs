@@ -50,6 +50,9 @@ pub struct ExportOptions {
     pub format: Format,
     /// Include each page's extracted text.
     pub with_text: bool,
+    /// Include pages whose robots directives say `noindex` (left out by
+    /// default: their owners asked for them not to be republished).
+    pub include_noindex: bool,
 }
 
 #[derive(Serialize)]
@@ -98,8 +101,11 @@ pub async fn export(
                        p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
                        p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, \
                        CASE WHEN ? THEN p.text END AS text \
-                       FROM pages p JOIN urls u ON u.id = p.url_id ORDER BY p.url_id";
-            let mut rows = sqlx::query(sql).bind(opts.with_text).fetch(store.pool());
+                       FROM pages p JOIN urls u ON u.id = p.url_id WHERE (? OR p.noindex = 0) ORDER BY p.url_id";
+            let mut rows = sqlx::query(sql)
+                .bind(opts.with_text)
+                .bind(opts.include_noindex)
+                .fetch(store.pool());
             while let Some(r) = rows.try_next().await? {
                 let row = PageOut {
                     url: r.try_get("url")?,

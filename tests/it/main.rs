@@ -2,5 +2,6 @@
 
 mod cli;
 mod crawl;
+mod politeness;
 mod resume;
 mod util;

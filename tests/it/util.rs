@@ -36,7 +36,12 @@ impl Server {
 
     /// Every request, robots.txt included.
     pub fn all_requests(&self) -> Vec<String> {
-        self.log.lock().unwrap().iter().map(|(_, p)| p.clone()).collect()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     /// Every request with its arrival time.
