@@ -213,7 +213,11 @@ impl<J> Scheduler<J> {
     pub fn evict_idle(&mut self, now: Instant) -> Vec<Arc<str>> {
         let mut gone = Vec::new();
         self.hosts.retain(|key, h| {
-            let keep = !h.queue.is_empty() || h.in_flight > 0 || h.next_at > now || h.scheduled;
+            let keep = !h.queue.is_empty()
+                || h.in_flight > 0
+                || h.next_at > now
+                || h.scheduled
+                || h.blocked;
             if !keep {
                 gone.push(key.clone());
             }
@@ -309,6 +313,8 @@ mod tests {
         assert_eq!(s.remove_where("a", |j| *j == 2), vec![2]);
         assert_eq!(s.queued(), 2);
         s.set_interval("a", Duration::from_secs(1), t0);
+        s.set_blocked("c", true, t0);
+        assert!(s.evict_idle(t0).is_empty(), "blocked hosts are kept");
         s.set_blocked("a", false, t0);
         assert_eq!(ready(s.next(t0)).1, 1);
         // a's own interval (1 s), not the crawl's (100 ms), spaces its requests.
