@@ -300,9 +300,9 @@ async fn run(
     );
     let committed = writer.committed();
 
-    let (cfg_robots, cfg_agent, cfg_max_crawl_delay) = (
+    let hosts = Hosts::new(
         cfg.politeness.robots,
-        cfg.fetch.user_agent.clone(),
+        robots::product_token(&cfg.fetch.user_agent),
         cfg.politeness.max_crawl_delay,
     );
     let mut coord = Coordinator {
@@ -328,11 +328,7 @@ async fn run(
         ctx,
         counters: counters.clone(),
         wake: None,
-        hosts: Hosts::new(
-            cfg_robots,
-            robots::product_token(&cfg_agent),
-            cfg_max_crawl_delay,
-        ),
+        hosts,
         robots_tasks: JoinSet::new(),
         pool: store.pool().clone(),
     };
@@ -445,12 +441,10 @@ async fn load_robots(ctx: &WorkerCtx, pool: &sqlx::SqlitePool, origin: &str) -> 
             },
             fresh: false,
         },
-        Ok(None) => RobotsLoad {
-            fetch: robots::fetch(&ctx.fetcher, origin).await,
-            fresh: true,
-        },
-        Err(e) => {
-            tracing::debug!("reading stored robots.txt of {origin}: {e}");
+        other => {
+            if let Err(e) = other {
+                tracing::debug!("reading stored robots.txt of {origin}: {e}");
+            }
             RobotsLoad {
                 fetch: robots::fetch(&ctx.fetcher, origin).await,
                 fresh: true,

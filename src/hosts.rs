@@ -62,16 +62,12 @@ enum RobotsState {
     GaveUp,
 }
 
-struct HostState {
-    robots: RobotsState,
-}
-
 /// Per-origin robots state (absent: not asked for yet in this run).
 pub struct Hosts {
     obey_robots: bool,
     agent: String,
     max_crawl_delay: Duration,
-    entries: HashMap<Arc<str>, HostState>,
+    entries: HashMap<Arc<str>, RobotsState>,
     /// Consecutive transient failures per origin (kept apart from the
     /// robots entries: it matters for ignore-robots crawls too).
     failures: HashMap<Arc<str>, u32>,
@@ -91,10 +87,6 @@ impl Hosts {
         }
     }
 
-    pub fn agent(&self) -> &str {
-        &self.agent
-    }
-
     /// Whether `url` on `origin` may be fetched. `Load` also records that
     /// loading has begun, so it is returned once per origin.
     pub fn verdict(&mut self, origin: &str, url: &Url) -> Verdict {
@@ -103,15 +95,11 @@ impl Hosts {
         }
         match self.entries.get(origin) {
             None => {
-                self.entries.insert(
-                    Arc::from(origin),
-                    HostState {
-                        robots: RobotsState::Loading { attempt: 0 },
-                    },
-                );
+                self.entries
+                    .insert(Arc::from(origin), RobotsState::Loading { attempt: 0 });
                 Verdict::Load
             }
-            Some(h) => match &h.robots {
+            Some(state) => match state {
                 RobotsState::Loading { .. } => Verdict::Wait,
                 RobotsState::Ready { robots, .. } => {
                     if robots.allowed(url) {
@@ -128,20 +116,18 @@ impl Hosts {
     /// Takes in a robots.txt answer for `origin`, fetched `age` ago.
     pub fn loaded(&mut self, origin: &str, fetch: &RobotsFetch, age: Duration) -> Loaded {
         let robots = Robots::from_fetch(&self.agent, fetch);
-        let attempt = match self.entries.get(origin).map(|h| &h.robots) {
+        let attempt = match self.entries.get(origin) {
             Some(RobotsState::Loading { attempt }) => *attempt,
             _ => 0,
         };
-        let state = |robots| HostState { robots };
         if let Robots::Unavailable(why) = robots {
             let attempt = attempt + 1;
             if attempt >= ROBOTS_ATTEMPTS {
-                self.entries
-                    .insert(Arc::from(origin), state(RobotsState::GaveUp));
+                self.entries.insert(Arc::from(origin), RobotsState::GaveUp);
                 return Loaded::GaveUp { why };
             }
             self.entries
-                .insert(Arc::from(origin), state(RobotsState::Loading { attempt }));
+                .insert(Arc::from(origin), RobotsState::Loading { attempt });
             let after = self.jitter(ROBOTS_RETRY_BASE * 2u32.pow(attempt - 1));
             return Loaded::Retry { after, why };
         }
@@ -150,10 +136,8 @@ impl Hosts {
         let capped_from = asked.filter(|d| *d > self.max_crawl_delay);
         let sitemaps = robots.sitemaps().to_vec();
         let expires = Instant::now() + ROBOTS_TTL.saturating_sub(age);
-        self.entries.insert(
-            Arc::from(origin),
-            state(RobotsState::Ready { robots, expires }),
-        );
+        self.entries
+            .insert(Arc::from(origin), RobotsState::Ready { robots, expires });
         Loaded::Ready {
             crawl_delay,
             capped_from,
@@ -166,10 +150,10 @@ impl Hosts {
     pub fn take_expired(&mut self, now: Instant) -> Vec<Arc<str>> {
         let mut out = Vec::new();
         for (origin, h) in &mut self.entries {
-            if let RobotsState::Ready { expires, .. } = h.robots
+            if let RobotsState::Ready { expires, .. } = *h
                 && expires <= now
             {
-                h.robots = RobotsState::Loading { attempt: 0 };
+                *h = RobotsState::Loading { attempt: 0 };
                 out.push(origin.clone());
             }
         }
@@ -178,8 +162,8 @@ impl Hosts {
 
     /// Forgets an idle host (not one whose robots.txt is being read).
     pub fn forget(&mut self, origin: &str) {
-        if let Some(h) = self.entries.get(origin)
-            && !matches!(h.robots, RobotsState::Loading { .. })
+        if let Some(state) = self.entries.get(origin)
+            && !matches!(state, RobotsState::Loading { .. })
         {
             self.entries.remove(origin);
         }

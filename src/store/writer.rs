@@ -431,12 +431,8 @@ async fn commit(
                             qb.push_bind(reason)
                                 .push(", updated_at = ")
                                 .push_bind(now)
-                                .push(" WHERE id IN (");
-                            let mut sep = qb.separated(", ");
-                            for id in chunk {
-                                sep.push_bind(*id);
-                            }
-                            qb.push(")");
+                                .push(" WHERE id IN ");
+                            push_id_list(&mut qb, chunk);
                             execute_once(&mut tx, qb).await?;
                         }
                     }
@@ -543,12 +539,8 @@ async fn write_pending(
                 .push_bind(attempts as i64)
                 .push(", updated_at = ")
                 .push_bind(now)
-                .push(" WHERE id IN (");
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
+                .push(" WHERE id IN ");
+            push_id_list(&mut qb, chunk);
             execute_once(conn, qb).await?;
         }
     }
@@ -558,16 +550,22 @@ async fn write_pending(
         {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE pages SET final_url = ");
             qb.push_bind(page.final_url.clone())
-                .push(" WHERE url_id IN (");
-            let mut sep = qb.separated(", ");
-            for id in &f.chain {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
+                .push(" WHERE url_id IN ");
+            push_id_list(&mut qb, &f.chain);
             execute_once(conn, qb).await?;
         }
     }
     Ok(())
+}
+
+/// Appends `(id, id, …)` as bound parameters.
+fn push_id_list(qb: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    qb.push(")");
 }
 
 /// Runs a statement built for one batch. Multi-row statements differ in
