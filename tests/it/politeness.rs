@@ -505,3 +505,33 @@ async fn ignore_robots_fetches_disallowed_pages_and_never_robots_txt() {
     assert!(!s.all_requests().contains(&"/robots.txt".to_string()));
     assert_eq!(c.report.pages_stored, 5);
 }
+
+#[tokio::test]
+async fn a_resumed_crawl_reads_robots_txt_from_the_database() {
+    let s = serve(
+        vec![RobotsAnswer::Body(
+            "User-agent: *\nDisallow: /private\n".into(),
+        )],
+        &[("/", &links(HOME_LINKS))],
+        &[],
+    )
+    .await;
+    let c = crawl(&[&s], |cfg| cfg.limits.max_pages = Some(2)).await;
+    assert_eq!(s.requests().len(), 2);
+    let report = trawl::crawl::resume(
+        &c.store,
+        |cfg| cfg.limits.max_pages = None,
+        trawl::crawl::Controls::default(),
+        Arc::new(trawl::progress::Counters::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.pages_stored, 3, "/, /a, /b");
+    let robots = s
+        .all_requests()
+        .iter()
+        .filter(|p| *p == "/robots.txt")
+        .count();
+    assert_eq!(robots, 1, "the stored answer is fresh: not fetched again");
+    assert!(s.requests().iter().all(|p| !p.starts_with("/private")));
+}
