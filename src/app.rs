@@ -210,6 +210,12 @@ pub fn final_line(r: &CrawlReport, db: &str) -> String {
         s.push_str(&format!(", {} still queued", r.queued));
     }
     s.push_str(&format!("; {} pages in {db}", r.pages_stored));
+    if !r.sitemaps.is_empty() {
+        s.push_str(&format!(
+            "; sitemaps: {}",
+            crawl::summarize_reasons(&r.sitemaps)
+        ));
+    }
     s
 }
 
@@ -308,6 +314,14 @@ async fn status(store: &Store) -> u8 {
                     crawl::summarize_reasons(&rows)
                 );
             }
+        }
+        let sitemaps = store.sitemap_counts().await?;
+        if !sitemaps.is_empty() {
+            let _ = writeln!(
+                out,
+                "  sitemaps: {}",
+                crawl::summarize_reasons(&sitemaps)
+            );
         }
         Ok(())
     }

@@ -126,6 +126,9 @@ pub struct PolitenessArgs {
     /// Longest Retry-After honoured, in seconds; longer ones are cut to it.
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     pub max_retry_after: f64,
+    /// Do not read sitemaps (robots.txt `Sitemap:` lines and /sitemap.xml).
+    #[arg(long)]
+    pub no_sitemaps: bool,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +221,7 @@ impl CrawlArgs {
                 max_crawl_delay: secs("--max-crawl-delay", self.politeness.max_crawl_delay)?,
                 retries: self.politeness.retries,
                 max_retry_after: secs("--max-retry-after", self.politeness.max_retry_after)?,
+                sitemaps: !self.politeness.no_sitemaps,
             },
             limits: LimitsConfig {
                 max_pages: self.limits.max_pages,

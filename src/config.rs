@@ -40,6 +40,9 @@ pub struct PolitenessConfig {
     pub retries: u32,
     /// Longest Retry-After honoured; a longer one is cut to this.
     pub max_retry_after: Duration,
+    /// Read each host's sitemaps (robots.txt `Sitemap:` lines and
+    /// `/sitemap.xml`) for URLs.
+    pub sitemaps: bool,
 }
 
 impl Default for PolitenessConfig {
@@ -51,6 +54,7 @@ impl Default for PolitenessConfig {
             max_crawl_delay: Duration::from_secs(30),
             retries: 2,
             max_retry_after: Duration::from_secs(600),
+            sitemaps: true,
         }
     }
 }

@@ -37,12 +37,13 @@ use crate::progress::Counters;
 use crate::reason::SkipReason;
 use crate::robots::{self, RobotsFetch};
 use crate::scheduler::{Next, Scheduler};
+use crate::sitemap::{self, SitemapError};
 use crate::store::writer::{
     self, Committed, FetchRecord, HostRecord, LeasedUrl, LinkRecord, NewUrl, UrlState, WriteOp,
     WriterHandle, WriterStats,
 };
 use crate::store::{CrawlState, Store, StoreError};
-use crate::worker::{self, Job, Outcome, WorkerCtx, WorkerOutput};
+use crate::worker::{self, Job, Outcome, SitemapRead, WorkerCtx, WorkerOutput};
 
 /// URLs held in memory, ready to be scheduled. Beyond this, discovered URLs
 /// wait in the database.
@@ -54,6 +55,8 @@ const REFILL_BATCH: usize = 10_000;
 const MAX_UNCOMMITTED_ROWS: u64 = 50_000;
 /// How long in-flight fetches may run on after a stop is requested.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Deepest chain of sitemap indexes followed (robots.txt's sitemap is 0).
+const MAX_SITEMAP_NESTING: u32 = 3;
 
 /// Why a crawl could not run.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +107,8 @@ pub struct CrawlReport {
     pub pages_stored: i64,
     pub failed_by_reason: Vec<(String, i64)>,
     pub skipped_by_reason: Vec<(String, i64)>,
+    /// Sitemaps by state and reason (`done`, `failed:http_404`).
+    pub sitemaps: Vec<(String, i64)>,
     pub queued: i64,
     pub writer: WriterStats,
     /// Time spent analysing bodies, summed over all workers.
@@ -188,7 +193,7 @@ async fn limits_allow_more(store: &Store, cfg: &CrawlConfig) -> Result<bool, Sto
     .fetch_one(store.pool())
     .await?;
     let fetched: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed')")
+        sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed') AND sitemap = 0")
             .fetch_one(store.pool())
             .await?;
     Ok(n > 0 && cfg.limits.max_pages.is_none_or(|m| (fetched as u64) < m))
@@ -279,7 +284,7 @@ async fn run(
         }
         drop(rows);
         fetched_before = sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed')",
+            "SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed') AND sitemap = 0",
         )
         .fetch_one(pool)
         .await
@@ -331,6 +336,8 @@ async fn run(
         hosts,
         robots_tasks: JoinSet::new(),
         pool: store.pool().clone(),
+        sitemap_hosts: HashSet::new(),
+        sitemaps_wanted: Vec::new(),
     };
     if !resuming {
         coord.add_seeds().await?;
@@ -357,7 +364,9 @@ async fn run(
 
     let counts = store.state_counts().await?;
     let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-    let pages_stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pages")
+    let pages_stored: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+    )
         .fetch_one(pool)
         .await
         .map_err(StoreError::from)?;
@@ -370,6 +379,7 @@ async fn run(
         pages_stored,
         failed_by_reason: store.reason_counts("failed").await?,
         skipped_by_reason: store.reason_counts("skipped").await?,
+        sitemaps: store.sitemap_counts().await?,
         queued: count("queued") + count("leased"),
         writer: writer_stats,
         parse_time: Duration::from_nanos(counters.get(&counters.parse_nanos)),
@@ -410,6 +420,10 @@ struct Coordinator {
     /// robots.txt being read (from the `hosts` table or the host).
     robots_tasks: JoinSet<(Arc<str>, RobotsLoad)>,
     pool: sqlx::SqlitePool,
+    /// Without robots.txt: hosts whose `/sitemap.xml` was queued already,
+    /// and those seen since the last turn of the loop.
+    sitemap_hosts: HashSet<Arc<str>>,
+    sitemaps_wanted: Vec<Arc<str>>,
 }
 
 /// A robots.txt answer and whether it was just fetched (else it came from
@@ -475,6 +489,7 @@ impl Coordinator {
                     reason: None,
                     discovered_from: None,
                     redirect_hops: 0,
+                    sitemap: false,
                 });
             }
         }
@@ -491,6 +506,9 @@ impl Coordinator {
         evict.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if !stopping {
+                for origin in std::mem::take(&mut self.sitemaps_wanted) {
+                    self.add_sitemaps(&origin, &[]).await?;
+                }
                 self.dispatch();
                 self.maybe_refill().await?;
             }
@@ -601,7 +619,10 @@ impl Coordinator {
         while self.writer_has_room() && !self.budget_spent() {
             match self.sched.next(now) {
                 Next::Ready(origin, job) => {
-                    self.dispatched += 1;
+                    // Sitemaps are not pages: they do not spend the budget.
+                    if !job.sitemap {
+                        self.dispatched += 1;
+                    }
                     let ctx = self.ctx.clone();
                     let id = job.id;
                     let handle = self.tasks.spawn(worker::run(ctx, origin.clone(), job));
@@ -662,8 +683,9 @@ impl Coordinator {
                 hops: row.redirect_hops,
                 chain: Vec::new(),
                 attempts: 0,
+                sitemap: row.sitemap,
             };
-            if let Some(reason) = self.enqueue(&origin, job, false, now) {
+            if let Some(reason) = self.enqueue(&origin, job, row.sitemap, now) {
                 skipped.entry(reason).or_default().push(row.id);
             }
         }
@@ -679,6 +701,16 @@ impl Coordinator {
     fn enqueue(&mut self, origin: &str, job: Job, front: bool, now: Instant) -> Option<SkipReason> {
         match self.hosts.verdict(origin, &job.url) {
             Verdict::Skip(reason) => return Some(reason),
+            Verdict::Allowed
+                if !self.cfg.politeness.robots
+                    && self.cfg.politeness.sitemaps
+                    && !self.sitemap_hosts.contains(origin) =>
+            {
+                // No robots.txt to name sitemaps: try /sitemap.xml.
+                let origin: Arc<str> = Arc::from(origin);
+                self.sitemap_hosts.insert(origin.clone());
+                self.sitemaps_wanted.push(origin);
+            }
             Verdict::Allowed | Verdict::Wait => {}
             Verdict::Load => {
                 self.sched.set_blocked(origin, true, now);
@@ -759,7 +791,7 @@ impl Coordinator {
             Loaded::Ready {
                 crawl_delay,
                 capped_from,
-                ..
+                sitemaps,
             } => {
                 if let Some(asked) = capped_from {
                     tracing::warn!(
@@ -787,6 +819,9 @@ impl Coordinator {
                 )
                 .await?;
                 self.sched.set_blocked(&origin, false, now);
+                if self.cfg.politeness.sitemaps {
+                    self.add_sitemaps(&origin, &sitemaps).await?;
+                }
             }
         }
         Ok(())
@@ -852,7 +887,9 @@ impl Coordinator {
         tracing::debug!("{}: retrying in {wait:.1?}", job.url);
         job.attempts += 1;
         // A retry does not spend the page budget again.
-        self.dispatched = self.dispatched.saturating_sub(1);
+        if !job.sitemap {
+            self.dispatched = self.dispatched.saturating_sub(1);
+        }
         self.sched.push(origin, job, true, now);
         None
     }
@@ -886,7 +923,10 @@ impl Coordinator {
             None => self.hosts.succeeded(&origin),
         }
         let c = self.counters.clone();
-        c.fetched.fetch_add(1, Relaxed);
+        // The counters (and the report's pages/s) are about pages.
+        if !job.sitemap {
+            c.fetched.fetch_add(1, Relaxed);
+        }
         let mut rec = FetchRecord::new(job.id as i64);
         rec.attempts = job.attempts + 1;
         rec.chain = job.chain.iter().map(|&f| f as i64).collect();
@@ -901,7 +941,9 @@ impl Coordinator {
             }
             Outcome::Fetched(f) => {
                 let mut f = *f;
-                c.bytes.fetch_add(f.page.size, Relaxed);
+                if !job.sitemap {
+                    c.bytes.fetch_add(f.page.size, Relaxed);
+                }
                 let status = f.page.status;
                 if (300..400).contains(&status)
                     && let Some(location) = f.location.take()
@@ -910,6 +952,8 @@ impl Coordinator {
                     rec.chain.clear();
                 } else if status >= 400 {
                     rec.fail(format!("http_{status}"));
+                } else if let Some(read) = f.sitemap.take() {
+                    self.on_sitemap(&job, read, f.links, &mut rec);
                 } else {
                     for link in f.links {
                         let to_id = link.fp as i64;
@@ -920,14 +964,17 @@ impl Coordinator {
                             other => other,
                         };
                         self.discover(
-                            &link.url,
-                            link.fp,
-                            job.depth + 1,
-                            job.id,
-                            0,
-                            scope,
-                            None,
-                            &mut rec,
+                            Found {
+                                url: &link.url,
+                                fp: link.fp,
+                                depth: job.depth + 1,
+                                from: Some(job.id),
+                                hops: 0,
+                                scope,
+                                chain: None,
+                                sitemap: false,
+                            },
+                            &mut rec.new_urls,
                         );
                         rec.links.push(LinkRecord {
                             to_id,
@@ -939,10 +986,103 @@ impl Coordinator {
                 rec.page = Some(f.page);
             }
         }
-        if rec.state == UrlState::Failed {
+        // Page failures are what the report and the exit code count; a
+        // missing sitemap is recorded, not a failed page.
+        if rec.state == UrlState::Failed && !job.sitemap {
             c.failed.fetch_add(1, Relaxed);
         }
         self.send_fetch(rec).await
+    }
+
+    /// A sitemap that answered 2xx: queues the pages (or, for an index,
+    /// the sitemaps) it lists, through scope and robots like any link.
+    fn on_sitemap(
+        &mut self,
+        job: &Job,
+        read: Result<SitemapRead, SitemapError>,
+        links: Vec<worker::ScopedLink>,
+        rec: &mut FetchRecord,
+    ) {
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!("{}: {e}", job.url);
+                rec.fail("bad_sitemap");
+                return;
+            }
+        };
+        if let Some(cut) = &read.cut {
+            tracing::warn!(
+                "{}: sitemap read only in part ({cut}); {} URLs taken",
+                job.url,
+                links.len()
+            );
+        }
+        let index = read.kind == sitemap::Kind::Index;
+        if index && job.depth >= MAX_SITEMAP_NESTING {
+            tracing::warn!(
+                "{}: sitemap index nested {} deep; its {} sitemaps are not read",
+                job.url,
+                job.depth + 1,
+                links.len()
+            );
+            return;
+        }
+        tracing::debug!("{}: sitemap lists {} URLs", job.url, links.len());
+        for link in links {
+            self.discover(
+                Found {
+                    url: &link.url,
+                    fp: link.fp,
+                    // Listed pages count as one link away from a seed.
+                    depth: if index { job.depth + 1 } else { 1 },
+                    from: Some(job.id),
+                    hops: 0,
+                    scope: link.scope,
+                    chain: None,
+                    sitemap: index,
+                },
+                &mut rec.new_urls,
+            );
+        }
+    }
+
+    /// Queues `origin`'s sitemaps: those its robots.txt names, or else
+    /// `/sitemap.xml`.
+    async fn add_sitemaps(&mut self, origin: &str, named: &[String]) -> Result<(), CrawlError> {
+        let Ok(base) = Url::parse(origin) else {
+            return Ok(());
+        };
+        let mut urls: Vec<Url> = named
+            .iter()
+            .filter_map(|s| canon::resolve(&base, s))
+            .collect();
+        if urls.is_empty()
+            && let Some(u) = canon::resolve(&base, "/sitemap.xml")
+        {
+            urls.push(u);
+        }
+        let mut new_urls = Vec::new();
+        for url in urls {
+            let scope = self.ctx.scope.check(&url);
+            self.discover(
+                Found {
+                    fp: canon::fingerprint(&url),
+                    url: &url,
+                    depth: 0,
+                    from: None,
+                    hops: 0,
+                    scope,
+                    chain: None,
+                    sitemap: true,
+                },
+                &mut new_urls,
+            );
+        }
+        if !new_urls.is_empty() {
+            self.writer.send(WriteOp::Urls(new_urls)).await?;
+        }
+        Ok(())
     }
 
     async fn send_fetch(&mut self, rec: FetchRecord) -> Result<(), CrawlError> {
@@ -995,31 +1135,34 @@ impl Coordinator {
         let mut chain = job.chain.clone();
         chain.push(job.id);
         self.discover(
-            &target,
-            fp,
-            job.depth,
-            job.id,
-            job.hops + 1,
-            scope,
-            Some(chain),
-            rec,
+            Found {
+                url: &target,
+                fp,
+                depth: job.depth,
+                from: Some(job.id),
+                hops: job.hops + 1,
+                scope,
+                chain: Some(chain),
+                sitemap: job.sitemap,
+            },
+            &mut rec.new_urls,
         );
     }
 
-    /// Decides the fate of a URL found on a page or in a redirect, records
-    /// it, and queues it if it is to be fetched.
-    #[allow(clippy::too_many_arguments)]
-    fn discover(
-        &mut self,
-        url: &Url,
-        fp: u64,
-        depth: u32,
-        from: u64,
-        hops: u32,
-        scope: Result<(), SkipReason>,
-        chain: Option<Vec<u64>>,
-        rec: &mut FetchRecord,
-    ) {
+    /// Decides the fate of a URL found on a page, in a sitemap or in a
+    /// redirect, records it in `new_urls`, and queues it if it is to be
+    /// fetched.
+    fn discover(&mut self, found: Found<'_>, new_urls: &mut Vec<NewUrl>) {
+        let Found {
+            url,
+            fp,
+            depth,
+            from,
+            hops,
+            scope,
+            chain,
+            sitemap,
+        } = found;
         if self.seen.contains(&fp) {
             return;
         }
@@ -1030,12 +1173,14 @@ impl Coordinator {
             depth,
             state: UrlState::Skipped,
             reason: None,
-            discovered_from: Some(from as i64),
+            discovered_from: from.map(|f| f as i64),
             redirect_hops: hops,
+            sitemap,
         };
+        // A sitemap's depth is its nesting, not a link distance.
         let skip = if let Err(reason) = scope {
             Some(reason)
-        } else if self.cfg.limits.max_depth.is_some_and(|m| depth > m) {
+        } else if !sitemap && self.cfg.limits.max_depth.is_some_and(|m| depth > m) {
             Some(SkipReason::MaxDepth)
         } else if self.budget_spent() {
             Some(SkipReason::MaxPages)
@@ -1053,7 +1198,7 @@ impl Coordinator {
             }
             new.reason = Some(reason.as_str());
             self.counters.skipped.fetch_add(1, Relaxed);
-            rec.new_urls.push(new);
+            new_urls.push(new);
             return;
         }
         self.depth_skipped.remove(&fp);
@@ -1061,7 +1206,8 @@ impl Coordinator {
         if self.sched.queued() < self.window || chain.is_some() {
             new.state = UrlState::Leased;
             let origin = new.origin.clone();
-            let front = chain.is_some();
+            // Redirect targets continue a fetch; sitemaps feed the queue.
+            let front = chain.is_some() || sitemap;
             let job = Job {
                 id: fp,
                 url: url.clone(),
@@ -1069,6 +1215,7 @@ impl Coordinator {
                 hops,
                 chain: chain.unwrap_or_default(),
                 attempts: 0,
+                sitemap,
             };
             if let Some(reason) = self.enqueue(&origin, job, front, Instant::now()) {
                 new.state = UrlState::Skipped;
@@ -1079,8 +1226,23 @@ impl Coordinator {
             new.state = UrlState::Queued;
             self.db_queued += 1;
         }
-        rec.new_urls.push(new);
+        new_urls.push(new);
     }
+}
+
+/// A URL found somewhere, on its way into the frontier.
+struct Found<'a> {
+    url: &'a Url,
+    fp: u64,
+    /// Link distance from a seed; for a sitemap, its nesting.
+    depth: u32,
+    /// The URL whose page, sitemap or redirect revealed it.
+    from: Option<u64>,
+    hops: u32,
+    scope: Result<(), SkipReason>,
+    /// The redirect chain it continues, if it is a redirect target.
+    chain: Option<Vec<u64>>,
+    sitemap: bool,
 }
 
 /// Totals for the final report line, by reason.

@@ -101,7 +101,7 @@ pub async fn export(
                        p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
                        p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, \
                        CASE WHEN ? THEN p.text END AS text \
-                       FROM pages p JOIN urls u ON u.id = p.url_id WHERE (? OR p.noindex = 0) ORDER BY p.url_id";
+                       FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 AND (? OR p.noindex = 0) ORDER BY p.url_id";
             let mut rows = sqlx::query(sql)
                 .bind(opts.with_text)
                 .bind(opts.include_noindex)

@@ -35,6 +35,7 @@ pub mod reason;
 pub mod robots;
 pub mod scheduler;
 pub mod scope;
+pub mod sitemap;
 pub mod store;
 pub mod util;
 pub mod worker;

@@ -23,6 +23,7 @@ use crate::progress::Counters;
 use crate::reason::SkipReason;
 use crate::robots;
 use crate::scope::Scope;
+use crate::sitemap::{self, SitemapError};
 use crate::store::writer::PageRecord;
 use crate::util::now_ms;
 
@@ -38,6 +39,8 @@ pub struct Job {
     pub chain: Vec<u64>,
     /// Requests already made for this URL in this run (retries so far).
     pub attempts: u32,
+    /// A sitemap to read for URLs, not a page.
+    pub sitemap: bool,
 }
 
 /// A link as the coordinator needs it.
@@ -60,7 +63,20 @@ pub struct Fetched {
     pub retry_after: Option<String>,
     /// Robots directives say `nofollow` (or `none`) for us.
     pub nofollow: bool,
+    /// The page's links, or the URLs a sitemap lists.
     pub links: Vec<ScopedLink>,
+    /// What a sitemap turned out to be (only for sitemap jobs answered
+    /// with a 2xx): its kind and whether reading it stopped early, or why
+    /// it is not a sitemap.
+    pub sitemap: Option<Result<SitemapRead, SitemapError>>,
+}
+
+/// A sitemap that was read.
+#[derive(Debug)]
+pub struct SitemapRead {
+    pub kind: sitemap::Kind,
+    /// Why reading stopped before the end (a cap, malformed XML).
+    pub cut: Option<String>,
 }
 
 #[derive(Debug)]
@@ -96,26 +112,43 @@ const INLINE_HASH_LIMIT: usize = 64 * 1024;
 
 pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutput {
     let fetched_at = now_ms();
-    let outcome = match ctx.fetcher.get(&job.url).await {
+    let fetch = if job.sitemap {
+        ctx.fetcher.get_limited(&job.url, sitemap::MAX_BYTES).await
+    } else {
+        ctx.fetcher.get(&job.url).await
+    };
+    let outcome = match fetch {
         Err(e) => Outcome::Failed(e),
         Ok(resp) => {
-            let needs_parse = (200..300).contains(&resp.status)
-                && parse::is_html(resp.content_type.as_deref(), &resp.body);
-            if needs_parse || resp.body.len() > INLINE_HASH_LIMIT {
+            let body = if !(200..300).contains(&resp.status) {
+                Body::Other
+            } else if job.sitemap {
+                Body::Sitemap
+            } else if parse::is_html(resp.content_type.as_deref(), &resp.body) {
+                Body::Html
+            } else {
+                Body::Other
+            };
+            if body != Body::Other || resp.body.len() > INLINE_HASH_LIMIT {
                 let permit = ctx.parse_permits.acquire().await;
                 let ctx2 = ctx.clone();
                 let url = job.url.clone();
-                let res = tokio::task::spawn_blocking(move || {
-                    analyze(&ctx2, &url, resp, fetched_at, needs_parse)
-                })
-                .await;
+                let res =
+                    tokio::task::spawn_blocking(move || analyze(&ctx2, &url, resp, fetched_at, body))
+                        .await;
                 drop(permit);
                 match res {
                     Ok(f) => Outcome::Fetched(Box::new(f)),
                     Err(e) => Outcome::Panicked(e.to_string()),
                 }
             } else {
-                Outcome::Fetched(Box::new(analyze(&ctx, &job.url, resp, fetched_at, false)))
+                Outcome::Fetched(Box::new(analyze(
+                    &ctx,
+                    &job.url,
+                    resp,
+                    fetched_at,
+                    Body::Other,
+                )))
             }
         }
     };
@@ -126,13 +159,16 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
     }
 }
 
-fn analyze(
-    ctx: &WorkerCtx,
-    url: &Url,
-    resp: Response,
-    fetched_at: i64,
-    parse_html: bool,
-) -> Fetched {
+/// What a successful body is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Html,
+    Sitemap,
+    /// Stored as fetched (hashed, not parsed).
+    Other,
+}
+
+fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Body) -> Fetched {
     let started = std::time::Instant::now();
     let mut page = PageRecord {
         status: resp.status,
@@ -149,7 +185,24 @@ fn analyze(
         ..PageRecord::default()
     };
     let mut links = Vec::new();
-    if parse_html {
+    let mut sitemap_read = None;
+    if body == Body::Sitemap {
+        let read = sitemap::parse(&resp.body, resp.truncated).map(|map| {
+            links = map
+                .locs
+                .iter()
+                .filter_map(|loc| canon::resolve(url, loc))
+                .map(|u| scoped(ctx, u, String::new(), false))
+                .collect();
+            page.links_count = map.locs.len() as u32;
+            SitemapRead {
+                kind: map.kind,
+                cut: map.cut,
+            }
+        });
+        sitemap_read = Some(read);
+    }
+    if body == Body::Html {
         let parsed = parse::parse(
             &resp.body,
             url,
@@ -159,13 +212,7 @@ fn analyze(
         links = parsed
             .links
             .into_iter()
-            .map(|l| ScopedLink {
-                fp: canon::fingerprint(&l.url),
-                scope: ctx.scope.check(&l.url),
-                url: l.url,
-                anchor: l.anchor,
-                nofollow: l.nofollow,
-            })
+            .map(|l| scoped(ctx, l.url, l.anchor, l.nofollow))
             .collect();
         page.title = parsed.title;
         page.description = parsed.description;
@@ -193,6 +240,17 @@ fn analyze(
         retry_after: resp.retry_after,
         nofollow: directives.nofollow,
         links,
+        sitemap: sitemap_read,
+    }
+}
+
+fn scoped(ctx: &WorkerCtx, url: Url, anchor: String, nofollow: bool) -> ScopedLink {
+    ScopedLink {
+        fp: canon::fingerprint(&url),
+        scope: ctx.scope.check(&url),
+        url,
+        anchor,
+        nofollow,
     }
 }
 

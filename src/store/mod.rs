@@ -222,19 +222,32 @@ impl Store {
         Ok(id)
     }
 
-    /// Number of URLs in each state.
+    /// Number of page URLs (sitemaps left out) in each state.
     pub async fn state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT state, COUNT(*) AS n FROM urls GROUP BY state ORDER BY state")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM urls WHERE sitemap = 0 GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(|r| (r.get("state"), r.get("n"))).collect())
     }
 
-    /// Number of URLs per skip or failure reason.
+    /// Number of sitemaps per state and reason (`done`, `failed:http_404`).
+    pub async fn sitemap_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state || COALESCE(':' || reason, '') AS k, COUNT(*) AS n FROM urls \
+             WHERE sitemap = 1 GROUP BY k ORDER BY k",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get("k"), r.get("n"))).collect())
+    }
+
+    /// Number of page URLs (sitemaps left out) per skip or failure reason.
     pub async fn reason_counts(&self, state: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT COALESCE(reason, '') AS reason, COUNT(*) AS n FROM urls WHERE state = ? GROUP BY reason ORDER BY n DESC, reason",
+            "SELECT COALESCE(reason, '') AS reason, COUNT(*) AS n FROM urls WHERE state = ? AND sitemap = 0 \
+             GROUP BY reason ORDER BY n DESC, reason",
         )
         .bind(state)
         .fetch_all(&self.pool)

@@ -71,6 +71,8 @@ pub struct NewUrl {
     pub reason: Option<&'static str>,
     pub discovered_from: Option<i64>,
     pub redirect_hops: u32,
+    /// A sitemap to read for URLs, not a page.
+    pub sitemap: bool,
 }
 
 /// What was learned by fetching a URL.
@@ -170,6 +172,7 @@ pub struct LeasedUrl {
     pub url: String,
     pub depth: u32,
     pub redirect_hops: u32,
+    pub sitemap: bool,
 }
 
 pub enum WriteOp {
@@ -586,7 +589,7 @@ async fn insert_urls(
     now: i64,
 ) -> Result<(), StoreError> {
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, redirect_hops, discovered_at, updated_at) ",
+        "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, redirect_hops, sitemap, discovered_at, updated_at) ",
     );
     qb.push_values(rows, |mut b, u| {
         b.push_bind(u.id)
@@ -597,6 +600,7 @@ async fn insert_urls(
             .push_bind(u.reason)
             .push_bind(u.discovered_from)
             .push_bind(u.redirect_hops as i64)
+            .push_bind(u.sitemap)
             .push_bind(now)
             .push_bind(now);
     });
@@ -660,7 +664,7 @@ async fn refill(
     let rows = sqlx::query(
         "UPDATE urls SET state = 'leased', updated_at = ? WHERE id IN \
          (SELECT id FROM urls WHERE state = 'queued' ORDER BY depth, id LIMIT ?) \
-         RETURNING id, url, depth, redirect_hops",
+         RETURNING id, url, depth, redirect_hops, sitemap",
     )
     .bind(now)
     .bind(limit as i64)
@@ -673,6 +677,7 @@ async fn refill(
             url: r.get("url"),
             depth: r.get::<i64, _>("depth") as u32,
             redirect_hops: r.get::<i64, _>("redirect_hops") as u32,
+            sitemap: r.get("sitemap"),
         })
         .collect();
     // RETURNING gives no order guarantee; keep breadth-first order.

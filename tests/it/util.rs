@@ -26,15 +26,16 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.addr.port())
     }
 
-    /// Requests for pages, in arrival order (robots.txt left out).
+    /// Requests for pages, in arrival order (robots.txt and /sitemap.xml
+    /// left out).
     pub fn requests(&self) -> Vec<String> {
         self.all_requests()
             .into_iter()
-            .filter(|p| p != "/robots.txt")
+            .filter(|p| p != "/robots.txt" && p != "/sitemap.xml")
             .collect()
     }
 
-    /// Every request, robots.txt included.
+    /// Every request, robots.txt and sitemaps included.
     pub fn all_requests(&self) -> Vec<String> {
         self.log
             .lock()

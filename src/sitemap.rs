@@ -1,0 +1,300 @@
+//! Sitemaps (sitemaps.org protocol 0.9): what a sitemap file lists.
+//!
+//! In: a sitemap's body as fetched (XML `<urlset>` or `<sitemapindex>`,
+//! a plain-text list of URLs, either possibly gzipped). Out: a [`Sitemap`]
+//! with the `<loc>` values in document order, entity references resolved.
+//!
+//! The protocol's caps are enforced here: at most [`MAX_BYTES`]
+//! uncompressed (a gzip bomb stops there) and [`MAX_URLS`] entries per file.
+//! A file cut by either cap, or malformed part-way, still yields the URLs
+//! read before the cut; the cut is reported, never silent.
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+/// Largest uncompressed sitemap read, as the protocol allows.
+pub const MAX_BYTES: u64 = 50 * 1024 * 1024;
+/// Most entries read from one sitemap, as the protocol allows.
+pub const MAX_URLS: usize = 50_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `<urlset>` or a text file: page URLs.
+    UrlSet,
+    /// `<sitemapindex>`: more sitemaps.
+    Index,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Sitemap {
+    pub kind: Kind,
+    /// `<loc>` values (or lines), trimmed, in document order.
+    pub locs: Vec<String>,
+    /// Why reading stopped early, if it did (a cap, malformed XML).
+    pub cut: Option<String>,
+}
+
+/// Why a body is not a sitemap at all.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SitemapError {
+    #[error("gzip data is corrupt: {0}")]
+    Gzip(String),
+    #[error("not a sitemap: {0}")]
+    NotSitemap(String),
+}
+
+/// Reads a sitemap body. `truncated` says the transfer was cut at
+/// [`MAX_BYTES`] already.
+pub fn parse(body: &[u8], truncated: bool) -> Result<Sitemap, SitemapError> {
+    let (data, mut cut) = if body.starts_with(&[0x1f, 0x8b]) {
+        gunzip(body, MAX_BYTES)?
+    } else {
+        (Cow::Borrowed(body), None)
+    };
+    if truncated && cut.is_none() {
+        cut = Some(format!("larger than {} MiB", MAX_BYTES >> 20));
+    }
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&data);
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    let mut map = match first {
+        Some(b'<') => parse_xml(data)?,
+        Some(_) => parse_text(data)?,
+        None => return Err(SitemapError::NotSitemap("empty body".into())),
+    };
+    if map.cut.is_none() {
+        map.cut = cut;
+    }
+    Ok(map)
+}
+
+/// Decompresses up to `limit` bytes; beyond that the data is cut.
+fn gunzip(body: &[u8], limit: u64) -> Result<(Cow<'_, [u8]>, Option<String>), SitemapError> {
+    let mut out = Vec::new();
+    let mut reader = flate2::read::MultiGzDecoder::new(body).take(limit + 1);
+    match reader.read_to_end(&mut out) {
+        Ok(_) => {}
+        // A transfer cut short still gives what it decompressed.
+        Err(e) if !out.is_empty() => return Ok((Cow::Owned(out), Some(format!("gzip: {e}")))),
+        Err(e) => return Err(SitemapError::Gzip(e.to_string())),
+    }
+    if out.len() as u64 > limit {
+        out.truncate(limit as usize);
+        return Ok((
+            Cow::Owned(out),
+            Some(format!("larger than {limit} bytes uncompressed")),
+        ));
+    }
+    Ok((Cow::Owned(out), None))
+}
+
+fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
+    let mut reader = Reader::from_reader(data);
+    let mut kind = None;
+    let mut locs = Vec::new();
+    let mut cut = None;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                let name = e.local_name();
+                match kind {
+                    None => {
+                        kind = Some(match name.as_ref() {
+                            "urlset" => Kind::UrlSet,
+                            "sitemapindex" => Kind::Index,
+                            other => {
+                                return Err(SitemapError::NotSitemap(format!(
+                                    "the root element is <{}>",
+                                    other
+                                )));
+                            }
+                        })
+                    }
+                    Some(_) if name.as_ref() == "loc" => {
+                        let end = e.name().as_ref().to_string();
+                        match reader.read_text(quick_xml::name::QName(&end)) {
+                            Ok(text) => {
+                                if locs.len() == MAX_URLS {
+                                    cut = Some(format!("more than {MAX_URLS} entries"));
+                                    break;
+                                }
+                                if let Some(loc) = loc_text(&text.into_inner()) {
+                                    locs.push(loc);
+                                }
+                            }
+                            Err(e) => {
+                                cut = Some(format!("malformed XML: {e}"));
+                                break;
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(Event::Empty(e)) if kind.is_none() => {
+                return Err(SitemapError::NotSitemap(format!(
+                    "the root element is <{}/>",
+                    e.local_name().as_ref()
+                )));
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => {
+                if kind.is_none() {
+                    return Err(SitemapError::NotSitemap(format!("malformed XML: {e}")));
+                }
+                cut = Some(format!("malformed XML: {e}"));
+                break;
+            }
+        }
+    }
+    let Some(kind) = kind else {
+        return Err(SitemapError::NotSitemap("no root element".into()));
+    };
+    Ok(Sitemap { kind, locs, cut })
+}
+
+/// The URL in a `<loc>`'s raw content: CDATA unwrapped, entities
+/// resolved, whitespace trimmed.
+fn loc_text(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let text = match raw
+        .strip_prefix("<![CDATA[")
+        .and_then(|r| r.strip_suffix("]]>"))
+    {
+        Some(inner) => Cow::Borrowed(inner),
+        None => quick_xml::escape::unescape(raw).unwrap_or(Cow::Borrowed(raw)),
+    };
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+/// A text sitemap: one absolute URL per line.
+fn parse_text(data: &[u8]) -> Result<Sitemap, SitemapError> {
+    let text = String::from_utf8_lossy(data);
+    let mut locs = Vec::new();
+    let mut cut = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !(line.starts_with("http://") || line.starts_with("https://")) {
+            if locs.is_empty() {
+                return Err(SitemapError::NotSitemap(
+                    "neither XML nor a list of URLs".into(),
+                ));
+            }
+            continue;
+        }
+        if locs.len() == MAX_URLS {
+            cut = Some(format!("more than {MAX_URLS} entries"));
+            break;
+        }
+        locs.push(line.to_string());
+    }
+    Ok(Sitemap {
+        kind: Kind::UrlSet,
+        locs,
+        cut,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn urlset_with_entities_cdata_and_namespaces() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- generated -->
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <url><loc> http://e.com/a?x=1&amp;y=2 </loc><lastmod>2024-01-01</lastmod></url>
+  <url><loc><![CDATA[http://e.com/b?p=1&q=2]]></loc></url>
+  <url><loc>http://e.com/&#x63;</loc></url>
+  <url><loc></loc></url>
+</urlset>"#;
+        let m = parse(xml, false).unwrap();
+        assert_eq!(m.kind, Kind::UrlSet);
+        assert_eq!(
+            m.locs,
+            [
+                "http://e.com/a?x=1&y=2",
+                "http://e.com/b?p=1&q=2",
+                "http://e.com/c"
+            ]
+        );
+        assert_eq!(m.cut, None);
+    }
+
+    #[test]
+    fn prefixed_index() {
+        let xml = b"\xEF\xBB\xBF<sm:sitemapindex xmlns:sm=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\
+            <sm:sitemap><sm:loc>http://e.com/s1.xml</sm:loc></sm:sitemap>\
+            <sm:sitemap><sm:loc>http://e.com/s2.xml.gz</sm:loc></sm:sitemap></sm:sitemapindex>";
+        let m = parse(xml, false).unwrap();
+        assert_eq!(m.kind, Kind::Index);
+        assert_eq!(m.locs, ["http://e.com/s1.xml", "http://e.com/s2.xml.gz"]);
+    }
+
+    #[test]
+    fn gzipped_and_text() {
+        let m = parse(&gzip(b"<urlset><url><loc>http://e.com/z</loc></url></urlset>"), false).unwrap();
+        assert_eq!(m.locs, ["http://e.com/z"]);
+        let m = parse(b"http://e.com/1\r\n\r\nhttps://e.com/2\n", false).unwrap();
+        assert_eq!((m.kind, m.locs.len()), (Kind::UrlSet, 2));
+    }
+
+    #[test]
+    fn invalid_utf8_does_not_panic() {
+        let m = parse(
+            b"<urlset><url><loc>http://e.com/a</loc></url><url><loc>http://e.com/\xe9</loc></url></urlset>",
+            false,
+        )
+        .unwrap();
+        assert_eq!(m.locs[0], "http://e.com/a");
+    }
+
+    #[test]
+    fn what_is_not_a_sitemap() {
+        for body in [
+            &b"<!DOCTYPE html><html><body>Not found</body></html>"[..],
+            b"<rss version=\"2.0\"></rss>",
+            b"<urlset",
+            b"   ",
+            b"hello world",
+            b"\x1f\x8b\x08garbage",
+        ] {
+            assert!(parse(body, false).is_err(), "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn caps_cut_and_say_so() {
+        let mut xml = String::from("<urlset>");
+        for i in 0..MAX_URLS + 5 {
+            xml.push_str(&format!("<url><loc>http://e.com/{i}</loc></url>"));
+        }
+        xml.push_str("</urlset>");
+        let m = parse(xml.as_bytes(), false).unwrap();
+        assert_eq!(m.locs.len(), MAX_URLS);
+        assert!(m.cut.unwrap().contains("50000"));
+
+        // A truncated document keeps what came before the cut.
+        let m = parse(b"<urlset><url><loc>http://e.com/1</loc></url><url><loc>http://e.", true).unwrap();
+        assert_eq!(m.locs, ["http://e.com/1"]);
+        assert!(m.cut.is_some());
+
+        // A gzip bomb stops at the uncompressed cap.
+        let bomb = gzip(&vec![b' '; 1 << 20]);
+        assert!(bomb.len() < 16 * 1024);
+        let (data, cut) = gunzip(&bomb, 1000).unwrap();
+        assert_eq!(data.len(), 1000);
+        assert_eq!(cut.unwrap(), "larger than 1000 bytes uncompressed");
+    }
+}
