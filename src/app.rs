@@ -317,11 +317,7 @@ async fn status(store: &Store) -> u8 {
         }
         let sitemaps = store.sitemap_counts().await?;
         if !sitemaps.is_empty() {
-            let _ = writeln!(
-                out,
-                "  sitemaps: {}",
-                crawl::summarize_reasons(&sitemaps)
-            );
+            let _ = writeln!(out, "  sitemaps: {}", crawl::summarize_reasons(&sitemaps));
         }
         Ok(())
     }

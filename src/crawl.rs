@@ -192,10 +192,11 @@ async fn limits_allow_more(store: &Store, cfg: &CrawlConfig) -> Result<bool, Sto
     .bind(cfg.limits.max_depth.map_or(i64::MAX, i64::from))
     .fetch_one(store.pool())
     .await?;
-    let fetched: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed') AND sitemap = 0")
-            .fetch_one(store.pool())
-            .await?;
+    let fetched: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed') AND sitemap = 0",
+    )
+    .fetch_one(store.pool())
+    .await?;
     Ok(n > 0 && cfg.limits.max_pages.is_none_or(|m| (fetched as u64) < m))
 }
 
@@ -367,9 +368,9 @@ async fn run(
     let pages_stored: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
     )
-        .fetch_one(pool)
-        .await
-        .map_err(StoreError::from)?;
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::from)?;
     Ok(CrawlReport {
         outcome,
         fetched: counters.get(&counters.fetched),

@@ -244,7 +244,11 @@ mod tests {
 
     #[test]
     fn gzipped_and_text() {
-        let m = parse(&gzip(b"<urlset><url><loc>http://e.com/z</loc></url></urlset>"), false).unwrap();
+        let m = parse(
+            &gzip(b"<urlset><url><loc>http://e.com/z</loc></url></urlset>"),
+            false,
+        )
+        .unwrap();
         assert_eq!(m.locs, ["http://e.com/z"]);
         let m = parse(b"http://e.com/1\r\n\r\nhttps://e.com/2\n", false).unwrap();
         assert_eq!((m.kind, m.locs.len()), (Kind::UrlSet, 2));
@@ -270,7 +274,11 @@ mod tests {
             b"hello world",
             b"\x1f\x8b\x08garbage",
         ] {
-            assert!(parse(body, false).is_err(), "{:?}", String::from_utf8_lossy(body));
+            assert!(
+                parse(body, false).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
@@ -286,7 +294,11 @@ mod tests {
         assert!(m.cut.unwrap().contains("50000"));
 
         // A truncated document keeps what came before the cut.
-        let m = parse(b"<urlset><url><loc>http://e.com/1</loc></url><url><loc>http://e.", true).unwrap();
+        let m = parse(
+            b"<urlset><url><loc>http://e.com/1</loc></url><url><loc>http://e.",
+            true,
+        )
+        .unwrap();
         assert_eq!(m.locs, ["http://e.com/1"]);
         assert!(m.cut.is_some());
 

@@ -2,8 +2,9 @@
 //!
 //! In: a [`Job`] (a canonical URL the scheduler released). Out: a
 //! [`WorkerOutput`] for the coordinator: the page record (status, headers,
-//! hash, parsed fields) and the page's links, already canonicalized,
-//! fingerprinted and checked against the scope. All the per-link CPU work
+//! hash, parsed fields) and the page's links (or the URLs a sitemap lists),
+//! already canonicalized, fingerprinted and checked against the scope. All
+//! the per-link CPU work
 //! happens here, in parallel on the blocking pool, so the single
 //! coordinator only does set lookups.
 //!
@@ -133,9 +134,10 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
                 let permit = ctx.parse_permits.acquire().await;
                 let ctx2 = ctx.clone();
                 let url = job.url.clone();
-                let res =
-                    tokio::task::spawn_blocking(move || analyze(&ctx2, &url, resp, fetched_at, body))
-                        .await;
+                let res = tokio::task::spawn_blocking(move || {
+                    analyze(&ctx2, &url, resp, fetched_at, body)
+                })
+                .await;
                 drop(permit);
                 match res {
                     Ok(f) => Outcome::Fetched(Box::new(f)),

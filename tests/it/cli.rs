@@ -125,7 +125,14 @@ async fn crawl_then_export_pages_as_jsonl() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary = stderr(&o);
     assert!(summary.contains("finished: 14 fetched"), "{summary}");
-    assert!(summary.contains("http_404=1"), "{summary}");
+    assert!(summary.contains("2 failed [http_404=1,"), "{summary}");
+    // robots.txt names no sitemap, so /sitemap.xml was tried; its 404 is
+    // reported on its own, not as a failed page.
+    assert!(
+        summary.contains("; sitemaps: failed:http_404=1"),
+        "{summary}"
+    );
+    assert!(a.all_requests().contains(&"/sitemap.xml".to_string()));
 
     let o = trawl_async(vec![
         "export".into(),
@@ -258,4 +265,26 @@ async fn signal_stops_gracefully_and_resume_completes(signal: &str, code: i32) {
 /// The single-writer lock file beside `db`.
 pub fn lock_file(db: &str) -> std::path::PathBuf {
     trawl::store::lock::lock_path(Path::new(db))
+}
+
+#[tokio::test]
+async fn no_sitemaps_reads_none() {
+    let a = util::serve_site(util::listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let o = trawl_async(vec![
+        "crawl".into(),
+        a.url("/"),
+        "--db".into(),
+        db_arg(dir.path()),
+        "--per-host-rate".into(),
+        "0".into(),
+        "--no-sitemaps".into(),
+        "-q".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("sitemaps:"), "{}", stderr(&o));
+    let all = a.all_requests();
+    assert!(all.len() > 10, "{all:?}");
+    assert!(!all.iter().any(|p| p.contains("sitemap")), "{all:?}");
 }

@@ -18,9 +18,11 @@ pub struct Crawled {
 }
 
 impl Crawled {
-    /// Stored pages as (url, status, depth).
+    /// Stored pages (sitemaps left out) as (url, status, depth).
     pub async fn pages(&self) -> BTreeMap<String, (i64, i64)> {
-        sqlx::query("SELECT u.url, p.status, u.depth FROM pages p JOIN urls u ON u.id = p.url_id")
+        sqlx::query(
+            "SELECT u.url, p.status, u.depth FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+        )
             .fetch_all(self.store.pool())
             .await
             .unwrap()

@@ -4,4 +4,5 @@ mod cli;
 mod crawl;
 mod politeness;
 mod resume;
+mod sitemaps;
 mod util;

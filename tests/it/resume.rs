@@ -73,13 +73,12 @@ async fn stored_pages(db: &Path) -> (BTreeSet<String>, usize) {
         .connect()
         .await
         .unwrap();
-    let urls: Vec<String> =
-        sqlx::query_scalar(
-            "SELECT u.url FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
-        )
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
+    let urls: Vec<String> = sqlx::query_scalar(
+        "SELECT u.url FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
     conn.close().await.unwrap();
     let n = urls.len();
     let paths = urls
