@@ -188,6 +188,28 @@ fn is_hidden(name: &str) -> bool {
     )
 }
 
+/// The page's main content: `<main>` or `role="main"`.
+fn is_main(el: &scraper::node::Element) -> bool {
+    el.name() == "main" || el.attr("role") == Some("main")
+}
+
+fn is_content(name: &str) -> bool {
+    matches!(name, "article" | "main")
+}
+
+/// Navigation, banners, footers and sidebars: not the page's content. A
+/// header or footer inside an article or `<main>` is the content's own.
+fn is_boilerplate(el: &scraper::node::Element, in_content: bool) -> bool {
+    match el.name() {
+        "nav" | "aside" => true,
+        "header" | "footer" => !in_content,
+        _ => matches!(
+            el.attr("role"),
+            Some("navigation" | "banner" | "contentinfo" | "complementary" | "search")
+        ),
+    }
+}
+
 /// Elements that start a new line of text.
 fn is_block(name: &str) -> bool {
     matches!(
@@ -310,22 +332,33 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
 
     // `<base href>` applies to every link in the document, wherever it
     // appears, so find it before resolving anything (only the first counts).
+    // A `<main>` element, if there is one, is where the text is.
     let mut base = url.clone();
+    let mut base_found = false;
+    let mut has_main = false;
     for node in doc.tree.root().descendants() {
-        if let Node::Element(el) = node.value()
-            && el.name() == "base"
-            && let Some(href) = el.attr("href")
-        {
-            if let Ok(b) = url.join(href.trim()) {
-                page.base = Some(b.to_string());
-                base = b;
+        if let Node::Element(el) = node.value() {
+            if !base_found
+                && el.name() == "base"
+                && let Some(href) = el.attr("href")
+            {
+                base_found = true;
+                if let Ok(b) = url.join(href.trim()) {
+                    page.base = Some(b.to_string());
+                    base = b;
+                }
             }
-            break;
+            has_main |= is_main(el);
         }
     }
 
     let mut text = TextBuf::default();
-    let mut hidden = 0usize;
+    // Text is kept only outside boilerplate and, if the page has a
+    // `<main>`, inside it: `hidden` counts open elements that hide it.
+    let mut hidden = usize::from(has_main);
+    // Open `<article>`/`<main>` elements: a header or footer inside one
+    // belongs to the content.
+    let mut content = 0usize;
     let mut in_svg = 0usize;
     // The link being read and its anchor text.
     let mut anchor: Option<(Url, bool, TextBuf)> = None;
@@ -411,7 +444,13 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
                         }
                         _ => {}
                     }
-                    if is_hidden(name) {
+                    if is_main(el) {
+                        hidden -= usize::from(has_main);
+                    }
+                    if is_content(name) {
+                        content += 1;
+                    }
+                    if is_hidden(name) || is_boilerplate(el, content > 0) {
                         hidden += 1;
                     } else if hidden == 0 && is_block(name) {
                         text.newline();
@@ -433,10 +472,16 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
                     if name == "svg" {
                         in_svg = in_svg.saturating_sub(1);
                     }
-                    if is_hidden(name) {
+                    if is_content(name) {
+                        content = content.saturating_sub(1);
+                    }
+                    if is_hidden(name) || is_boilerplate(el, content > 0) {
                         hidden = hidden.saturating_sub(1);
                     } else if hidden == 0 && is_block(name) {
                         text.newline();
+                    }
+                    if is_main(el) {
+                        hidden += usize::from(has_main);
                     }
                     if name == "a"
                         && let Some((target, nofollow, buf)) = anchor.take()
@@ -555,6 +600,24 @@ mod tests {
              <noscript>no</noscript><p>a<b>b</b>c</p></body></html>",
         );
         assert_eq!(page.text, "Title\nOne two three.\nFour\nFive\nabc");
+    }
+
+    #[test]
+    fn text_is_the_main_content_without_navigation_headers_and_footers() {
+        let page = p(
+            "<body><header>Site name</header><nav><a href=/a>Home</a></nav>\
+             <article><header><h1>Headline</h1></header><p>Body text.</p><footer>By me</footer></article>\
+             <aside>Related</aside><div role=navigation>Menu</div><footer>Copyright</footer></body>",
+        );
+        assert_eq!(page.text, "Headline\nBody text.\nBy me");
+        // Links in boilerplate are still links.
+        assert_eq!(page.links.len(), 1);
+
+        let page = p(
+            "<body><div>Sidebar</div><main><h1>Only</h1><p>this <nav>x</nav>counts</p></main><p>Not this</p>\
+             <div role=main>and this</div></body>",
+        );
+        assert_eq!(page.text, "Only\nthis\ncounts\nand this");
     }
 
     #[test]
