@@ -409,7 +409,8 @@ struct Coordinator {
     refill: Option<oneshot::Receiver<Vec<LeasedUrl>>>,
     refill_limit: usize,
     tasks: JoinSet<WorkerOutput>,
-    task_jobs: HashMap<tokio::task::Id, (u64, Arc<str>)>,
+    /// URL id, origin and sitemap flag of each running worker.
+    task_jobs: HashMap<tokio::task::Id, (u64, Arc<str>, bool)>,
     /// Fetches started, including earlier runs of this crawl.
     dispatched: u64,
     ctx: Arc<WorkerCtx>,
@@ -474,6 +475,16 @@ impl Coordinator {
             .limits
             .max_pages
             .is_some_and(|m| self.dispatched >= m)
+    }
+
+    /// Whether the URLs already queued would spend the page budget: no
+    /// more sitemaps need reading for it (`resume` with a larger budget
+    /// queues the ones skipped).
+    fn budget_covered(&self) -> bool {
+        self.cfg
+            .limits
+            .max_pages
+            .is_some_and(|m| self.dispatched + self.sched.queued() as u64 + self.db_queued >= m)
     }
 
     async fn add_seeds(&mut self) -> Result<(), CrawlError> {
@@ -625,9 +636,9 @@ impl Coordinator {
                         self.dispatched += 1;
                     }
                     let ctx = self.ctx.clone();
-                    let id = job.id;
+                    let (id, sitemap) = (job.id, job.sitemap);
                     let handle = self.tasks.spawn(worker::run(ctx, origin.clone(), job));
-                    self.task_jobs.insert(handle.id(), (id, origin));
+                    self.task_jobs.insert(handle.id(), (id, origin, sitemap));
                 }
                 Next::Wait(at) => {
                     self.wake = Some(at);
@@ -839,7 +850,7 @@ impl Coordinator {
                 self.on_output(out).await
             }
             Err(e) => {
-                let Some((url_id, origin)) = self.task_jobs.remove(&e.id()) else {
+                let Some((url_id, origin, sitemap)) = self.task_jobs.remove(&e.id()) else {
                     return Ok(());
                 };
                 self.sched.complete(&origin);
@@ -849,8 +860,10 @@ impl Coordinator {
                     return Ok(());
                 }
                 tracing::error!("worker panicked on URL {url_id}: {e}");
-                self.counters.fetched.fetch_add(1, Relaxed);
-                self.counters.failed.fetch_add(1, Relaxed);
+                if !sitemap {
+                    self.counters.fetched.fetch_add(1, Relaxed);
+                    self.counters.failed.fetch_add(1, Relaxed);
+                }
                 let mut rec = FetchRecord::new(url_id as i64);
                 rec.fail("panic");
                 self.send_fetch(rec).await
@@ -954,6 +967,7 @@ impl Coordinator {
                 } else if status >= 400 {
                     rec.fail(format!("http_{status}"));
                 } else if let Some(read) = f.sitemap.take() {
+                    rec.became_sitemap = !job.sitemap;
                     self.on_sitemap(&job, read, f.links, &mut rec);
                 } else {
                     for link in f.links {
@@ -1035,8 +1049,14 @@ impl Coordinator {
                 Found {
                     url: &link.url,
                     fp: link.fp,
-                    // Listed pages count as one link away from a seed.
-                    depth: if index { job.depth + 1 } else { 1 },
+                    // Pages a site's own sitemap lists count as one link
+                    // away from a seed; those of a linked one, one link
+                    // further than it.
+                    depth: match (index, job.sitemap) {
+                        (true, _) => job.depth + 1,
+                        (false, true) => 1,
+                        (false, false) => job.depth + 1,
+                    },
                     from: Some(job.id),
                     hops: 0,
                     scope: link.scope,
@@ -1183,7 +1203,7 @@ impl Coordinator {
             Some(reason)
         } else if !sitemap && self.cfg.limits.max_depth.is_some_and(|m| depth > m) {
             Some(SkipReason::MaxDepth)
-        } else if self.budget_spent() {
+        } else if self.budget_spent() || (sitemap && self.budget_covered()) {
             Some(SkipReason::MaxPages)
         } else {
             None

@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::reason::SkipReason;
 use crate::robots::{ROBOTS_TTL, Robots, RobotsFetch};
+use crate::util::Jitter;
 
 /// Attempts at an unavailable robots.txt before the host's URLs are
 /// recorded as `robots_unavailable` (about two minutes in all).
@@ -71,7 +72,7 @@ pub struct Hosts {
     /// Consecutive transient failures per origin (kept apart from the
     /// robots entries: it matters for ignore-robots crawls too).
     failures: HashMap<Arc<str>, u32>,
-    rng: u64,
+    rng: Jitter,
 }
 
 impl Hosts {
@@ -83,7 +84,7 @@ impl Hosts {
             max_crawl_delay,
             entries: HashMap::new(),
             failures: HashMap::new(),
-            rng: seed(),
+            rng: Jitter::new(),
         }
     }
 
@@ -188,22 +189,9 @@ impl Hosts {
         self.failures.remove(origin);
     }
 
-    /// `d` times a factor in [0.75, 1.25): hosts (and retries) that failed
-    /// together do not come back together.
     fn jitter(&mut self, d: Duration) -> Duration {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let f = 0.75 + (self.rng % 1000) as f64 / 2000.0;
-        d.mul_f64(f)
+        self.rng.apply(d)
     }
-}
-
-fn seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (t ^ 0x9E37_79B9_7F4A_7C15) | 1
 }
 
 /// The delay a `Retry-After` value asks for: delta-seconds or an HTTP-date.

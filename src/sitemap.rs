@@ -64,7 +64,8 @@ pub fn parse(body: &[u8], truncated: bool) -> Result<Sitemap, SitemapError> {
         Some(_) => parse_text(data)?,
         None => return Err(SitemapError::NotSitemap("empty body".into())),
     };
-    if map.cut.is_none() {
+    // A cap says more than the malformed end it leaves behind.
+    if cut.is_some() {
         map.cut = cut;
     }
     Ok(map)
@@ -91,14 +92,27 @@ fn gunzip(body: &[u8], limit: u64) -> Result<(Cow<'_, [u8]>, Option<String>), Si
 }
 
 fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
-    let mut reader = Reader::from_reader(data);
+    // Sitemaps must be UTF-8; a stray byte costs one character, not the
+    // rest of the file.
+    let text = String::from_utf8_lossy(data);
+    let mut reader = Reader::from_str(&text);
     let mut kind = None;
     let mut locs = Vec::new();
     let mut cut = None;
+    // Local names of the open elements: only a `<loc>` directly inside a
+    // `<url>` or `<sitemap>` entry counts (not `<image:loc>` and the like,
+    // nested one level deeper in extensions).
+    let mut open: Vec<String> = Vec::new();
     loop {
         match reader.read_event() {
+            Ok(Event::End(_)) => {
+                open.pop();
+            }
             Ok(Event::Start(e)) => {
                 let name = e.local_name();
+                let is_entry_loc = name.as_ref() == "loc"
+                    && open.len() == 2
+                    && matches!(open[1].as_str(), "url" | "sitemap");
                 match kind {
                     None => {
                         kind = Some(match name.as_ref() {
@@ -110,9 +124,10 @@ fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
                                     other
                                 )));
                             }
-                        })
+                        });
+                        open.push(name.as_ref().to_string());
                     }
-                    Some(_) if name.as_ref() == "loc" => {
+                    Some(_) if is_entry_loc => {
                         let end = e.name().as_ref().to_string();
                         match reader.read_text(quick_xml::name::QName(&end)) {
                             Ok(text) => {
@@ -130,14 +145,20 @@ fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
                             }
                         }
                     }
-                    Some(_) => {}
+                    Some(_) => open.push(name.as_ref().to_string()),
                 }
             }
             Ok(Event::Empty(e)) if kind.is_none() => {
-                return Err(SitemapError::NotSitemap(format!(
-                    "the root element is <{}/>",
-                    e.local_name().as_ref()
-                )));
+                // `<urlset/>`: a valid sitemap listing nothing.
+                kind = Some(match e.local_name().as_ref() {
+                    "urlset" => Kind::UrlSet,
+                    "sitemapindex" => Kind::Index,
+                    other => {
+                        return Err(SitemapError::NotSitemap(format!(
+                            "the root element is <{other}/>"
+                        )));
+                    }
+                });
             }
             Ok(Event::Eof) => break,
             Ok(_) => {}
@@ -165,7 +186,17 @@ fn loc_text(raw: &str) -> Option<String> {
         .and_then(|r| r.strip_suffix("]]>"))
     {
         Some(inner) => Cow::Borrowed(inner),
-        None => quick_xml::escape::unescape(raw).unwrap_or(Cow::Borrowed(raw)),
+        // An entity XML does not define (`&nbsp;`) makes unescape fail;
+        // the predefined ones are still resolved.
+        None => quick_xml::escape::unescape(raw).unwrap_or_else(|_| {
+            Cow::Owned(
+                raw.replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&apos;", "'")
+                    .replace("&amp;", "&"),
+            )
+        }),
     };
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_string())
@@ -255,13 +286,33 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_does_not_panic() {
+    fn invalid_utf8_costs_one_character() {
         let m = parse(
-            b"<urlset><url><loc>http://e.com/a</loc></url><url><loc>http://e.com/\xe9</loc></url></urlset>",
+            b"<urlset><url><loc>http://e.com/a</loc></url><url><loc>http://e.com/\xe9</loc></url>\
+              <url><loc>http://e.com/c</loc></url></urlset>",
             false,
         )
         .unwrap();
-        assert_eq!(m.locs[0], "http://e.com/a");
+        assert_eq!(
+            m.locs,
+            ["http://e.com/a", "http://e.com/\u{FFFD}", "http://e.com/c"]
+        );
+        assert_eq!(m.cut, None);
+    }
+
+    #[test]
+    fn only_entry_locs_count() {
+        let xml = br#"<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+            xmlns:image="http://www.google.com/schemas/sitemap-image/1.1">
+          <url><loc>http://e.com/post</loc>
+            <image:image><image:loc>http://e.com/pic.jpg</image:loc></image:image></url>
+          <url><loc>http://e.com/a?x=1&amp;y=&nbsp;</loc></url>
+        </urlset>"#;
+        let m = parse(xml, false).unwrap();
+        assert_eq!(m.locs, ["http://e.com/post", "http://e.com/a?x=1&y=&nbsp;"]);
+        // An empty sitemap is a sitemap.
+        let m = parse(b"<?xml version=\"1.0\"?><urlset/>", false).unwrap();
+        assert_eq!((m.kind, m.locs.len()), (Kind::UrlSet, 0));
     }
 
     #[test]

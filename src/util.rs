@@ -1,4 +1,5 @@
-//! Small helpers shared by several stages: clocks and time formatting.
+//! Small helpers shared by several stages: clocks, time formatting and
+//! back-off jitter.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -50,5 +51,33 @@ mod tests {
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_795_326_660_000), "2026-11-22T05:51:00.000Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+}
+
+/// Spreads back-off delays: `apply(d)` is `d` times a factor in
+/// [0.75, 1.25), so hosts (or requests) that failed together do not come
+/// back together. xorshift; not for anything that needs real randomness.
+#[derive(Debug)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new() -> Self {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self((t ^ 0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn apply(&mut self, d: std::time::Duration) -> std::time::Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        d.mul_f64(0.75 + (self.0 % 1000) as f64 / 2000.0)
+    }
+}
+
+impl Default for Jitter {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -127,6 +127,10 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
                 Body::Sitemap
             } else if parse::is_html(resp.content_type.as_deref(), &resp.body) {
                 Body::Html
+            } else if maybe_sitemap(resp.content_type.as_deref()) {
+                // A sitemap linked, or given as a seed, before any
+                // robots.txt named it.
+                Body::MaybeSitemap
             } else {
                 Body::Other
             };
@@ -166,6 +170,8 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
 enum Body {
     Html,
     Sitemap,
+    /// XML or gzip fetched as a page: read as a sitemap if it is one.
+    MaybeSitemap,
     /// Stored as fetched (hashed, not parsed).
     Other,
 }
@@ -188,7 +194,7 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
     };
     let mut links = Vec::new();
     let mut sitemap_read = None;
-    if body == Body::Sitemap {
+    if matches!(body, Body::Sitemap | Body::MaybeSitemap) {
         let read = sitemap::parse(&resp.body, resp.truncated).map(|map| {
             links = map
                 .locs
@@ -202,7 +208,9 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
                 cut: map.cut,
             }
         });
-        sitemap_read = Some(read);
+        if body == Body::Sitemap || read.is_ok() {
+            sitemap_read = Some(read);
+        }
     }
     if body == Body::Html {
         let parsed = parse::parse(
@@ -244,6 +252,17 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         links,
         sitemap: sitemap_read,
     }
+}
+
+/// XML or gzip by its Content-Type (`application/xml`, `text/xml`,
+/// `application/gzip`, `application/x-gzip`).
+fn maybe_sitemap(content_type: Option<&str>) -> bool {
+    let mime = content_type
+        .and_then(|c| c.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime.ends_with("/xml") || mime.ends_with("gzip")
 }
 
 fn scoped(ctx: &WorkerCtx, url: Url, anchor: String, nofollow: bool) -> ScopedLink {

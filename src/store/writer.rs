@@ -127,6 +127,8 @@ pub struct FetchRecord {
     pub chain: Vec<i64>,
     /// Requests this outcome took (1 + retries).
     pub attempts: u32,
+    /// Fetched as a page, the body turned out to be a sitemap.
+    pub became_sitemap: bool,
 }
 
 impl FetchRecord {
@@ -145,6 +147,7 @@ impl FetchRecord {
             page: None,
             links: Vec::new(),
             new_urls: Vec::new(),
+            became_sitemap: false,
             chain: Vec::new(),
             attempts: 1,
         }
@@ -547,6 +550,17 @@ async fn write_pending(
             execute_once(conn, qb).await?;
         }
     }
+    let became: Vec<i64> = fetches
+        .iter()
+        .filter(|f| f.became_sitemap)
+        .map(|f| f.url_id)
+        .collect();
+    if !became.is_empty() {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("UPDATE urls SET sitemap = 1 WHERE id IN ");
+        push_id_list(&mut qb, &became);
+        execute_once(conn, qb).await?;
+    }
     for f in &fetches {
         if !f.chain.is_empty()
             && let Some(page) = &f.page
@@ -609,7 +623,7 @@ async fn insert_urls(
     // other conflict keeps the first record.
     qb.push(
         " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, depth = excluded.depth, \
-         discovered_from = excluded.discovered_from, updated_at = excluded.updated_at \
+         discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, updated_at = excluded.updated_at \
          WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
          AND excluded.state IN ('queued', 'leased')",
     );

@@ -317,17 +317,33 @@ async fn missing_and_broken_sitemaps_are_recorded_not_failed_pages() {
 
 #[tokio::test]
 async fn a_resumed_crawl_reads_sitemaps_left_queued_as_sitemaps() {
+    // With a budget of one page, the seed alone spends it: no sitemap is
+    // read for nothing.
     let s = indexed_site().await;
-    // A budget of one page: the index is read (sitemaps do not spend the
-    // budget) but the sitemaps it lists are left for later.
     let mut cfg = sitemaps_on(s.url("/"));
     cfg.limits.max_pages = Some(1);
+    let c = run(cfg).await;
+    assert_eq!(s.requests(), ["/"]);
+    assert_eq!(
+        sitemaps(&c).await[&s.url("/maps/index.xml")],
+        ("skipped".into(), "max_pages".into())
+    );
+
+    // With two, the index is read (sitemaps do not spend the budget) but
+    // not all the sitemaps it lists: the queue covers the budget first.
+    let s = indexed_site().await;
+    let mut cfg = sitemaps_on(s.url("/"));
+    cfg.limits.max_pages = Some(2);
     cfg.politeness.per_host_concurrency = 2;
     let c = run(cfg).await;
-    assert_eq!(c.report.fetched, 1);
+    assert!(c.report.fetched <= 2);
     let maps = sitemaps(&c).await;
     assert_eq!(
-        maps[&s.url("/maps/a.xml")],
+        maps[&s.url("/maps/index.xml")],
+        ("done".into(), String::new())
+    );
+    assert_eq!(
+        maps[&s.url("/maps/b.xml.gz")],
         ("skipped".into(), "max_pages".into())
     );
 
@@ -351,4 +367,20 @@ async fn a_resumed_crawl_reads_sitemaps_left_queued_as_sitemaps() {
         ]
     );
     s.assert_no_duplicates();
+}
+
+#[tokio::test]
+async fn a_sitemap_given_as_seed_is_read_as_one() {
+    let s = indexed_site().await;
+    let mut cfg = sitemaps_on(s.url("/maps/a.xml"));
+    // Even with sitemap discovery off: the seed's body says what it is.
+    cfg.politeness.sitemaps = false;
+    let c = run(cfg).await;
+    let pages = c.pages().await;
+    assert!(pages.contains_key(&s.url("/orphan/1")), "{pages:?}");
+    assert!(!pages.contains_key(&s.url("/maps/a.xml")));
+    assert_eq!(pages[&s.url("/orphan/1")].1, 1);
+    let maps = sitemaps(&c).await;
+    assert_eq!(maps[&s.url("/maps/a.xml")], ("done".into(), String::new()));
+    assert!(!s.all_requests().iter().any(|p| p.contains("index")));
 }
