@@ -13,12 +13,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, ExportArgs};
+use crate::cli::{Cli, Command, ExportArgs, SummarizeArgs};
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
 use crate::progress::{self, Counters, ProgressMode};
 use crate::store::lock::DbLock;
 use crate::store::{Access, Store, StoreError};
+use crate::summarize::stage::{self, StageReport, SweepOptions};
+use crate::summarize::{SummarizeConfig, Summarizer};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -56,6 +58,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Export(args) => run_export(&args).await,
+        Command::Summarize(args) => run_summarize(&args).await,
         Command::Status(args) => {
             let Some(store) = open_existing(&args.db).await else {
                 return ExitCode::from(EXIT_USAGE);
@@ -178,6 +181,144 @@ where
     }
 }
 
+/// `summaries: 12 done, 1 failed (…tokens)` for the final line.
+fn summary_line(r: &StageReport) -> String {
+    let mut s = format!("summaries: {} done, {} failed", r.done, r.failed);
+    if r.prompt_tokens + r.completion_tokens > 0 {
+        s.push_str(&format!(
+            " ({} prompt + {} completion tokens)",
+            r.prompt_tokens, r.completion_tokens
+        ));
+    }
+    if r.budget_spent {
+        s.push_str(", token budget spent (the rest wait for `trawl summarize`)");
+    } else if r.stopped {
+        s.push_str(", stopped (the rest wait for `trawl summarize`)");
+    }
+    s
+}
+
+async fn run_summarize(args: &SummarizeArgs) -> u8 {
+    if !args.db.db.exists() {
+        eprintln!("trawl: {} does not exist", args.db.db.display());
+        return EXIT_USAGE;
+    }
+    let Some(store) = open(&args.db.db, Access::Write).await else {
+        return EXIT_USAGE;
+    };
+    // The crawl's own settings first, then the flags given here.
+    let mut cfg = match store.crawl().await {
+        Ok(Some(row)) => serde_json::from_str::<crate::config::CrawlConfig>(&row.config)
+            .map(|c| c.summarize)
+            .unwrap_or_default(),
+        _ => SummarizeConfig::default(),
+    };
+    if let Err(e) = args.summary.apply(&mut cfg) {
+        eprintln!("trawl: {e}");
+        return EXIT_USAGE;
+    }
+    let summarizer = match Summarizer::new(&cfg) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(url) = &args.url {
+        return summarize_one(&store, summarizer, url, args.stream).await;
+    }
+    let controls = Controls::default();
+    install_signal_handlers(controls.clone());
+    let stop = CancellationToken::new();
+    let (a, b) = (controls.stop.clone(), controls.abort.clone());
+    let s2 = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! { _ = a.cancelled() => {}, _ = b.cancelled() => {} }
+        s2.cancel();
+    });
+    let conn = match store.connection().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let sweep = SweepOptions {
+        retry_failed: true,
+        force: args.force,
+    };
+    let result = stage::run(summarizer, store.pool().clone(), conn, None, sweep, stop).await;
+    let code = match result {
+        Ok(r) => {
+            let pending = stage::counts(store.pool()).await.map_or(0, |c| c.2);
+            eprintln!("{}; {pending} pages without any summary", summary_line(&r));
+            match SIGNAL.load(Ordering::SeqCst) {
+                0 => EXIT_OK,
+                sig => sig,
+            }
+        }
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            EXIT_FAILURE
+        }
+    };
+    store.close().await;
+    code
+}
+
+/// `summarize --url`: one stored page, printed (as it streams, with
+/// `--stream`) and stored.
+async fn summarize_one(store: &Store, summarizer: Arc<Summarizer>, url: &str, stream: bool) -> u8 {
+    let id = match crate::canon::parse(url) {
+        Ok(u) => crate::canon::fingerprint(&u) as i64,
+        Err(e) => {
+            eprintln!("trawl: bad URL `{url}`: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let row = sqlx::query_as::<_, (Option<String>, Option<String>)>(
+        "SELECT content_hash, text FROM pages WHERE url_id = ?",
+    )
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await;
+    let (hash, text) = match row {
+        Ok(Some((Some(h), Some(t)))) if !t.is_empty() => (h, t),
+        Ok(_) => {
+            eprintln!("trawl: {url} is not a stored page with text");
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let sink: Option<crate::summarize::TokenSink> = stream.then(|| {
+        Box::new(|t: &str| {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(t.as_bytes());
+            let _ = out.flush();
+        }) as crate::summarize::TokenSink
+    });
+    let streamed = sink.is_some() && summarizer.key().backend == "llm";
+    let outcome = summarizer.summarize(text, sink).await;
+    match &outcome.summary {
+        Ok(s) if streamed => println!(),
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("trawl: summary failed: {e}"),
+    }
+    let failed = outcome.summary.is_err();
+    let stored = match store.connection().await {
+        Ok(mut conn) => stage::write(&mut conn, &summarizer, &[(hash, outcome)]).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = stored {
+        eprintln!("trawl: {e}");
+        return EXIT_FAILURE;
+    }
+    if failed { EXIT_FAILURE } else { EXIT_OK }
+}
+
 /// The one-line summary printed at the end of a run.
 pub fn final_line(r: &CrawlReport, db: &str) -> String {
     let verb = match r.outcome {
@@ -210,6 +351,9 @@ pub fn final_line(r: &CrawlReport, db: &str) -> String {
         s.push_str(&format!(", {} still queued", r.queued));
     }
     s.push_str(&format!("; {} pages in {db}", r.pages_stored));
+    if let Some(sr) = &r.summaries {
+        s.push_str(&format!("; {}", summary_line(sr)));
+    }
     if !r.sitemaps.is_empty() {
         s.push_str(&format!(
             "; sitemaps: {}",
@@ -315,6 +459,11 @@ async fn status(store: &Store) -> u8 {
                 );
             }
         }
+        let (done, failed, pending) = stage::counts(store.pool()).await?;
+        let _ = writeln!(
+            out,
+            "  summaries: {done} done, {failed} failed, {pending} pending"
+        );
         let sitemaps = store.sitemap_counts().await?;
         if !sitemaps.is_empty() {
             let _ = writeln!(out, "  sitemaps: {}", crawl::summarize_reasons(&sitemaps));

@@ -27,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Crawl from seed URLs into a SQLite database.
@@ -37,6 +39,130 @@ pub enum Command {
     Export(ExportArgs),
     /// Show where the crawl in a database stands.
     Status(DbArg),
+    /// Summarize stored pages that have no summary yet (failed ones are retried).
+    Summarize(SummarizeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Summarize every page again, even those with a summary.
+    #[arg(long)]
+    pub force: bool,
+    /// Summarize only this stored page (its URL as crawled) and print the summary.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// With --url and --summarizer llm: print the summary as it is generated.
+    #[arg(long, requires = "url")]
+    pub stream: bool,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
+}
+
+/// Summary settings. Unset ones come from the crawl's stored settings
+/// (for `summarize`) or the defaults shown.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Summaries")]
+pub struct SummaryArgs {
+    /// Summarizer: extractive (offline, default) or llm (an OpenAI-compatible endpoint).
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub summarizer: Option<crate::summarize::Backend>,
+    /// Sentences in an extractive summary [default: 3].
+    #[arg(long, value_name = "N")]
+    pub summary_sentences: Option<usize>,
+    /// Base URL of the LLM API, e.g. http://localhost:11434 (Ollama).
+    #[arg(long, value_name = "URL", env = "TRAWL_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// Model name sent to the LLM API.
+    #[arg(long, value_name = "NAME", env = "TRAWL_LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// System prompt (its hash is the summary's prompt version).
+    #[arg(long, value_name = "TEXT", conflicts_with = "llm_prompt_file")]
+    pub llm_prompt: Option<String>,
+    /// Read the system prompt from this file.
+    #[arg(long, value_name = "FILE")]
+    pub llm_prompt_file: Option<PathBuf>,
+    /// Tokens of prompt plus text per request; longer pages are split and reduced [default: 6000].
+    #[arg(long, value_name = "N")]
+    pub llm_max_input_tokens: Option<usize>,
+    /// Longest answer asked for, in tokens [default: 400].
+    #[arg(long, value_name = "N")]
+    pub llm_max_output_tokens: Option<u32>,
+    /// Requests to the LLM in flight at once [default: 4].
+    #[arg(long, value_name = "N")]
+    pub llm_concurrency: Option<usize>,
+    /// Requests per minute to the LLM.
+    #[arg(long, value_name = "N")]
+    pub llm_rpm: Option<u32>,
+    /// Tokens per minute to the LLM (prompt plus the longest answer).
+    #[arg(long, value_name = "N")]
+    pub llm_tpm: Option<u32>,
+    /// Time allowed for one LLM request, in seconds [default: 120].
+    #[arg(long, value_name = "SECS")]
+    pub llm_timeout: Option<f64>,
+    /// Retries of a transient LLM failure (429, 5xx, timeout, connection error) [default: 4].
+    #[arg(long, value_name = "N")]
+    pub llm_retries: Option<u32>,
+    /// Stop starting new summaries once this many tokens are spent; the rest stay pending.
+    #[arg(long, value_name = "N")]
+    pub llm_max_total_tokens: Option<u64>,
+}
+
+impl SummaryArgs {
+    /// Applies the flags that were given on top of `cfg`.
+    pub fn apply(&self, cfg: &mut crate::summarize::SummarizeConfig) -> Result<(), ConfigError> {
+        if let Some(b) = self.summarizer {
+            cfg.backend = b;
+        }
+        if let Some(n) = self.summary_sentences {
+            cfg.sentences = n;
+        }
+        let l = &mut cfg.llm;
+        if let Some(v) = &self.llm_base_url {
+            l.base_url = Some(v.clone());
+        }
+        if let Some(v) = &self.llm_model {
+            l.model = Some(v.clone());
+        }
+        if let Some(v) = &self.llm_prompt {
+            l.prompt = Some(v.clone());
+        }
+        if let Some(path) = &self.llm_prompt_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!(
+                    "cannot read --llm-prompt-file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            l.prompt = Some(text.trim().to_string());
+        }
+        if let Some(v) = self.llm_max_input_tokens {
+            l.max_input_tokens = v;
+        }
+        if let Some(v) = self.llm_max_output_tokens {
+            l.max_output_tokens = v;
+        }
+        if let Some(v) = self.llm_concurrency {
+            l.concurrency = v;
+        }
+        if self.llm_rpm.is_some() {
+            l.rpm = self.llm_rpm;
+        }
+        if self.llm_tpm.is_some() {
+            l.tpm = self.llm_tpm;
+        }
+        if let Some(v) = self.llm_timeout {
+            l.timeout = secs("--llm-timeout", v)?;
+        }
+        if let Some(v) = self.llm_retries {
+            l.retries = v;
+        }
+        if self.llm_max_total_tokens.is_some() {
+            l.max_total_tokens = self.llm_max_total_tokens;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +193,11 @@ pub struct CrawlArgs {
     pub politeness: PolitenessArgs,
     #[command(flatten)]
     pub fetch: FetchArgs,
+    /// Do not summarize pages during the crawl (`trawl summarize` can later).
+    #[arg(long, help_heading = "Summaries")]
+    pub no_summaries: bool,
+    #[command(flatten)]
+    pub summary: SummaryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -177,7 +308,7 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub db: DbArg,
     /// What to export.
-    #[arg(long, value_enum, default_value = "pages")]
+    #[arg(long, value_enum, default_value = "summaries")]
     pub what: What,
     /// Output format.
     #[arg(long, value_enum, default_value = "jsonl")]
@@ -235,6 +366,14 @@ impl CrawlArgs {
                 read_timeout: secs("--timeout", self.fetch.timeout)?,
                 timeout: secs("--timeout", self.fetch.timeout)?,
                 max_body_size: self.fetch.max_body_size,
+            },
+            summarize: {
+                let mut s = crate::summarize::SummarizeConfig {
+                    enabled: !self.no_summaries,
+                    ..Default::default()
+                };
+                self.summary.apply(&mut s)?;
+                s
             },
         }
         .validated()

@@ -105,6 +105,9 @@ pub struct CrawlConfig {
     pub politeness: PolitenessConfig,
     pub limits: LimitsConfig,
     pub fetch: FetchConfig,
+    /// Stored crawls from before summaries take the defaults.
+    #[serde(default)]
+    pub summarize: crate::summarize::SummarizeConfig,
 }
 
 /// A configuration that cannot be used, with a message for the user.
@@ -122,6 +125,7 @@ impl CrawlConfig {
             politeness: PolitenessConfig::default(),
             limits: LimitsConfig::default(),
             fetch: FetchConfig::default(),
+            summarize: crate::summarize::SummarizeConfig::default(),
         };
         cfg.validated()
     }

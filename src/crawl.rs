@@ -43,6 +43,8 @@ use crate::store::writer::{
     WriterHandle, WriterStats,
 };
 use crate::store::{CrawlState, Store, StoreError};
+use crate::summarize::Summarizer;
+use crate::summarize::stage::{self, Item, StageReport, SweepOptions};
 use crate::worker::{self, Job, Outcome, SitemapRead, WorkerCtx, WorkerOutput};
 
 /// URLs held in memory, ready to be scheduled. Beyond this, discovered URLs
@@ -113,6 +115,8 @@ pub struct CrawlReport {
     pub writer: WriterStats,
     /// Time spent analysing bodies, summed over all workers.
     pub parse_time: Duration,
+    /// What the summary stage did in this run (`None`: summaries off).
+    pub summaries: Option<StageReport>,
 }
 
 impl CrawlReport {
@@ -242,6 +246,11 @@ async fn run(
         counters: counters.clone(),
         agent: robots::product_token(&cfg.fetch.user_agent),
     });
+    let summarizer = if cfg.summarize.enabled {
+        Some(Arc::new(Summarizer::new(&cfg.summarize)?))
+    } else {
+        None
+    };
     if !cfg.politeness.robots {
         tracing::warn!(
             "--ignore-robots: robots.txt is NOT fetched or obeyed in this crawl; only do this on sites you run"
@@ -306,6 +315,25 @@ async fn run(
     );
     let committed = writer.committed();
 
+    // The summary stage runs beside the crawl on its own connection; the
+    // crawl offers it pages and never waits for it.
+    let stage_stop = CancellationToken::new();
+    let (summary_tx, stage_task) = match summarizer {
+        Some(s) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(256);
+            let task = tokio::spawn(stage::run(
+                s,
+                pool.clone(),
+                store.connection().await?,
+                Some(rx),
+                SweepOptions::default(),
+                stage_stop.clone(),
+            ));
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
+
     let hosts = Hosts::new(
         cfg.politeness.robots,
         robots::product_token(&cfg.fetch.user_agent),
@@ -339,6 +367,7 @@ async fn run(
         pool: store.pool().clone(),
         sitemap_hosts: HashSet::new(),
         sitemaps_wanted: Vec::new(),
+        summary_tx,
     };
     if !resuming {
         coord.add_seeds().await?;
@@ -348,6 +377,7 @@ async fn run(
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
+            stage_stop.cancel();
             coord.tasks.abort_all();
             drop(coord);
             // The writer's own error says more than "writer gone".
@@ -361,6 +391,21 @@ async fn run(
     let writer_stats = match writer_task.await {
         Ok(r) => r?,
         Err(_) => return Err(CrawlError::Store(StoreError::WriterGone)),
+    };
+    // Fetching is over: the stage sweeps what it was not offered, unless
+    // the crawl was stopped (then what is left stays pending).
+    if outcome == CrawlOutcome::Interrupted {
+        stage_stop.cancel();
+    }
+    let summaries = match stage_task {
+        Some(task) => match task.await {
+            Ok(r) => Some(r?),
+            Err(e) => {
+                tracing::error!("the summary stage panicked: {e}");
+                None
+            }
+        },
+        None => None,
     };
 
     let counts = store.state_counts().await?;
@@ -384,6 +429,7 @@ async fn run(
         queued: count("queued") + count("leased"),
         writer: writer_stats,
         parse_time: Duration::from_nanos(counters.get(&counters.parse_nanos)),
+        summaries,
     })
 }
 
@@ -426,6 +472,9 @@ struct Coordinator {
     /// and those seen since the last turn of the loop.
     sitemap_hosts: HashSet<Arc<str>>,
     sitemaps_wanted: Vec<Arc<str>>,
+    /// Stored pages offered to the summary stage; when its queue is full
+    /// the page waits in the database for the stage's sweep.
+    summary_tx: Option<tokio::sync::mpsc::Sender<Item>>,
 }
 
 /// A robots.txt answer and whether it was just fetched (else it came from
@@ -970,6 +1019,7 @@ impl Coordinator {
                     rec.became_sitemap = !job.sitemap;
                     self.on_sitemap(&job, read, f.links, &mut rec);
                 } else {
+                    self.offer_summary(&f.page);
                     for link in f.links {
                         let to_id = link.fp as i64;
                         // A nofollow page's links are recorded as edges;
@@ -1007,6 +1057,20 @@ impl Coordinator {
             c.failed.fetch_add(1, Relaxed);
         }
         self.send_fetch(rec).await
+    }
+
+    fn offer_summary(&self, page: &crate::store::writer::PageRecord) {
+        let (Some(tx), Some(hash), Some(text)) = (&self.summary_tx, &page.content_hash, &page.text)
+        else {
+            return;
+        };
+        if page.noindex || text.is_empty() {
+            return;
+        }
+        let _ = tx.try_send(Item {
+            content_hash: hash.clone(),
+            text: text.clone(),
+        });
     }
 
     /// A sitemap that answered 2xx: queues the pages (or, for an index,

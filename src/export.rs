@@ -16,6 +16,8 @@ use crate::util::rfc3339;
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum What {
+    /// One row per page and summary (pages with several summarizers' summaries get one row each).
+    Summaries,
     /// One row per fetched URL.
     Pages,
     /// One row per link edge.
@@ -80,6 +82,20 @@ struct PageOut<'a> {
 }
 
 #[derive(Serialize)]
+struct SummaryOut<'a> {
+    url: &'a str,
+    title: Option<&'a str>,
+    summary: &'a str,
+    summarizer: &'a str,
+    model: &'a str,
+    prompt_version: &'a str,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    fetched_at: String,
+    summarized_at: String,
+}
+
+#[derive(Serialize)]
 struct LinkOut<'a> {
     from: &'a str,
     to: &'a str,
@@ -127,6 +143,34 @@ pub async fn export(
                     fetch_ms: r.try_get("fetch_ms")?,
                     fetched_at: rfc3339(r.try_get("fetched_at")?),
                     text: r.try_get("text")?,
+                };
+                serde_json::to_writer(&mut *out, &row).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+                n += 1;
+            }
+        }
+        What::Summaries => {
+            let sql = "SELECT u.url, p.title, s.summary, s.backend, s.model, s.prompt_version, \
+                       s.prompt_tokens, s.completion_tokens, p.fetched_at, s.updated_at \
+                       FROM pages p JOIN urls u ON u.id = p.url_id \
+                       JOIN summaries s ON s.content_hash = p.content_hash \
+                       WHERE s.state = 'done' AND u.sitemap = 0 AND (? OR p.noindex = 0) \
+                       ORDER BY p.url_id, s.backend, s.model, s.prompt_version";
+            let mut rows = sqlx::query(sql)
+                .bind(opts.include_noindex)
+                .fetch(store.pool());
+            while let Some(r) = rows.try_next().await? {
+                let row = SummaryOut {
+                    url: r.try_get("url")?,
+                    title: r.try_get("title")?,
+                    summary: r.try_get("summary")?,
+                    summarizer: r.try_get("backend")?,
+                    model: r.try_get("model")?,
+                    prompt_version: r.try_get("prompt_version")?,
+                    prompt_tokens: r.try_get("prompt_tokens")?,
+                    completion_tokens: r.try_get("completion_tokens")?,
+                    fetched_at: rfc3339(r.try_get("fetched_at")?),
+                    summarized_at: rfc3339(r.try_get("updated_at")?),
                 };
                 serde_json::to_writer(&mut *out, &row).map_err(std::io::Error::from)?;
                 out.write_all(b"\n")?;

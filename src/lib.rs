@@ -37,5 +37,6 @@ pub mod scheduler;
 pub mod scope;
 pub mod sitemap;
 pub mod store;
+pub mod summarize;
 pub mod util;
 pub mod worker;

@@ -163,13 +163,22 @@ async fn crawl_then_export_pages_as_jsonl() {
     );
 
     // Stable output, and --out writes the same bytes.
-    let again = trawl_async(vec!["export".into(), "--db".into(), db.clone()]).await;
+    let again = trawl_async(vec![
+        "export".into(),
+        "--db".into(),
+        db.clone(),
+        "--what".into(),
+        "pages".into(),
+    ])
+    .await;
     assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
     let out = dir.path().join("pages.jsonl");
     let o = trawl_async(vec![
         "export".into(),
         "--db".into(),
         db.clone(),
+        "--what".into(),
+        "pages".into(),
         "--out".into(),
         out.display().to_string(),
     ])

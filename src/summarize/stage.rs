@@ -1,0 +1,322 @@
+//! The stage that drives a [`Summarizer`] over pages.
+//!
+//! In: pages offered live by the crawl (a bounded channel the crawl never
+//! waits on: when it is full, the page is left for the sweep) and, after
+//! that, a sweep of the database for pages without a summary under the
+//! summarizer's key. Out: rows in `summaries`, written on the stage's own
+//! connection in small transactions.
+//!
+//! The database is the queue: a page whose summary was not written (a stop,
+//! a kill, a spent token budget, a full channel) is found again by the next
+//! sweep, in `trawl summarize` or a resumed crawl.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Outcome, Summarizer};
+use crate::store::StoreError;
+use crate::util::now_ms;
+
+/// A page to summarize.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub content_hash: String,
+    pub text: String,
+}
+
+/// Which stored pages the sweep takes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SweepOptions {
+    /// Also pages whose summary failed before.
+    pub retry_failed: bool,
+    /// Every page, summarized or not.
+    pub force: bool,
+}
+
+/// What the stage did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageReport {
+    pub done: u64,
+    pub failed: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// `--llm-max-total-tokens` was reached; the rest is pending.
+    pub budget_spent: bool,
+    /// Stopped on request; the rest is pending.
+    pub stopped: bool,
+}
+
+/// Results written per transaction.
+const FLUSH_EVERY: usize = 32;
+/// Pages read per sweep query.
+const SWEEP_BATCH: i64 = 256;
+
+/// The pages the stage can summarize: stored 2xx HTML pages with text, not
+/// sitemaps, not `noindex`.
+pub const SUMMARIZABLE: &str = "p.status BETWEEN 200 AND 299 AND p.noindex = 0 \
+    AND p.text IS NOT NULL AND p.text <> '' AND p.content_hash IS NOT NULL AND u.sitemap = 0";
+
+struct Run {
+    summarizer: Arc<Summarizer>,
+    conn: SqliteConnection,
+    handled: HashSet<String>,
+    tasks: JoinSet<(String, Outcome)>,
+    buffer: Vec<(String, Outcome)>,
+    report: StageReport,
+}
+
+/// Runs the stage: first over `live` until it closes, then a sweep of the
+/// database, until `stop`.
+pub async fn run(
+    summarizer: Arc<Summarizer>,
+    pool: SqlitePool,
+    conn: SqliteConnection,
+    live: Option<mpsc::Receiver<Item>>,
+    sweep: SweepOptions,
+    stop: CancellationToken,
+) -> Result<StageReport, StoreError> {
+    let mut run = Run {
+        summarizer,
+        conn,
+        handled: HashSet::new(),
+        tasks: JoinSet::new(),
+        buffer: Vec::new(),
+        report: StageReport::default(),
+    };
+    let limit = run.summarizer.parallelism();
+    if let Some(mut rx) = live {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                Some(res) = run.tasks.join_next(), if !run.tasks.is_empty() => run.collect(res).await?,
+                item = rx.recv(), if run.tasks.len() < limit => match item {
+                    None => break,
+                    Some(item) => {
+                        if !run.summarizer.budget_spent() && run.wanted(&pool, &item.content_hash, sweep).await? {
+                            run.spawn(item);
+                        }
+                    }
+                },
+            }
+        }
+    }
+    let mut after = i64::MIN;
+    'sweep: while !stop.is_cancelled() && !run.summarizer.budget_spent() {
+        let rows = pending(&pool, &run.summarizer, after, sweep).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        for (_, content_hash, text) in rows {
+            if !run.handled.insert(content_hash.clone()) {
+                continue;
+            }
+            while run.tasks.len() >= limit {
+                tokio::select! {
+                    _ = stop.cancelled() => break 'sweep,
+                    Some(res) = run.tasks.join_next() => run.collect(res).await?,
+                }
+            }
+            if run.summarizer.budget_spent() {
+                break 'sweep;
+            }
+            run.spawn_owned(content_hash, text);
+        }
+    }
+    while !run.tasks.is_empty() {
+        tokio::select! {
+            _ = stop.cancelled() => {
+                // Summaries in flight are dropped; their pages stay pending.
+                run.tasks.abort_all();
+                break;
+            }
+            Some(res) = run.tasks.join_next() => run.collect(res).await?,
+        }
+    }
+    run.flush().await?;
+    // Summaries are the last writes of a run: leave no WAL behind.
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut run.conn)
+        .await
+    {
+        tracing::debug!("final checkpoint: {e}");
+    }
+    run.report.budget_spent = run.summarizer.budget_spent();
+    run.report.stopped = stop.is_cancelled();
+    Ok(run.report)
+}
+
+impl Run {
+    /// Whether `hash` still needs a summary (and is not already under way).
+    async fn wanted(
+        &mut self,
+        pool: &SqlitePool,
+        hash: &str,
+        sweep: SweepOptions,
+    ) -> Result<bool, StoreError> {
+        if self.handled.contains(hash) {
+            return Ok(false);
+        }
+        if !sweep.force {
+            let key = self.summarizer.key();
+            let state: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM summaries WHERE content_hash = ? AND backend = ? AND model = ? AND prompt_version = ?",
+            )
+            .bind(hash)
+            .bind(key.backend)
+            .bind(&key.model)
+            .bind(&key.prompt_version)
+            .fetch_optional(pool)
+            .await?;
+            match state.as_deref() {
+                Some("done") => return Ok(false),
+                Some(_) if !sweep.retry_failed => return Ok(false),
+                _ => {}
+            }
+        }
+        self.handled.insert(hash.to_string());
+        Ok(true)
+    }
+
+    fn spawn(&mut self, item: Item) {
+        self.spawn_owned(item.content_hash, item.text);
+    }
+
+    fn spawn_owned(&mut self, content_hash: String, text: String) {
+        let s = self.summarizer.clone();
+        self.tasks.spawn(async move {
+            let outcome = s.summarize(text, None).await;
+            (content_hash, outcome)
+        });
+    }
+
+    async fn collect(
+        &mut self,
+        res: Result<(String, Outcome), tokio::task::JoinError>,
+    ) -> Result<(), StoreError> {
+        let Ok((hash, outcome)) = res else {
+            return Ok(()); // aborted; the page stays pending
+        };
+        self.report.prompt_tokens += outcome.prompt_tokens;
+        self.report.completion_tokens += outcome.completion_tokens;
+        match &outcome.summary {
+            Ok(_) => self.report.done += 1,
+            Err(e) => {
+                tracing::warn!(
+                    "summary of content {} failed: {e}",
+                    &hash[..12.min(hash.len())]
+                );
+                self.report.failed += 1;
+            }
+        }
+        self.buffer.push((hash, outcome));
+        if self.buffer.len() >= FLUSH_EVERY || self.tasks.is_empty() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.buffer);
+        write(&mut self.conn, &self.summarizer, &rows).await
+    }
+}
+
+/// Writes summaries in one transaction; a later result replaces an earlier
+/// one for the same key.
+pub async fn write(
+    conn: &mut SqliteConnection,
+    summarizer: &Summarizer,
+    rows: &[(String, Outcome)],
+) -> Result<(), StoreError> {
+    let key = summarizer.key();
+    let now = now_ms();
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    for (hash, o) in rows {
+        let (state, summary, error) = match &o.summary {
+            Ok(s) => ("done", Some(s.as_str()), None),
+            Err(e) => ("failed", None, Some(e.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, summary, error, \
+             prompt_tokens, completion_tokens, chunks, attempts, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (content_hash, backend, model, prompt_version) DO UPDATE SET \
+             state = excluded.state, summary = excluded.summary, error = excluded.error, \
+             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, \
+             chunks = excluded.chunks, attempts = summaries.attempts + excluded.attempts, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(hash)
+        .bind(key.backend)
+        .bind(&key.model)
+        .bind(&key.prompt_version)
+        .bind(state)
+        .bind(summary)
+        .bind(error)
+        .bind(o.prompt_tokens as i64)
+        .bind(o.completion_tokens as i64)
+        .bind(o.chunks as i64)
+        .bind(o.attempts as i64)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Summarizable pages after `after` (by URL id) that need a summary under
+/// the summarizer's key, as (url id, content hash, text).
+async fn pending(
+    pool: &SqlitePool,
+    summarizer: &Summarizer,
+    after: i64,
+    sweep: SweepOptions,
+) -> Result<Vec<(i64, String, String)>, StoreError> {
+    let key = summarizer.key();
+    let sql = format!(
+        "SELECT p.url_id, p.content_hash, p.text FROM pages p JOIN urls u ON u.id = p.url_id \
+         WHERE p.url_id > ? AND {SUMMARIZABLE} AND (? OR NOT EXISTS (SELECT 1 FROM summaries s \
+         WHERE s.content_hash = p.content_hash AND s.backend = ? AND s.model = ? AND s.prompt_version = ? \
+         AND (s.state = 'done' OR NOT ?))) ORDER BY p.url_id LIMIT ?"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(sweep.force)
+        .bind(key.backend)
+        .bind(&key.model)
+        .bind(&key.prompt_version)
+        .bind(sweep.retry_failed)
+        .bind(SWEEP_BATCH)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Summary counts for `status`: (done, failed, pending) over summarizable
+/// pages' distinct contents, for any summarizer.
+pub async fn counts(pool: &SqlitePool) -> Result<(i64, i64, i64), StoreError> {
+    let sql = format!(
+        "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
+         SELECT \
+           (SELECT COUNT(*) FROM c WHERE EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'done')), \
+           (SELECT COUNT(*) FROM c WHERE EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'failed') \
+              AND NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'done')), \
+           (SELECT COUNT(*) FROM c WHERE NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h))"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
