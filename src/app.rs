@@ -303,7 +303,7 @@ async fn summarize_one(store: &Store, summarizer: Arc<Summarizer>, url: &str, st
     let streamed = sink.is_some() && summarizer.key().backend == "llm";
     let outcome = summarizer.summarize(text, sink).await;
     match &outcome.summary {
-        Ok(s) if streamed => println!(),
+        Ok(_) if streamed => println!(),
         Ok(s) => println!("{s}"),
         Err(e) => eprintln!("trawl: summary failed: {e}"),
     }

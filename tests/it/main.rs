@@ -5,4 +5,5 @@ mod crawl;
 mod politeness;
 mod resume;
 mod sitemaps;
+mod summaries;
 mod util;
