@@ -1,13 +1,15 @@
 //! Crawl benchmark on loopback.
 //!
-//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy]`
+//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy] [--no-summaries]`
 //!
 //! Serves a synthetic multi-host site (default 20,000 pages of ~20 KB with
 //! 20–60 links each, over 8 hosts) from a child process, crawls all of it
 //! with no per-host rate limit, and prints pages/s, the crawler's CPU
 //! seconds and its peak RSS. Then times the parser alone on the same pages.
 //! Pages are article-shaped by default (~6 KB of text in 20 KB of HTML);
-//! `--text-heavy` makes them almost all text, the store's worst case.
+//! `--text-heavy` makes them almost all text, the store's worst case. The
+//! crawl summarizes as it goes (the extractive default) unless
+//! `--no-summaries`; the summarizer alone is timed on one core too.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -277,6 +279,7 @@ fn main() {
         return;
     }
     let text_heavy = args.iter().any(|a| a == "--text-heavy");
+    let summaries = !args.iter().any(|a| a == "--no-summaries");
     let nums: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
     let pages: u64 = nums.first().copied().unwrap_or(20_000);
     let hosts: usize = nums.get(1).copied().unwrap_or(8) as usize;
@@ -306,6 +309,7 @@ fn main() {
     cfg.concurrency = 64;
     cfg.politeness.per_host_concurrency = 16;
     cfg.politeness.per_host_rate = 0.0;
+    cfg.summarize.enabled = summaries;
 
     let (report, wall, cpu) = common::crawl(&db, cfg, Arc::new(Counters::default()));
     let rss_mb = proc_status("VmHWM:") as f64 / 1024.0;
@@ -342,6 +346,19 @@ fn main() {
             .len();
     }
     let parse_secs = t.elapsed().as_secs_f64();
+
+    let texts: Vec<String> = sample
+        .iter()
+        .take(500)
+        .map(|p| {
+            trawl::parse::parse(p.as_bytes(), &base, Some("text/html"), Default::default()).text
+        })
+        .collect();
+    let t = Instant::now();
+    for text in &texts {
+        std::hint::black_box(trawl::summarize::extractive::summarize(text, 3));
+    }
+    let summarize_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     let mut nodes = 0;
@@ -382,5 +399,13 @@ fn main() {
         sample.len() as f64 / parse_secs,
         parse_secs * 1000.0 / sample.len() as f64,
         links
+    );
+    if let Some(s) = &report.summaries {
+        println!("summaries (crawl)  {} done, {} failed", s.done, s.failed);
+    }
+    println!(
+        "extractive alone   {:.0} pages/s on one core ({:.2} ms/page)",
+        texts.len() as f64 / summarize_secs,
+        summarize_secs * 1000.0 / texts.len() as f64
     );
 }

@@ -250,7 +250,11 @@ impl Summarizer {
                         client,
                         prompt,
                         permits: Semaphore::new(l.concurrency),
-                        rpm: l.rpm.and_then(per_minute),
+                        // Requests evenly spaced (no burst): a provider's
+                        // per-minute limit is often enforced per second.
+                        rpm: l.rpm.and_then(NonZeroU32::new).map(|n| {
+                            RateLimiter::direct(Quota::per_minute(n).allow_burst(NonZeroU32::MIN))
+                        }),
                         tpm: l.tpm.and_then(|n| per_minute(n).map(|r| (r, n))),
                         cfg: l.clone(),
                         spent: AtomicU64::new(0),

@@ -24,6 +24,7 @@ const KEY: &str = "sk-test-SECRET-4242";
 /// One request as the fake server saw it.
 #[derive(Debug, Clone)]
 struct Seen {
+    at: std::time::Instant,
     system: String,
     user: String,
     auth: Option<String>,
@@ -71,6 +72,7 @@ async fn complete(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: String)
     let user = req["messages"][1]["content"].as_str().unwrap().to_string();
     let stream = req["stream"].as_bool().unwrap_or(false);
     llm.seen.lock().unwrap().push(Seen {
+        at: std::time::Instant::now(),
         system,
         user: user.clone(),
         auth: headers
@@ -556,4 +558,30 @@ async fn the_offline_default_summarizes_every_page_deterministically() {
     let sums = summaries(&db).await;
     let again: Vec<String> = texts.iter().map(|t| sums[t.trim()].1.clone()).collect();
     assert_eq!(first, again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_per_minute_are_spaced_evenly() {
+    let texts: Vec<String> = (0..4).map(|i| text(i, "")).collect();
+    let s = site(texts).await;
+    let llm = fake_llm(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    // 240 a minute: one every 250 ms, even with 4 allowed in flight.
+    let o = trawl_llm(crawl_args(
+        &s,
+        &llm,
+        &db,
+        &["--llm-rpm", "240", "--llm-concurrency", "4"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let seen = llm.seen();
+    assert_eq!(seen.len(), 4);
+    // Each request at least 250 ms after the one before (less a little
+    // for timer granularity).
+    for pair in seen.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_millis(230), "{gap:?}");
+    }
 }
