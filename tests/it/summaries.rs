@@ -37,7 +37,12 @@ struct Llm {
     max_in_flight: AtomicUsize,
     /// Markers answered 429 once already.
     limited: Mutex<HashMap<String, u32>>,
-    delay_ms: u64,
+    delay_ms: std::sync::atomic::AtomicU64,
+    /// Texts answered with a summary, in order.
+    answered: Mutex<Vec<String>>,
+    /// Set when the server is killed: a request in flight loses its
+    /// connection.
+    dead: AtomicBool,
     /// Everything fails with 500 while set.
     broken: AtomicBool,
 }
@@ -81,8 +86,11 @@ async fn complete(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: String)
     });
     let now = llm.in_flight.fetch_add(1, SeqCst) + 1;
     llm.max_in_flight.fetch_max(now, SeqCst);
-    tokio::time::sleep(Duration::from_millis(llm.delay_ms)).await;
+    tokio::time::sleep(Duration::from_millis(llm.delay_ms.load(SeqCst))).await;
     llm.in_flight.fetch_sub(1, SeqCst);
+    if llm.dead.load(SeqCst) {
+        panic!("dropping the connection: the server was killed (fixture)");
+    }
 
     let error = |status: StatusCode, msg: &str| {
         json(
@@ -110,6 +118,7 @@ async fn complete(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: String)
             return r;
         }
     }
+    llm.answered.lock().unwrap().push(user.clone());
     let words: Vec<&str> = user.split_whitespace().take(4).collect();
     let answer = format!("Summary of {}", words.join(" "));
     if stream {
@@ -139,7 +148,7 @@ async fn fake_llm(delay_ms: u64) -> FakeLlm {
     let l = listener().await;
     let base = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
     let state = Arc::new(Llm {
-        delay_ms,
+        delay_ms: delay_ms.into(),
         ..Llm::default()
     });
     let app = Router::new()
@@ -164,7 +173,14 @@ async fn site(texts: Vec<String>) -> Server {
     for (i, t) in texts.into_iter().enumerate() {
         pages.insert(
             format!("/p/{i}"),
-            format!("<html><head><title>Page {i}</title></head><body><main><p>{t}</p></main></body></html>"),
+            format!(
+                "<html><head><title>Page {i}</title>{}</head><body><main><p>{t}</p></main></body></html>",
+                if t.contains("NOINDEX") {
+                    "<meta name=\"robots\" content=\"noindex\">"
+                } else {
+                    ""
+                }
+            ),
         );
     }
     let pages = Arc::new(pages);
@@ -415,10 +431,11 @@ async fn long_pages_are_split_and_the_parts_summarized_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_budget_or_a_dead_server_leaves_pages_pending_for_summarize() {
+async fn a_token_budget_or_a_server_killed_mid_run_leaves_pages_for_summarize() {
     let texts: Vec<String> = (0..6).map(|i| text(i, "")).collect();
     let s = site(texts.clone()).await;
     let llm = fake_llm(0).await;
+    let llm_state = llm.state.clone();
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     // 110 tokens a page: the budget is spent after the second.
@@ -439,10 +456,17 @@ async fn a_token_budget_or_a_dead_server_leaves_pages_pending_for_summarize() {
         "{status}"
     );
 
-    // The server dies; summarize with no retries records the failures.
-    let first: Vec<String> = llm.seen().iter().map(|r| r.user.clone()).collect();
-    llm.task.abort();
-    let _ = llm.task.await;
+    // summarize, and the server dies under it after one more page: the
+    // request in flight loses its connection, the next ones are refused.
+    llm.state.delay_ms.store(300, SeqCst);
+    let state = llm.state.clone();
+    let killer = tokio::spawn(async move {
+        while state.seen.lock().unwrap().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        state.dead.store(true, SeqCst);
+        llm.task.abort();
+    });
     let o = trawl_llm(args(&[
         "summarize",
         "--db",
@@ -454,7 +478,9 @@ async fn a_token_budget_or_a_dead_server_leaves_pages_pending_for_summarize() {
     ]))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("0 done, 4 failed"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 done, 3 failed"), "{}", stderr(&o));
+    killer.await.unwrap();
+    let first = state_answered(&llm_state);
 
     // A new server: summarize completes the rest, and nothing done is
     // summarized twice.
@@ -470,8 +496,15 @@ async fn a_token_budget_or_a_dead_server_leaves_pages_pending_for_summarize() {
     ]))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(again.seen().len(), 4);
-    assert!(again.seen().iter().all(|r| !first.contains(&r.user)));
+    assert_eq!(again.seen().len(), 3);
+    let mut all = first;
+    all.extend(state_answered(&again.state));
+    let distinct: std::collections::HashSet<&String> = all.iter().collect();
+    assert_eq!(
+        (all.len(), distinct.len()),
+        (6, 6),
+        "each page summarized once"
+    );
     let sums = summaries(&db).await;
     assert!(texts.iter().all(|t| sums[t.trim()].0 == "done"));
 }
@@ -527,7 +560,9 @@ async fn summarize_one_page_streams_its_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_offline_default_summarizes_every_page_deterministically() {
     let texts: Vec<String> = (0..3).map(|i| text(i, "")).collect();
-    let s = site(texts.clone()).await;
+    let mut served = texts.clone();
+    served.push(text(3, "NOINDEX"));
+    let s = site(served).await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     let o = trawl_llm(args(&[
@@ -544,8 +579,9 @@ async fn the_offline_default_summarizes_every_page_deterministically() {
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let sums = summaries(&db).await;
-    // The home page is only navigation: no text, no summary.
-    assert_eq!(sums.len(), 3);
+    // The home page is only navigation: no text, no summary. The noindex
+    // page is stored but not summarized.
+    assert_eq!(sums.len(), 3, "{sums:?}");
     for t in &texts {
         let (state, summary, _) = &sums[t.trim()];
         assert_eq!(state, "done");
@@ -584,4 +620,8 @@ async fn requests_per_minute_are_spaced_evenly() {
         let gap = pair[1].at - pair[0].at;
         assert!(gap >= Duration::from_millis(230), "{gap:?}");
     }
+}
+
+fn state_answered(state: &Llm) -> Vec<String> {
+    state.answered.lock().unwrap().clone()
 }
