@@ -367,11 +367,30 @@ async fn run_export(args: &ExportArgs) -> u8 {
     let Some(store) = open_existing(&args.db.db).await else {
         return EXIT_USAGE;
     };
+    let since = match &args.since {
+        None => None,
+        Some(s) => match crate::util::parse_time(s, crate::util::now_ms()) {
+            Some(t) => Some(t),
+            None => {
+                eprintln!(
+                    "trawl: --since {s:?} is not a time (2026-11-22, 2026-11-22T06:00:00Z, 12h, 7d)"
+                );
+                return EXIT_USAGE;
+            }
+        },
+    };
+    if args.include_skipped && args.what != export::What::Pages {
+        eprintln!("trawl: --include-skipped goes with --what pages");
+        return EXIT_USAGE;
+    }
     let opts = ExportOptions {
-        what: args.what,
-        format: args.format,
         with_text: args.with_text,
         include_noindex: args.include_noindex,
+        include_skipped: args.include_skipped,
+        host: args.host.clone(),
+        since,
+        status: args.status,
+        ..ExportOptions::new(args.what, args.format)
     };
     let result = match &args.out {
         None => {

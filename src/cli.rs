@@ -322,6 +322,18 @@ pub struct ExportArgs {
     /// Include pages marked `noindex` by meta robots or X-Robots-Tag (left out by default).
     #[arg(long)]
     pub include_noindex: bool,
+    /// Pages only: also the URLs not stored (skipped or failed), with their reason.
+    #[arg(long)]
+    pub include_skipped: bool,
+    /// Only this host (its name, e.g. docs.example.com).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only rows fetched (summaries: summarized) since TIME: 2026-11-22, 2026-11-22T06:00:00Z, or an age like 12h, 7d.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only pages with this HTTP status.
+    #[arg(long, value_name = "CODE")]
+    pub status: Option<u16>,
 }
 
 fn secs(flag: &str, v: f64) -> Result<Duration, ConfigError> {

@@ -1,14 +1,20 @@
-//! Export: rows out of the database, one JSON object per line.
+//! Export: rows out of the database as JSON Lines, CSV or a Markdown digest.
 //!
-//! In: an open [`Store`] and what to export. Out: JSON Lines on any writer.
-//! Rows are streamed from the database in a stable order (by key), so memory
-//! stays flat however large the crawl, and two runs give identical output.
+//! In: an open [`Store`], what to export and filters. Out: rows on any
+//! writer. Rows are streamed from the database in a stable order (by key),
+//! so memory stays flat however large the crawl, and two runs give
+//! identical output.
+//!
+//! Each kind of row is a list of typed columns; the three formats render
+//! the same columns. CSV follows RFC 4180 (CRLF, quotes doubled) and
+//! neutralizes cells a spreadsheet would run as a formula (a leading `=`,
+//! `+`, `-`, `@`, tab or CR gets a `'` in front).
 
 use std::io::Write;
 
 use futures_util::TryStreamExt;
-use serde::Serialize;
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
 use crate::store::{Store, StoreError};
 use crate::util::rfc3339;
@@ -16,9 +22,9 @@ use crate::util::rfc3339;
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum What {
-    /// One row per page and summary (pages with several summarizers' summaries get one row each).
+    /// One row per page and summary (a page summarized by two summarizers has two rows).
     Summaries,
-    /// One row per fetched URL.
+    /// One row per fetched URL (and, with --include-skipped, per URL not fetched).
     Pages,
     /// One row per link edge.
     Links,
@@ -29,6 +35,10 @@ pub enum What {
 pub enum Format {
     /// One JSON object per line.
     Jsonl,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// A readable digest: one section per page.
+    Markdown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,57 +60,228 @@ impl From<sqlx::Error> for ExportError {
 pub struct ExportOptions {
     pub what: What,
     pub format: Format,
-    /// Include each page's extracted text.
+    /// Include each page's extracted text (pages only).
     pub with_text: bool,
     /// Include pages whose robots directives say `noindex` (left out by
     /// default: their owners asked for them not to be republished).
     pub include_noindex: bool,
+    /// Pages only: also URLs that were not stored (skipped, or failed
+    /// without an answer), with their reason.
+    pub include_skipped: bool,
+    /// Only this host (its name, as in the URL).
+    pub host: Option<String>,
+    /// Only rows fetched (summaries: summarized) at or after this time, in
+    /// epoch milliseconds.
+    pub since: Option<i64>,
+    /// Only pages with this HTTP status.
+    pub status: Option<u16>,
 }
 
-#[derive(Serialize)]
-struct PageOut<'a> {
-    url: &'a str,
-    final_url: &'a str,
-    status: i64,
-    depth: i64,
-    state: &'a str,
-    reason: Option<&'a str>,
-    redirect_to: Option<&'a str>,
-    content_type: Option<&'a str>,
-    size: i64,
-    truncated: bool,
-    title: Option<&'a str>,
-    description: Option<&'a str>,
-    canonical: Option<&'a str>,
-    language: Option<&'a str>,
-    content_hash: Option<&'a str>,
-    links_count: i64,
-    fetch_ms: i64,
-    fetched_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
+impl ExportOptions {
+    pub fn new(what: What, format: Format) -> Self {
+        Self {
+            what,
+            format,
+            with_text: false,
+            include_noindex: false,
+            include_skipped: false,
+            host: None,
+            since: None,
+            status: None,
+        }
+    }
 }
 
-#[derive(Serialize)]
-struct SummaryOut<'a> {
-    url: &'a str,
-    title: Option<&'a str>,
-    summary: &'a str,
-    summarizer: &'a str,
-    model: &'a str,
-    prompt_version: &'a str,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    fetched_at: String,
-    summarized_at: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Int,
+    Bool,
+    /// Epoch milliseconds, written as RFC 3339.
+    Time,
 }
 
-#[derive(Serialize)]
-struct LinkOut<'a> {
-    from: &'a str,
-    to: &'a str,
-    anchor: Option<&'a str>,
-    nofollow: bool,
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl Cell {
+    fn read(row: &SqliteRow, i: usize, kind: Kind) -> Result<Cell, sqlx::Error> {
+        Ok(match kind {
+            Kind::Text => row
+                .try_get::<Option<String>, _>(i)?
+                .map_or(Cell::Null, Cell::Text),
+            Kind::Int => row
+                .try_get::<Option<i64>, _>(i)?
+                .map_or(Cell::Null, Cell::Int),
+            Kind::Bool => row
+                .try_get::<Option<bool>, _>(i)?
+                .map_or(Cell::Null, Cell::Bool),
+            Kind::Time => row
+                .try_get::<Option<i64>, _>(i)?
+                .map_or(Cell::Null, |ms| Cell::Text(rfc3339(ms))),
+        })
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            Cell::Null => None,
+            Cell::Text(s) => Some(s.clone()),
+            Cell::Int(n) => Some(n.to_string()),
+            Cell::Bool(b) => Some(b.to_string()),
+        }
+    }
+}
+
+/// A query and the columns it yields, in order.
+struct Spec {
+    sql: String,
+    binds: Vec<Bind>,
+    columns: Vec<(&'static str, Kind)>,
+}
+
+enum Bind {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+/// Shared WHERE terms for the filters; `fetched` is the column a `--since`
+/// compares against.
+fn filters(opts: &ExportOptions, fetched: &str, sql: &mut String, binds: &mut Vec<Bind>) {
+    if let Some(host) = &opts.host {
+        sql.push_str(" AND u.origin LIKE ? ESCAPE '\\'");
+        let escaped = host
+            .to_ascii_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        binds.push(Bind::Text(format!("%://{escaped}:%")));
+    }
+    if let Some(since) = opts.since {
+        sql.push_str(&format!(" AND {fetched} >= ?"));
+        binds.push(Bind::Int(since));
+    }
+    if let Some(status) = opts.status {
+        sql.push_str(" AND p.status = ?");
+        binds.push(Bind::Int(i64::from(status)));
+    }
+}
+
+fn spec(opts: &ExportOptions) -> Spec {
+    use Kind::*;
+    let mut binds = Vec::new();
+    match opts.what {
+        What::Summaries => {
+            let mut sql = String::from(
+                "SELECT u.url, p.title, s.summary, s.backend, s.model, s.prompt_version, \
+                 s.prompt_tokens, s.completion_tokens, p.fetched_at, s.updated_at \
+                 FROM pages p JOIN urls u ON u.id = p.url_id \
+                 JOIN summaries s ON s.content_hash = p.content_hash \
+                 WHERE s.state = 'done' AND u.sitemap = 0 AND (? OR p.noindex = 0)",
+            );
+            binds.push(Bind::Bool(opts.include_noindex));
+            filters(opts, "s.updated_at", &mut sql, &mut binds);
+            sql.push_str(" ORDER BY p.url_id, s.backend, s.model, s.prompt_version");
+            Spec {
+                sql,
+                binds,
+                columns: vec![
+                    ("url", Text),
+                    ("title", Text),
+                    ("summary", Text),
+                    ("summarizer", Text),
+                    ("model", Text),
+                    ("prompt_version", Text),
+                    ("prompt_tokens", Int),
+                    ("completion_tokens", Int),
+                    ("fetched_at", Time),
+                    ("summarized_at", Time),
+                ],
+            }
+        }
+        What::Pages => {
+            // With --include-skipped the URL is the driving table, and a
+            // URL without a page has NULL page columns.
+            let (from, page_filter) = if opts.include_skipped {
+                (
+                    "FROM urls u LEFT JOIN pages p ON p.url_id = u.id",
+                    " AND u.state <> 'queued' AND u.state <> 'leased' AND (p.url_id IS NULL OR ? OR p.noindex = 0)",
+                )
+            } else {
+                (
+                    "FROM pages p JOIN urls u ON u.id = p.url_id",
+                    " AND (? OR p.noindex = 0)",
+                )
+            };
+            let mut sql = format!(
+                "SELECT u.url, p.final_url, p.status, u.depth, u.state, u.reason, p.redirect_to, \
+                 p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
+                 p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, CASE WHEN ? THEN p.text END \
+                 {from} WHERE u.sitemap = 0{page_filter}"
+            );
+            binds.push(Bind::Bool(opts.with_text));
+            binds.push(Bind::Bool(opts.include_noindex));
+            filters(
+                opts,
+                "COALESCE(p.fetched_at, u.updated_at)",
+                &mut sql,
+                &mut binds,
+            );
+            sql.push_str(" ORDER BY u.id");
+            let mut columns = vec![
+                ("url", Text),
+                ("final_url", Text),
+                ("status", Int),
+                ("depth", Int),
+                ("state", Text),
+                ("reason", Text),
+                ("redirect_to", Text),
+                ("content_type", Text),
+                ("size", Int),
+                ("truncated", Bool),
+                ("title", Text),
+                ("description", Text),
+                ("canonical", Text),
+                ("language", Text),
+                ("content_hash", Text),
+                ("links_count", Int),
+                ("fetch_ms", Int),
+                ("fetched_at", Time),
+            ];
+            if opts.with_text {
+                columns.push(("text", Text));
+            }
+            Spec {
+                sql,
+                binds,
+                columns,
+            }
+        }
+        What::Links => {
+            let mut sql = String::from(
+                "SELECT u.url, t.url, l.anchor, l.nofollow \
+                 FROM links l JOIN urls u ON u.id = l.from_id JOIN urls t ON t.id = l.to_id \
+                 JOIN pages p ON p.url_id = l.from_id WHERE 1",
+            );
+            filters(opts, "p.fetched_at", &mut sql, &mut binds);
+            sql.push_str(" ORDER BY l.rowid");
+            Spec {
+                sql,
+                binds,
+                columns: vec![
+                    ("from", Text),
+                    ("to", Text),
+                    ("anchor", Text),
+                    ("nofollow", Bool),
+                ],
+            }
+        }
+    }
 }
 
 /// Writes the export to `out`; returns the number of rows written.
@@ -109,92 +290,193 @@ pub async fn export(
     opts: &ExportOptions,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
-    let Format::Jsonl = opts.format;
+    let spec = spec(opts);
+    let names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
+    if opts.format == Format::Csv {
+        let header: Vec<Cell> = names.iter().map(|n| Cell::Text(n.to_string())).collect();
+        write_csv(out, &header)?;
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(spec.sql.clone()));
+    for b in &spec.binds {
+        query = match b {
+            Bind::Bool(v) => query.bind(*v),
+            Bind::Int(v) => query.bind(*v),
+            Bind::Text(v) => query.bind(v.clone()),
+        };
+    }
+    let mut rows = query.fetch(store.pool());
     let mut n = 0u64;
-    match opts.what {
-        What::Pages => {
-            let sql = "SELECT u.url, u.depth, u.state, u.reason, p.status, p.final_url, p.redirect_to, \
-                       p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
-                       p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, \
-                       CASE WHEN ? THEN p.text END AS text \
-                       FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 AND (? OR p.noindex = 0) ORDER BY p.url_id";
-            let mut rows = sqlx::query(sql)
-                .bind(opts.with_text)
-                .bind(opts.include_noindex)
-                .fetch(store.pool());
-            while let Some(r) = rows.try_next().await? {
-                let row = PageOut {
-                    url: r.try_get("url")?,
-                    final_url: r.try_get("final_url")?,
-                    status: r.try_get("status")?,
-                    depth: r.try_get("depth")?,
-                    state: r.try_get("state")?,
-                    reason: r.try_get("reason")?,
-                    redirect_to: r.try_get("redirect_to")?,
-                    content_type: r.try_get("content_type")?,
-                    size: r.try_get("size")?,
-                    truncated: r.try_get("truncated")?,
-                    title: r.try_get("title")?,
-                    description: r.try_get("description")?,
-                    canonical: r.try_get("canonical")?,
-                    language: r.try_get("language")?,
-                    content_hash: r.try_get("content_hash")?,
-                    links_count: r.try_get("links_count")?,
-                    fetch_ms: r.try_get("fetch_ms")?,
-                    fetched_at: rfc3339(r.try_get("fetched_at")?),
-                    text: r.try_get("text")?,
-                };
-                serde_json::to_writer(&mut *out, &row).map_err(std::io::Error::from)?;
-                out.write_all(b"\n")?;
-                n += 1;
-            }
+    while let Some(r) = rows.try_next().await? {
+        let cells = spec
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kind))| Cell::read(&r, i, *kind))
+            .collect::<Result<Vec<_>, _>>()?;
+        match opts.format {
+            Format::Jsonl => write_json(out, &names, &cells)?,
+            Format::Csv => write_csv(out, &cells)?,
+            Format::Markdown => write_markdown(out, opts.what, &names, &cells)?,
         }
-        What::Summaries => {
-            let sql = "SELECT u.url, p.title, s.summary, s.backend, s.model, s.prompt_version, \
-                       s.prompt_tokens, s.completion_tokens, p.fetched_at, s.updated_at \
-                       FROM pages p JOIN urls u ON u.id = p.url_id \
-                       JOIN summaries s ON s.content_hash = p.content_hash \
-                       WHERE s.state = 'done' AND u.sitemap = 0 AND (? OR p.noindex = 0) \
-                       ORDER BY p.url_id, s.backend, s.model, s.prompt_version";
-            let mut rows = sqlx::query(sql)
-                .bind(opts.include_noindex)
-                .fetch(store.pool());
-            while let Some(r) = rows.try_next().await? {
-                let row = SummaryOut {
-                    url: r.try_get("url")?,
-                    title: r.try_get("title")?,
-                    summary: r.try_get("summary")?,
-                    summarizer: r.try_get("backend")?,
-                    model: r.try_get("model")?,
-                    prompt_version: r.try_get("prompt_version")?,
-                    prompt_tokens: r.try_get("prompt_tokens")?,
-                    completion_tokens: r.try_get("completion_tokens")?,
-                    fetched_at: rfc3339(r.try_get("fetched_at")?),
-                    summarized_at: rfc3339(r.try_get("updated_at")?),
-                };
-                serde_json::to_writer(&mut *out, &row).map_err(std::io::Error::from)?;
-                out.write_all(b"\n")?;
-                n += 1;
-            }
-        }
-        What::Links => {
-            let sql = "SELECT f.url AS from_url, t.url AS to_url, l.anchor, l.nofollow \
-                       FROM links l JOIN urls f ON f.id = l.from_id JOIN urls t ON t.id = l.to_id \
-                       ORDER BY l.rowid";
-            let mut rows = sqlx::query(sql).fetch(store.pool());
-            while let Some(r) = rows.try_next().await? {
-                let row = LinkOut {
-                    from: r.try_get("from_url")?,
-                    to: r.try_get("to_url")?,
-                    anchor: r.try_get("anchor")?,
-                    nofollow: r.try_get("nofollow")?,
-                };
-                serde_json::to_writer(&mut *out, &row).map_err(std::io::Error::from)?;
-                out.write_all(b"\n")?;
-                n += 1;
-            }
-        }
+        n += 1;
     }
     out.flush()?;
     Ok(n)
+}
+
+fn write_json(out: &mut dyn Write, names: &[&str], cells: &[Cell]) -> std::io::Result<()> {
+    let mut line = String::from("{");
+    for (i, (name, cell)) in names.iter().zip(cells).enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&serde_json::to_string(name).map_err(std::io::Error::from)?);
+        line.push(':');
+        let v = match cell {
+            Cell::Null => serde_json::Value::Null,
+            Cell::Text(s) => serde_json::Value::from(s.as_str()),
+            Cell::Int(n) => serde_json::Value::from(*n),
+            Cell::Bool(b) => serde_json::Value::from(*b),
+        };
+        line.push_str(&v.to_string());
+    }
+    line.push_str("}\n");
+    out.write_all(line.as_bytes())
+}
+
+/// One CSV cell: quoted when needed, formula-looking text neutralized.
+pub fn csv_cell(cell: &str) -> String {
+    let neutral = match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_string(),
+    };
+    if neutral.contains([',', '"', '\n', '\r'])
+        || neutral.starts_with(' ')
+        || neutral.ends_with(' ')
+    {
+        format!("\"{}\"", neutral.replace('"', "\"\""))
+    } else {
+        neutral
+    }
+}
+
+fn write_csv(out: &mut dyn Write, cells: &[Cell]) -> std::io::Result<()> {
+    let line: Vec<String> = cells
+        .iter()
+        .map(|c| match c {
+            // Numbers and booleans are ours; only text can be hostile.
+            Cell::Text(s) => csv_cell(s),
+            other => other.text().unwrap_or_default(),
+        })
+        .collect();
+    out.write_all(line.join(",").as_bytes())?;
+    out.write_all(b"\r\n")
+}
+
+/// Text safe to put in Markdown prose: markup characters escaped, one line.
+fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn write_markdown(
+    out: &mut dyn Write,
+    what: What,
+    names: &[&str],
+    cells: &[Cell],
+) -> std::io::Result<()> {
+    let get = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| cells[i].text())
+    };
+    let url = get("url").unwrap_or_default();
+    let mut s = String::new();
+    match what {
+        What::Summaries | What::Pages => {
+            let title = get("title").filter(|t| !t.trim().is_empty());
+            s.push_str(&format!(
+                "## {}\n\n<{url}>\n\n",
+                md(title.as_deref().unwrap_or(&url))
+            ));
+            if what == What::Summaries {
+                s.push_str(&md(&get("summary").unwrap_or_default()));
+                s.push_str(&format!(
+                    "\n\n*{} {}, {}*\n\n",
+                    md(&get("summarizer").unwrap_or_default()),
+                    md(&get("model").unwrap_or_default()),
+                    get("summarized_at").unwrap_or_default()
+                ));
+            } else {
+                let status = get("status").unwrap_or_else(|| "not fetched".into());
+                let mut facts = vec![
+                    format!("status {status}"),
+                    format!("state {}", get("state").unwrap_or_default()),
+                ];
+                if let Some(r) = get("reason") {
+                    facts.push(format!("reason {}", md(&r)));
+                }
+                if let Some(t) = get("fetched_at") {
+                    facts.push(format!("fetched {t}"));
+                }
+                s.push_str(&facts.join(" · "));
+                s.push_str("\n\n");
+                if let Some(d) = get("description") {
+                    s.push_str(&format!("{}\n\n", md(&d)));
+                }
+            }
+        }
+        What::Links => {
+            let anchor = get("anchor").filter(|a| !a.trim().is_empty());
+            let to = get("to").unwrap_or_default();
+            s.push_str(&format!(
+                "- [{}](<{to}>) from <{}>{}\n",
+                md(anchor.as_deref().unwrap_or(&to)),
+                get("from").unwrap_or_default(),
+                if get("nofollow").as_deref() == Some("true") {
+                    " (nofollow)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    out.write_all(s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_neutralized() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("+1"), "'+1");
+        assert_eq!(csv_cell("-2"), "'-2");
+        assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_cell(" padded"), "\" padded\"");
+    }
+
+    #[test]
+    fn markdown_text_is_escaped() {
+        assert_eq!(
+            md("# not a *heading*\n[x](y)"),
+            "\\# not a \\*heading\\* \\[x\\](y)"
+        );
+    }
 }

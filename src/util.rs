@@ -41,9 +41,91 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A point in time as a user writes it, in epoch milliseconds (UTC):
+/// `2026-11-22`, `2026-11-22T06:08:11Z` (fractions and a space for `T`
+/// allowed), or an age: `90s`, `30m`, `12h`, `7d` before `now_ms`.
+pub fn parse_time(s: &str, now_ms: i64) -> Option<i64> {
+    let s = s.trim();
+    if let Some(unit) = s.chars().last().filter(|c| c.is_ascii_alphabetic())
+        && let Ok(n) = s[..s.len() - 1].parse::<u32>()
+    {
+        let secs = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        return Some(now_ms - i64::from(n) * secs * 1000);
+    }
+    let (date, time) = match s.split_once(['T', ' ']) {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z').unwrap_or(t))),
+        None => (s, None),
+    };
+    let mut parts = date.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    if let Some(t) = time {
+        let (hms, frac) = t.split_once('.').unwrap_or((t, ""));
+        let mut f = hms.split(':');
+        let h: i64 = f.next()?.parse().ok()?;
+        let mi: i64 = f.next()?.parse().ok()?;
+        let sec: i64 = f.next().map_or(Some(0), |x| x.parse().ok())?;
+        if f.next().is_some() || h > 23 || mi > 59 || sec > 60 {
+            return None;
+        }
+        let frac_ms: i64 = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<3}")[..3].parse().ok()?
+        };
+        ms += ((h * 60 + mi) * 60 + sec) * 1000 + frac_ms;
+    }
+    Some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_times() {
+        for ms in [0, 951_782_400_123, 1_795_326_660_000] {
+            assert_eq!(parse_time(&rfc3339(ms), 0), Some(ms));
+        }
+        assert_eq!(parse_time("2026-11-22", 0), Some(1_795_305_600_000));
+        assert_eq!(parse_time("2026-11-22 05:51", 0), Some(1_795_326_660_000));
+        assert_eq!(
+            parse_time("2d", 1_000_000_000),
+            Some(1_000_000_000 - 172_800_000)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-11-22T25:00:00Z",
+            "5y",
+            "2026-11",
+        ] {
+            assert_eq!(parse_time(bad, 0), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {

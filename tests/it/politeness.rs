@@ -478,10 +478,11 @@ async fn meta_robots_and_x_robots_tag_are_honoured() {
     // Exports leave noindex pages out unless asked.
     for (include_noindex, expect) in [(false, 3), (true, 5)] {
         let opts = trawl::export::ExportOptions {
-            what: trawl::export::What::Pages,
-            format: trawl::export::Format::Jsonl,
-            with_text: false,
             include_noindex,
+            ..trawl::export::ExportOptions::new(
+                trawl::export::What::Pages,
+                trawl::export::Format::Jsonl,
+            )
         };
         let mut out = Vec::new();
         trawl::export::export(&c.store, &opts, &mut out)
