@@ -176,9 +176,11 @@ pub async fn resume(
     }
     let json =
         serde_json::to_string(&cfg).map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
-    sqlx::query("UPDATE crawls SET state = 'running', config = ?, updated_at = ?, finished_at = NULL WHERE id = ?")
+    let now = crate::util::now_ms();
+    sqlx::query("UPDATE crawls SET state = 'running', config = ?, updated_at = ?, run_started_at = ?, finished_at = NULL WHERE id = ?")
         .bind(json)
-        .bind(crate::util::now_ms())
+        .bind(now)
+        .bind(now)
         .bind(row.id)
         .execute(store.pool())
         .await
@@ -387,19 +389,45 @@ async fn run(
             });
         }
     };
+    // A stopped crawl leaves what is not summarized for later; a finished
+    // one lets the stage sweep, and a stop during the sweep ends it too.
+    if outcome == CrawlOutcome::Interrupted {
+        stage_stop.cancel();
+    }
+    let watch_stop = {
+        let (stop, abort, stage_stop) = (
+            controls.stop.clone(),
+            controls.abort.clone(),
+            stage_stop.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = abort.cancelled() => {}
+            }
+            stage_stop.cancel();
+        })
+    };
+    // The stage's channel stays open until everything is committed, so
+    // its sweep sees every stored page.
+    let summary_tx = coord.summary_tx.take();
     drop(coord);
     let writer_stats = match writer_task.await {
         Ok(r) => r?,
         Err(_) => return Err(CrawlError::Store(StoreError::WriterGone)),
     };
-    // Fetching is over: the stage sweeps what it was not offered, unless
-    // the crawl was stopped (then what is left stays pending).
-    if outcome == CrawlOutcome::Interrupted {
-        stage_stop.cancel();
-    }
+    drop(summary_tx);
     let summaries = match stage_task {
         Some(task) => match task.await {
-            Ok(r) => Some(r?),
+            Ok(Ok(r)) => Some(r),
+            // The crawl itself is done and recorded; summaries can be
+            // made later.
+            Ok(Err(e)) => {
+                tracing::error!(
+                    "the summary stage failed: {e}; `trawl summarize` makes the missing summaries"
+                );
+                None
+            }
             Err(e) => {
                 tracing::error!("the summary stage panicked: {e}");
                 None
@@ -407,6 +435,7 @@ async fn run(
         },
         None => None,
     };
+    watch_stop.abort();
 
     let counts = store.state_counts().await?;
     let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
@@ -1064,7 +1093,7 @@ impl Coordinator {
         else {
             return;
         };
-        if page.noindex || text.is_empty() {
+        if page.noindex || text.is_empty() || !(200..300).contains(&page.status) {
             return;
         }
         let _ = tx.try_send(Item {

@@ -194,11 +194,12 @@ fn is_main(el: &scraper::node::Element) -> bool {
 }
 
 fn is_content(name: &str) -> bool {
-    matches!(name, "article" | "main")
+    matches!(name, "article" | "main" | "section")
 }
 
 /// Navigation, banners, footers and sidebars: not the page's content. A
-/// header or footer inside an article or `<main>` is the content's own.
+/// header or footer inside an article, a section or `<main>` is the
+/// content's own (as in HTML's banner / contentinfo rules).
 fn is_boilerplate(el: &scraper::node::Element, in_content: bool) -> bool {
     match el.name() {
         "nav" | "aside" => true,
@@ -332,32 +333,33 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
 
     // `<base href>` applies to every link in the document, wherever it
     // appears, so find it before resolving anything (only the first counts).
-    // A `<main>` element, if there is one, is where the text is.
     let mut base = url.clone();
-    let mut base_found = false;
-    let mut has_main = false;
     for node in doc.tree.root().descendants() {
-        if let Node::Element(el) = node.value() {
-            if !base_found
-                && el.name() == "base"
-                && let Some(href) = el.attr("href")
-            {
-                base_found = true;
-                if let Ok(b) = url.join(href.trim()) {
-                    page.base = Some(b.to_string());
-                    base = b;
-                }
+        if let Node::Element(el) = node.value()
+            && el.name() == "base"
+            && let Some(href) = el.attr("href")
+        {
+            if let Ok(b) = url.join(href.trim()) {
+                page.base = Some(b.to_string());
+                base = b;
             }
-            has_main |= is_main(el);
+            break;
         }
     }
 
+    // The text outside boilerplate, and the part of it inside `<main>`
+    // (or role=main): the page's text is the latter if there is any.
     let mut text = TextBuf::default();
-    // Text is kept only outside boilerplate and, if the page has a
-    // `<main>`, inside it: `hidden` counts open elements that hide it.
-    let mut hidden = usize::from(has_main);
-    // Open `<article>`/`<main>` elements: a header or footer inside one
-    // belongs to the content.
+    let mut main_text = TextBuf::default();
+    // Open elements that hide text (scripts, styles…): no text, no anchor
+    // text.
+    let mut hidden = 0usize;
+    // Open navigation, sidebars, site headers and footers: no text, but
+    // their links keep their anchor text.
+    let mut boiler = 0usize;
+    let mut in_main = 0usize;
+    // Open `<article>`/`<main>`/`<section>` elements: a header or footer
+    // inside one belongs to the content.
     let mut content = 0usize;
     let mut in_svg = 0usize;
     // The link being read and its anchor text.
@@ -445,19 +447,27 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
                         _ => {}
                     }
                     if is_main(el) {
-                        hidden -= usize::from(has_main);
+                        in_main += 1;
                     }
                     if is_content(name) {
                         content += 1;
                     }
-                    if is_hidden(name) || is_boilerplate(el, content > 0) {
+                    if is_hidden(name) {
                         hidden += 1;
-                    } else if hidden == 0 && is_block(name) {
+                    } else if is_boilerplate(el, content > 0) {
+                        boiler += 1;
+                    } else if hidden == 0 && boiler == 0 && is_block(name) {
                         text.newline();
+                        main_text.newline();
                     }
                 }
                 Node::Text(t) if hidden == 0 => {
-                    text.push(t);
+                    if boiler == 0 {
+                        text.push(t);
+                        if in_main > 0 {
+                            main_text.push(t);
+                        }
+                    }
                     if let Some((_, _, buf)) = anchor.as_mut()
                         && buf.out.len() < MAX_ANCHOR_CHARS * 4
                     {
@@ -475,13 +485,16 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
                     if is_content(name) {
                         content = content.saturating_sub(1);
                     }
-                    if is_hidden(name) || is_boilerplate(el, content > 0) {
+                    if is_hidden(name) {
                         hidden = hidden.saturating_sub(1);
-                    } else if hidden == 0 && is_block(name) {
+                    } else if is_boilerplate(el, content > 0) {
+                        boiler = boiler.saturating_sub(1);
+                    } else if hidden == 0 && boiler == 0 && is_block(name) {
                         text.newline();
+                        main_text.newline();
                     }
                     if is_main(el) {
-                        hidden += usize::from(has_main);
+                        in_main = in_main.saturating_sub(1);
                     }
                     if name == "a"
                         && let Some((target, nofollow, buf)) = anchor.take()
@@ -505,7 +518,12 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
         }
     }
     page.links = links;
-    page.text = text.finish();
+    let main_text = main_text.finish();
+    page.text = if main_text.is_empty() {
+        text.finish()
+    } else {
+        main_text
+    };
     page
 }
 
@@ -610,8 +628,20 @@ mod tests {
              <aside>Related</aside><div role=navigation>Menu</div><footer>Copyright</footer></body>",
         );
         assert_eq!(page.text, "Headline\nBody text.\nBy me");
-        // Links in boilerplate are still links.
+        // Links in boilerplate are still links, with their anchor text.
         assert_eq!(page.links.len(), 1);
+        assert_eq!(page.links[0].anchor, "Home");
+
+        // Nested mains (a common theme pattern), a main inside a template,
+        // a header in a plain section.
+        let page = p(
+            "<body><nav>x</nav><main><div role=main><p>Inner</p></div><p>Outer</p></main></body>",
+        );
+        assert_eq!(page.text, "Inner\nOuter");
+        let page = p("<body><template><main>t</main></template><p>Real text</p></body>");
+        assert_eq!(page.text, "Real text");
+        let page = p("<body><section><header><h1>Title</h1></header><p>Post</p></section></body>");
+        assert_eq!(page.text, "Title\nPost");
 
         let page = p(
             "<body><div>Sidebar</div><main><h1>Only</h1><p>this <nav>x</nav>counts</p></main><p>Not this</p>\

@@ -210,10 +210,11 @@ impl Store {
     pub async fn create_crawl(&self, config_json: &str) -> Result<i64, StoreError> {
         let now = now_ms();
         let id = sqlx::query(
-            "INSERT INTO crawls (state, config, trawl_version, started_at, updated_at) VALUES ('running', ?, ?, ?, ?)",
+            "INSERT INTO crawls (state, config, trawl_version, started_at, updated_at, run_started_at) VALUES ('running', ?, ?, ?, ?, ?)",
         )
         .bind(config_json)
         .bind(env!("CARGO_PKG_VERSION"))
+        .bind(now)
         .bind(now)
         .bind(now)
         .execute(&self.pool)

@@ -169,18 +169,16 @@ fn lexrank(sentences: &[&str]) -> Vec<f64> {
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut tfs: Vec<Vec<(usize, f64)>> = Vec::with_capacity(n);
     for s in sentences {
-        let mut tf: Vec<(usize, f64)> = Vec::new();
+        let mut counts: HashMap<usize, f64> = HashMap::new();
         for w in words(s) {
             if w.len() < 2 || STOPWORDS.contains(&w.as_str()) {
                 continue;
             }
             let next = ids.len();
             let id = *ids.entry(w).or_insert(next);
-            match tf.iter_mut().find(|(t, _)| *t == id) {
-                Some((_, c)) => *c += 1.0,
-                None => tf.push((id, 1.0)),
-            }
+            *counts.entry(id).or_insert(0.0) += 1.0;
         }
+        let mut tf: Vec<(usize, f64)> = counts.into_iter().collect();
         tf.sort_unstable_by_key(|(t, _)| *t);
         tfs.push(tf);
     }

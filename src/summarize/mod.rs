@@ -227,11 +227,14 @@ impl Summarizer {
                     return Err(ConfigError("--llm-concurrency must be at least 1".into()));
                 }
                 let prompt = l.prompt.clone().unwrap_or_else(|| DEFAULT_PROMPT.into());
+                // Map-reduce only shrinks a text if a part is well over
+                // the answer it is reduced to.
                 let overhead = count_tokens(&prompt) + count_tokens(REDUCE_NOTE) + 64;
-                if l.max_input_tokens < overhead + 64 {
+                let least = overhead + 2 * l.max_output_tokens as usize;
+                if l.max_input_tokens < least {
                     return Err(ConfigError(format!(
-                        "--llm-max-input-tokens {} leaves no room for text after the prompt ({overhead} tokens)",
-                        l.max_input_tokens
+                        "--llm-max-input-tokens {} is too small: the prompt takes {overhead} tokens and a part needs                          room for twice --llm-max-output-tokens ({}); use at least {least}",
+                        l.max_input_tokens, l.max_output_tokens
                     )));
                 }
                 let key = KEY_VARS
@@ -316,8 +319,10 @@ impl LlmRunner {
         let budget = self.cfg.max_input_tokens - count_tokens(&reduce_prompt) - 64;
         let mut input = text.to_string();
         let mut system = self.prompt.as_str();
-        for _ in 0..MAX_REDUCE_ROUNDS {
-            if count_tokens(&input) <= budget {
+        let mut rounds = 0;
+        loop {
+            let tokens = count_tokens(&input);
+            if tokens <= budget {
                 out.chunks = out.chunks.max(1);
                 out.summary = self
                     .call(system, &input, on_token.as_mut(), &mut out)
@@ -325,42 +330,48 @@ impl LlmRunner {
                     .map(|c| c.text);
                 return out;
             }
+            if rounds == MAX_REDUCE_ROUNDS {
+                out.summary = Err(format!(
+                    "still {tokens} tokens, over --llm-max-input-tokens, after {MAX_REDUCE_ROUNDS} rounds of map-reduce"
+                ));
+                return out;
+            }
+            rounds += 1;
             // Map: each chunk on its own, concurrently (the semaphore and
             // the rate limits still apply to every request).
             let parts = split_by_tokens(&input, budget);
             out.chunks += parts.len() as u32;
-            let mut stats = Vec::new();
             let calls = parts.iter().map(|p| async {
                 let mut o = Outcome::default();
                 let r = self.call(system, p, None, &mut o).await;
                 (r, o)
             });
             let mut partials = Vec::with_capacity(parts.len());
+            let mut failure = None;
             for (r, o) in futures_util::future::join_all(calls).await {
-                stats.push(o);
-                match r {
-                    Ok(c) => partials.push(c.text),
-                    Err(e) => {
-                        out.summary = Err(e);
-                        break;
-                    }
-                }
-            }
-            for o in stats {
                 out.prompt_tokens += o.prompt_tokens;
                 out.completion_tokens += o.completion_tokens;
                 out.attempts += o.attempts;
+                match r {
+                    Ok(c) => partials.push(c.text),
+                    Err(e) => failure = failure.or(Some(e)),
+                }
             }
-            if out.summary.as_ref().is_err_and(|e| !e.is_empty()) {
+            if let Some(e) = failure {
+                out.summary = Err(e);
                 return out;
             }
-            input = partials.join("\n\n");
+            let next = partials.join("\n\n");
+            if count_tokens(&next) >= tokens {
+                out.summary = Err(format!(
+                    "map-reduce does not shrink the text ({tokens} tokens became {}); raise --llm-max-input-tokens or lower --llm-max-output-tokens",
+                    count_tokens(&next)
+                ));
+                return out;
+            }
+            input = next;
             system = &reduce_prompt;
         }
-        out.summary = Err(format!(
-            "still over --llm-max-input-tokens after {MAX_REDUCE_ROUNDS} rounds of map-reduce"
-        ));
-        out
     }
 
     /// One request, retried while the failure is transient and retries are
@@ -376,6 +387,7 @@ impl LlmRunner {
         loop {
             attempt += 1;
             out.attempts += 1;
+            let mut emitted = false;
             let res = {
                 let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
                 if let Some(l) = &self.rpm {
@@ -389,22 +401,39 @@ impl LlmRunner {
                     }
                 }
                 match on_token.as_mut() {
-                    Some(f) => self.client.complete_stream(system, user, |t| f(t)).await,
+                    Some(f) => {
+                        self.client
+                            .complete_stream(system, user, |t| {
+                                emitted = true;
+                                f(t)
+                            })
+                            .await
+                    }
                     None => self.client.complete(system, user).await,
                 }
             };
             match res {
-                Ok(c) => {
+                Ok(c) if c.text.is_empty() => {
+                    return Err("the LLM answered with no text".into());
+                }
+                Ok(mut c) => {
+                    // A server that reports no usage: count it ourselves,
+                    // so the totals and --llm-max-total-tokens still hold.
+                    if c.prompt_tokens == 0 && c.completion_tokens == 0 {
+                        c.prompt_tokens = (count_tokens(system) + count_tokens(user)) as u64;
+                        c.completion_tokens = count_tokens(&c.text) as u64;
+                    }
                     out.prompt_tokens += c.prompt_tokens;
                     out.completion_tokens += c.completion_tokens;
                     self.spent
                         .fetch_add(c.prompt_tokens + c.completion_tokens, Relaxed);
                     return Ok(c);
                 }
+                // Text already printed cannot be taken back: no retry.
                 Err(LlmError::Transient {
                     reason,
                     retry_after,
-                }) if attempt <= self.cfg.retries => {
+                }) if attempt <= self.cfg.retries && !emitted => {
                     let backoff = Duration::from_secs(1 << (attempt - 1).min(6));
                     let wait = match retry_after {
                         Some(asked) => asked.min(self.cfg.max_retry_after),

@@ -397,7 +397,12 @@ async fn long_pages_are_split_and_the_parts_summarized_again() {
         &s,
         &llm,
         &db,
-        &["--llm-max-input-tokens", "600"],
+        &[
+            "--llm-max-input-tokens",
+            "600",
+            "--llm-max-output-tokens",
+            "100",
+        ],
     ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
