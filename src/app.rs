@@ -17,8 +17,7 @@ use crate::cli::{Cli, Command, ExportArgs, SummarizeArgs};
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
 use crate::progress::{self, Counters, ProgressMode};
-use crate::store::lock::DbLock;
-use crate::store::{Access, Store, StoreError};
+use crate::store::{Access, Store};
 use crate::summarize::stage::{self, StageReport, SweepOptions};
 use crate::summarize::{SummarizeConfig, Summarizer};
 
@@ -60,10 +59,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Export(args) => run_export(&args).await,
         Command::Summarize(args) => run_summarize(&args).await,
         Command::Status(args) => {
-            let Some(store) = open_existing(&args.db).await else {
+            let Some(store) = open_existing(&args.db.db).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
-            status(&store).await
+            status(&store, args.json).await
         }
     };
     ExitCode::from(code)
@@ -441,57 +440,23 @@ async fn export_to_file(
     res
 }
 
-async fn status(store: &Store) -> u8 {
-    let res: Result<(), StoreError> = async {
-        let mut out = std::io::stdout().lock();
-        match store.crawl().await? {
-            None => {
-                let _ = writeln!(out, "{}: no crawl", store.path().display());
-                return Ok(());
-            }
-            Some(c) => {
-                // `running` in the table after the process is gone means it
-                // was killed; only the lock tells the two apart.
-                let state = if c.state == "running" && !DbLock::is_held(store.path()) {
-                    "interrupted; `trawl resume` continues it"
-                } else {
-                    c.state.as_str()
-                };
-                let _ = writeln!(
-                    out,
-                    "crawl {} ({state}), started {}",
-                    c.id,
-                    crate::util::rfc3339(c.started_at)
-                );
-            }
+async fn status(store: &Store, json: bool) -> u8 {
+    match crate::status::collect(store).await {
+        Ok(st) => {
+            let text = if json {
+                match serde_json::to_string_pretty(&st) {
+                    Ok(j) => j + "\n",
+                    Err(e) => {
+                        eprintln!("trawl: {e}");
+                        return EXIT_FAILURE;
+                    }
+                }
+            } else {
+                st.to_text()
+            };
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            EXIT_OK
         }
-        for (state, n) in store.state_counts().await? {
-            let _ = writeln!(out, "  {state:<8} {n}");
-        }
-        for state in ["failed", "skipped"] {
-            let rows = store.reason_counts(state).await?;
-            if !rows.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "  {state} by reason: {}",
-                    crawl::summarize_reasons(&rows)
-                );
-            }
-        }
-        let (done, failed, pending) = stage::counts(store.pool()).await?;
-        let _ = writeln!(
-            out,
-            "  summaries: {done} done, {failed} failed, {pending} pending"
-        );
-        let sitemaps = store.sitemap_counts().await?;
-        if !sitemaps.is_empty() {
-            let _ = writeln!(out, "  sitemaps: {}", crawl::summarize_reasons(&sitemaps));
-        }
-        Ok(())
-    }
-    .await;
-    match res {
-        Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("trawl: {e}");
             EXIT_FAILURE

@@ -38,9 +38,18 @@ pub enum Command {
     /// Write stored pages or links out as JSON Lines.
     Export(ExportArgs),
     /// Show where the crawl in a database stands.
-    Status(DbArg),
+    Status(StatusArgs),
     /// Summarize stored pages that have no summary yet (failed ones are retried).
     Summarize(SummarizeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Print one JSON object (for scripts) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

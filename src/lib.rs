@@ -36,6 +36,7 @@ pub mod robots;
 pub mod scheduler;
 pub mod scope;
 pub mod sitemap;
+pub mod status;
 pub mod store;
 pub mod summarize;
 pub mod util;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crawl;
+mod export;
 mod politeness;
 mod resume;
 mod sitemaps;

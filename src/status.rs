@@ -1,0 +1,294 @@
+//! Where a crawl stands: one read-only pass over the database.
+//!
+//! In: an open [`Store`] (possibly beside a running crawl). Out: a
+//! [`Status`], printed as text for people or as one JSON object for
+//! scripts (`trawl status --json`; its keys are documented in the README).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::store::lock::DbLock;
+use crate::store::{Store, StoreError};
+use crate::util::rfc3339;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub database: String,
+    /// `null` when the database holds no crawl yet.
+    pub crawl: Option<CrawlInfo>,
+    /// Pages stored (2xx or not), sitemaps left out.
+    pub pages_stored: i64,
+    /// URLs waiting to be fetched (queued or leased).
+    pub queued: i64,
+    /// URLs whose fetch failed.
+    pub failed: i64,
+    pub failed_by_reason: BTreeMap<String, i64>,
+    /// URLs not fetched, by reason.
+    pub skipped: BTreeMap<String, i64>,
+    /// Page URLs by state (`queued`, `leased`, `done`, `failed`, `skipped`).
+    pub urls_by_state: BTreeMap<String, i64>,
+    /// Stored pages by HTTP status.
+    pub http_status: BTreeMap<String, i64>,
+    /// The ten hosts with the most stored pages.
+    pub top_hosts: Vec<HostCount>,
+    pub last_run: Option<RunInfo>,
+    /// Distinct page contents with a summary by any summarizer.
+    pub summaries_done: i64,
+    /// Contents whose every summary attempt failed.
+    pub summaries_failed: i64,
+    /// Summarizable contents with no summary yet.
+    pub summaries_pending: i64,
+    pub summary_prompt_tokens: i64,
+    pub summary_completion_tokens: i64,
+    /// Sitemaps by state and reason (`done`, `failed:http_404`).
+    pub sitemaps: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CrawlInfo {
+    pub id: i64,
+    /// `running`, `stopped`, `finished`, or `interrupted` (the row says
+    /// running but no process holds the database: it was killed).
+    pub state: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub seeds: Vec<String>,
+    /// The crawl's settings as stored (what `resume` continues with).
+    pub settings: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostCount {
+    pub origin: String,
+    pub pages: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunInfo {
+    pub started_at: String,
+    /// Pages fetched since the run started.
+    pub pages: i64,
+    /// Over the run's fetch span (its start to its last fetch).
+    pub pages_per_sec: f64,
+}
+
+async fn pairs(store: &Store, sql: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_all(store.pool())
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+pub async fn collect(store: &Store) -> Result<Status, StoreError> {
+    let pool = store.pool();
+    let crawl = match sqlx::query(
+        "SELECT id, state, config, started_at, finished_at, run_started_at FROM crawls ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?
+    {
+        None => None,
+        Some(r) => {
+            let mut state: String = r.get("state");
+            // `running` in the table after the process is gone means it
+            // was killed; only the lock tells the two apart.
+            if state == "running" && !DbLock::is_held(store.path()) {
+                state = "interrupted".into();
+            }
+            let settings: serde_json::Value =
+                serde_json::from_str(r.get::<&str, _>("config")).unwrap_or_default();
+            let seeds = settings["seeds"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((
+                CrawlInfo {
+                    id: r.get("id"),
+                    state,
+                    started_at: rfc3339(r.get("started_at")),
+                    finished_at: r.get::<Option<i64>, _>("finished_at").map(rfc3339),
+                    seeds,
+                    settings,
+                },
+                r.get::<Option<i64>, _>("run_started_at"),
+            ))
+        }
+    };
+    let urls_by_state = pairs(
+        store,
+        "SELECT state, COUNT(*) FROM urls WHERE sitemap = 0 GROUP BY state",
+    )
+    .await?;
+    let by_state = |s: &str| urls_by_state.get(s).copied().unwrap_or(0);
+    let failed_by_reason = pairs(
+        store,
+        "SELECT COALESCE(reason, ''), COUNT(*) FROM urls WHERE sitemap = 0 AND state = 'failed' GROUP BY 1",
+    )
+    .await?;
+    let skipped = pairs(
+        store,
+        "SELECT COALESCE(reason, ''), COUNT(*) FROM urls WHERE sitemap = 0 AND state = 'skipped' GROUP BY 1",
+    )
+    .await?;
+    let http_status = pairs(
+        store,
+        "SELECT CAST(p.status AS TEXT), COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id \
+         WHERE u.sitemap = 0 GROUP BY p.status",
+    )
+    .await?;
+    let pages_stored = http_status.values().sum();
+    let top_hosts = sqlx::query(
+        "SELECT u.origin, COUNT(*) AS n FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
+         GROUP BY u.origin ORDER BY n DESC, u.origin LIMIT 10",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| HostCount {
+        origin: r.get(0),
+        pages: r.get(1),
+    })
+    .collect();
+    let last_run = match crawl.as_ref().and_then(|(_, run)| *run) {
+        None => None,
+        Some(start) => {
+            let r = sqlx::query(
+                "SELECT COUNT(*), MAX(fetched_at) FROM pages p JOIN urls u ON u.id = p.url_id \
+                 WHERE u.sitemap = 0 AND p.fetched_at >= ?",
+            )
+            .bind(start)
+            .fetch_one(pool)
+            .await?;
+            let pages: i64 = r.get(0);
+            let last: Option<i64> = r.get(1);
+            let span = last.map_or(0, |l| l - start).max(1) as f64 / 1000.0;
+            Some(RunInfo {
+                started_at: rfc3339(start),
+                pages,
+                pages_per_sec: ((pages as f64 / span) * 10.0).round() / 10.0,
+            })
+        }
+    };
+    let (summaries_done, summaries_failed, summaries_pending) =
+        crate::summarize::stage::counts(pool).await?;
+    let tokens = sqlx::query(
+        "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM summaries",
+    )
+    .fetch_one(pool)
+    .await?;
+    let sitemaps = store.sitemap_counts().await?.into_iter().collect();
+    Ok(Status {
+        database: store.path().display().to_string(),
+        crawl: crawl.map(|(c, _)| c),
+        pages_stored,
+        queued: by_state("queued") + by_state("leased"),
+        failed: by_state("failed"),
+        failed_by_reason,
+        skipped,
+        urls_by_state,
+        http_status,
+        top_hosts,
+        last_run,
+        summaries_done,
+        summaries_failed,
+        summaries_pending,
+        summary_prompt_tokens: tokens.get(0),
+        summary_completion_tokens: tokens.get(1),
+        sitemaps,
+    })
+}
+
+fn joined(m: &BTreeMap<String, i64>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Status {
+    /// The text `trawl status` prints.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let Some(c) = &self.crawl else {
+            return format!("{}: no crawl\n", self.database);
+        };
+        let state = if c.state == "interrupted" {
+            "interrupted; `trawl resume` continues it"
+        } else {
+            c.state.as_str()
+        };
+        s.push_str(&format!(
+            "crawl {} ({state}), started {}\n",
+            c.id, c.started_at
+        ));
+        s.push_str(&format!("  seeds: {}\n", c.seeds.join(" ")));
+        let settings = &c.settings;
+        s.push_str(&format!(
+            "  settings: concurrency {}, per host {} at {}/s, max pages {}, max depth {}, robots {}, summarizer {}\n",
+            settings["concurrency"],
+            settings["politeness"]["per_host_concurrency"],
+            settings["politeness"]["per_host_rate"],
+            settings["limits"]["max_pages"],
+            settings["limits"]["max_depth"],
+            if settings["politeness"]["robots"] == false { "ignored" } else { "obeyed" },
+            if settings["summarize"]["enabled"] == false {
+                "off".to_string()
+            } else {
+                settings["summarize"]["backend"]
+                    .as_str()
+                    .unwrap_or("extractive")
+                    .to_string()
+            }
+        ));
+        for (state, n) in &self.urls_by_state {
+            s.push_str(&format!("  {state:<8} {n}\n"));
+        }
+        if !self.failed_by_reason.is_empty() {
+            s.push_str(&format!(
+                "  failed by reason: {}\n",
+                joined(&self.failed_by_reason)
+            ));
+        }
+        if !self.skipped.is_empty() {
+            s.push_str(&format!("  skipped by reason: {}\n", joined(&self.skipped)));
+        }
+        if !self.http_status.is_empty() {
+            s.push_str(&format!("  HTTP status: {}\n", joined(&self.http_status)));
+        }
+        if !self.top_hosts.is_empty() {
+            let hosts: Vec<String> = self
+                .top_hosts
+                .iter()
+                .map(|h| format!("{} ({})", h.origin, h.pages))
+                .collect();
+            s.push_str(&format!("  top hosts: {}\n", hosts.join(", ")));
+        }
+        if let Some(r) = &self.last_run {
+            s.push_str(&format!(
+                "  last run: started {}, {} pages, {} pages/s\n",
+                r.started_at, r.pages, r.pages_per_sec
+            ));
+        }
+        s.push_str(&format!(
+            "  summaries: {} done, {} failed, {} pending",
+            self.summaries_done, self.summaries_failed, self.summaries_pending
+        ));
+        if self.summary_prompt_tokens + self.summary_completion_tokens > 0 {
+            s.push_str(&format!(
+                " ({} prompt + {} completion tokens)",
+                self.summary_prompt_tokens, self.summary_completion_tokens
+            ));
+        }
+        s.push('\n');
+        if !self.sitemaps.is_empty() {
+            s.push_str(&format!("  sitemaps: {}\n", joined(&self.sitemaps)));
+        }
+        s
+    }
+}
