@@ -58,6 +58,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Export(args) => run_export(&args).await,
         Command::Summarize(args) => run_summarize(&args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut out);
+            EXIT_OK
+        }
         Command::Status(args) => {
             let Some(store) = open_existing(&args.db.db).await else {
                 return ExitCode::from(EXIT_USAGE);

@@ -41,6 +41,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Summarize stored pages that have no summary yet (failed ones are retried).
     Summarize(SummarizeArgs),
+    /// Print a shell completion script (e.g. `trawl completions bash > ~/.local/share/bash-completion/completions/trawl`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +198,10 @@ pub struct CrawlArgs {
     /// Exit with status 1 if any fetch failed (network error, HTTP 4xx/5xx).
     #[arg(long)]
     pub fail_on_error: bool,
+
+    /// Read options from this TOML file (keys are option names: max-pages = 100); flags given here win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     #[command(flatten)]
     pub scope: ScopeArgs,

@@ -25,6 +25,7 @@ pub mod app;
 pub mod canon;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod crawl;
 pub mod export;
 pub mod fetch;

@@ -6,7 +6,14 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = trawl::cli::Cli::parse();
+    let args = match trawl::config_file::expand(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("trawl: {msg}");
+            return ExitCode::from(trawl::app::EXIT_USAGE);
+        }
+    };
+    let cli = trawl::cli::Cli::parse_from(args);
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) => "info",

@@ -229,13 +229,20 @@ impl Status {
         ));
         s.push_str(&format!("  seeds: {}\n", c.seeds.join(" ")));
         let settings = &c.settings;
+        let limit = |v: &serde_json::Value| {
+            if v.is_null() {
+                "none".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         s.push_str(&format!(
             "  settings: concurrency {}, per host {} at {}/s, max pages {}, max depth {}, robots {}, summarizer {}\n",
             settings["concurrency"],
             settings["politeness"]["per_host_concurrency"],
             settings["politeness"]["per_host_rate"],
-            settings["limits"]["max_pages"],
-            settings["limits"]["max_depth"],
+            limit(&settings["limits"]["max_pages"]),
+            limit(&settings["limits"]["max_depth"]),
             if settings["politeness"]["robots"] == false { "ignored" } else { "obeyed" },
             if settings["summarize"]["enabled"] == false {
                 "off".to_string()

@@ -297,3 +297,58 @@ async fn no_sitemaps_reads_none() {
     assert!(all.len() > 10, "{all:?}");
     assert!(!all.iter().any(|p| p.contains("sitemap")), "{all:?}");
 }
+
+#[tokio::test]
+async fn a_config_file_sets_options_and_flags_override_it() {
+    let a = util::serve_site(util::listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("trawl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "seeds = [\"{}\"]\nmax-pages = 3\n\n[politeness]\nper-host-rate = 0\nno-sitemaps = true\n\n[summaries]\nno-summaries = true\n",
+            a.url("/")
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let db = db_arg(dir.path());
+    let o = trawl_async(vec![
+        "crawl".into(),
+        "--config".into(),
+        config.clone(),
+        "--db".into(),
+        db.clone(),
+        "--max-pages".into(),
+        "5".into(),
+        "-q".into(),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The flag's budget, the file's seed, rate and switches.
+    assert!(stderr(&o).contains("finished: 5 fetched"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("summaries:"), "{}", stderr(&o));
+    assert!(!a.all_requests().iter().any(|p| p.contains("sitemap")));
+
+    // A bad file is a usage error that names the problem.
+    std::fs::write(&config, "max-pages = \"many\"\nllm_api_key = \"sk-x\"\n").unwrap();
+    let o = trawl_async(vec![
+        "crawl".into(),
+        "--config".into(),
+        config,
+        "--db".into(),
+        db,
+    ])
+    .await;
+    assert_usage_error(&o, "secrets are read only from the environment");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = trawl(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let script = String::from_utf8(o.stdout).unwrap();
+        assert!(script.contains("max-pages"), "{shell}");
+    }
+}
