@@ -352,3 +352,33 @@ fn completions_are_printed_for_each_shell() {
         assert!(script.contains("max-pages"), "{shell}");
     }
 }
+
+#[tokio::test]
+async fn fail_on_error_turns_failed_pages_into_exit_1() {
+    let a = util::serve_site(util::listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |db: String, extra: Option<&str>| {
+        let mut args = vec![
+            "crawl".to_string(),
+            a.url("/"),
+            "--db".into(),
+            db,
+            "--per-host-rate".into(),
+            "0".into(),
+            "-q".into(),
+        ];
+        args.extend(extra.map(str::to_string));
+        trawl_async(args)
+    };
+    // The fixture has a broken link: by default that is information...
+    let o = run(dir.path().join("a.db").display().to_string(), None).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("http_404=1"), "{}", stderr(&o));
+    // ...and with --fail-on-error a failure.
+    let o = run(
+        dir.path().join("b.db").display().to_string(),
+        Some("--fail-on-error"),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
