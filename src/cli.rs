@@ -248,6 +248,12 @@ pub struct LimitArgs {
     /// Links kept per page; more are dropped (and counted).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_links_per_page: usize,
+    /// URLs longer than this are recorded as `trap` and not fetched.
+    #[arg(long, value_name = "N", default_value_t = 2048)]
+    pub max_url_length: usize,
+    /// Most pages fetched from one host; its other URLs are recorded as `trap`.
+    #[arg(long, value_name = "N")]
+    pub max_pages_per_host: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -389,6 +395,8 @@ impl CrawlArgs {
                 max_depth: self.limits.max_depth,
                 max_redirects: self.limits.max_redirects,
                 max_links_per_page: self.limits.max_links_per_page,
+                max_url_length: self.limits.max_url_length,
+                max_pages_per_host: self.limits.max_pages_per_host,
             },
             fetch: FetchConfig {
                 user_agent: self.politeness.user_agent.clone(),

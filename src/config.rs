@@ -70,8 +70,10 @@ impl PolitenessConfig {
     }
 }
 
-/// How far the crawl goes.
+/// How far the crawl goes. (Fields added after the first release take
+/// their defaults when an older stored crawl is resumed.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LimitsConfig {
     /// Most URLs fetched (each redirect hop is a fetch). `None`: no limit.
     pub max_pages: Option<u64>,
@@ -81,6 +83,11 @@ pub struct LimitsConfig {
     pub max_redirects: u32,
     /// Links kept per page; the rest are counted and dropped.
     pub max_links_per_page: usize,
+    /// Longer URLs are recorded as `trap` and not fetched.
+    pub max_url_length: usize,
+    /// Most pages fetched from one host (scheme://host:port); the rest of
+    /// its URLs are recorded as `trap`. `None`: no limit.
+    pub max_pages_per_host: Option<u64>,
 }
 
 impl Default for LimitsConfig {
@@ -90,6 +97,8 @@ impl Default for LimitsConfig {
             max_depth: None,
             max_redirects: 10,
             max_links_per_page: 10_000,
+            max_url_length: 2048,
+            max_pages_per_host: None,
         }
     }
 }
@@ -186,6 +195,7 @@ impl CrawlConfig {
             &self.scope.include,
             &self.scope.exclude,
         )
+        .map(|s| s.with_max_url_length(self.limits.max_url_length))
         .map_err(ConfigError)
     }
 }

@@ -302,6 +302,17 @@ async fn run(
         .await
         .map_err(StoreError::from)? as u64;
     }
+    // Pages per host so far, for --max-pages-per-host.
+    let mut host_pages: HashMap<Arc<str>, u64> = HashMap::new();
+    if resuming && cfg.limits.max_pages_per_host.is_some() {
+        let rows = sqlx::query_as::<_, (String, i64)>(
+            "SELECT origin, COUNT(*) FROM urls WHERE sitemap = 0 AND state IN ('done', 'failed') GROUP BY origin",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::from)?;
+        host_pages.extend(rows.into_iter().map(|(o, n)| (Arc::from(o), n as u64)));
+    }
     let db_queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state = 'queued'")
         .fetch_one(pool)
         .await
@@ -369,6 +380,8 @@ async fn run(
         pool: store.pool().clone(),
         sitemap_hosts: HashSet::new(),
         sitemaps_wanted: Vec::new(),
+        host_pages,
+        trapped: Vec::new(),
         summary_tx,
     };
     if !resuming {
@@ -501,6 +514,10 @@ struct Coordinator {
     /// and those seen since the last turn of the loop.
     sitemap_hosts: HashSet<Arc<str>>,
     sitemaps_wanted: Vec<Arc<str>>,
+    /// Pages fetched per origin (with `--max-pages-per-host`), and URLs
+    /// taken out of the queue when their host's budget ran out.
+    host_pages: HashMap<Arc<str>, u64>,
+    trapped: Vec<i64>,
     /// Stored pages offered to the summary stage; when its queue is full
     /// the page waits in the database for the stage's sweep.
     summary_tx: Option<tokio::sync::mpsc::Sender<Item>>,
@@ -600,6 +617,8 @@ impl Coordinator {
                     self.add_sitemaps(&origin, &[]).await?;
                 }
                 self.dispatch();
+                let trapped = std::mem::take(&mut self.trapped);
+                self.skip(trapped, SkipReason::Trap).await?;
                 self.maybe_refill().await?;
             }
             self.publish();
@@ -712,6 +731,16 @@ impl Coordinator {
                     // Sitemaps are not pages: they do not spend the budget.
                     if !job.sitemap {
                         self.dispatched += 1;
+                        if let Some(max) = self.cfg.limits.max_pages_per_host {
+                            let n = self.host_pages.entry(origin.clone()).or_insert(0);
+                            *n += 1;
+                            if *n >= max {
+                                // The host's budget is spent: the rest of its
+                                // pages are a trap (a calendar, say).
+                                let rest = self.sched.remove_where(&origin, |j| !j.sitemap);
+                                self.trapped.extend(rest.iter().map(|j| j.id as i64));
+                            }
+                        }
                     }
                     let ctx = self.ctx.clone();
                     let (id, sitemap) = (job.id, job.sitemap);
@@ -789,6 +818,12 @@ impl Coordinator {
     /// in which case it returns why. A host whose robots.txt is not known
     /// yet is held back and its robots.txt loaded.
     fn enqueue(&mut self, origin: &str, job: Job, front: bool, now: Instant) -> Option<SkipReason> {
+        if !job.sitemap
+            && let Some(max) = self.cfg.limits.max_pages_per_host
+            && self.host_pages.get(origin).is_some_and(|&n| n >= max)
+        {
+            return Some(SkipReason::Trap);
+        }
         match self.hosts.verdict(origin, &job.url) {
             Verdict::Skip(reason) => return Some(reason),
             Verdict::Allowed
@@ -981,6 +1016,9 @@ impl Coordinator {
         // A retry does not spend the page budget again.
         if !job.sitemap {
             self.dispatched = self.dispatched.saturating_sub(1);
+            if let Some(n) = self.host_pages.get_mut(origin) {
+                *n = n.saturating_sub(1);
+            }
         }
         self.sched.push(origin, job, true, now);
         None

@@ -45,6 +45,9 @@ pub struct ParsedPage {
     pub links: Vec<Link>,
     /// Links dropped because the page had more than the per-page cap.
     pub links_dropped: usize,
+    /// The document nested deeper than [`MAX_NESTING`] and was parsed
+    /// only up to there.
+    pub nesting_cut: bool,
     /// Readable text: no scripts, styles or markup; one line per block.
     pub text: String,
     /// The encoding the body was decoded with.
@@ -326,10 +329,98 @@ pub fn parse(
     page
 }
 
+/// Elements nested deeper than this are not parsed: html5ever's tree
+/// building is quadratic in nesting depth (a page of 100,000 nested
+/// `<div>`s would take minutes of CPU), and no real page comes close.
+pub const MAX_NESTING: usize = 1024;
+
+/// Elements whose end tag may be left out (or that have none): they do not
+/// count towards nesting.
+fn unnested(name: &[u8]) -> bool {
+    const NAMES: &[&[u8]] = &[
+        b"area",
+        b"base",
+        b"br",
+        b"col",
+        b"embed",
+        b"hr",
+        b"img",
+        b"input",
+        b"link",
+        b"meta",
+        b"param",
+        b"source",
+        b"track",
+        b"wbr",
+        b"p",
+        b"li",
+        b"dt",
+        b"dd",
+        b"tr",
+        b"td",
+        b"th",
+        b"option",
+        b"optgroup",
+        b"thead",
+        b"tbody",
+        b"tfoot",
+        b"rb",
+        b"rt",
+        b"rp",
+        b"colgroup",
+        b"caption",
+        b"html",
+        b"head",
+        b"body",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Where the document's tags first nest deeper than `max` (estimated from
+/// start and end tags), if they do.
+fn nesting_cut(html: &str, max: usize) -> Option<usize> {
+    let b = html.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        let at = i + off;
+        i = at + 1;
+        let closing = b.get(i) == Some(&b'/');
+        let start = if closing { i + 1 } else { i };
+        let end = b[start..]
+            .iter()
+            .position(|c| !c.is_ascii_alphanumeric())
+            .map_or(b.len(), |e| start + e);
+        let name = &b[start..end];
+        if name.is_empty() || !name[0].is_ascii_alphabetic() || unnested(name) {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else {
+            let self_closing = b[end..]
+                .iter()
+                .position(|&c| c == b'>')
+                .is_some_and(|gt| gt > 0 && b[end + gt - 1] == b'/');
+            if !self_closing {
+                depth += 1;
+                if depth > max {
+                    return Some(at);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Parses an already decoded HTML document.
 pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
-    let doc = Html::parse_document(html);
-    let mut page = ParsedPage::default();
+    let cut = nesting_cut(html, MAX_NESTING);
+    let doc = Html::parse_document(cut.map_or(html, |at| &html[..at]));
+    let mut page = ParsedPage {
+        nesting_cut: cut.is_some(),
+        ..ParsedPage::default()
+    };
 
     // `<base href>` applies to every link in the document, wherever it
     // appears, so find it before resolving anything (only the first counts).
@@ -618,6 +709,30 @@ mod tests {
              <noscript>no</noscript><p>a<b>b</b>c</p></body></html>",
         );
         assert_eq!(page.text, "Title\nOne two three.\nFour\nFive\nabc");
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_and_ordinary_pages_are_not() {
+        let deep = format!(
+            "<html><body><p>before</p>{}deep{}</body></html>",
+            "<div>".repeat(100_000),
+            "</div>".repeat(100_000)
+        );
+        let started = std::time::Instant::now();
+        let page = p(&deep);
+        assert!(page.nesting_cut);
+        assert!(page.text.starts_with("before"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Unclosed paragraphs, list items and cells, void and self-closed
+        // elements do not nest.
+        let flat = format!(
+            "<ul>{}</ul><table>{}</table>{}{}",
+            "<li>x".repeat(5000),
+            "<tr><td>a<td>b".repeat(3000),
+            "<p>para<br><img src=a.png>".repeat(5000),
+            "<div/><span/>".repeat(3000)
+        );
+        assert!(!p(&flat).nesting_cut);
     }
 
     #[test]

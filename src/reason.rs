@@ -23,10 +23,14 @@ pub enum SkipReason {
     RobotsUnavailable,
     /// Found only on pages whose robots directives say `nofollow`.
     Nofollow,
+    /// A crawler trap: longer than `--max-url-length`, a path segment
+    /// repeated more than 3 times (`/a/b/a/b/a/b/a/`), or beyond
+    /// `--max-pages-per-host`.
+    Trap,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 8] = [
+    pub const ALL: [SkipReason; 9] = [
         Self::OutOfScope,
         Self::Excluded,
         Self::NotIncluded,
@@ -35,6 +39,7 @@ impl SkipReason {
         Self::Robots,
         Self::RobotsUnavailable,
         Self::Nofollow,
+        Self::Trap,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +52,7 @@ impl SkipReason {
             Self::Robots => "robots",
             Self::RobotsUnavailable => "robots_unavailable",
             Self::Nofollow => "nofollow",
+            Self::Trap => "trap",
         }
     }
 }

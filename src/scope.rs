@@ -68,7 +68,11 @@ pub struct Scope {
     hosts: Vec<HostPattern>,
     include: Option<RegexSet>,
     exclude: Option<RegexSet>,
+    max_url_length: usize,
 }
+
+/// More repeats of one path segment than this is a trap.
+const MAX_SEGMENT_REPEATS: usize = 3;
 
 impl Scope {
     pub fn new(
@@ -104,14 +108,24 @@ impl Scope {
             hosts,
             include: set(include, "--include")?,
             exclude: set(exclude, "--exclude")?,
+            max_url_length: usize::MAX,
         })
     }
 
     /// Whether a discovered URL may be fetched.
+    /// URLs longer than `n` are traps.
+    pub fn with_max_url_length(mut self, n: usize) -> Self {
+        self.max_url_length = n;
+        self
+    }
+
     pub fn check(&self, url: &Url) -> Result<(), SkipReason> {
         let host = url.host_str().unwrap_or("");
         if !self.hosts.iter().any(|p| p.matches(host)) {
             return Err(SkipReason::OutOfScope);
+        }
+        if url.as_str().len() > self.max_url_length || repeats_a_segment(url) {
+            return Err(SkipReason::Trap);
         }
         if let Some(ex) = &self.exclude
             && ex.is_match(url.as_str())
@@ -131,9 +145,52 @@ impl Scope {
     }
 }
 
+/// Whether one path segment occurs more than [`MAX_SEGMENT_REPEATS`]
+/// times: the shape of relative-link loops (`/a/b/a/b/a/b/a/b/`) and
+/// calendar-style infinite spaces.
+fn repeats_a_segment(url: &Url) -> bool {
+    let Some(segments) = url.path_segments() else {
+        return false;
+    };
+    let segs: Vec<&str> = segments.filter(|s| !s.is_empty()).collect();
+    if segs.len() <= MAX_SEGMENT_REPEATS {
+        return false;
+    }
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    segs.iter().any(|s| {
+        let n = counts.entry(s).or_insert(0);
+        *n += 1;
+        *n > MAX_SEGMENT_REPEATS
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traps_are_long_urls_and_repeating_paths() {
+        let seed = Url::parse("http://e.com/").unwrap();
+        let scope = Scope::new(&[seed], &[], &[], &[])
+            .unwrap()
+            .with_max_url_length(60);
+        let check = |u: &str| scope.check(&Url::parse(u).unwrap());
+        assert_eq!(check("http://e.com/a/b/a/b/a/b/c"), Ok(()));
+        assert_eq!(check("http://e.com/a/b/a/b/a/b/a/b"), Err(SkipReason::Trap));
+        assert_eq!(
+            check("http://e.com/cal/2026/cal/2026/cal/2026/cal/"),
+            Err(SkipReason::Trap)
+        );
+        assert_eq!(
+            check(&format!("http://e.com/{}", "x".repeat(60))),
+            Err(SkipReason::Trap)
+        );
+        // Out of scope is said first.
+        assert_eq!(
+            check("http://other.com/a/a/a/a/a"),
+            Err(SkipReason::OutOfScope)
+        );
+    }
 
     fn scope(seeds: &[&str], allow: &[&str], inc: &[&str], exc: &[&str]) -> Scope {
         let seeds: Vec<Url> = seeds.iter().map(|s| Url::parse(s).unwrap()).collect();

@@ -3,6 +3,7 @@
 mod cli;
 mod crawl;
 mod export;
+mod hostile;
 mod politeness;
 mod resume;
 mod sitemaps;
