@@ -5,6 +5,7 @@ mod crawl;
 mod export;
 mod hostile;
 mod politeness;
+mod props;
 mod resume;
 mod sitemaps;
 mod summaries;
