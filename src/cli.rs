@@ -231,6 +231,10 @@ pub struct ScopeArgs {
     /// Never crawl URLs matching this regex (on the whole URL). Repeatable.
     #[arg(long, value_name = "REGEX")]
     pub exclude: Vec<String>,
+    /// Also fetch hosts that resolve to loopback, private or link-local addresses
+    /// when they were reached through a `*.` pattern (named hosts always may).
+    #[arg(long)]
+    pub allow_private_addresses: bool,
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +384,7 @@ impl CrawlArgs {
                 allow_hosts: self.scope.allow_hosts.clone(),
                 include: self.scope.include.clone(),
                 exclude: self.scope.exclude.clone(),
+                allow_private_addresses: self.scope.allow_private_addresses,
             },
             politeness: PolitenessConfig {
                 per_host_concurrency: self.politeness.per_host_concurrency,

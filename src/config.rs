@@ -16,10 +16,14 @@ use crate::scope::Scope;
 
 /// Which URLs belong to the crawl.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ScopeConfig {
     pub allow_hosts: Vec<String>,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Fetch hosts that resolve to loopback, private or link-local
+    /// addresses even if no seed or exact `--allow-host` names them.
+    pub allow_private_addresses: bool,
 }
 
 /// How hard trawl may press on one host. (Fields added after the first

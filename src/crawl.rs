@@ -30,7 +30,7 @@ use url::Url;
 
 use crate::canon;
 use crate::config::{ConfigError, CrawlConfig};
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{AddressPolicy, FetchError, Fetcher};
 use crate::hosts::{Hosts, Loaded, Verdict, parse_retry_after};
 use crate::parse::ParseLimits;
 use crate::progress::Counters;
@@ -235,8 +235,15 @@ async fn run(
     counters: Arc<Counters>,
 ) -> Result<CrawlReport, CrawlError> {
     let started = Instant::now();
-    let fetcher = Fetcher::new(&cfg.fetch).map_err(CrawlError::Client)?;
     let scope = cfg.scope()?;
+    // Hosts the user named may be internal (a crawl of one's own intranet);
+    // any other host that resolves to an internal address is refused.
+    let policy = if cfg.scope.allow_private_addresses {
+        AddressPolicy::Any
+    } else {
+        AddressPolicy::TrustedHosts(scope.named_hosts())
+    };
+    let fetcher = Fetcher::with_policy(&cfg.fetch, policy).map_err(CrawlError::Client)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let ctx = Arc::new(WorkerCtx {
         fetcher,
@@ -900,17 +907,18 @@ impl Coordinator {
                 tracing::info!("{origin}: {why}; its URLs wait, asking again in {after:.1?}");
                 self.load_robots(origin, after);
             }
-            Loaded::GaveUp { why } => {
-                tracing::warn!(
-                    "{origin}: {why}, through {} attempts; its URLs are recorded as robots_unavailable",
-                    crate::hosts::ROBOTS_ATTEMPTS
-                );
+            Loaded::GaveUp { why, reason } => {
+                if reason == SkipReason::RobotsUnavailable {
+                    tracing::warn!(
+                        "{origin}: {why}, through {} attempts; its URLs are recorded as robots_unavailable",
+                        crate::hosts::ROBOTS_ATTEMPTS
+                    );
+                } else {
+                    tracing::warn!("{origin}: {why}; its URLs are recorded as {reason}");
+                }
                 let ids = self.sched.remove_where(&origin, |_| true);
-                self.skip(
-                    ids.iter().map(|j| j.id as i64).collect(),
-                    SkipReason::RobotsUnavailable,
-                )
-                .await?;
+                self.skip(ids.iter().map(|j| j.id as i64).collect(), reason)
+                    .await?;
                 self.sched.set_blocked(&origin, false, now);
             }
             Loaded::Ready {

@@ -63,6 +63,85 @@ pub struct Response {
     pub elapsed: Duration,
 }
 
+/// The text a refused resolution carries through reqwest's error chain.
+pub const BLOCKED: &str = "address blocked";
+
+/// Whether an address is one a crawler must not be steered to: loopback,
+/// private (RFC 1918, unique local), link-local (incl. 169.254.169.254),
+/// carrier-grade NAT, unspecified, broadcast, multicast.
+pub fn is_internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Resolves host names and refuses internal addresses for every host not
+/// named by the user: checked when connecting, after DNS, so a public name
+/// that resolves (or rebinds) to 10.0.0.1 is caught, for every redirect
+/// hop too.
+struct GuardedResolver {
+    /// Hosts the user named (seeds, exact `--allow-host`): not checked.
+    trusted: std::collections::HashSet<String>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        let trusted = self.trusted.contains(&host);
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<std::net::SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| trusted || !is_internal(a.ip()))
+                .collect();
+            if allowed.is_empty() && !addrs.is_empty() {
+                let err: Box<dyn std::error::Error + Send + Sync> = format!(
+                    "{BLOCKED}: {host} resolves to {} (internal; name the host with --allow-host or use --allow-private-addresses)",
+                    addrs[0].ip()
+                )
+                .into();
+                return Err(err);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Which hosts may resolve to internal addresses.
+#[derive(Debug, Clone, Default)]
+pub enum AddressPolicy {
+    /// No check (private addresses allowed).
+    #[default]
+    Any,
+    /// Only these hosts may.
+    TrustedHosts(Vec<String>),
+}
+
 /// Why a request produced no response.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -74,6 +153,9 @@ pub enum FetchError {
     Body(String),
     #[error("request failed: {0}")]
     Request(String),
+    /// The host resolves to an internal address it may not use.
+    #[error("{0}")]
+    Blocked(String),
 }
 
 impl FetchError {
@@ -84,17 +166,20 @@ impl FetchError {
             Self::Connect(_) => "connect",
             Self::Body(_) => "body",
             Self::Request(_) => "request",
+            Self::Blocked(_) => "blocked_address",
         }
     }
 
     /// Whether trying again later could succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Request(_))
+        !matches!(self, Self::Request(_) | Self::Blocked(_))
     }
 
     fn from_reqwest(e: reqwest::Error, in_body: bool) -> Self {
         let detail = error_chain(&e);
-        if e.is_timeout() {
+        if let Some(at) = detail.find(BLOCKED) {
+            Self::Blocked(detail[at..].to_string())
+        } else if e.is_timeout() {
             Self::Timeout
         } else if e.is_connect() {
             Self::Connect(detail)
@@ -129,6 +214,11 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(cfg: &FetchConfig) -> Result<Self, FetchError> {
+        Self::with_policy(cfg, AddressPolicy::Any)
+    }
+
+    /// A client that refuses internal addresses except for trusted hosts.
+    pub fn with_policy(cfg: &FetchConfig, policy: AddressPolicy) -> Result<Self, FetchError> {
         // Several crypto backends could be linked in; say which one to use.
         // An error only means one was installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -137,7 +227,13 @@ impl Fetcher {
             header::ACCEPT,
             header::HeaderValue::from_static("text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"),
         );
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let AddressPolicy::TrustedHosts(hosts) = policy {
+            builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver {
+                trusted: hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+            }));
+        }
+        let client = builder
             .user_agent(cfg.user_agent.clone())
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
@@ -220,5 +316,43 @@ impl Fetcher {
             truncated,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::is_internal;
+
+    #[test]
+    fn internal_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::3",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+        ] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

@@ -53,14 +53,15 @@ pub enum Loaded {
     },
     /// Unavailable; ask again after this long.
     Retry { after: Duration, why: String },
-    /// Unavailable through every attempt.
-    GaveUp { why: String },
+    /// Unavailable through every attempt, or never to be asked: the
+    /// host's URLs are recorded with `reason`.
+    GaveUp { why: String, reason: SkipReason },
 }
 
 enum RobotsState {
     Loading { attempt: u32 },
     Ready { robots: Robots, expires: Instant },
-    GaveUp,
+    GaveUp(SkipReason),
 }
 
 /// Per-origin robots state (absent: not asked for yet in this run).
@@ -109,7 +110,7 @@ impl Hosts {
                         Verdict::Skip(SkipReason::Robots)
                     }
                 }
-                RobotsState::GaveUp => Verdict::Skip(SkipReason::RobotsUnavailable),
+                RobotsState::GaveUp(reason) => Verdict::Skip(*reason),
             },
         }
     }
@@ -122,10 +123,19 @@ impl Hosts {
             _ => 0,
         };
         if let Robots::Unavailable(why) = robots {
+            // A host that resolves to an internal address is never asked.
+            if why.contains(crate::fetch::BLOCKED) {
+                let reason = SkipReason::BlockedAddress;
+                self.entries
+                    .insert(Arc::from(origin), RobotsState::GaveUp(reason));
+                return Loaded::GaveUp { why, reason };
+            }
             let attempt = attempt + 1;
             if attempt >= ROBOTS_ATTEMPTS {
-                self.entries.insert(Arc::from(origin), RobotsState::GaveUp);
-                return Loaded::GaveUp { why };
+                let reason = SkipReason::RobotsUnavailable;
+                self.entries
+                    .insert(Arc::from(origin), RobotsState::GaveUp(reason));
+                return Loaded::GaveUp { why, reason };
             }
             self.entries
                 .insert(Arc::from(origin), RobotsState::Loading { attempt });

@@ -27,10 +27,13 @@ pub enum SkipReason {
     /// repeated more than 3 times (`/a/b/a/b/a/b/a/`), or beyond
     /// `--max-pages-per-host`.
     Trap,
+    /// The host resolves to a loopback, private or link-local address and
+    /// was not named by the user (a seed's host or an exact `--allow-host`).
+    BlockedAddress,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 9] = [
+    pub const ALL: [SkipReason; 10] = [
         Self::OutOfScope,
         Self::Excluded,
         Self::NotIncluded,
@@ -40,6 +43,7 @@ impl SkipReason {
         Self::RobotsUnavailable,
         Self::Nofollow,
         Self::Trap,
+        Self::BlockedAddress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +57,7 @@ impl SkipReason {
             Self::RobotsUnavailable => "robots_unavailable",
             Self::Nofollow => "nofollow",
             Self::Trap => "trap",
+            Self::BlockedAddress => "blocked_address",
         }
     }
 }

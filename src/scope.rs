@@ -143,6 +143,18 @@ impl Scope {
     pub fn host_patterns(&self) -> &[HostPattern] {
         &self.hosts
     }
+
+    /// Hosts named exactly (the seeds' hosts and `--allow-host example.com`),
+    /// not through a `*.` pattern.
+    pub fn named_hosts(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter_map(|p| match p {
+                HostPattern::Exact(h) => Some(h.clone()),
+                HostPattern::Domain(_) => None,
+            })
+            .collect()
+    }
 }
 
 /// Whether one path segment occurs more than [`MAX_SEGMENT_REPEATS`]

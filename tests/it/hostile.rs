@@ -317,3 +317,58 @@ async fn max_pages_per_host_stops_an_infinite_calendar() {
     assert!(skipped.values().all(|r| r == "trap"), "{skipped:?}");
     assert_eq!(c.report.queued, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_resolving_to_internal_addresses_are_fetched_only_when_named() {
+    // `localhost` resolves to loopback: reached through a `*.` pattern it
+    // stands for any name that resolves (or rebinds) to an internal address.
+    let inner = listener().await;
+    let inner_port = inner.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = Router::new().fallback(move || {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            html("<html><body><p>internal</p></body></html>")
+        }
+    });
+    tokio::spawn(async move { axum::serve(inner, app).await.unwrap() });
+    let outer = listener().await;
+    let outer_port = outer.local_addr().unwrap().port();
+    let secret = format!("http://localhost:{inner_port}/secret");
+    let page = format!("<html><body><a href=\"{secret}\">x</a></body></html>");
+    let app = Router::new().fallback(move || {
+        let page = page.clone();
+        async move { html(page) }
+    });
+    tokio::spawn(async move { axum::serve(outer, app).await.unwrap() });
+    let seed = format!("http://127.0.0.1:{outer_port}/");
+    let hits_now = || hits.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Through a wildcard: refused when connecting, nothing sent to it.
+    let mut cfg = config(std::slice::from_ref(&seed));
+    cfg.scope.allow_hosts = vec!["*.localhost".into()];
+    let c = run(cfg.clone()).await;
+    assert_eq!(c.urls_in("skipped").await[&secret], "blocked_address");
+    assert_eq!(hits_now(), 0);
+    // The same without robots.txt: the page fetch itself is refused.
+    let mut no_robots = cfg.clone();
+    no_robots.politeness.robots = false;
+    let c = run(no_robots).await;
+    assert_eq!(c.urls_in("failed").await[&secret], "blocked_address");
+    assert_eq!(hits_now(), 0);
+
+    // Named exactly, or with --allow-private-addresses: fetched.
+    let mut named = config(std::slice::from_ref(&seed));
+    named.scope.allow_hosts = vec!["localhost".into()];
+    let c = run(named).await;
+    assert_eq!(c.pages().await[&secret].0, 200);
+    let before = hits_now();
+    assert!(before >= 2, "robots.txt and the page");
+    let mut allowed = cfg;
+    allowed.scope.allow_private_addresses = true;
+    let c = run(allowed).await;
+    assert_eq!(c.pages().await[&secret].0, 200);
+    assert!(hits_now() > before);
+}
