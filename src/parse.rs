@@ -45,9 +45,10 @@ pub struct ParsedPage {
     pub links: Vec<Link>,
     /// Links dropped because the page had more than the per-page cap.
     pub links_dropped: usize,
-    /// The document nested deeper than [`MAX_NESTING`] and was parsed
-    /// only up to there.
-    pub nesting_cut: bool,
+    /// The document was parsed only in part: it nested deeper than
+    /// [`MAX_NESTING`], had more than [`MAX_ELEMENTS`] elements or more
+    /// than [`MAX_PARSE_BYTES`] of HTML.
+    pub cut: bool,
     /// Readable text: no scripts, styles or markup; one line per block.
     pub text: String,
     /// The encoding the body was decoded with.
@@ -333,6 +334,12 @@ pub fn parse(
 /// building is quadratic in nesting depth (a page of 100,000 nested
 /// `<div>`s would take minutes of CPU), and no real page comes close.
 pub const MAX_NESTING: usize = 1024;
+/// Elements parsed at most: a tree costs a few hundred bytes an element,
+/// and a page of 100,000 links would otherwise hold ~100 MB while parsed.
+pub const MAX_ELEMENTS: usize = 50_000;
+/// HTML parsed at most (the body itself may be longer, up to
+/// `--max-body-size`, and is hashed whole).
+pub const MAX_PARSE_BYTES: usize = 4 << 20;
 
 /// Elements whose end tag may be left out (or that have none): they do not
 /// count towards nesting.
@@ -377,10 +384,11 @@ fn unnested(name: &[u8]) -> bool {
 }
 
 /// Where the document's tags first nest deeper than `max` (estimated from
-/// start and end tags), if they do.
+/// start and end tags) or pass [`MAX_ELEMENTS`] start tags, if they do.
 fn nesting_cut(html: &str, max: usize) -> Option<usize> {
     let b = html.as_bytes();
     let mut depth = 0usize;
+    let mut elements = 0usize;
     let mut i = 0;
     while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
         let at = i + off;
@@ -392,7 +400,16 @@ fn nesting_cut(html: &str, max: usize) -> Option<usize> {
             .position(|c| !c.is_ascii_alphanumeric())
             .map_or(b.len(), |e| start + e);
         let name = &b[start..end];
-        if name.is_empty() || !name[0].is_ascii_alphabetic() || unnested(name) {
+        if name.is_empty() || !name[0].is_ascii_alphabetic() {
+            continue;
+        }
+        if !closing {
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Some(at);
+            }
+        }
+        if unnested(name) {
             continue;
         }
         if closing {
@@ -415,10 +432,17 @@ fn nesting_cut(html: &str, max: usize) -> Option<usize> {
 
 /// Parses an already decoded HTML document.
 pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
-    let cut = nesting_cut(html, MAX_NESTING);
-    let doc = Html::parse_document(cut.map_or(html, |at| &html[..at]));
+    let mut limit = html.len();
+    if limit > MAX_PARSE_BYTES {
+        limit = MAX_PARSE_BYTES;
+        while !html.is_char_boundary(limit) {
+            limit -= 1;
+        }
+    }
+    let cut = nesting_cut(&html[..limit], MAX_NESTING).unwrap_or(limit);
+    let doc = Html::parse_document(&html[..cut]);
     let mut page = ParsedPage {
-        nesting_cut: cut.is_some(),
+        cut: cut < html.len(),
         ..ParsedPage::default()
     };
 
@@ -720,7 +744,7 @@ mod tests {
         );
         let started = std::time::Instant::now();
         let page = p(&deep);
-        assert!(page.nesting_cut);
+        assert!(page.cut);
         assert!(page.text.starts_with("before"));
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
         // Unclosed paragraphs, list items and cells, void and self-closed
@@ -732,7 +756,19 @@ mod tests {
             "<p>para<br><img src=a.png>".repeat(5000),
             "<div/><span/>".repeat(3000)
         );
-        assert!(!p(&flat).nesting_cut);
+        assert!(!p(&flat).cut);
+        // Too many elements, or too many bytes: parsed in part.
+        let many = format!(
+            "<body>{}</body>",
+            "<a href=/x>x</a>".repeat(MAX_ELEMENTS + 10)
+        );
+        let page = p(&many);
+        assert!(page.cut && page.links.len() == 1);
+        let big = format!(
+            "<body><p>{}</p></body>",
+            "word ".repeat(MAX_PARSE_BYTES / 4)
+        );
+        assert!(p(&big).cut);
     }
 
     #[test]

@@ -233,7 +233,7 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         page.encoding = Some(parsed.encoding.to_string());
         page.text = Some(parsed.text);
         page.links_count = (links.len() + parsed.links_dropped) as u32;
-        page.truncated |= parsed.nesting_cut;
+        page.truncated |= parsed.cut;
     }
     let directives = robots::Directives::of(
         page.meta_robots.as_deref(),
