@@ -79,10 +79,8 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     for (key, value) in entries {
         let key = key.replace('_', "-");
         let lower = key.to_ascii_lowercase();
-        if ["key", "token", "secret", "password"]
-            .iter()
-            .any(|s| lower.contains(s))
-        {
+        let last = lower.rsplit('-').next().unwrap_or("");
+        if ["key", "token", "secret", "password", "credentials"].contains(&last) {
             return Err(format!(
                 "--config {path}: `{key}` looks like a secret; secrets are read only from the environment \
                  (the LLM API key from TRAWL_LLM_API_KEY or OPENAI_API_KEY)"
@@ -106,9 +104,9 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
             toml::Value::Boolean(true) => injected.push(format!("--{key}")),
             toml::Value::Boolean(false) => {}
             other => {
+                // `--key=value`: a value starting with `-` stays a value.
                 for v in values(&path, &key, other)? {
-                    injected.push(format!("--{key}"));
-                    injected.push(v);
+                    injected.push(format!("--{key}={v}"));
                 }
             }
         }
@@ -173,16 +171,33 @@ mod tests {
         assert_eq!(got[2], "crawl");
         let rest = got[3..].join(" ");
         assert!(rest.contains("https://a.example/"), "{rest}");
-        assert!(rest.contains("--per-host-rate 0.5"), "{rest}");
+        assert!(rest.contains("--per-host-rate=0.5"), "{rest}");
         assert!(rest.contains("--ignore-robots"), "{rest}");
         assert!(!rest.contains("no-sitemaps"), "{rest}");
         assert!(
-            rest.contains("--allow-host x.example --allow-host y.example"),
+            rest.contains("--allow-host=x.example --allow-host=y.example"),
             "{rest}"
         );
         // The command line's --max-pages, not the file's.
-        assert!(!rest.contains("--max-pages 10"), "{rest}");
+        assert!(!rest.contains("--max-pages=10"), "{rest}");
         assert!(rest.ends_with("--config --max-pages 20"), "{rest}");
+    }
+
+    #[test]
+    fn token_counts_are_not_secrets_and_values_may_start_with_a_dash() {
+        let ok = run(
+            "llm-max-total-tokens = 5000\nllm-prompt = \"- be brief\"\n",
+            &["crawl", "--config", "FILE"],
+        )
+        .unwrap()
+        .join(" ");
+        assert!(ok.contains("--llm-max-total-tokens=5000"), "{ok}");
+        assert!(ok.contains("--llm-prompt=- be brief"), "{ok}");
+        let err = run("api_token = \"t\"", &["crawl", "--config", "FILE"]).unwrap_err();
+        assert!(
+            err.contains("secrets are read only from the environment"),
+            "{err}"
+        );
     }
 
     #[test]

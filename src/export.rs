@@ -378,13 +378,23 @@ fn md(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '!' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '!' | '~' => {
                 out.push('\\');
                 out.push(c);
             }
             '\n' | '\r' => out.push(' '),
             _ => out.push(c),
         }
+    }
+    // A leading `-`, `+` or `1.` would start a list (or a rule).
+    let list_like = out.starts_with(['-', '+'])
+        || out.split_once('.').is_some_and(|(n, rest)| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && (rest.is_empty() || rest.starts_with(' '))
+        });
+    if list_like {
+        out.insert(0, '\\');
     }
     out
 }
@@ -470,6 +480,14 @@ mod tests {
         assert_eq!(csv_cell("-2"), "'-2");
         assert_eq!(csv_cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_cell(" padded"), "\" padded\"");
+    }
+
+    #[test]
+    fn markdown_lists_and_fences_are_escaped() {
+        assert_eq!(md("~~~ code"), "\\~\\~\\~ code");
+        assert_eq!(md("- item"), "\\- item");
+        assert_eq!(md("1. first"), "\\1. first");
+        assert_eq!(md("3.5% growth"), "3.5% growth");
     }
 
     #[test]

@@ -210,6 +210,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub struct Fetcher {
     client: reqwest::Client,
     max_body: u64,
+    /// With a guard: the hosts that may be internal. IP-literal URLs never
+    /// reach the resolver, so they are checked here.
+    trusted: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 impl Fetcher {
@@ -227,11 +230,19 @@ impl Fetcher {
             header::ACCEPT,
             header::HeaderValue::from_static("text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"),
         );
-        let mut builder = reqwest::Client::builder();
+        // No proxy from the environment: a proxy would resolve names
+        // itself, out of the address guard's sight.
+        let mut builder = reqwest::Client::builder().no_proxy();
+        let mut trusted = None;
         if let AddressPolicy::TrustedHosts(hosts) = policy {
+            let set: std::collections::HashSet<String> = hosts
+                .into_iter()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                .collect();
             builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver {
-                trusted: hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+                trusted: set.clone(),
             }));
+            trusted = Some(std::sync::Arc::new(set));
         }
         let client = builder
             .user_agent(cfg.user_agent.clone())
@@ -251,6 +262,7 @@ impl Fetcher {
         Ok(Self {
             client,
             max_body: cfg.max_body_size,
+            trusted,
         })
     }
 
@@ -261,6 +273,22 @@ impl Fetcher {
 
     /// GETs `url`, reading at most `max_body` bytes of its body.
     pub async fn get_limited(&self, url: &Url, max_body: u64) -> Result<Response, FetchError> {
+        if let Some(trusted) = &self.trusted {
+            let ip = match url.host() {
+                Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
+                Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
+                _ => None,
+            };
+            if let Some(ip) = ip
+                && is_internal(ip)
+                && !url.host_str().is_some_and(|h| trusted.contains(h))
+            {
+                return Err(FetchError::Blocked(format!(
+                    "{BLOCKED}: {} is internal (name the host with --allow-host or use --allow-private-addresses)",
+                    url.host_str().unwrap_or_default()
+                )));
+            }
+        }
         let started = Instant::now();
         let resp = self
             .client

@@ -124,7 +124,13 @@ impl Hosts {
         };
         if let Robots::Unavailable(why) = robots {
             // A host that resolves to an internal address is never asked.
-            if why.contains(crate::fetch::BLOCKED) {
+            // (A robots.txt redirect to another, internal, host is only an
+            // unavailable robots.txt.)
+            let host = Url::parse(origin)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            if why.contains(&format!("{}: {host} ", crate::fetch::BLOCKED)) {
                 let reason = SkipReason::BlockedAddress;
                 self.entries
                     .insert(Arc::from(origin), RobotsState::GaveUp(reason));

@@ -169,6 +169,12 @@ fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
     None
 }
 
+/// [`find`], ignoring ASCII case.
+fn find_ascii_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -367,12 +373,9 @@ fn unnested(name: &[u8]) -> bool {
         b"td",
         b"th",
         b"option",
-        b"optgroup",
         b"thead",
         b"tbody",
         b"tfoot",
-        b"rb",
-        b"rt",
         b"rp",
         b"colgroup",
         b"caption",
@@ -393,6 +396,14 @@ fn nesting_cut(html: &str, max: usize) -> Option<usize> {
     while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
         let at = i + off;
         i = at + 1;
+        // Comments, doctypes and processing instructions hold no tags.
+        if b[i..].starts_with(b"!--") {
+            i = find(&b[i..], b"-->").map_or(b.len(), |e| i + e + 3);
+            continue;
+        }
+        if matches!(b.get(i), Some(b'!' | b'?')) {
+            continue;
+        }
         let closing = b.get(i) == Some(&b'/');
         let start = if closing { i + 1 } else { i };
         let end = b[start..]
@@ -407,6 +418,14 @@ fn nesting_cut(html: &str, max: usize) -> Option<usize> {
             elements += 1;
             if elements > MAX_ELEMENTS {
                 return Some(at);
+            }
+            // Raw text: `<` inside a script (`i<n`) is not a tag.
+            for raw in [&b"script"[..], b"style", b"textarea", b"title", b"xmp"] {
+                if name.eq_ignore_ascii_case(raw) {
+                    let close = format!("</{}", String::from_utf8_lossy(raw));
+                    i = find_ascii_ci(&b[end..], close.as_bytes()).map_or(b.len(), |e| end + e);
+                    break;
+                }
             }
         }
         if unnested(name) {
@@ -757,6 +776,16 @@ mod tests {
             "<div/><span/>".repeat(3000)
         );
         assert!(!p(&flat).cut);
+        // `<` in scripts and comments is not a tag.
+        let scripted = format!(
+            "<body><p>Text</p><script>{}</script><!--{}--><a href=/y>y</a></body>",
+            "if(i<n){a<b}".repeat(2000),
+            "<div>".repeat(2000)
+        );
+        let page = p(&scripted);
+        assert!(!page.cut);
+        assert_eq!(page.links.len(), 1);
+        assert!(page.text.contains("Text"));
         // Too many elements, or too many bytes: parsed in part.
         let many = format!(
             "<body>{}</body>",

@@ -150,7 +150,7 @@ impl Scope {
         self.hosts
             .iter()
             .filter_map(|p| match p {
-                HostPattern::Exact(h) => Some(h.clone()),
+                HostPattern::Exact(h) => Some(h.trim_end_matches('.').to_string()),
                 HostPattern::Domain(_) => None,
             })
             .collect()

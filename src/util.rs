@@ -80,22 +80,26 @@ pub fn parse_time(s: &str, now_ms: i64) -> Option<i64> {
     if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    let days = days_from_civil(y, m, d);
+    // 2026-02-31 does not exist.
+    if civil_from_days(days) != (y, m, d) {
+        return None;
+    }
+    let mut ms = days * 86_400_000;
     if let Some(t) = time {
         let (hms, frac) = t.split_once('.').unwrap_or((t, ""));
         let mut f = hms.split(':');
-        let h: i64 = f.next()?.parse().ok()?;
-        let mi: i64 = f.next()?.parse().ok()?;
-        let sec: i64 = f.next().map_or(Some(0), |x| x.parse().ok())?;
+        let h: u32 = f.next()?.parse().ok()?;
+        let mi: u32 = f.next()?.parse().ok()?;
+        let sec: u32 = f.next().map_or(Some(0), |x| x.parse().ok())?;
         if f.next().is_some() || h > 23 || mi > 59 || sec > 60 {
             return None;
         }
-        let frac_ms: i64 = if frac.is_empty() {
-            0
-        } else {
-            format!("{frac:0<3}")[..3].parse().ok()?
-        };
-        ms += ((h * 60 + mi) * 60 + sec) * 1000 + frac_ms;
+        if !frac.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let frac_ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+        ms += i64::from(h * 3600 + mi * 60 + sec) * 1000 + frac_ms;
     }
     Some(ms)
 }
@@ -120,6 +124,9 @@ mod tests {
             "yesterday",
             "2026-13-01",
             "2026-11-22T25:00:00Z",
+            "2026-02-31",
+            "2026-11-22T-1:00",
+            "2026-01-01T00:00:00.12é",
             "5y",
             "2026-11",
         ] {

@@ -380,3 +380,33 @@ async fn hosts_resolving_to_internal_addresses_are_fetched_only_when_named() {
     assert_eq!(c.pages().await[&secret].0, 200);
     assert!(hits_now() > before);
 }
+
+#[tokio::test]
+async fn ip_literals_are_checked_too_and_proxies_are_not_used() {
+    use trawl::fetch::{AddressPolicy, FetchConfig, FetchError, Fetcher};
+    let l = listener().await;
+    let port = l.local_addr().unwrap().port();
+    let app = Router::new().fallback(|| async { html("<p>in</p>") });
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let f = Fetcher::with_policy(
+        &FetchConfig::default(),
+        AddressPolicy::TrustedHosts(vec!["localhost".into()]),
+    )
+    .unwrap();
+    // An IP never reaches a resolver: it is checked before connecting.
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ] {
+        let err = f.get(&url::Url::parse(&url).unwrap()).await.unwrap_err();
+        assert!(matches!(err, FetchError::Blocked(_)), "{url}: {err}");
+        assert_eq!(err.reason(), "blocked_address");
+    }
+    // The named host is fetched.
+    let ok = f
+        .get(&url::Url::parse(&format!("http://localhost:{port}/")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200);
+}
