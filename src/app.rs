@@ -235,12 +235,7 @@ async fn run_summarize(args: &SummarizeArgs) -> u8 {
     let controls = Controls::default();
     install_signal_handlers(controls.clone());
     let stop = CancellationToken::new();
-    let (a, b) = (controls.stop.clone(), controls.abort.clone());
-    let s2 = stop.clone();
-    tokio::spawn(async move {
-        tokio::select! { _ = a.cancelled() => {}, _ = b.cancelled() => {} }
-        s2.cancel();
-    });
+    controls.cancel_when_stopped(stop.clone());
     let conn = match store.connection().await {
         Ok(c) => c,
         Err(e) => {

@@ -134,6 +134,21 @@ pub struct Controls {
     pub abort: CancellationToken,
 }
 
+impl Controls {
+    /// Cancels `token` once a stop of either kind is asked for (a task;
+    /// abort it when it is no longer needed).
+    pub fn cancel_when_stopped(&self, token: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let (stop, abort) = (self.stop.clone(), self.abort.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = abort.cancelled() => {}
+            }
+            token.cancel();
+        })
+    }
+}
+
 /// Starts a new crawl in `store`. Refuses a database that already holds one.
 pub async fn start(
     store: &Store,
@@ -414,20 +429,7 @@ async fn run(
     if outcome == CrawlOutcome::Interrupted {
         stage_stop.cancel();
     }
-    let watch_stop = {
-        let (stop, abort, stage_stop) = (
-            controls.stop.clone(),
-            controls.abort.clone(),
-            stage_stop.clone(),
-        );
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = abort.cancelled() => {}
-            }
-            stage_stop.cancel();
-        })
-    };
+    let watch_stop = controls.cancel_when_stopped(stage_stop.clone());
     // The stage's channel stays open until everything is committed, so
     // its sweep sees every stored page.
     let summary_tx = coord.summary_tx.take();
@@ -1407,9 +1409,5 @@ struct Found<'a> {
 
 /// Totals for the final report line, by reason.
 pub fn summarize_reasons(rows: &[(String, i64)]) -> String {
-    let m: BTreeMap<&str, i64> = rows.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    m.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::util::join_counts(rows.iter().map(|(k, v)| (k.as_str(), *v)))
 }

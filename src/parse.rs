@@ -420,12 +420,9 @@ fn nesting_cut(html: &str, max: usize) -> Option<usize> {
                 return Some(at);
             }
             // Raw text: `<` inside a script (`i<n`) is not a tag.
-            for raw in [&b"script"[..], b"style", b"textarea", b"title", b"xmp"] {
-                if name.eq_ignore_ascii_case(raw) {
-                    let close = format!("</{}", String::from_utf8_lossy(raw));
-                    i = find_ascii_ci(&b[end..], close.as_bytes()).map_or(b.len(), |e| end + e);
-                    break;
-                }
+            const RAW: [&[u8]; 5] = [b"</script", b"</style", b"</textarea", b"</title", b"</xmp"];
+            if let Some(close) = RAW.iter().find(|c| c[2..].eq_ignore_ascii_case(name)) {
+                i = find_ascii_ci(&b[end..], close).map_or(b.len(), |e| end + e);
             }
         }
         if unnested(name) {

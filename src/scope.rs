@@ -164,16 +164,14 @@ fn repeats_a_segment(url: &Url) -> bool {
     let Some(segments) = url.path_segments() else {
         return false;
     };
-    let segs: Vec<&str> = segments.filter(|s| !s.is_empty()).collect();
+    let mut segs: Vec<&str> = segments.filter(|s| !s.is_empty()).collect();
     if segs.len() <= MAX_SEGMENT_REPEATS {
         return false;
     }
-    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    segs.iter().any(|s| {
-        let n = counts.entry(s).or_insert(0);
-        *n += 1;
-        *n > MAX_SEGMENT_REPEATS
-    })
+    // Sorted, a segment seen more than N times spans a window of N + 1.
+    segs.sort_unstable();
+    segs.windows(MAX_SEGMENT_REPEATS + 1)
+        .any(|w| w[0] == w[MAX_SEGMENT_REPEATS])
 }
 
 #[cfg(test)]

@@ -74,13 +74,6 @@ pub struct RunInfo {
     pub pages_per_sec: f64,
 }
 
-async fn pairs(store: &Store, sql: &str) -> Result<BTreeMap<String, i64>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_all(store.pool())
-        .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
 pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     let pool = store.pool();
     let crawl = match sqlx::query(
@@ -120,28 +113,18 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             ))
         }
     };
-    let urls_by_state = pairs(
-        store,
-        "SELECT state, COUNT(*) FROM urls WHERE sitemap = 0 GROUP BY state",
-    )
-    .await?;
+    let urls_by_state: BTreeMap<String, i64> = store.state_counts().await?.into_iter().collect();
     let by_state = |s: &str| urls_by_state.get(s).copied().unwrap_or(0);
-    let failed_by_reason = pairs(
-        store,
-        "SELECT COALESCE(reason, ''), COUNT(*) FROM urls WHERE sitemap = 0 AND state = 'failed' GROUP BY 1",
-    )
-    .await?;
-    let skipped = pairs(
-        store,
-        "SELECT COALESCE(reason, ''), COUNT(*) FROM urls WHERE sitemap = 0 AND state = 'skipped' GROUP BY 1",
-    )
-    .await?;
-    let http_status = pairs(
-        store,
+    let failed_by_reason = store.reason_counts("failed").await?.into_iter().collect();
+    let skipped = store.reason_counts("skipped").await?.into_iter().collect();
+    let http_status: BTreeMap<String, i64> = sqlx::query_as(
         "SELECT CAST(p.status AS TEXT), COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id \
          WHERE u.sitemap = 0 GROUP BY p.status",
     )
-    .await?;
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
     let pages_stored = http_status.values().sum();
     let top_hosts = sqlx::query(
         "SELECT u.origin, COUNT(*) AS n FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
@@ -205,10 +188,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
 }
 
 fn joined(m: &BTreeMap<String, i64>) -> String {
-    m.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::util::join_counts(m.iter().map(|(k, v)| (k.as_str(), *v)))
 }
 
 impl Status {

@@ -41,6 +41,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// `a=1, b=2`: counts by name, sorted by name.
+pub fn join_counts<'a>(counts: impl IntoIterator<Item = (&'a str, i64)>) -> String {
+    let mut v: Vec<(&str, i64)> = counts.into_iter().collect();
+    v.sort_unstable();
+    v.iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Inverse of [`civil_from_days`].
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

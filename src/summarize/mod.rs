@@ -18,7 +18,6 @@ pub mod llm;
 pub mod stage;
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -294,7 +293,7 @@ impl Summarizer {
 
     /// Summarizes `text`. `on_token` (LLM only) sees the final answer's
     /// text as it streams in.
-    pub async fn summarize(self: &Arc<Self>, text: String, on_token: Option<TokenSink>) -> Outcome {
+    pub async fn summarize(&self, text: String, on_token: Option<TokenSink>) -> Outcome {
         match &self.kind {
             Kind::Extractive { sentences } => {
                 let n = *sentences;

@@ -98,7 +98,7 @@ pub async fn run(
                     None => break,
                     Some(item) => {
                         if !run.summarizer.budget_spent() && run.wanted(&pool, &item.content_hash, sweep).await? {
-                            run.spawn(item);
+                            run.spawn(item.content_hash, item.text);
                         }
                     }
                 },
@@ -123,7 +123,7 @@ pub async fn run(
             if run.summarizer.budget_spent() {
                 break 'sweep;
             }
-            run.spawn_owned(content_hash, text);
+            run.spawn(content_hash, text);
         }
     }
     while !run.tasks.is_empty() {
@@ -181,11 +181,7 @@ impl Run {
         Ok(true)
     }
 
-    fn spawn(&mut self, item: Item) {
-        self.spawn_owned(item.content_hash, item.text);
-    }
-
-    fn spawn_owned(&mut self, content_hash: String, text: String) {
+    fn spawn(&mut self, content_hash: String, text: String) {
         let s = self.summarizer.clone();
         self.tasks.spawn(async move {
             let outcome = s.summarize(text, None).await;
