@@ -556,8 +556,8 @@ async fn load_robots(ctx: &WorkerCtx, pool: &sqlx::SqlitePool, origin: &str) -> 
             fetch: RobotsFetch {
                 status: status.map(|s| s as u16),
                 body: body.unwrap_or_default(),
-                error: None,
                 fetched_at,
+                ..RobotsFetch::default()
             },
             fresh: false,
         },

@@ -64,7 +64,14 @@ pub struct Response {
 }
 
 /// The text a refused resolution carries through reqwest's error chain.
-pub const BLOCKED: &str = "address blocked";
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{host} is {ip}, an internal address (name the host with --allow-host or use --allow-private-addresses)"
+)]
+pub struct AddressBlocked {
+    host: String,
+    ip: std::net::IpAddr,
+}
 
 /// Whether an address is one a crawler must not be steered to: loopback,
 /// private (RFC 1918, unique local), link-local (incl. 169.254.169.254),
@@ -119,11 +126,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .filter(|a| trusted || !is_internal(a.ip()))
                 .collect();
             if allowed.is_empty() && !addrs.is_empty() {
-                let err: Box<dyn std::error::Error + Send + Sync> = format!(
-                    "{BLOCKED}: {host} resolves to {} (internal; name the host with --allow-host or use --allow-private-addresses)",
-                    addrs[0].ip()
-                )
-                .into();
+                let ip = addrs[0].ip();
+                let err: Box<dyn std::error::Error + Send + Sync> =
+                    Box::new(AddressBlocked { host, ip });
                 return Err(err);
             }
             let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
@@ -154,7 +159,7 @@ pub enum FetchError {
     #[error("request failed: {0}")]
     Request(String),
     /// The host resolves to an internal address it may not use.
-    #[error("{0}")]
+    #[error("address blocked: {0}")]
     Blocked(String),
 }
 
@@ -176,10 +181,16 @@ impl FetchError {
     }
 
     fn from_reqwest(e: reqwest::Error, in_body: bool) -> Self {
+        // The guard's refusal comes back wrapped by the connector.
+        let mut src: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(s) = src {
+            if let Some(b) = s.downcast_ref::<AddressBlocked>() {
+                return Self::Blocked(b.to_string());
+            }
+            src = s.source();
+        }
         let detail = error_chain(&e);
-        if let Some(at) = detail.find(BLOCKED) {
-            Self::Blocked(detail[at..].to_string())
-        } else if e.is_timeout() {
+        if e.is_timeout() {
             Self::Timeout
         } else if e.is_connect() {
             Self::Connect(detail)
@@ -283,10 +294,8 @@ impl Fetcher {
                 && is_internal(ip)
                 && !url.host_str().is_some_and(|h| trusted.contains(h))
             {
-                return Err(FetchError::Blocked(format!(
-                    "{BLOCKED}: {} is internal (name the host with --allow-host or use --allow-private-addresses)",
-                    url.host_str().unwrap_or_default()
-                )));
+                let host = url.host_str().unwrap_or_default().to_string();
+                return Err(FetchError::Blocked(AddressBlocked { host, ip }.to_string()));
             }
         }
         let started = Instant::now();

@@ -124,13 +124,7 @@ impl Hosts {
         };
         if let Robots::Unavailable(why) = robots {
             // A host that resolves to an internal address is never asked.
-            // (A robots.txt redirect to another, internal, host is only an
-            // unavailable robots.txt.)
-            let host = Url::parse(origin)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_default();
-            if why.contains(&format!("{}: {host} ", crate::fetch::BLOCKED)) {
+            if fetch.blocked {
                 let reason = SkipReason::BlockedAddress;
                 self.entries
                     .insert(Arc::from(origin), RobotsState::GaveUp(reason));

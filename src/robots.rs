@@ -34,6 +34,10 @@ pub struct RobotsFetch {
     pub body: Vec<u8>,
     /// Why there is no usable answer (network error, too many redirects).
     pub error: Option<String>,
+    /// The origin's own host resolves to an internal address it may not
+    /// use: it is never to be asked. (Not stored; such an answer is never
+    /// reused.)
+    pub blocked: bool,
     /// Epoch milliseconds.
     pub fetched_at: i64,
 }
@@ -221,10 +225,13 @@ pub async fn fetch(fetcher: &Fetcher, origin: &str) -> RobotsFetch {
         out.error = Some(format!("no robots.txt URL for {origin}"));
         return out;
     };
-    for _ in 0..=MAX_ROBOTS_REDIRECTS {
+    for hop in 0..=MAX_ROBOTS_REDIRECTS {
         let resp = match fetcher.get_limited(&url, MAX_ROBOTS_SIZE).await {
             Ok(r) => r,
             Err(e) => {
+                // A refused redirect hop to another host is only an
+                // unavailable robots.txt.
+                out.blocked = hop == 0 && matches!(e, FetchError::Blocked(_));
                 out.error = Some(format!("robots.txt: {}", describe(&e)));
                 return out;
             }
