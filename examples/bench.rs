@@ -11,8 +11,7 @@
 //! crawl summarizes as it goes (the extractive default) unless
 //! `--no-summaries`; the summarizer alone is timed on one core too.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -285,19 +284,8 @@ fn main() {
     let hosts: usize = nums.get(1).copied().unwrap_or(8) as usize;
     let kind = if text_heavy { "text-heavy" } else { "article" };
 
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--serve", &pages.to_string(), &hosts.to_string(), kind])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("ports");
-    let ports: Vec<u16> = line
-        .split_whitespace()
-        .map(|p| p.parse().expect("port"))
-        .collect();
+    let (mut child, ports) =
+        common::spawn_server(&["--serve", &pages.to_string(), &hosts.to_string(), kind]);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("bench.db");

@@ -9,8 +9,7 @@
 //! Prints the largest frontier seen, the crawler's peak RSS, and how fast
 //! URLs were discovered and stored.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -82,16 +81,8 @@ fn main() {
         return;
     }
     let hubs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--serve", &hubs.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("port");
-    let port: u16 = line.trim().parse().expect("port");
+    let (mut child, ports) = common::spawn_server(&["--serve", &hubs.to_string()]);
+    let port = ports[0];
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("frontier.db");

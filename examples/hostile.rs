@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,16 +159,8 @@ async fn serve(hostile: bool) {
 /// Crawls one site in this process; prints `peak_rss_mb pages failed secs`.
 fn crawl(hostile: bool) {
     let kind = if hostile { "hostile" } else { "ordinary" };
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--serve", kind])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("port");
-    let port: u16 = line.trim().parse().expect("port");
+    let (mut child, ports) = common::spawn_server(&["--serve", kind]);
+    let port = ports[0];
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = CrawlConfig::new(&[format!("http://127.0.0.1:{port}/")]).expect("config");
     // Default concurrency (32, 2 per host); no rate limit, so it is quick.

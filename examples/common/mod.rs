@@ -1,7 +1,9 @@
 //! What the benchmarks share: running a crawl and measuring it (Linux
 //! `/proc`).
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +34,26 @@ pub fn crawl(db: &Path, cfg: CrawlConfig, counters: Arc<Counters>) -> (CrawlRepo
         started.elapsed().as_secs_f64(),
         cpu_seconds() - cpu0,
     )
+}
+
+/// Runs this program again with `args` (its server mode, in a process of
+/// its own so it does not count in the crawler's CPU and memory) and
+/// returns it with the ports it prints on its first line.
+pub fn spawn_server(args: &[&str]) -> (Child, Vec<u16>) {
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ports");
+    let ports = line
+        .split_whitespace()
+        .map(|p| p.parse().expect("port"))
+        .collect();
+    (child, ports)
 }
 
 /// A `kB` field of `/proc/self/status` (`VmHWM:` is the peak RSS).
