@@ -33,6 +33,17 @@ pub async fn trawl_async(args: Vec<String>) -> Output {
     .unwrap()
 }
 
+/// `trawl crawl SEED --db DB --per-host-rate 0 -q` and `extra`: a quick,
+/// quiet crawl.
+pub fn quick_crawl(seed: &str, db: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["crawl", seed, "--db", db, "--per-host-rate", "0", "-q"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
 pub fn db_arg(dir: &Path) -> String {
     dir.join("t.db").display().to_string()
 }
@@ -112,16 +123,7 @@ async fn crawl_then_export_pages_as_jsonl() {
     let (a, _b) = util::two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_async(vec![
-        "crawl".into(),
-        a.url("/"),
-        "--db".into(),
-        db.clone(),
-        "--per-host-rate".into(),
-        "0".into(),
-        "-q".into(),
-    ])
-    .await;
+    let o = trawl_async(quick_crawl(&a.url("/"), &db, &[])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary = stderr(&o);
     assert!(summary.contains("finished: 14 fetched"), "{summary}");
@@ -280,17 +282,8 @@ pub fn lock_file(db: &str) -> std::path::PathBuf {
 async fn no_sitemaps_reads_none() {
     let a = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let o = trawl_async(vec![
-        "crawl".into(),
-        a.url("/"),
-        "--db".into(),
-        db_arg(dir.path()),
-        "--per-host-rate".into(),
-        "0".into(),
-        "--no-sitemaps".into(),
-        "-q".into(),
-    ])
-    .await;
+    let db = db_arg(dir.path());
+    let o = trawl_async(quick_crawl(&a.url("/"), &db, &["--no-sitemaps"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stderr(&o).contains("sitemaps:"), "{}", stderr(&o));
     let all = a.all_requests();
@@ -357,27 +350,15 @@ fn completions_are_printed_for_each_shell() {
 async fn fail_on_error_turns_failed_pages_into_exit_1() {
     let a = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let run = |db: String, extra: Option<&str>| {
-        let mut args = vec![
-            "crawl".to_string(),
-            a.url("/"),
-            "--db".into(),
-            db,
-            "--per-host-rate".into(),
-            "0".into(),
-            "-q".into(),
-        ];
-        args.extend(extra.map(str::to_string));
-        trawl_async(args)
-    };
+    let run = |db: String, extra: &[&str]| trawl_async(quick_crawl(&a.url("/"), &db, extra));
     // The fixture has a broken link: by default that is information...
-    let o = run(dir.path().join("a.db").display().to_string(), None).await;
+    let o = run(dir.path().join("a.db").display().to_string(), &[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("http_404=1"), "{}", stderr(&o));
     // ...and with --fail-on-error a failure.
     let o = run(
         dir.path().join("b.db").display().to_string(),
-        Some("--fail-on-error"),
+        &["--fail-on-error"],
     )
     .await;
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

@@ -79,6 +79,18 @@ pub async fn run(cfg: CrawlConfig) -> Crawled {
     Crawled { dir, store, report }
 }
 
+/// Resumes the crawl in `store` with its settings changed by `adjust`.
+pub async fn resume(store: &Store, adjust: impl FnOnce(&mut CrawlConfig)) -> CrawlReport {
+    crawl::resume(
+        store,
+        adjust,
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap()
+}
+
 /// The reason recorded for `url` in a map from [`Crawled::urls_in`].
 fn reason<'a>(urls: &'a BTreeMap<String, String>, url: &str) -> Option<&'a str> {
     urls.get(url).map(String::as_str)
@@ -412,14 +424,7 @@ async fn resume_with_a_higher_budget_continues_without_refetching() {
     cfg.limits.max_pages = Some(30);
     let c = run(cfg).await;
     assert_eq!(a.requests().len(), 30);
-    let report = crawl::resume(
-        &c.store,
-        |cfg| cfg.limits.max_pages = None,
-        Controls::default(),
-        Arc::new(Counters::default()),
-    )
-    .await
-    .unwrap();
+    let report = resume(&c.store, |cfg| cfg.limits.max_pages = None).await;
     assert_eq!(report.outcome, CrawlOutcome::Finished);
     assert_eq!(c.pages().await.len() as u64, util::GEN_PAGES);
     a.assert_no_duplicates();
@@ -461,14 +466,7 @@ async fn stop_returns_unfinished_work_to_the_queue_and_resume_finishes_it() {
     let before = a.requests().len();
     assert!(before > 0 && (before as u64) < util::GEN_PAGES);
 
-    let report = crawl::resume(
-        &store,
-        |c| c.politeness.per_host_rate = 0.0,
-        Controls::default(),
-        Arc::new(Counters::default()),
-    )
-    .await
-    .unwrap();
+    let report = resume(&store, |c| c.politeness.per_host_rate = 0.0).await;
     assert_eq!(report.outcome, CrawlOutcome::Finished);
     assert_eq!(report.pages_stored as u64, util::GEN_PAGES);
     a.assert_no_duplicates();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::cli::{db_arg, stderr, trawl_async};
+use crate::cli::{db_arg, quick_crawl, stderr, trawl_async};
 use crate::util;
 
 fn s(list: &[&str]) -> Vec<String> {
@@ -39,17 +39,11 @@ async fn crawled() -> (util::Server, util::Server, tempfile::TempDir, String) {
     let (a, b) = util::two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_async(s(&[
-        "crawl",
+    let o = trawl_async(quick_crawl(
         &a.url("/"),
-        "--db",
         &db,
-        "--allow-host",
-        "localhost",
-        "--per-host-rate",
-        "0",
-        "-q",
-    ]))
+        &["--allow-host", "localhost"],
+    ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     (a, b, dir, db)
@@ -201,16 +195,8 @@ async fn csv_neutralizes_formulas_and_quotes_what_needs_it() {
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_async(s(&[
-        "crawl",
-        &format!("http://127.0.0.1:{}/", addr.port()),
-        "--db",
-        &db,
-        "--per-host-rate",
-        "0",
-        "-q",
-    ]))
-    .await;
+    let seed = format!("http://127.0.0.1:{}/", addr.port());
+    let o = trawl_async(quick_crawl(&seed, &db, &[])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = export(&db, &["--what", "pages", "--format", "csv"]).await;
     let (header, rows) = csv_rows(&text);

@@ -519,14 +519,7 @@ async fn a_resumed_crawl_reads_robots_txt_from_the_database() {
     .await;
     let c = crawl(&[&s], |cfg| cfg.limits.max_pages = Some(2)).await;
     assert_eq!(s.requests().len(), 2);
-    let report = trawl::crawl::resume(
-        &c.store,
-        |cfg| cfg.limits.max_pages = None,
-        trawl::crawl::Controls::default(),
-        Arc::new(trawl::progress::Counters::default()),
-    )
-    .await
-    .unwrap();
+    let report = crate::crawl::resume(&c.store, |cfg| cfg.limits.max_pages = None).await;
     assert_eq!(report.pages_stored, 3, "/, /a, /b");
     let robots = s
         .all_requests()

@@ -67,12 +67,7 @@ async fn kill_at(mut child: Child, server: &Server, requests: usize) {
 
 /// Paths of the URLs with a stored page, and the number of page rows.
 async fn stored_pages(db: &Path) -> (BTreeSet<String>, usize) {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
+    let mut conn = util::read_only(db).await;
     let urls: Vec<String> = sqlx::query_scalar(
         "SELECT u.url FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
     )

@@ -12,10 +12,8 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sqlx::Row;
-use trawl::crawl::{self, Controls};
-use trawl::progress::Counters;
 
-use crate::crawl::{Crawled, config, run};
+use crate::crawl::{Crawled, config, resume, run};
 use crate::util::{Server, listener};
 
 /// Path → (content type, body). Anything else is a 404.
@@ -347,14 +345,7 @@ async fn a_resumed_crawl_reads_sitemaps_left_queued_as_sitemaps() {
         ("skipped".into(), "max_pages".into())
     );
 
-    let report = crawl::resume(
-        &c.store,
-        |cfg| cfg.limits.max_pages = None,
-        Controls::default(),
-        Arc::new(Counters::default()),
-    )
-    .await
-    .unwrap();
+    let report = resume(&c.store, |cfg| cfg.limits.max_pages = None).await;
     assert_eq!(report.pages_stored, 7, "{report:?}");
     let pages = c.pages().await;
     assert!(pages.contains_key(&s.url("/orphan/3")));

@@ -13,10 +13,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{Connection, Row};
 
-use crate::cli::{db_arg, stderr};
+use crate::cli::{db_arg, quick_crawl, stderr};
 use crate::util::{Server, listener};
 
 const KEY: &str = "sk-test-SECRET-4242";
@@ -237,12 +236,7 @@ fn args(list: &[&str]) -> Vec<String> {
 /// content text → (state, summary or error, chunks), for every summary row
 /// joined to the page it belongs to.
 async fn summaries(db: &str) -> HashMap<String, (String, String, i64)> {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
+    let mut conn = crate::util::read_only(db).await;
     let rows = sqlx::query(
         "SELECT p.text, s.state, COALESCE(s.summary, s.error), s.chunks FROM summaries s \
          JOIN pages p ON p.content_hash = s.content_hash",
@@ -257,21 +251,18 @@ async fn summaries(db: &str) -> HashMap<String, (String, String, i64)> {
 }
 
 fn crawl_args(site: &Server, llm: &FakeLlm, db: &str, extra: &[&str]) -> Vec<String> {
-    let mut a = args(&[
-        "crawl",
+    let mut a = quick_crawl(
         &site.url("/"),
-        "--db",
         db,
-        "--per-host-rate",
-        "0",
-        "-q",
-        "--summarizer",
-        "llm",
-        "--llm-base-url",
-        &llm.base,
-        "--llm-model",
-        "fake-1",
-    ]);
+        &[
+            "--summarizer",
+            "llm",
+            "--llm-base-url",
+            &llm.base,
+            "--llm-model",
+            "fake-1",
+        ],
+    );
     a.extend(args(extra));
     a
 }
@@ -521,17 +512,7 @@ async fn summarize_one_page_streams_its_summary() {
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_llm(args(&[
-        "crawl",
-        &s.url("/"),
-        "--db",
-        &db,
-        "--per-host-rate",
-        "0",
-        "--no-summaries",
-        "-q",
-    ]))
-    .await;
+    let o = trawl_llm(quick_crawl(&s.url("/"), &db, &["--no-summaries"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(summaries(&db).await.is_empty());
     let o = trawl_llm(args(&[
@@ -570,18 +551,7 @@ async fn the_offline_default_summarizes_every_page_deterministically() {
     let s = site(served).await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_llm(args(&[
-        "crawl",
-        &s.url("/"),
-        "--db",
-        &db,
-        "--per-host-rate",
-        "0",
-        "--summary-sentences",
-        "2",
-        "-q",
-    ]))
-    .await;
+    let o = trawl_llm(quick_crawl(&s.url("/"), &db, &["--summary-sentences", "2"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let sums = summaries(&db).await;
     // The home page is only navigation: no text, no summary. The noindex

@@ -14,6 +14,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
+/// A read-only connection to the database at `db` (beside a process that
+/// may have it open).
+pub async fn read_only(db: impl AsRef<std::path::Path>) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap()
+}
+
 /// A running fixture server.
 pub struct Server {
     pub addr: SocketAddr,
