@@ -410,3 +410,31 @@ async fn ip_literals_are_checked_too_and_proxies_are_not_used() {
         .unwrap();
     assert_eq!(ok.status, 200);
 }
+
+#[tokio::test]
+async fn only_the_origins_own_host_refused_blocks_it_not_a_robots_redirect() {
+    use trawl::fetch::{AddressPolicy, FetchConfig, Fetcher};
+    let l = listener().await;
+    let port = l.local_addr().unwrap().port();
+    // robots.txt redirects to the cloud metadata address.
+    let app = Router::new().fallback(|| async {
+        (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, "http://169.254.169.254/robots.txt")],
+        )
+    });
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let f = Fetcher::with_policy(
+        &FetchConfig::default(),
+        AddressPolicy::TrustedHosts(vec!["127.0.0.1".into()]),
+    )
+    .unwrap();
+    // The named origin answered; only its redirect hop was refused: an
+    // unavailable robots.txt, not a blocked host.
+    let named = trawl::robots::fetch(&f, &format!("http://127.0.0.1:{port}")).await;
+    assert!(!named.blocked);
+    assert!(named.error.unwrap().contains("address blocked"));
+    // An origin whose own host is internal and not named is blocked.
+    let other = trawl::robots::fetch(&f, &format!("http://localhost:{port}")).await;
+    assert!(other.blocked, "{:?}", other.error);
+}
