@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::{Condvar, Mutex};
 
 use ego_tree::iter::Edge;
 use encoding_rs::Encoding;
@@ -47,7 +48,8 @@ pub struct ParsedPage {
     pub links_dropped: usize,
     /// The document was parsed only in part: it nested deeper than
     /// [`MAX_NESTING`], had more than [`MAX_ELEMENTS`] elements or more
-    /// than [`MAX_PARSE_BYTES`] of HTML.
+    /// than [`MAX_PARSE_BYTES`] of HTML, or its text was cut at
+    /// [`MAX_TEXT_BYTES`].
     pub cut: bool,
     /// Readable text: no scripts, styles or markup; one line per block.
     pub text: String,
@@ -68,8 +70,12 @@ impl Default for ParseLimits {
 }
 
 /// Whether a response should be parsed as HTML. Without a `Content-Type`,
-/// the body is sniffed for a leading `<!doctype html` or `<html`.
+/// the body is sniffed for a leading `<!doctype html` or `<html`. A body
+/// that [looks binary](looks_binary) is not HTML whatever its header says.
 pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
+    if looks_binary(body) {
+        return false;
+    }
     match content_type {
         Some(ct) => {
             let mime = ct.split(';').next().unwrap_or("").trim();
@@ -87,6 +93,24 @@ pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
                     || head[..5].eq_ignore_ascii_case(b"<html"))
         }
     }
+}
+
+/// How much of a body [`looks_binary`] reads.
+const SNIFF_BYTES: usize = 1024;
+
+/// Whether the start of a body holds a byte no text uses: one of the
+/// "binary data bytes" of the WHATWG MIME Sniffing standard (C0 controls
+/// other than TAB, LF, FF, CR and ESC) in its first 1,024 bytes. Images,
+/// archives, executables and random bytes served as `text/html` have one
+/// there; text in any ASCII-compatible encoding does not. A UTF-16 body
+/// (by its BOM) is text whatever its bytes.
+pub fn looks_binary(body: &[u8]) -> bool {
+    if matches!(Encoding::for_bom(body), Some((e, _)) if e != encoding_rs::UTF_8) {
+        return false;
+    }
+    body[..body.len().min(SNIFF_BYTES)]
+        .iter()
+        .any(|&b| matches!(b, 0x00..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f))
 }
 
 /// Decodes an HTML body: BOM first, then the `Content-Type` charset, then a
@@ -262,19 +286,34 @@ fn is_block(name: &str) -> bool {
     )
 }
 
-/// Whitespace-collapsing text accumulator.
-#[derive(Default)]
+/// Whitespace-collapsing text accumulator, holding at most `cap` bytes.
 struct TextBuf {
     out: String,
     pending_space: bool,
+    cap: usize,
+    /// Text was dropped at the cap.
+    full: bool,
 }
 
 impl TextBuf {
+    fn new(cap: usize) -> Self {
+        Self {
+            out: String::new(),
+            pending_space: false,
+            cap,
+            full: false,
+        }
+    }
+
     /// Appends text, collapsing runs of HTML whitespace (ASCII space, tab,
     /// LF, FF, CR) to one space. This is the hottest loop of parsing, so it
     /// scans bytes: whitespace is ASCII, and slicing at ASCII bytes always
-    /// leaves valid UTF-8.
+    /// leaves valid UTF-8. Past the cap, text is dropped (a word at the cap
+    /// is cut at a character boundary).
     fn push(&mut self, t: &str) {
+        if self.full {
+            return;
+        }
         let bytes = t.as_bytes();
         let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r');
         let mut i = 0;
@@ -288,16 +327,30 @@ impl TextBuf {
             while i < bytes.len() && !is_ws(bytes[i]) {
                 i += 1;
             }
-            if self.pending_space && !self.out.is_empty() && !self.out.ends_with('\n') {
+            let space = self.pending_space && !self.out.is_empty() && !self.out.ends_with('\n');
+            let mut word = &t[start..i];
+            let room = self.cap.saturating_sub(self.out.len() + usize::from(space));
+            if word.len() > room {
+                let mut end = room;
+                while !word.is_char_boundary(end) {
+                    end -= 1;
+                }
+                word = &word[..end];
+                self.full = true;
+            }
+            if space && !word.is_empty() {
                 self.out.push(' ');
             }
-            self.out.push_str(&t[start..i]);
+            self.out.push_str(word);
             self.pending_space = false;
+            if self.full {
+                return;
+            }
         }
     }
 
     fn newline(&mut self) {
-        if !self.out.is_empty() && !self.out.ends_with('\n') {
+        if !self.full && !self.out.is_empty() && !self.out.ends_with('\n') {
             self.out.push('\n');
         }
         self.pending_space = false;
@@ -312,7 +365,7 @@ impl TextBuf {
 }
 
 fn collapse(s: &str) -> String {
-    let mut b = TextBuf::default();
+    let mut b = TextBuf::new(usize::MAX);
     b.push(s);
     b.finish()
 }
@@ -343,6 +396,10 @@ pub const MAX_NESTING: usize = 1024;
 /// Elements parsed at most: a tree costs a few hundred bytes an element,
 /// and a page of 100,000 links would otherwise hold ~100 MB while parsed.
 pub const MAX_ELEMENTS: usize = 50_000;
+/// Text kept at most, in bytes of UTF-8: a page's text is cut here (and
+/// the page marked truncated). A long book is ~3 MB of text; the
+/// summarizers read far less.
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
 /// HTML parsed at most (the body itself may be longer, up to
 /// `--max-body-size`, and is hashed whole).
 pub const MAX_PARSE_BYTES: usize = 4 << 20;
@@ -386,12 +443,25 @@ fn unnested(name: &[u8]) -> bool {
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
-/// Where the document's tags first nest deeper than `max` (estimated from
-/// start and end tags) or pass [`MAX_ELEMENTS`] start tags, if they do.
-fn nesting_cut(html: &str, max: usize) -> Option<usize> {
+/// What a byte scan of a document found before parsing it.
+#[derive(Debug, PartialEq, Eq)]
+struct Scan {
+    /// Where the document's tags first nest deeper than the maximum
+    /// (estimated from start and end tags) or pass [`MAX_ELEMENTS`] start
+    /// tags, if they do.
+    cut: Option<usize>,
+    /// Start tags before the cut: what the tree will hold.
+    elements: usize,
+}
+
+/// Scans a document's tags up to where it should be cut (see [`Scan`]).
+fn scan(html: &str, max: usize) -> Scan {
     let b = html.as_bytes();
     let mut depth = 0usize;
     let mut elements = 0usize;
+    // Open `<svg>`/`<math>`: only there does `/>` close an element; in
+    // HTML, `<div/>` opens one like `<div>`.
+    let mut foreign = 0usize;
     let mut i = 0;
     while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
         let at = i + off;
@@ -414,11 +484,15 @@ fn nesting_cut(html: &str, max: usize) -> Option<usize> {
         if name.is_empty() || !name[0].is_ascii_alphabetic() {
             continue;
         }
+        let cut = |elements| Scan {
+            cut: Some(at),
+            elements,
+        };
         if !closing {
-            elements += 1;
-            if elements > MAX_ELEMENTS {
-                return Some(at);
+            if elements == MAX_ELEMENTS {
+                return cut(elements);
             }
+            elements += 1;
             // Raw text: `<` inside a script (`i<n`) is not a tag.
             const RAW: [&[u8]; 5] = [b"</script", b"</style", b"</textarea", b"</title", b"</xmp"];
             if let Some(close) = RAW.iter().find(|c| c[2..].eq_ignore_ascii_case(name)) {
@@ -428,25 +502,86 @@ fn nesting_cut(html: &str, max: usize) -> Option<usize> {
         if unnested(name) {
             continue;
         }
+        let is_foreign = name.eq_ignore_ascii_case(b"svg") || name.eq_ignore_ascii_case(b"math");
         if closing {
             depth = depth.saturating_sub(1);
+            if is_foreign {
+                foreign = foreign.saturating_sub(1);
+            }
         } else {
-            let self_closing = b[end..]
-                .iter()
-                .position(|&c| c == b'>')
-                .is_some_and(|gt| gt > 0 && b[end + gt - 1] == b'/');
+            let self_closing = (foreign > 0 || is_foreign)
+                && b[end..]
+                    .iter()
+                    .position(|&c| c == b'>')
+                    .is_some_and(|gt| gt > 0 && b[end + gt - 1] == b'/');
             if !self_closing {
                 depth += 1;
+                foreign += usize::from(is_foreign);
                 if depth > max {
-                    return Some(at);
+                    return cut(elements - 1);
                 }
             }
         }
     }
-    None
+    Scan {
+        cut: None,
+        elements,
+    }
 }
 
-/// Parses an already decoded HTML document.
+/// What a parse tree costs per element, estimated: the node, its
+/// attributes and its text node (~170 bytes a node, measured, with the
+/// node vector's doubling).
+const TREE_BYTES_PER_ELEMENT: usize = 400;
+
+/// Parse trees alive at once across all threads, in estimated bytes: about
+/// one tree of the largest kind parsed ([`MAX_ELEMENTS`] elements of
+/// [`MAX_PARSE_BYTES`]). Ordinary pages (~100 KB of tree) never wait; a
+/// page of 50,000 elements waits until it is parsed alone, so parsing
+/// memory does not grow with the number of cores.
+const TREE_BUDGET: usize = 24 << 20;
+
+static TREES: TreeBudget = TreeBudget {
+    used: Mutex::new(0),
+    freed: Condvar::new(),
+};
+
+struct TreeBudget {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A share of [`TREE_BUDGET`], given back when dropped.
+struct TreeLease {
+    budget: &'static TreeBudget,
+    bytes: usize,
+}
+
+impl TreeBudget {
+    /// Blocks until `bytes` fit in the budget, or nothing else is held.
+    fn take(&'static self, bytes: usize) -> TreeLease {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + bytes > TREE_BUDGET {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += bytes;
+        TreeLease {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for TreeLease {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// Parses an already decoded HTML document. Blocks while other threads'
+/// trees fill the parse budget (see [`TREE_BUDGET`]).
 pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
     let mut limit = html.len();
     if limit > MAX_PARSE_BYTES {
@@ -455,7 +590,10 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
             limit -= 1;
         }
     }
-    let cut = nesting_cut(&html[..limit], MAX_NESTING).unwrap_or(limit);
+    let scan = scan(&html[..limit], MAX_NESTING);
+    let cut = scan.cut.unwrap_or(limit);
+    // Dropped after `doc`.
+    let _lease = TREES.take(scan.elements * TREE_BYTES_PER_ELEMENT + cut);
     let doc = Html::parse_document(&html[..cut]);
     let mut page = ParsedPage {
         cut: cut < html.len(),
@@ -480,8 +618,8 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
 
     // The text outside boilerplate, and the part of it inside `<main>`
     // (or role=main): the page's text is the latter if there is any.
-    let mut text = TextBuf::default();
-    let mut main_text = TextBuf::default();
+    let mut text = TextBuf::new(MAX_TEXT_BYTES);
+    let mut main_text = TextBuf::new(MAX_TEXT_BYTES);
     // Open elements that hide text (scripts, styles…): no text, no anchor
     // text.
     let mut hidden = 0usize;
@@ -571,7 +709,11 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
                                         nofollow,
                                     );
                                 } else {
-                                    anchor = Some((target, nofollow, TextBuf::default()));
+                                    anchor = Some((
+                                        target,
+                                        nofollow,
+                                        TextBuf::new(MAX_ANCHOR_CHARS * 4),
+                                    ));
                                 }
                             }
                         }
@@ -599,9 +741,7 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
                             main_text.push(t);
                         }
                     }
-                    if let Some((_, _, buf)) = anchor.as_mut()
-                        && buf.out.len() < MAX_ANCHOR_CHARS * 4
-                    {
+                    if let Some((_, _, buf)) = anchor.as_mut() {
                         buf.push(t);
                     }
                 }
@@ -649,12 +789,13 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
         }
     }
     page.links = links;
-    let main_text = main_text.finish();
-    page.text = if main_text.is_empty() {
-        text.finish()
+    let text = if main_text.out.is_empty() {
+        text
     } else {
         main_text
     };
+    page.cut |= text.full;
+    page.text = text.finish();
     page
 }
 
@@ -763,16 +904,24 @@ mod tests {
         assert!(page.cut);
         assert!(page.text.starts_with("before"));
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
-        // Unclosed paragraphs, list items and cells, void and self-closed
-        // elements do not nest.
+        // Unclosed paragraphs, list items and cells, void elements and
+        // self-closed SVG elements do not nest.
         let flat = format!(
-            "<ul>{}</ul><table>{}</table>{}{}",
+            "<ul>{}</ul><table>{}</table>{}{}<svg/>",
             "<li>x".repeat(5000),
             "<tr><td>a<td>b".repeat(3000),
             "<p>para<br><img src=a.png>".repeat(5000),
-            "<div/><span/>".repeat(3000)
+            "<svg><path d=M0/><circle r=1 /></svg><math><mi/></math>".repeat(3000)
         );
         assert!(!p(&flat).cut);
+        // In HTML `/>` closes nothing: `<div/>` opens a div, so these nest.
+        assert_eq!(
+            scan(&"<div/>".repeat(2000), MAX_NESTING),
+            Scan {
+                cut: Some(MAX_NESTING * 6),
+                elements: MAX_NESTING
+            }
+        );
         // `<` in scripts and comments is not a tag.
         let scripted = format!(
             "<body><p>Text</p><script>{}</script><!--{}--><a href=/y>y</a></body>",
@@ -795,6 +944,48 @@ mod tests {
             "word ".repeat(MAX_PARSE_BYTES / 4)
         );
         assert!(p(&big).cut);
+    }
+
+    #[test]
+    fn text_is_capped() {
+        let long = format!("<body><p>{}</p></body>", "wörd ".repeat(300_000));
+        let page = p(&long);
+        assert!(page.cut);
+        assert!(page.text.len() <= MAX_TEXT_BYTES);
+        assert!(page.text.len() > MAX_TEXT_BYTES - 8);
+        // One word longer than the cap is cut at a character boundary.
+        let word = format!("<body><p>{}</p></body>", "ü".repeat(MAX_TEXT_BYTES));
+        let page = p(&word);
+        assert!(page.cut && page.text.len() == MAX_TEXT_BYTES);
+        // Anchor text is bounded too.
+        let anchor = format!("<a href=/a>{}</a>", "a ".repeat(100_000));
+        assert_eq!(p(&anchor).links[0].anchor.chars().count(), MAX_ANCHOR_CHARS);
+        assert!(!p("<p>short</p>").cut);
+    }
+
+    #[test]
+    fn a_tree_over_the_budget_waits_until_it_is_alone() {
+        let budget: &'static TreeBudget = Box::leak(Box::new(TreeBudget {
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }));
+        let small = budget.take(1000);
+        let small2 = budget.take(1000);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let big = budget.take(TREE_BUDGET);
+            tx.send(()).unwrap();
+            drop(big);
+        });
+        drop(small);
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err()
+        );
+        drop(small2);
+        rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+        waiter.join().unwrap();
+        assert_eq!(*budget.used.lock().unwrap(), 0);
     }
 
     #[test]
@@ -878,5 +1069,23 @@ mod tests {
         assert!(is_html(None, b"  <!DOCTYPE html><html>"));
         assert!(is_html(None, b"<HTML>"));
         assert!(!is_html(None, b"%PDF-1.4"));
+        // Binary served as HTML: a PNG, zeros, a NUL in the first 1 KiB.
+        assert!(!is_html(
+            Some("text/html"),
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"
+        ));
+        assert!(!is_html(Some("text/html"), &[0u8; 4096]));
+        let nul_at = |i: usize| {
+            let mut b = b"<p>".repeat(500);
+            b[i] = 0;
+            b
+        };
+        assert!(!is_html(Some("text/html"), &nul_at(1000)));
+        // ...but a NUL after the first 1 KiB, ESC (ISO-2022-JP), form
+        // feeds and UTF-16 with its BOM are text.
+        assert!(is_html(Some("text/html"), &nul_at(1100)));
+        assert!(is_html(Some("text/html"), b"<p>\x1b$B$3$s\x1b(B\x0c</p>"));
+        assert!(is_html(Some("text/html"), b"\xff\xfe<\0p\0>\0"));
+        assert!(looks_binary(b"\xef\xbb\xbf<p>\0"));
     }
 }

@@ -96,7 +96,7 @@ async fn hostile_site(raw: u16) -> (u16, Vec<&'static str>) {
         home.push_str(&format!("<a href=\"http://127.0.0.1:{raw}{p}\">raw</a>"));
     }
     home.push_str("</body></html>");
-    let bomb = gzip(&vec![0u8; 16 << 20]);
+    let bomb = gzip(&[b"<p>".as_slice(), &b"bomb text ".repeat((16 << 20) / 10)].concat());
     let app = Router::new().fallback(move |req: axum::extract::Request| {
         let home = home.clone();
         let bomb = bomb.clone();
@@ -104,7 +104,7 @@ async fn hostile_site(raw: u16) -> (u16, Vec<&'static str>) {
             let path = req.uri().path().to_string();
             match path.as_str() {
                 "/" => html(home),
-                // 16 MiB of zeros in a few hundred KB of gzip.
+                // 16 MiB of HTML in a few hundred KB of gzip.
                 "/bomb" => (
                     [
                         (header::CONTENT_TYPE, "text/html"),
@@ -227,6 +227,14 @@ async fn a_hostile_site_is_crawled_to_the_end_with_every_failure_recorded() {
         c.page_field(&url("/bomb"), "size").await.as_deref(),
         Some("8388608")
     );
+    // Its text is cut at 1 MiB.
+    let text = c.page_field(&url("/bomb"), "text").await.unwrap();
+    assert!(
+        text.len() <= 1 << 20 && text.len() > 1 << 19,
+        "{}",
+        text.len()
+    );
+    assert!(text.starts_with("bomb text bomb"));
     // A drip and a stall are cut off by the timeouts.
     assert_eq!(failed[&url("/drip")], "timeout");
     assert_eq!(failed[&url("/stall")], "timeout");
@@ -234,6 +242,13 @@ async fn a_hostile_site_is_crawled_to_the_end_with_every_failure_recorded() {
     for p in ["/binary", "/empty", "/deep"] {
         assert_eq!(pages[&url(p)].0, 200, "{p}");
     }
+    // The binary one unparsed: no text, no encoding.
+    assert_eq!(c.page_field(&url("/binary"), "text").await, None);
+    assert_eq!(c.page_field(&url("/binary"), "encoding").await, None);
+    assert_eq!(
+        c.page_field(&url("/empty"), "encoding").await.as_deref(),
+        Some("UTF-8")
+    );
     // Parsed only to a nesting depth of 1,024 (html5ever is quadratic in
     // depth), and marked truncated.
     assert_eq!(
