@@ -335,11 +335,11 @@ impl Fetcher {
             let chunk = chunk.map_err(|e| FetchError::from_reqwest(e, true))?;
             let room = max_body.saturating_sub(body.len() as u64) as usize;
             if chunk.len() > room {
-                body.extend_from_slice(&chunk[..room]);
+                append(&mut body, &chunk[..room], max_body);
                 truncated = true;
                 break;
             }
-            body.extend_from_slice(&chunk);
+            append(&mut body, &chunk, max_body);
         }
         Ok(Response {
             status,
@@ -356,9 +356,39 @@ impl Fetcher {
     }
 }
 
+/// Appends a chunk to a body of at most `max` bytes, doubling its capacity
+/// but never past `max`: `Vec`'s own doubling would hold 16 MiB for a body
+/// cut at 10 MiB.
+fn append(body: &mut Vec<u8>, chunk: &[u8], max: u64) {
+    let need = body.len() + chunk.len();
+    if need > body.capacity() {
+        let max = usize::try_from(max).unwrap_or(usize::MAX).max(need);
+        let want = (body.capacity() * 2).clamp(need, max);
+        body.reserve_exact(want - body.len());
+    }
+    body.extend_from_slice(chunk);
+}
+
 #[cfg(test)]
 mod address_tests {
     use super::is_internal;
+
+    #[test]
+    fn bodies_grow_to_their_cap_and_no_further() {
+        let mut body = Vec::new();
+        let chunk = [7u8; 16 * 1024];
+        for _ in 0..640 {
+            super::append(&mut body, &chunk, 10 << 20);
+        }
+        assert_eq!(body.len(), 10 << 20);
+        assert_eq!(body.capacity(), 10 << 20);
+        // Small bodies still grow by doubling.
+        let mut small = Vec::new();
+        super::append(&mut small, b"abc", 10 << 20);
+        super::append(&mut small, b"defg", 10 << 20);
+        assert_eq!(small, b"abcdefg");
+        assert!(small.capacity() >= 7 && small.capacity() <= 16);
+    }
 
     #[test]
     fn internal_addresses() {
