@@ -173,7 +173,18 @@ where
             }
         }
         Err(e) => {
-            eprintln!("trawl: {e}");
+            let disk = match &e {
+                CrawlError::Store(se) => se.disk_failure(),
+                _ => None,
+            };
+            match disk {
+                Some(why) => eprintln!(
+                    "trawl: cannot write to {db}: {why}. What was committed before it is kept \
+                     (at most the pages in flight are fetched again); make room, then \
+                     `trawl resume --db {db}` continues the crawl"
+                ),
+                None => eprintln!("trawl: {e}"),
+            }
             match e {
                 CrawlError::Config(_)
                 | CrawlError::CrawlExists { .. }

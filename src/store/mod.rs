@@ -61,6 +61,24 @@ pub enum StoreError {
     WriterGone,
 }
 
+impl StoreError {
+    /// What kept the database from being written, when the disk rather
+    /// than the data is at fault: `SQLITE_FULL` (no space left), or an
+    /// I/O error (`SQLITE_IOERR` and its extended codes; a file size limit
+    /// gives one).
+    pub fn disk_failure(&self) -> Option<&'static str> {
+        let StoreError::Sql(sqlx::Error::Database(e)) = self else {
+            return None;
+        };
+        let code: i32 = e.code()?.parse().ok()?;
+        match code & 0xff {
+            13 => Some("the disk is full"),
+            10 => Some("a disk I/O error (a full disk, a file size limit or a failing device)"),
+            _ => None,
+        }
+    }
+}
+
 /// Lifecycle state of a crawl, as stored in `crawls.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrawlState {

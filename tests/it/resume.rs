@@ -142,6 +142,66 @@ async fn sigkill_at_several_points_then_resume_matches_an_uninterrupted_crawl() 
     assert!(worst <= 1 + kills, "a page fetched {worst} times");
 }
 
+/// A disk that fills up in the middle of a crawl. A file size limit on the
+/// process makes every write past 1 MiB fail, as a full disk does: the
+/// crawl stops with exit 1 and says why and what to do; the database still
+/// opens, and `resume` (with room again) finishes the crawl, fetching again
+/// only what was in flight.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_crawl_with_its_reason_and_resume_finishes_it() {
+    use std::os::unix::process::CommandExt;
+
+    const LIMIT: libc::rlim_t = 1 << 20;
+    let server = util::serve_site(util::listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let args = crawl_args(&server, &db);
+    let o = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trawl"));
+        cmd.args(&args).env("RUST_LOG", "warn").stdin(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // A write past the limit then fails with EFBIG instead of
+                // killing the process.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit {
+                    rlim_cur: LIMIT,
+                    rlim_max: LIMIT,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot write to {db}")), "{err}");
+    assert!(err.contains(&format!("trawl resume --db {db}")), "{err}");
+    let before = server.requests().len();
+    assert!((before as u64) < util::BIG_PAGES, "{before} requests");
+
+    let o = trawl_async(["status", "--db", &db].map(String::from).to_vec()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = trawl_async(resume_args(&db)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (stored, rows) = stored_pages(Path::new(&db)).await;
+    assert_eq!(stored.len() as u64, util::BIG_PAGES);
+    assert_eq!(rows, stored.len());
+    let total = server.requests().len();
+    assert!(
+        total <= util::BIG_PAGES as usize + CONCURRENCY,
+        "{total} requests for {} pages",
+        util::BIG_PAGES
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_on_the_same_database_is_refused() {
