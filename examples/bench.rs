@@ -264,6 +264,7 @@ async fn serve(pages: u64, hosts: usize, text_heavy: bool) {
 }
 
 fn main() {
+    trawl::memory::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
         let pages: u64 = args[2].parse().expect("pages");

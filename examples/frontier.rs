@@ -69,6 +69,7 @@ async fn serve(hubs: u64) {
 }
 
 fn main() {
+    trawl::memory::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--serve") {
         let hubs: u64 = args[2].parse().expect("hubs");

@@ -5,7 +5,7 @@
 //! Crawls two loopback sites, each in its own process so peak RSS is its
 //! own: an ordinary one (2,000 pages of ~20 KB with 20 links each) and the
 //! same site with hostile pages linked from its home page: gzip bombs
-//! (16 MiB of zeros each, cut at the 10 MiB body cap), pages of 100,000
+//! (16 MiB of HTML text each, cut at the 10 MiB body cap), pages of 100,000
 //! links, 100,000-deep nesting, 1 MB of binary served as HTML, drips and
 //! stalls. Prints each crawl's peak RSS, time and outcome, and the ratio.
 
@@ -56,7 +56,10 @@ async fn serve(hostile: bool) {
     let port = l.local_addr().expect("addr").port();
     let bomb = {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(&vec![0u8; 16 << 20]).expect("gzip");
+        enc.write_all(b"<html><body><p>").expect("gzip");
+        for _ in 0..(16 << 20) / 16 {
+            enc.write_all(b"bomb text again ").expect("gzip");
+        }
         enc.finish().expect("gzip")
     };
     let app = Router::new().fallback(move |req: axum::extract::Request| {
@@ -181,6 +184,7 @@ fn crawl(hostile: bool) {
 }
 
 fn main() {
+    trawl::memory::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("--serve") => {

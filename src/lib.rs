@@ -30,6 +30,7 @@ pub mod crawl;
 pub mod export;
 pub mod fetch;
 pub mod hosts;
+pub mod memory;
 pub mod parse;
 pub mod progress;
 pub mod reason;

@@ -6,6 +6,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    trawl::memory::tune_allocator();
     let args = match trawl::config_file::expand(std::env::args_os().collect()) {
         Ok(a) => a,
         Err(msg) => {
