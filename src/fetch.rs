@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap};
+use sha2::{Digest, Sha256};
 use url::Url;
 
 /// HTTP client settings.
@@ -57,7 +58,13 @@ pub struct Response {
     pub retry_after: Option<String>,
     /// Every `X-Robots-Tag` header, joined with ", ".
     pub x_robots_tag: Option<String>,
+    /// The body, or its first bytes when the caller asked to keep fewer
+    /// (see [`Fetcher::get_page`]).
     pub body: Vec<u8>,
+    /// Body bytes read (after decompression), kept or not.
+    pub size: u64,
+    /// SHA-256 (hex) of every body byte read.
+    pub content_hash: String,
     /// The body was longer than `max_body_size` and was cut.
     pub truncated: bool,
     pub elapsed: Duration,
@@ -279,11 +286,32 @@ impl Fetcher {
 
     /// GETs `url` (one hop, no redirects followed).
     pub async fn get(&self, url: &Url) -> Result<Response, FetchError> {
-        self.get_limited(url, self.max_body).await
+        self.fetch(url, self.max_body, |_| usize::MAX).await
+    }
+
+    /// GETs `url`, reading up to `--max-body-size` of its body but keeping
+    /// only the first `keep(content_type)` bytes in memory: the rest is
+    /// hashed and counted, not held. A page whose parse stops at 4 MiB
+    /// need not hold 10 MiB while it waits.
+    pub async fn get_page(
+        &self,
+        url: &Url,
+        keep: impl Fn(Option<&str>) -> usize,
+    ) -> Result<Response, FetchError> {
+        self.fetch(url, self.max_body, keep).await
     }
 
     /// GETs `url`, reading at most `max_body` bytes of its body.
     pub async fn get_limited(&self, url: &Url, max_body: u64) -> Result<Response, FetchError> {
+        self.fetch(url, max_body, |_| usize::MAX).await
+    }
+
+    async fn fetch(
+        &self,
+        url: &Url,
+        max_body: u64,
+        keep: impl Fn(Option<&str>) -> usize,
+    ) -> Result<Response, FetchError> {
         if let Some(trusted) = &self.trusted {
             let ip = match url.host() {
                 Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
@@ -328,18 +356,28 @@ impl Fetcher {
             .collect();
         let x_robots_tag = (!tags.is_empty()).then(|| tags.join(", "));
 
+        let keep = (keep(content_type.as_deref()) as u64).min(max_body);
         let mut body = Vec::new();
+        let mut size = 0u64;
+        let mut hash = Sha256::new();
         let mut truncated = false;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| FetchError::from_reqwest(e, true))?;
-            let room = max_body.saturating_sub(body.len() as u64) as usize;
-            if chunk.len() > room {
-                append(&mut body, &chunk[..room], max_body);
+            let room = max_body - size;
+            let chunk = if chunk.len() as u64 > room {
                 truncated = true;
+                &chunk[..room as usize]
+            } else {
+                &chunk[..]
+            };
+            hash.update(chunk);
+            let kept = (keep.saturating_sub(size) as usize).min(chunk.len());
+            append(&mut body, &chunk[..kept], keep);
+            size += chunk.len() as u64;
+            if truncated {
                 break;
             }
-            append(&mut body, &chunk, max_body);
         }
         Ok(Response {
             status,
@@ -350,10 +388,23 @@ impl Fetcher {
             retry_after,
             x_robots_tag,
             body,
+            size,
+            content_hash: hex(&hash.finalize()),
             truncated,
             elapsed: started.elapsed(),
         })
     }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
 }
 
 /// Appends a chunk to a body of at most `max` bytes, doubling its capacity

@@ -69,19 +69,24 @@ impl Default for ParseLimits {
     }
 }
 
+/// Whether a response with this `Content-Type` may be parsed as HTML
+/// (by [`is_html`], once its first bytes are in).
+pub fn may_be_html(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|ct| {
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        mime.eq_ignore_ascii_case("text/html") || mime.eq_ignore_ascii_case("application/xhtml+xml")
+    })
+}
+
 /// Whether a response should be parsed as HTML. Without a `Content-Type`,
 /// the body is sniffed for a leading `<!doctype html` or `<html`. A body
 /// that [looks binary](looks_binary) is not HTML whatever its header says.
 pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
-    if looks_binary(body) {
+    if looks_binary(body) || !may_be_html(content_type) {
         return false;
     }
     match content_type {
-        Some(ct) => {
-            let mime = ct.split(';').next().unwrap_or("").trim();
-            mime.eq_ignore_ascii_case("text/html")
-                || mime.eq_ignore_ascii_case("application/xhtml+xml")
-        }
+        Some(_) => true,
         None => {
             let start = body
                 .iter()
@@ -393,9 +398,10 @@ pub fn parse(
 /// building is quadratic in nesting depth (a page of 100,000 nested
 /// `<div>`s would take minutes of CPU), and no real page comes close.
 pub const MAX_NESTING: usize = 1024;
-/// Elements parsed at most: a tree costs a few hundred bytes an element,
-/// and a page of 100,000 links would otherwise hold ~100 MB while parsed.
-pub const MAX_ELEMENTS: usize = 50_000;
+/// Elements parsed at most: a tree costs ~400 bytes an element, so this
+/// bounds one tree at ~12 MB. Nearly every page has fewer than 10,000
+/// elements; a page of 100,000 links would otherwise hold ~50 MB.
+pub const MAX_ELEMENTS: usize = 30_000;
 /// Text kept at most, in bytes of UTF-8: a page's text is cut here (and
 /// the page marked truncated). A long book is ~3 MB of text; the
 /// summarizers read far less.
@@ -537,9 +543,9 @@ const TREE_BYTES_PER_ELEMENT: usize = 400;
 /// Parse trees alive at once across all threads, in estimated bytes: about
 /// one tree of the largest kind parsed ([`MAX_ELEMENTS`] elements of
 /// [`MAX_PARSE_BYTES`]). Ordinary pages (~100 KB of tree) never wait; a
-/// page of 50,000 elements waits until it is parsed alone, so parsing
+/// page of 30,000 elements waits until it is parsed alone, so parsing
 /// memory does not grow with the number of cores.
-const TREE_BUDGET: usize = 24 << 20;
+const TREE_BUDGET: usize = 16 << 20;
 
 static TREES: TreeBudget = TreeBudget {
     used: Mutex::new(0),
@@ -908,10 +914,10 @@ mod tests {
         // self-closed SVG elements do not nest.
         let flat = format!(
             "<ul>{}</ul><table>{}</table>{}{}<svg/>",
-            "<li>x".repeat(5000),
-            "<tr><td>a<td>b".repeat(3000),
-            "<p>para<br><img src=a.png>".repeat(5000),
-            "<svg><path d=M0/><circle r=1 /></svg><math><mi/></math>".repeat(3000)
+            "<li>x".repeat(2000),
+            "<tr><td>a<td>b".repeat(1500),
+            "<p>para<br><img src=a.png>".repeat(2000),
+            "<svg><path d=M0/><circle r=1 /></svg><math><mi/></math>".repeat(1500)
         );
         assert!(!p(&flat).cut);
         // In HTML `/>` closes nothing: `<div/>` opens a div, so these nest.

@@ -31,6 +31,11 @@ pub struct Status {
     pub urls_by_state: BTreeMap<String, i64>,
     /// Stored pages by HTTP status.
     pub http_status: BTreeMap<String, i64>,
+    /// Pages stored in part: the body passed `--max-body-size`, or the
+    /// document the parse limits (nesting, elements, HTML or text size).
+    pub pages_truncated: i64,
+    /// 2xx pages served as HTML whose body is binary: stored unparsed.
+    pub pages_binary: i64,
     /// The ten hosts with the most stored pages.
     pub top_hosts: Vec<HostCount>,
     pub last_run: Option<RunInfo>,
@@ -126,6 +131,13 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     .into_iter()
     .collect();
     let pages_stored = http_status.values().sum();
+    let (pages_truncated, pages_binary): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(p.truncated), 0), COALESCE(SUM(p.text IS NULL AND p.status BETWEEN 200 AND 299 \
+         AND (p.content_type LIKE 'text/html%' OR p.content_type LIKE 'application/xhtml+xml%')), 0) \
+         FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+    )
+    .fetch_one(pool)
+    .await?;
     let top_hosts = sqlx::query(
         "SELECT u.origin, COUNT(*) AS n FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
          GROUP BY u.origin ORDER BY n DESC, u.origin LIMIT 10",
@@ -176,6 +188,8 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         skipped,
         urls_by_state,
         http_status,
+        pages_truncated,
+        pages_binary,
         top_hosts,
         last_run,
         summaries_done,
@@ -247,6 +261,18 @@ impl Status {
         }
         if !self.http_status.is_empty() {
             s.push_str(&format!("  HTTP status: {}\n", joined(&self.http_status)));
+        }
+        if self.pages_truncated > 0 {
+            s.push_str(&format!(
+                "  truncated: {} (body over --max-body-size, or past the parse limits)\n",
+                self.pages_truncated
+            ));
+        }
+        if self.pages_binary > 0 {
+            s.push_str(&format!(
+                "  binary served as HTML: {} (stored unparsed)\n",
+                self.pages_binary
+            ));
         }
         if !self.top_hosts.is_empty() {
             let hosts: Vec<String> = self

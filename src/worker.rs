@@ -108,15 +108,24 @@ pub struct WorkerCtx {
     pub agent: String,
 }
 
-// Bodies above this size are hashed off the async executor.
-const INLINE_HASH_LIMIT: usize = 64 * 1024;
-
 pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutput {
     let fetched_at = now_ms();
     let fetch = if job.sitemap {
         ctx.fetcher.get_limited(&job.url, sitemap::MAX_BYTES).await
     } else {
-        ctx.fetcher.get(&job.url).await
+        // A page's HTML is parsed up to 4 MiB; XML may be a sitemap, read
+        // whole; other types are only hashed.
+        ctx.fetcher
+            .get_page(&job.url, |ct| {
+                if maybe_sitemap(ct) {
+                    usize::MAX
+                } else if parse::may_be_html(ct) {
+                    parse::MAX_PARSE_BYTES
+                } else {
+                    0
+                }
+            })
+            .await
     };
     let outcome = match fetch {
         Err(e) => Outcome::Failed(e),
@@ -134,7 +143,7 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
             } else {
                 Body::Other
             };
-            if body != Body::Other || resp.body.len() > INLINE_HASH_LIMIT {
+            if body != Body::Other {
                 let permit = ctx.parse_permits.acquire().await;
                 let ctx2 = ctx.clone();
                 let url = job.url.clone();
@@ -182,13 +191,15 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         status: resp.status,
         final_url: url.to_string(),
         content_type: resp.content_type.clone(),
-        size: resp.body.len() as u64,
-        truncated: resp.truncated,
+        size: resp.size,
+        // HTML is read in part only where the parse stops anyway; a
+        // sitemap is kept whole.
+        truncated: resp.truncated || (body == Body::Html && (resp.body.len() as u64) < resp.size),
         fetched_at,
         fetch_ms: resp.elapsed.as_millis() as i64,
         etag: resp.etag.clone(),
         last_modified: resp.last_modified.clone(),
-        content_hash: Some(sha256_hex(&resp.body)),
+        content_hash: Some(resp.content_hash.clone()),
         x_robots_tag: resp.x_robots_tag.clone(),
         ..PageRecord::default()
     };
@@ -277,12 +288,5 @@ fn scoped(ctx: &WorkerCtx, url: Url, anchor: String, nofollow: bool) -> ScopedLi
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest.iter() {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
+    crate::fetch::hex(&Sha256::digest(bytes))
 }
