@@ -329,6 +329,10 @@ pub struct ResumeArgs {
     /// New per-host rate (requests per second; 0 for no limit).
     #[arg(long, value_name = "R")]
     pub per_host_rate: Option<f64>,
+    /// New per-host page budget (0 for none). Raising it queues again the
+    /// URLs recorded `trap` for the old budget.
+    #[arg(long, value_name = "N")]
+    pub max_pages_per_host: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -440,6 +444,9 @@ impl ResumeArgs {
         }
         if let Some(r) = self.per_host_rate {
             cfg.politeness.per_host_rate = r;
+        }
+        if let Some(n) = self.max_pages_per_host {
+            cfg.limits.max_pages_per_host = (n > 0).then_some(n);
         }
     }
 }

@@ -184,9 +184,23 @@ pub async fn resume(
     };
     let mut cfg: CrawlConfig = serde_json::from_str(&row.config)
         .map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    let per_host_before = cfg.limits.max_pages_per_host;
     adjust(&mut cfg);
     let cfg = cfg.validated()?;
-    if row.state == CrawlState::Finished.as_str() && !limits_allow_more(store, &cfg).await? {
+    let per_host_raised = match (per_host_before, cfg.limits.max_pages_per_host) {
+        (Some(before), Some(now)) => now > before,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let requeued = if per_host_raised {
+        requeue_host_budget_traps(store, &cfg).await?
+    } else {
+        0
+    };
+    if row.state == CrawlState::Finished.as_str()
+        && requeued == 0
+        && !limits_allow_more(store, &cfg).await?
+    {
         return Err(CrawlError::AlreadyFinished { path });
     }
     let json =
@@ -201,6 +215,42 @@ pub async fn resume(
         .await
         .map_err(StoreError::from)?;
     run(store, row.id, cfg, true, controls, counters).await
+}
+
+/// Queues again the URLs recorded `trap` because their host had reached
+/// `--max-pages-per-host` (not for their shape: too long, or a segment
+/// repeated), now that the budget was raised. Hosts still over the new
+/// budget trap them again at dispatch. Returns how many were queued.
+async fn requeue_host_budget_traps(store: &Store, cfg: &CrawlConfig) -> Result<u64, CrawlError> {
+    let scope = cfg.scope()?;
+    use futures_util::TryStreamExt;
+    let mut ids = Vec::new();
+    {
+        let mut rows = sqlx::query_as::<_, (i64, String)>(
+            "SELECT id, url FROM urls WHERE state = 'skipped' AND reason = 'trap'",
+        )
+        .fetch(store.pool());
+        while let Some((id, url)) = rows.try_next().await.map_err(StoreError::from)? {
+            if Url::parse(&url).is_ok_and(|u| scope.check(&u) != Err(SkipReason::Trap)) {
+                ids.push(id);
+            }
+        }
+    }
+    let now = crate::util::now_ms();
+    let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!(
+            "UPDATE urls SET state = 'queued', reason = NULL, updated_at = ? WHERE id IN ({marks})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        q.execute(&mut *tx).await.map_err(StoreError::from)?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(ids.len() as u64)
 }
 
 /// Whether a finished crawl has URLs that the (raised) limits now admit.

@@ -363,3 +363,20 @@ async fn fail_on_error_turns_failed_pages_into_exit_1() {
     .await;
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
+
+#[tokio::test]
+async fn resume_with_a_higher_per_host_budget_fetches_the_trapped_pages() {
+    let a = util::serve_site(util::listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let extra = ["--no-sitemaps", "--max-pages-per-host", "50"];
+    let o = trawl_async(quick_crawl(&a.url("/gen/1"), &db, &extra)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(a.requests().len(), 50);
+    // 0: no budget.
+    let resume = ["resume", "--db", &db, "--max-pages-per-host", "0", "-q"];
+    let o = trawl_async(resume.map(String::from).to_vec()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    a.assert_no_duplicates();
+    assert_eq!(a.requests().len() as u64, util::GEN_PAGES);
+}

@@ -350,6 +350,32 @@ async fn max_pages_per_host_stops_an_infinite_calendar() {
     assert!(!skipped.is_empty());
     assert!(skipped.values().all(|r| r == "trap"), "{skipped:?}");
     assert_eq!(c.report.queued, 0);
+
+    // A higher budget on resume: the trapped days are queued again, and
+    // the crawl stops at the new budget.
+    let r = crate::crawl::resume(&c.store, |cfg| cfg.limits.max_pages_per_host = Some(30)).await;
+    assert_eq!(r.fetched, 10);
+    assert_eq!(c.pages().await.len(), 30);
+    let skipped = c.urls_in("skipped").await;
+    assert!(!skipped.is_empty());
+    assert!(skipped.values().all(|r| r == "trap"), "{skipped:?}");
+    // A trap for its shape (a segment repeated) stays one.
+    let shaped = format!("http://127.0.0.1:{port}/x/x/x/x/day/1");
+    sqlx::query(
+        "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_at, updated_at) \
+         VALUES (1, ?, ?, 1, 'skipped', 'trap', 0, 0)",
+    )
+    .bind(&shaped)
+    .bind(format!("http://127.0.0.1:{port}"))
+    .execute(c.store.pool())
+    .await
+    .unwrap();
+    let r = crate::crawl::resume(&c.store, |cfg| cfg.limits.max_pages_per_host = Some(35)).await;
+    assert_eq!(r.fetched, 5);
+    assert_eq!(
+        c.urls_in("skipped").await.get(&shaped).map(String::as_str),
+        Some("trap")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
