@@ -286,31 +286,31 @@ impl Fetcher {
 
     /// GETs `url` (one hop, no redirects followed).
     pub async fn get(&self, url: &Url) -> Result<Response, FetchError> {
-        self.fetch(url, self.max_body, |_| usize::MAX).await
+        self.fetch(url, self.max_body, |_, _| usize::MAX).await
     }
 
     /// GETs `url`, reading up to `--max-body-size` of its body but keeping
-    /// only the first `keep(content_type)` bytes in memory: the rest is
+    /// only the first `keep(status, content_type)` bytes in memory: the rest is
     /// hashed and counted, not held. A page whose parse stops at 4 MiB
     /// need not hold 10 MiB while it waits.
     pub async fn get_page(
         &self,
         url: &Url,
-        keep: impl Fn(Option<&str>) -> usize,
+        keep: impl Fn(u16, Option<&str>) -> usize,
     ) -> Result<Response, FetchError> {
         self.fetch(url, self.max_body, keep).await
     }
 
     /// GETs `url`, reading at most `max_body` bytes of its body.
     pub async fn get_limited(&self, url: &Url, max_body: u64) -> Result<Response, FetchError> {
-        self.fetch(url, max_body, |_| usize::MAX).await
+        self.fetch(url, max_body, |_, _| usize::MAX).await
     }
 
     async fn fetch(
         &self,
         url: &Url,
         max_body: u64,
-        keep: impl Fn(Option<&str>) -> usize,
+        keep: impl Fn(u16, Option<&str>) -> usize,
     ) -> Result<Response, FetchError> {
         if let Some(trusted) = &self.trusted {
             let ip = match url.host() {
@@ -356,7 +356,7 @@ impl Fetcher {
             .collect();
         let x_robots_tag = (!tags.is_empty()).then(|| tags.join(", "));
 
-        let keep = (keep(content_type.as_deref()) as u64).min(max_body);
+        let keep = (keep(status, content_type.as_deref()) as u64).min(max_body);
         let mut body = Vec::new();
         let mut size = 0u64;
         let mut hash = Sha256::new();

@@ -13,7 +13,8 @@
 //! [`tune_allocator`] caps the arenas at two and fixes the mmap threshold
 //! at 256 KiB, so large blocks are mapped on their own and handed back to
 //! the kernel when freed. A `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_`
-//! in the environment wins over either setting. Elsewhere (musl, macOS,
+//! in the environment (or the same settings in `GLIBC_TUNABLES`) wins over
+//! either setting. Elsewhere (musl, macOS,
 //! Windows) this does nothing.
 
 /// Arenas glibc may create.
@@ -28,14 +29,17 @@ const MMAP_THRESHOLD: libc::c_int = 256 << 10;
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let unset = |name: &str| std::env::var_os(name).is_none();
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        let unset = |name: &str, tunable: &str| {
+            std::env::var_os(name).is_none() && !tunables.contains(tunable)
+        };
         // SAFETY: `mallopt` only sets allocator parameters; it is called
         // before other threads exist and with documented parameters.
         unsafe {
-            if unset("MALLOC_ARENA_MAX") {
+            if unset("MALLOC_ARENA_MAX", "glibc.malloc.arena_max") {
                 libc::mallopt(libc::M_ARENA_MAX, ARENAS);
             }
-            if unset("MALLOC_MMAP_THRESHOLD_") {
+            if unset("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold") {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
             }
         }

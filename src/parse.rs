@@ -11,12 +11,18 @@
 //! hot path.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::{Condvar, Mutex};
 
+use ego_tree::NodeId;
 use ego_tree::iter::Edge;
 use encoding_rs::Encoding;
-use scraper::{ElementRef, Html, Node};
+use html5ever::tendril::{StrTendril, TendrilSink};
+use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
+use html5ever::{Attribute, QualName};
+use scraper::{ElementRef, Html, HtmlTreeSink, Node};
 use url::Url;
 
 use crate::canon;
@@ -103,19 +109,24 @@ pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
 /// How much of a body [`looks_binary`] reads.
 const SNIFF_BYTES: usize = 1024;
 
-/// Whether the start of a body holds a byte no text uses: one of the
-/// "binary data bytes" of the WHATWG MIME Sniffing standard (C0 controls
-/// other than TAB, LF, FF, CR and ESC) in its first 1,024 bytes. Images,
-/// archives, executables and random bytes served as `text/html` have one
-/// there; text in any ASCII-compatible encoding does not. A UTF-16 body
-/// (by its BOM) is text whatever its bytes.
+/// Whether the start of a body is binary: its first 1,024 bytes hold a
+/// NUL, or more than 2% of other "binary data bytes" of the WHATWG MIME
+/// Sniffing standard (C0 controls other than TAB, LF, FF, CR and ESC).
+/// Images, archives, executables and random bytes served as `text/html`
+/// do; text in any ASCII-compatible encoding does not, and a stray control
+/// character pasted into a real page is not enough. A UTF-16 body (by its
+/// BOM) is text whatever its bytes.
 pub fn looks_binary(body: &[u8]) -> bool {
     if matches!(Encoding::for_bom(body), Some((e, _)) if e != encoding_rs::UTF_8) {
         return false;
     }
-    body[..body.len().min(SNIFF_BYTES)]
-        .iter()
-        .any(|&b| matches!(b, 0x00..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f))
+    let head = &body[..body.len().min(SNIFF_BYTES)];
+    head.contains(&0)
+        || head
+            .iter()
+            .filter(|&&b| matches!(b, 0x01..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f))
+            .count()
+            > SNIFF_BYTES / 50
 }
 
 /// Decodes an HTML body: BOM first, then the `Content-Type` charset, then a
@@ -143,12 +154,14 @@ pub fn decode<'a>(body: &'a [u8], content_type: Option<&str>) -> (Cow<'a, str>, 
                 e
             }
         })
-        .unwrap_or_else(|| {
-            if std::str::from_utf8(body).is_ok() {
+        .unwrap_or_else(|| match std::str::from_utf8(body) {
+            Ok(_) => encoding_rs::UTF_8,
+            // Valid UTF-8 with non-ASCII characters, up to a character cut
+            // at the end: a body read in part.
+            Err(e) if e.error_len().is_none() && !body[..e.valid_up_to()].is_ascii() => {
                 encoding_rs::UTF_8
-            } else {
-                encoding_rs::WINDOWS_1252
             }
+            Err(_) => encoding_rs::WINDOWS_1252,
         });
     let (text, used, _had_errors) = encoding.decode(body);
     (text, used)
@@ -196,12 +209,6 @@ fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
         from = end;
     }
     None
-}
-
-/// [`find`], ignoring ASCII case.
-fn find_ascii_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -410,129 +417,185 @@ pub const MAX_TEXT_BYTES: usize = 1 << 20;
 /// `--max-body-size`, and is hashed whole).
 pub const MAX_PARSE_BYTES: usize = 4 << 20;
 
-/// Elements whose end tag may be left out (or that have none): they do not
-/// count towards nesting.
-fn unnested(name: &[u8]) -> bool {
-    const NAMES: &[&[u8]] = &[
-        b"area",
-        b"base",
-        b"br",
-        b"col",
-        b"embed",
-        b"hr",
-        b"img",
-        b"input",
-        b"link",
-        b"meta",
-        b"param",
-        b"source",
-        b"track",
-        b"wbr",
-        b"p",
-        b"li",
-        b"dt",
-        b"dd",
-        b"tr",
-        b"td",
-        b"th",
-        b"option",
-        b"thead",
-        b"tbody",
-        b"tfoot",
-        b"rp",
-        b"colgroup",
-        b"caption",
-        b"html",
-        b"head",
-        b"body",
-    ];
-    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+/// HTML fed to the parser at a time: the limits are checked between
+/// chunks, so a chunk's worth of tags (~5,000 at most) is the overshoot.
+const CHUNK_BYTES: usize = 16 << 10;
+
+/// How deep and how big the tree being built is, as the parser builds it.
+#[derive(Default)]
+struct TreeStats {
+    depth: RefCell<HashMap<NodeId, u32>>,
+    deepest: Cell<u32>,
+    elements: Cell<usize>,
 }
 
-/// What a byte scan of a document found before parsing it.
-#[derive(Debug, PartialEq, Eq)]
-struct Scan {
-    /// Where the document's tags first nest deeper than the maximum
-    /// (estimated from start and end tags) or pass [`MAX_ELEMENTS`] start
-    /// tags, if they do.
-    cut: Option<usize>,
-    /// Start tags before the cut: what the tree will hold.
-    elements: usize,
+/// scraper's tree sink, measuring the tree as html5ever builds it: the
+/// depth of each appended element (from its parent's) and the number of
+/// elements. [`parse_str`] stops feeding the parser when either passes
+/// its limit. Measuring the real tree, not guessing from the bytes, holds
+/// for every way HTML nests (foreign content, misnested tags, `<div/>`).
+struct MeasuredSink {
+    inner: HtmlTreeSink,
+    stats: Rc<TreeStats>,
 }
 
-/// Scans a document's tags up to where it should be cut (see [`Scan`]).
-fn scan(html: &str, max: usize) -> Scan {
-    let b = html.as_bytes();
-    let mut depth = 0usize;
-    let mut elements = 0usize;
-    // Open `<svg>`/`<math>`: only there does `/>` close an element; in
-    // HTML, `<div/>` opens one like `<div>`.
-    let mut foreign = 0usize;
-    let mut i = 0;
-    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
-        let at = i + off;
-        i = at + 1;
-        // Comments, doctypes and processing instructions hold no tags.
-        if b[i..].starts_with(b"!--") {
-            i = find(&b[i..], b"-->").map_or(b.len(), |e| i + e + 3);
-            continue;
-        }
-        if matches!(b.get(i), Some(b'!' | b'?')) {
-            continue;
-        }
-        let closing = b.get(i) == Some(&b'/');
-        let start = if closing { i + 1 } else { i };
-        let end = b[start..]
-            .iter()
-            .position(|c| !c.is_ascii_alphanumeric())
-            .map_or(b.len(), |e| start + e);
-        let name = &b[start..end];
-        if name.is_empty() || !name[0].is_ascii_alphabetic() {
-            continue;
-        }
-        let cut = |elements| Scan {
-            cut: Some(at),
-            elements,
-        };
-        if !closing {
-            if elements == MAX_ELEMENTS {
-                return cut(elements);
-            }
-            elements += 1;
-            // Raw text: `<` inside a script (`i<n`) is not a tag.
-            const RAW: [&[u8]; 5] = [b"</script", b"</style", b"</textarea", b"</title", b"</xmp"];
-            if let Some(close) = RAW.iter().find(|c| c[2..].eq_ignore_ascii_case(name)) {
-                i = find_ascii_ci(&b[end..], close).map_or(b.len(), |e| end + e);
-            }
-        }
-        if unnested(name) {
-            continue;
-        }
-        let is_foreign = name.eq_ignore_ascii_case(b"svg") || name.eq_ignore_ascii_case(b"math");
-        if closing {
-            depth = depth.saturating_sub(1);
-            if is_foreign {
-                foreign = foreign.saturating_sub(1);
-            }
-        } else {
-            let self_closing = (foreign > 0 || is_foreign)
-                && b[end..]
-                    .iter()
-                    .position(|&c| c == b'>')
-                    .is_some_and(|gt| gt > 0 && b[end + gt - 1] == b'/');
-            if !self_closing {
-                depth += 1;
-                foreign += usize::from(is_foreign);
-                if depth > max {
-                    return cut(elements - 1);
-                }
+impl MeasuredSink {
+    fn appended(&self, parent: &NodeId, child: &NodeOrText<NodeId>) {
+        if let NodeOrText::AppendNode(id) = child {
+            let mut depth = self.stats.depth.borrow_mut();
+            let d = depth.get(parent).copied().unwrap_or(0) + 1;
+            depth.insert(*id, d);
+            if d > self.stats.deepest.get() {
+                self.stats.deepest.set(d);
             }
         }
     }
-    Scan {
-        cut: None,
-        elements,
+}
+
+impl TreeSink for MeasuredSink {
+    type Handle = NodeId;
+    type Output = Html;
+    type ElemName<'a> = <HtmlTreeSink as TreeSink>::ElemName<'a>;
+
+    fn finish(self) -> Html {
+        self.inner.finish()
     }
+    fn parse_error(&self, msg: Cow<'static, str>) {
+        self.inner.parse_error(msg)
+    }
+    fn get_document(&self) -> NodeId {
+        self.inner.get_document()
+    }
+    fn elem_name<'a>(&'a self, target: &'a NodeId) -> Self::ElemName<'a> {
+        self.inner.elem_name(target)
+    }
+    fn create_element(&self, name: QualName, attrs: Vec<Attribute>, flags: ElementFlags) -> NodeId {
+        self.stats.elements.set(self.stats.elements.get() + 1);
+        self.inner.create_element(name, attrs, flags)
+    }
+    fn create_comment(&self, text: StrTendril) -> NodeId {
+        self.inner.create_comment(text)
+    }
+    fn create_pi(&self, target: StrTendril, data: StrTendril) -> NodeId {
+        self.inner.create_pi(target, data)
+    }
+    fn append(&self, parent: &NodeId, child: NodeOrText<NodeId>) {
+        self.appended(parent, &child);
+        self.inner.append(parent, child)
+    }
+    fn append_based_on_parent_node(
+        &self,
+        element: &NodeId,
+        prev_element: &NodeId,
+        child: NodeOrText<NodeId>,
+    ) {
+        self.appended(prev_element, &child);
+        self.inner
+            .append_based_on_parent_node(element, prev_element, child)
+    }
+    fn append_doctype_to_document(
+        &self,
+        name: StrTendril,
+        public_id: StrTendril,
+        system_id: StrTendril,
+    ) {
+        self.inner
+            .append_doctype_to_document(name, public_id, system_id)
+    }
+    fn mark_script_already_started(&self, node: &NodeId) {
+        self.inner.mark_script_already_started(node)
+    }
+    fn pop(&self, node: &NodeId) {
+        self.inner.pop(node)
+    }
+    fn get_template_contents(&self, target: &NodeId) -> NodeId {
+        self.inner.get_template_contents(target)
+    }
+    fn same_node(&self, x: &NodeId, y: &NodeId) -> bool {
+        self.inner.same_node(x, y)
+    }
+    fn set_quirks_mode(&self, mode: QuirksMode) {
+        self.inner.set_quirks_mode(mode)
+    }
+    fn append_before_sibling(&self, sibling: &NodeId, new_node: NodeOrText<NodeId>) {
+        // The new node goes where the sibling is: at the sibling's depth,
+        // one below the sibling's parent.
+        let parent_depth = self
+            .stats
+            .depth
+            .borrow()
+            .get(sibling)
+            .map_or(0, |d| d.saturating_sub(1));
+        if let NodeOrText::AppendNode(id) = &new_node {
+            self.stats.depth.borrow_mut().insert(*id, parent_depth + 1);
+        }
+        self.inner.append_before_sibling(sibling, new_node)
+    }
+    fn add_attrs_if_missing(&self, target: &NodeId, attrs: Vec<Attribute>) {
+        self.inner.add_attrs_if_missing(target, attrs)
+    }
+    fn associate_with_form(
+        &self,
+        target: &NodeId,
+        form: &NodeId,
+        nodes: (&NodeId, Option<&NodeId>),
+    ) {
+        self.inner.associate_with_form(target, form, nodes)
+    }
+    fn remove_from_parent(&self, target: &NodeId) {
+        self.inner.remove_from_parent(target)
+    }
+    fn reparent_children(&self, node: &NodeId, new_parent: &NodeId) {
+        self.inner.reparent_children(node, new_parent)
+    }
+    fn is_mathml_annotation_xml_integration_point(&self, handle: &NodeId) -> bool {
+        self.inner
+            .is_mathml_annotation_xml_integration_point(handle)
+    }
+    fn set_current_line(&self, line_number: u64) {
+        self.inner.set_current_line(line_number)
+    }
+    fn allow_declarative_shadow_roots(&self, intended_parent: &NodeId) -> bool {
+        self.inner.allow_declarative_shadow_roots(intended_parent)
+    }
+    fn attach_declarative_shadow(
+        &self,
+        location: &NodeId,
+        template: &NodeId,
+        attrs: &[Attribute],
+    ) -> bool {
+        self.inner
+            .attach_declarative_shadow(location, template, attrs)
+    }
+    fn maybe_clone_an_option_into_selectedcontent(&self, option: &NodeId) {
+        self.inner
+            .maybe_clone_an_option_into_selectedcontent(option)
+    }
+}
+
+/// Parses `html` in chunks, stopping after the chunk in which the tree
+/// nests deeper than [`MAX_NESTING`] or passes [`MAX_ELEMENTS`]. Returns
+/// the tree and whether it stopped early.
+fn parse_bounded(html: &str) -> (Html, bool) {
+    let stats = Rc::new(TreeStats::default());
+    let sink = MeasuredSink {
+        inner: HtmlTreeSink::new(Html::new_document()),
+        stats: stats.clone(),
+    };
+    let mut parser = html5ever::driver::parse_document(sink, Default::default());
+    let mut at = 0;
+    while at < html.len() {
+        let mut end = (at + CHUNK_BYTES).min(html.len());
+        while !html.is_char_boundary(end) {
+            end += 1;
+        }
+        parser.process(StrTendril::from_slice(&html[at..end]));
+        at = end;
+        if stats.deepest.get() as usize > MAX_NESTING || stats.elements.get() > MAX_ELEMENTS {
+            break;
+        }
+    }
+    (parser.finish(), at < html.len())
 }
 
 /// What a parse tree costs per element, estimated: the node, its
@@ -548,13 +611,25 @@ const TREE_BYTES_PER_ELEMENT: usize = 400;
 const TREE_BUDGET: usize = 16 << 20;
 
 static TREES: TreeBudget = TreeBudget {
-    used: Mutex::new(0),
+    state: Mutex::new(BudgetState {
+        used: 0,
+        next: 0,
+        serving: 0,
+    }),
     freed: Condvar::new(),
 };
 
 struct TreeBudget {
-    used: Mutex<usize>,
+    state: Mutex<BudgetState>,
     freed: Condvar,
+}
+
+/// Takers are served in arrival order (a ticket each), so small trees
+/// cannot starve a large one.
+struct BudgetState {
+    used: usize,
+    next: u64,
+    serving: u64,
 }
 
 /// A share of [`TREE_BUDGET`], given back when dropped.
@@ -564,13 +639,19 @@ struct TreeLease {
 }
 
 impl TreeBudget {
-    /// Blocks until `bytes` fit in the budget, or nothing else is held.
+    /// Blocks until every earlier taker is served and `bytes` fit in the
+    /// budget, or nothing else is held.
     fn take(&'static self, bytes: usize) -> TreeLease {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        while *used > 0 && *used + bytes > TREE_BUDGET {
-            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let ticket = st.next;
+        st.next += 1;
+        while st.serving != ticket || (st.used > 0 && st.used + bytes > TREE_BUDGET) {
+            st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
         }
-        *used += bytes;
+        st.serving += 1;
+        st.used += bytes;
+        // The next in line may fit too.
+        self.freed.notify_all();
         TreeLease {
             budget: self,
             bytes,
@@ -580,8 +661,8 @@ impl TreeBudget {
 
 impl Drop for TreeLease {
     fn drop(&mut self) {
-        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
-        *used -= self.bytes;
+        let mut st = self.budget.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.used -= self.bytes;
         self.budget.freed.notify_all();
     }
 }
@@ -596,13 +677,17 @@ pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
             limit -= 1;
         }
     }
-    let scan = scan(&html[..limit], MAX_NESTING);
-    let cut = scan.cut.unwrap_or(limit);
+    // The tree's size, estimated before it is built: an element per `<`.
+    let tags = html.as_bytes()[..limit]
+        .iter()
+        .filter(|&&b| b == b'<')
+        .count()
+        .min(MAX_ELEMENTS);
     // Dropped after `doc`.
-    let _lease = TREES.take(scan.elements * TREE_BYTES_PER_ELEMENT + cut);
-    let doc = Html::parse_document(&html[..cut]);
+    let _lease = TREES.take(tags * TREE_BYTES_PER_ELEMENT + limit);
+    let (doc, stopped) = parse_bounded(&html[..limit]);
     let mut page = ParsedPage {
-        cut: cut < html.len(),
+        cut: stopped || limit < html.len(),
         ..ParsedPage::default()
     };
 
@@ -920,14 +1005,23 @@ mod tests {
             "<svg><path d=M0/><circle r=1 /></svg><math><mi/></math>".repeat(1500)
         );
         assert!(!p(&flat).cut);
-        // In HTML `/>` closes nothing: `<div/>` opens a div, so these nest.
-        assert_eq!(
-            scan(&"<div/>".repeat(2000), MAX_NESTING),
-            Scan {
-                cut: Some(MAX_NESTING * 6),
-                elements: MAX_NESTING
-            }
-        );
+        // In HTML `/>` closes nothing: `<div/>` opens a div, so these nest;
+        // so do HTML tags inside SVG, void and optional-end-tag names
+        // there, and everything after an end tag that leaves SVG. (Each is
+        // longer than one chunk: what fits in one is parsed whole.)
+        for deep in [
+            "<div/>".repeat(6000),
+            format!("<svg>{}", "<div/>".repeat(6000)),
+            format!("<svg><foreignObject>{}", "<path/>".repeat(6000)),
+            format!("<svg></span>{}", "<td>".repeat(6000)),
+            format!("<svg>{}", "<input>".repeat(6000)),
+            format!("<div><svg></div>{}", "<x/>".repeat(6000)),
+            format!("<svg><title>{}</title>", "<div>".repeat(6000)),
+        ] {
+            let started = std::time::Instant::now();
+            assert!(p(&deep).cut, "{}", &deep[..40]);
+            assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        }
         // `<` in scripts and comments is not a tag.
         let scripted = format!(
             "<body><p>Text</p><script>{}</script><!--{}--><a href=/y>y</a></body>",
@@ -941,7 +1035,7 @@ mod tests {
         // Too many elements, or too many bytes: parsed in part.
         let many = format!(
             "<body>{}</body>",
-            "<a href=/x>x</a>".repeat(MAX_ELEMENTS + 10)
+            "<a href=/x>x</a>".repeat(MAX_ELEMENTS + 2000)
         );
         let page = p(&many);
         assert!(page.cut && page.links.len() == 1);
@@ -972,7 +1066,11 @@ mod tests {
     #[test]
     fn a_tree_over_the_budget_waits_until_it_is_alone() {
         let budget: &'static TreeBudget = Box::leak(Box::new(TreeBudget {
-            used: Mutex::new(0),
+            state: Mutex::new(BudgetState {
+                used: 0,
+                next: 0,
+                serving: 0,
+            }),
             freed: Condvar::new(),
         }));
         let small = budget.take(1000);
@@ -991,7 +1089,7 @@ mod tests {
         drop(small2);
         rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
         waiter.join().unwrap();
-        assert_eq!(*budget.used.lock().unwrap(), 0);
+        assert_eq!(budget.state.lock().unwrap().used, 0);
     }
 
     #[test]
@@ -1041,6 +1139,11 @@ mod tests {
 
     #[test]
     fn charset_detection() {
+        // UTF-8 cut inside a character (a body read in part) is UTF-8.
+        let cut = "<p>é café</p>".as_bytes();
+        assert_eq!(decode(&cut[..10], None).1, encoding_rs::UTF_8);
+        assert_eq!(decode(&cut[..10], None).0, "<p>é caf\u{fffd}");
+        assert_eq!(decode(b"<p>caf\xe9</p>", None).1, encoding_rs::WINDOWS_1252);
         // windows-1252 "café" declared in the header
         let body = b"<html><body>caf\xe9</body></html>";
         let (t, e) = decode(body, Some("text/html; charset=ISO-8859-1"));
@@ -1091,6 +1194,15 @@ mod tests {
         // feeds and UTF-16 with its BOM are text.
         assert!(is_html(Some("text/html"), &nul_at(1100)));
         assert!(is_html(Some("text/html"), b"<p>\x1b$B$3$s\x1b(B\x0c</p>"));
+        // A few stray control characters in a real page are not binary;
+        // many are.
+        let stray = [
+            b"<p>a\x0b b\x1a c\x01</p>".as_slice(),
+            &b"<p>text</p>".repeat(80),
+        ]
+        .concat();
+        assert!(is_html(Some("text/html"), &stray));
+        assert!(!is_html(Some("text/html"), &b"<p>\x01\x02\x03".repeat(50)));
         assert!(is_html(Some("text/html"), b"\xff\xfe<\0p\0>\0"));
         assert!(looks_binary(b"\xef\xbb\xbf<p>\0"));
     }

@@ -114,10 +114,12 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
         ctx.fetcher.get_limited(&job.url, sitemap::MAX_BYTES).await
     } else {
         // A page's HTML is parsed up to 4 MiB; XML may be a sitemap, read
-        // whole; other types are only hashed.
+        // whole; other types, and error pages, are only hashed.
         ctx.fetcher
-            .get_page(&job.url, |ct| {
-                if maybe_sitemap(ct) {
+            .get_page(&job.url, |status, ct| {
+                if !(200..300).contains(&status) {
+                    0
+                } else if maybe_sitemap(ct) {
                     usize::MAX
                 } else if parse::may_be_html(ct) {
                     parse::MAX_PARSE_BYTES

@@ -278,7 +278,8 @@ async fn a_hostile_site_is_crawled_to_the_end_with_every_failure_recorded() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((25_000..=30_000).contains(&counted), "{counted}");
+    // (The parser stops after the 16 KiB chunk that passes the cap.)
+    assert!((25_000..=31_000).contains(&counted), "{counted}");
     let kept: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM links WHERE from_id = (SELECT id FROM urls WHERE url = ?)",
     )
