@@ -401,9 +401,10 @@ pub fn parse(
     page
 }
 
-/// Elements nested deeper than this are not parsed: html5ever's tree
-/// building is quadratic in nesting depth (a page of 100,000 nested
-/// `<div>`s would take minutes of CPU), and no real page comes close.
+/// Parsing stops after the chunk in which the tree nests deeper than this
+/// (see [`parse_bounded`]): html5ever's tree building is quadratic in
+/// nesting depth (a page of 100,000 nested `<div>`s would take minutes of
+/// CPU), and no real page comes close.
 pub const MAX_NESTING: usize = 1024;
 /// Elements parsed at most: a tree costs ~400 bytes an element, so this
 /// bounds one tree at ~12 MB. Nearly every page has fewer than 10,000
