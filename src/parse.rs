@@ -402,7 +402,7 @@ pub fn parse(
 }
 
 /// Parsing stops after the chunk in which the tree nests deeper than this
-/// (see [`parse_bounded`]): html5ever's tree building is quadratic in
+/// (see `parse_bounded`): html5ever's tree building is quadratic in
 /// nesting depth (a page of 100,000 nested `<div>`s would take minutes of
 /// CPU), and no real page comes close.
 pub const MAX_NESTING: usize = 1024;
@@ -669,7 +669,7 @@ impl Drop for TreeLease {
 }
 
 /// Parses an already decoded HTML document. Blocks while other threads'
-/// trees fill the parse budget (see [`TREE_BUDGET`]).
+/// trees fill the parse budget (see `TREE_BUDGET`).
 pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
     let mut limit = html.len();
     if limit > MAX_PARSE_BYTES {
