@@ -236,20 +236,7 @@ async fn requeue_host_budget_traps(store: &Store, cfg: &CrawlConfig) -> Result<u
             }
         }
     }
-    let now = crate::util::now_ms();
-    let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
-    for chunk in ids.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let sql = format!(
-            "UPDATE urls SET state = 'queued', reason = NULL, updated_at = ? WHERE id IN ({marks})"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-        for id in chunk {
-            q = q.bind(id);
-        }
-        q.execute(&mut *tx).await.map_err(StoreError::from)?;
-    }
-    tx.commit().await.map_err(StoreError::from)?;
+    store.requeue(&ids).await?;
     Ok(ids.len() as u64)
 }
 

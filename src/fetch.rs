@@ -286,7 +286,7 @@ impl Fetcher {
 
     /// GETs `url` (one hop, no redirects followed).
     pub async fn get(&self, url: &Url) -> Result<Response, FetchError> {
-        self.fetch(url, self.max_body, |_, _| usize::MAX).await
+        self.get_limited(url, self.max_body).await
     }
 
     /// GETs `url`, reading up to `--max-body-size` of its body but keeping

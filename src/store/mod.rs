@@ -274,6 +274,23 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get("reason"), r.get("n"))).collect())
     }
 
+    /// Queues these URLs again, clearing their reason, in one
+    /// transaction (before a crawl's writer starts).
+    pub async fn requeue(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for chunk in ids.chunks(writer::URL_ROWS_PER_STMT) {
+            let mut qb = sqlx::QueryBuilder::new(
+                "UPDATE urls SET state = 'queued', reason = NULL, updated_at = ",
+            );
+            qb.push_bind(now).push(" WHERE id IN ");
+            writer::push_id_list(&mut qb, chunk);
+            writer::execute_once(&mut tx, qb).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn close(self) {
         self.pool.close().await;
     }

@@ -489,7 +489,7 @@ async fn commit(
 }
 
 // SQLite allows 32766 bound parameters per statement; stay well below.
-const URL_ROWS_PER_STMT: usize = 2000;
+pub(super) const URL_ROWS_PER_STMT: usize = 2000;
 const PAGE_ROWS_PER_STMT: usize = 800;
 const LINK_ROWS_PER_STMT: usize = 4000;
 
@@ -576,7 +576,7 @@ async fn write_pending(
 }
 
 /// Appends `(id, id, …)` as bound parameters.
-fn push_id_list(qb: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
+pub(super) fn push_id_list(qb: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
     qb.push("(");
     let mut sep = qb.separated(", ");
     for id in ids {
@@ -589,7 +589,7 @@ fn push_id_list(qb: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
 /// SQL with their row count, so they are not kept in the connection's
 /// statement cache: cached, up to 100 of these multi-megabyte prepared
 /// statements stayed alive.
-async fn execute_once(
+pub(super) async fn execute_once(
     conn: &mut SqliteConnection,
     mut qb: QueryBuilder<Sqlite>,
 ) -> Result<(), StoreError> {
