@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::crawl::{Crawled, config, run};
-use crate::util::{Server, listener};
+use crate::util::{Server, html, listener};
 
 /// How `/robots.txt` answers, request by request (the last one repeats).
 #[derive(Clone)]
@@ -32,10 +32,6 @@ struct Site {
     headers: HashMap<&'static str, (&'static str, &'static str)>,
     log: Arc<Mutex<Vec<(Instant, String)>>>,
     hits: Mutex<HashMap<String, u32>>,
-}
-
-fn html(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 async fn handle(State(site): State<Arc<Site>>, req: Request) -> Response {

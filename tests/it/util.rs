@@ -159,7 +159,7 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
         "/loop/b" => return redirect(StatusCode::FOUND, "/loop/a".into()),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            return html("<title>slow</title>".into());
+            return html("<title>slow</title>");
         }
         _ => {}
     }
@@ -197,11 +197,7 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
             };
             ([(header::CONTENT_TYPE, ct)], Body::from(bytes)).into_response()
         }
-        Err(_) => (
-            StatusCode::NOT_FOUND,
-            html("<title>Not found</title>".into()),
-        )
-            .into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, html("<title>Not found</title>")).into_response(),
     }
 }
 
@@ -224,6 +220,11 @@ fn generated(prefix: &str, n: u64, pages: u64) -> Response {
     html(body)
 }
 
-fn html(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+/// A `text/html; charset=utf-8` response.
+pub fn html(body: impl Into<Body>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
 }
