@@ -616,6 +616,7 @@ static TREES: TreeBudget = TreeBudget {
         used: 0,
         next: 0,
         serving: 0,
+        waiting: 0,
     }),
     freed: Condvar::new(),
 };
@@ -631,6 +632,8 @@ struct BudgetState {
     used: usize,
     next: u64,
     serving: u64,
+    /// Takers waiting their turn: only then is anyone woken.
+    waiting: usize,
 }
 
 /// A share of [`TREE_BUDGET`], given back when dropped.
@@ -646,13 +649,17 @@ impl TreeBudget {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let ticket = st.next;
         st.next += 1;
+        st.waiting += 1;
         while st.serving != ticket || (st.used > 0 && st.used + bytes > TREE_BUDGET) {
             st = self.freed.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+        st.waiting -= 1;
         st.serving += 1;
         st.used += bytes;
         // The next in line may fit too.
-        self.freed.notify_all();
+        if st.waiting > 0 {
+            self.freed.notify_all();
+        }
         TreeLease {
             budget: self,
             bytes,
@@ -664,7 +671,9 @@ impl Drop for TreeLease {
     fn drop(&mut self) {
         let mut st = self.budget.state.lock().unwrap_or_else(|e| e.into_inner());
         st.used -= self.bytes;
-        self.budget.freed.notify_all();
+        if st.waiting > 0 {
+            self.budget.freed.notify_all();
+        }
     }
 }
 
@@ -1071,6 +1080,7 @@ mod tests {
                 used: 0,
                 next: 0,
                 serving: 0,
+                waiting: 0,
             }),
             freed: Condvar::new(),
         }));

@@ -119,10 +119,10 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
             .get_page(&job.url, |status, ct| {
                 if !(200..300).contains(&status) {
                     0
-                } else if maybe_sitemap(ct) {
-                    usize::MAX
                 } else if parse::may_be_html(ct) {
                     parse::MAX_PARSE_BYTES
+                } else if maybe_sitemap(ct) {
+                    usize::MAX
                 } else {
                     0
                 }
