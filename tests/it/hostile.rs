@@ -315,6 +315,36 @@ async fn a_hostile_site_is_crawled_to_the_end_with_every_failure_recorded() {
     assert_eq!(failed[&raw_url("/reset")], "body");
 }
 
+/// A 5 MB UTF-8 page with no charset anywhere: only its first 4 MiB (what
+/// is parsed) is kept, and the cut falls inside a character. It is still
+/// read as UTF-8, not as windows-1252.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_kept_in_part_keeps_its_encoding() {
+    let l = listener().await;
+    let port = l.local_addr().unwrap().port();
+    let app = Router::new().fallback(|req: axum::extract::Request| async move {
+        match req.uri().path() {
+            "/" => (
+                [(header::CONTENT_TYPE, "text/html")],
+                format!("<p>{}</p>", "é".repeat(5 << 19)),
+            )
+                .into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    });
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let c = run(config(&[format!("http://127.0.0.1:{port}/")])).await;
+    let u = format!("http://127.0.0.1:{port}/");
+    assert_eq!(c.page_field(&u, "encoding").await.as_deref(), Some("UTF-8"));
+    assert_eq!(c.page_field(&u, "truncated").await.as_deref(), Some("1"));
+    assert_eq!(
+        c.page_field(&u, "size").await.as_deref(),
+        Some(((5 << 20) + 7).to_string().as_str())
+    );
+    let text = c.page_field(&u, "text").await.unwrap();
+    assert!(text.starts_with("éééé"), "{}", &text[..20]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_pages_per_host_stops_an_infinite_calendar() {
     let l = listener().await;
