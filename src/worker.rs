@@ -113,15 +113,14 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
     let fetch = if job.sitemap {
         ctx.fetcher.get_limited(&job.url, sitemap::MAX_BYTES).await
     } else {
-        // A page's HTML is parsed up to 4 MiB; XML may be a sitemap, read
-        // whole; other types, and error pages, are only hashed.
+        // A page's HTML is read whole (up to --max-body-size): the
+        // streaming parse holds nothing per element. XML may be a sitemap,
+        // also read whole; other types, and error pages, are only hashed.
         ctx.fetcher
             .get_page(&job.url, |status, ct| {
                 if !(200..300).contains(&status) {
                     0
-                } else if parse::may_be_html(ct) {
-                    parse::MAX_PARSE_BYTES
-                } else if maybe_sitemap(ct) {
+                } else if parse::may_be_html(ct) || maybe_sitemap(ct) {
                     usize::MAX
                 } else {
                     0

@@ -4,7 +4,7 @@
 //! database). Out: a row in `summaries`, keyed by content hash × backend ×
 //! model × prompt version, so an unchanged page is never summarized twice.
 //!
-//! Two backends: [`extractive`] (offline LexRank, the default) and an
+//! Two backends: [`extractive`] (offline, linear-time centroid scoring, the default) and an
 //! OpenAI-compatible LLM ([`llm`]). The LLM path counts tokens offline
 //! (tiktoken's o200k_base), splits input over `max_input_tokens` into
 //! chunks and summarizes the partial summaries again (map-reduce, never a
@@ -14,6 +14,7 @@
 //! that drives a [`Summarizer`] is in [`stage`].
 
 pub mod extractive;
+pub mod lexrank;
 pub mod llm;
 pub mod stage;
 
@@ -48,7 +49,7 @@ pub const KEY_VARS: [&str; 2] = ["TRAWL_LLM_API_KEY", "OPENAI_API_KEY"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Offline LexRank over the page's sentences.
+    /// Offline: the most representative sentences of the page ([`extractive`]).
     Extractive,
     /// An OpenAI-compatible chat-completions endpoint.
     Llm,
@@ -198,7 +199,7 @@ impl Summarizer {
                 Ok(Self {
                     key: SummaryKey {
                         backend: "extractive",
-                        model: "lexrank".into(),
+                        model: "centroid".into(),
                         prompt_version: format!("sentences={}", cfg.sentences),
                     },
                     kind: Kind::Extractive {

@@ -1,0 +1,844 @@
+//! Page analysis in one streaming pass: tokens in, [`ParsedPage`] out, no
+//! tree.
+//!
+//! A crawler needs a page's links, its head metadata and its readable
+//! text, and each of those is decided by which elements are open around a
+//! token: inside `<script>`, `<nav>`, `<main>`, an `<a>`, a `<pre>`. So
+//! instead of building a DOM, this keeps the stack of open elements as a
+//! tree builder would (HTML §13.2.6), with only a hash and a few flags per
+//! element, and applies the tree builder's rules that change which
+//! elements are open: void elements, `<p>`/`<li>`/`<dd>`/`<td>`/`<tr>`/
+//! `<option>` closed by what follows them, end tags matched within scope
+//! and ignored across special elements, a second `<a>` closing the first,
+//! HTML elements breaking out of `<svg>`/`<math>`, head content before the
+//! body. Memory is the stack (at most [`MAX_DEPTH`] entries), the text
+//! (at most [`MAX_TEXT_BYTES`]) and the links (at most `max_links`),
+//! whatever the page's size or shape.
+
+use std::collections::HashSet;
+
+use url::Url;
+
+use super::entities;
+use super::tokenize::{Raw, Token, Tokenizer, attr, is_blank};
+use super::{Link, MAX_ANCHOR_CHARS, MAX_TEXT_BYTES, ParseLimits, ParsedPage, TextBuf, collapse};
+use crate::canon;
+
+/// Open elements tracked at most; deeper ones are counted, not kept. No
+/// real page nests this deep; a hostile one costs nothing more.
+pub const MAX_DEPTH: usize = 1024;
+
+/// Elements looked through when asking "is a `<p>` open in scope?": far
+/// enough for any real page, and bounded so that a hostile page of deep
+/// nesting cannot make each tag cost its depth.
+const SCOPE_SCAN: usize = 64;
+
+// What a tag is, by its name (see `props`).
+const VOID: u32 = 1;
+const HIDDEN: u32 = 1 << 1;
+const BLOCK: u32 = 1 << 2;
+const CONTENT: u32 = 1 << 3;
+/// `<nav>`, `<aside>`; `<header>`/`<footer>` outside content.
+const BOILER: u32 = 1 << 4;
+const HEADER_FOOTER: u32 = 1 << 5;
+const MAIN: u32 = 1 << 6;
+/// Special elements of HTML §13.2.4.3: end tags of other elements are not
+/// matched across them.
+const SPECIAL: u32 = 1 << 7;
+/// Ends the default scope (HTML §13.2.4.2).
+const SCOPE: u32 = 1 << 8;
+/// Closes an open `<p>` (HTML §13.2.6.4.7, "A start tag whose tag name is
+/// one of: address, article…").
+const CLOSES_P: u32 = 1 << 9;
+const HEADING: u32 = 1 << 10;
+const CODE: u32 = 1 << 11;
+const LIST_ITEM: u32 = 1 << 12;
+const TABLE_CELL: u32 = 1 << 13;
+/// `<svg>`, `<math>`: foreign content.
+const FOREIGN: u32 = 1 << 14;
+/// An HTML element that leaves foreign content when it starts inside it.
+const BREAKOUT: u32 = 1 << 15;
+/// Formatting elements: their end tag closes them even across special
+/// elements (the adoption agency, simplified).
+const FORMATTING: u32 = 1 << 16;
+/// Allowed in `<head>`: anything else starts the body.
+const HEAD_CONTENT: u32 = 1 << 17;
+/// `<address>`, `<div>`, `<p>`: special elements that a new `<li>`,
+/// `<dd>` or `<dt>` looks through for an open item to close.
+const ITEM_TRANSPARENT: u32 = 1 << 18;
+
+/// What the tree builder and the text rules need to know of a tag name
+/// (lower case).
+fn props(name: &str) -> u32 {
+    match name {
+        "a" => FORMATTING,
+        "b" | "big" | "em" | "i" | "s" | "small" | "strike" | "strong" | "tt" | "u" => {
+            FORMATTING | BREAKOUT
+        }
+        "code" => FORMATTING | BREAKOUT,
+        "font" | "nobr" => FORMATTING,
+        "span" | "sub" | "sup" | "var" | "ruby" => BREAKOUT,
+        "area" | "col" | "embed" | "img" | "input" | "keygen" | "source" | "track" | "wbr"
+        | "param" | "frame" | "image" => VOID | SPECIAL,
+        "base" | "basefont" | "bgsound" | "link" | "meta" => VOID | SPECIAL | HEAD_CONTENT,
+        "br" => VOID | SPECIAL | BLOCK | BREAKOUT,
+        "hr" => VOID | SPECIAL | BLOCK | CLOSES_P | BREAKOUT,
+        "script" | "style" | "noscript" | "template" => HIDDEN | SPECIAL | HEAD_CONTENT,
+        "iframe" | "select" | "textarea" => HIDDEN | SPECIAL,
+        "object" => HIDDEN | SPECIAL | SCOPE,
+        "canvas" => HIDDEN,
+        "svg" | "math" => HIDDEN | FOREIGN,
+        "title" => BLOCK | SPECIAL | HEAD_CONTENT,
+        "head" => SPECIAL | HEAD_CONTENT,
+        "html" => SPECIAL | SCOPE | HEAD_CONTENT,
+        "body" => BLOCK | SPECIAL | BREAKOUT,
+        "p" | "div" => BLOCK | SPECIAL | CLOSES_P | BREAKOUT | ITEM_TRANSPARENT,
+        "blockquote" | "dl" | "ol" | "ul" | "center" | "menu" | "dir" => {
+            BLOCK | SPECIAL | CLOSES_P | BREAKOUT
+        }
+        "li" => BLOCK | SPECIAL | LIST_ITEM | BREAKOUT,
+        "dt" | "dd" => BLOCK | SPECIAL | LIST_ITEM | BREAKOUT,
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => BLOCK | SPECIAL | CLOSES_P | HEADING | BREAKOUT,
+        "pre" | "listing" => BLOCK | SPECIAL | CLOSES_P | CODE | BREAKOUT,
+        "article" | "section" => BLOCK | SPECIAL | CLOSES_P | CONTENT,
+        "main" => BLOCK | SPECIAL | CLOSES_P | CONTENT | MAIN,
+        "nav" | "aside" => BLOCK | SPECIAL | CLOSES_P | BOILER,
+        "header" | "footer" => BLOCK | SPECIAL | CLOSES_P | HEADER_FOOTER,
+        "address" => BLOCK | SPECIAL | CLOSES_P | ITEM_TRANSPARENT,
+        "figure" | "figcaption" | "details" | "summary" | "fieldset" | "hgroup" | "search"
+        | "dialog" => BLOCK | SPECIAL | CLOSES_P,
+        "form" => BLOCK | SPECIAL | CLOSES_P,
+        "table" => BLOCK | SPECIAL | SCOPE | CLOSES_P | BREAKOUT | TABLE_CELL,
+        "tr" => BLOCK | SPECIAL | TABLE_CELL,
+        "td" | "th" => SPECIAL | SCOPE | TABLE_CELL,
+        "caption" => SPECIAL | SCOPE,
+        "thead" | "tbody" | "tfoot" | "colgroup" => SPECIAL,
+        "applet" | "marquee" => SPECIAL | SCOPE,
+        "xmp" => SPECIAL | CLOSES_P,
+        "plaintext" => SPECIAL | CLOSES_P | CODE,
+        "button" | "noembed" | "noframes" | "frameset" => SPECIAL,
+        _ => 0,
+    }
+}
+
+/// How the content of an HTML element is tokenized.
+fn raw_mode(name: &str) -> Option<Raw> {
+    match name {
+        "title" | "textarea" => Some(Raw::Rcdata),
+        "style" | "xmp" | "iframe" | "noembed" | "noframes" | "noscript" => Some(Raw::Rawtext),
+        "script" => Some(Raw::Script),
+        "plaintext" => Some(Raw::Plaintext),
+        _ => None,
+    }
+}
+
+/// Landmark roles that are not the page's content.
+fn is_boiler_role(role: &str) -> bool {
+    [
+        "navigation",
+        "banner",
+        "contentinfo",
+        "complementary",
+        "search",
+    ]
+    .iter()
+    .any(|r| role.eq_ignore_ascii_case(r))
+}
+
+/// A tag name in lower case, on the stack when short (every HTML name is).
+struct Lower {
+    buf: [u8; 16],
+    len: usize,
+}
+
+impl Lower {
+    fn new(name: &str) -> Self {
+        let mut buf = [0u8; 16];
+        let len = name.len();
+        if len <= 16 {
+            for (d, s) in buf.iter_mut().zip(name.bytes()) {
+                *d = s.to_ascii_lowercase();
+            }
+        }
+        Self { buf, len }
+    }
+
+    /// The lower-case name, or "" for a name too long to be an HTML one.
+    fn as_str(&self) -> &str {
+        if self.len > 16 {
+            return "";
+        }
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+/// FNV-1a of a name, ASCII case folded: the key of an open element.
+fn name_hash(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b.to_ascii_lowercase());
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// An open element: its name's hash, its tag properties, and what it
+/// changed when it opened (undone when it closes).
+#[derive(Clone, Copy)]
+struct Open {
+    hash: u64,
+    props: u32,
+    effects: u32,
+}
+
+// Effects of an open element.
+const E_HIDDEN: u32 = 1;
+const E_BOILER: u32 = 1 << 1;
+const E_MAIN: u32 = 1 << 2;
+const E_CONTENT: u32 = 1 << 3;
+/// In the SVG or MathML namespace.
+const E_FOREIGN_NS: u32 = 1 << 4;
+/// A foreign element whose content is HTML again (`<foreignObject>`,
+/// `<desc>`, `<title>`, MathML text elements).
+const E_INTEGRATION: u32 = 1 << 5;
+const E_ANCHOR: u32 = 1 << 6;
+const E_HEADING: u32 = 1 << 7;
+const E_CODE: u32 = 1 << 8;
+const E_LIST: u32 = 1 << 9;
+const E_TABLE: u32 = 1 << 10;
+/// Starts and ends a line of text.
+const E_BLOCK: u32 = 1 << 11;
+
+/// The kind of a line of text, by the innermost structure around it: a
+/// heading, code, a table, a list item, or ordinary prose. Stored one
+/// byte a line beside the text (see [`ParsedPage::text_kinds`]).
+pub mod kind {
+    pub const HEADING: u8 = b'h';
+    pub const CODE: u8 = b'c';
+    pub const TABLE: u8 = b't';
+    pub const LIST: u8 = b'l';
+    pub const PROSE: u8 = b'p';
+}
+
+struct State<'a> {
+    url: &'a Url,
+    base: Url,
+    limits: ParseLimits,
+    page: ParsedPage,
+    stack: Vec<Open>,
+    /// Open elements per hash bucket: an end tag whose bucket is empty is
+    /// ignored without a look at the stack.
+    buckets: [u32; 256],
+    /// Elements opened past [`MAX_DEPTH`].
+    overflow: usize,
+    hidden: usize,
+    boiler: usize,
+    in_main: usize,
+    content: usize,
+    heading: usize,
+    code: usize,
+    list: usize,
+    table: usize,
+    /// Before the body: a `<title>` here is the head's, not text.
+    in_head: bool,
+    text: TextBuf,
+    main_text: TextBuf,
+    anchor: Option<(Url, bool, TextBuf)>,
+    seen: HashSet<u64>,
+    /// Links found before a `<base href>` that came after them: the page
+    /// is read again with the base known from the start.
+    links_before_base: bool,
+}
+
+/// Extracts everything the crawl keeps from a decoded HTML document.
+pub fn extract(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
+    let first = run(html, url, url.clone(), limits);
+    if !first.links_before_base {
+        return first.finish();
+    }
+    // `<base href>` applies to every link in the document, wherever it
+    // is; the rare page with one after its first link is read twice.
+    let base = first.base.clone();
+    run(html, url, base, limits).finish()
+}
+
+fn run<'a>(html: &str, url: &'a Url, base: Url, limits: ParseLimits) -> State<'a> {
+    let mut st = State {
+        url,
+        base,
+        limits,
+        page: ParsedPage::default(),
+        stack: Vec::new(),
+        buckets: [0; 256],
+        overflow: 0,
+        hidden: 0,
+        boiler: 0,
+        in_main: 0,
+        content: 0,
+        heading: 0,
+        code: 0,
+        list: 0,
+        table: 0,
+        in_head: true,
+        text: TextBuf::new(MAX_TEXT_BYTES),
+        main_text: TextBuf::new(MAX_TEXT_BYTES),
+        anchor: None,
+        seen: HashSet::new(),
+        links_before_base: false,
+    };
+    let mut tok = Tokenizer::new(html);
+    // The raw element being read and whether it is the document's title.
+    let mut raw_title = false;
+    while let Some(t) = tok.next() {
+        match t {
+            Token::Start { name, self_closing } => {
+                let lower = Lower::new(name);
+                let lname = lower.as_str();
+                raw_title = false;
+                if st.start(lname, name, self_closing, &tok.attrs)
+                    && let Some(mode) = raw_mode(lname)
+                {
+                    raw_title = lname == "title";
+                    tok.set_raw(name, mode);
+                }
+            }
+            Token::End { name } => {
+                let lower = Lower::new(name);
+                st.end(lower.as_str(), name);
+            }
+            Token::Text(s) => st.text(s, true),
+            Token::Raw(s) => {
+                if raw_title {
+                    if st.page.title.is_none() {
+                        st.page.title = super::non_empty(collapse(&entities::decode(s, false)));
+                    }
+                    if !st.in_head {
+                        st.text(s, true);
+                    }
+                } else if st.stack.last().is_some_and(|o| o.effects & E_HIDDEN == 0) {
+                    // `<xmp>`, `<noembed>`, `<noframes>`: shown as text.
+                    st.text(s, false);
+                }
+                raw_title = false;
+            }
+        }
+    }
+    while !st.stack.is_empty() {
+        st.pop();
+    }
+    st.finish_anchor();
+    st
+}
+
+impl State<'_> {
+    /// Whether the current node is foreign (and not an integration point):
+    /// then tags are SVG/MathML, not HTML.
+    fn in_foreign(&self) -> bool {
+        self.stack
+            .last()
+            .is_some_and(|o| o.effects & E_FOREIGN_NS != 0 && o.effects & E_INTEGRATION == 0)
+    }
+
+    /// Handles a start tag; returns whether it opened an HTML element
+    /// (whose content may then be raw).
+    fn start(
+        &mut self,
+        lname: &str,
+        name: &str,
+        self_closing: bool,
+        attrs: &[(&str, &str)],
+    ) -> bool {
+        let mut props = props(lname);
+        let foreign = self.in_foreign();
+        if foreign && props & BREAKOUT != 0 {
+            // An HTML element inside SVG or MathML ends it.
+            while self.in_foreign() {
+                self.pop();
+            }
+        } else if foreign {
+            let integration = matches!(
+                lname,
+                "foreignobject" | "desc" | "title" | "mi" | "mo" | "mn" | "ms" | "mtext"
+            );
+            if !self_closing {
+                let effects =
+                    E_FOREIGN_NS | if integration { E_INTEGRATION } else { 0 } | (props & FOREIGN);
+                self.push(name, 0, effects);
+            }
+            return false;
+        }
+        if self.in_head && props & HEAD_CONTENT == 0 {
+            self.in_head = false;
+        }
+        match lname {
+            "html" => {
+                if self.page.language.is_none() {
+                    self.page.language = attr(attrs, "lang")
+                        .map(|l| entities::decode(l, true).trim().to_string())
+                        .and_then(super::non_empty);
+                }
+                return false;
+            }
+            "head" => return false,
+            "body" => {
+                self.in_head = false;
+                self.newline();
+                return false;
+            }
+            "base" => {
+                if self.page.base.is_none()
+                    && let Some(href) = attr(attrs, "href")
+                    && let Ok(b) = self.url.join(entities::decode(href, true).trim())
+                {
+                    self.page.base = Some(b.to_string());
+                    if !self.page.links.is_empty() && b != self.base {
+                        self.links_before_base = true;
+                    }
+                    self.base = b;
+                }
+            }
+            "meta" => self.meta(attrs),
+            "link" if self.page.canonical.is_none() => {
+                let canonical = attr(attrs, "rel").is_some_and(|r| {
+                    r.split_ascii_whitespace()
+                        .any(|t| t.eq_ignore_ascii_case("canonical"))
+                });
+                if canonical
+                    && let Some(c) = attr(attrs, "href")
+                        .and_then(|h| canon::resolve(&self.base, &entities::decode(h, true)))
+                {
+                    self.page.canonical = Some(c.to_string());
+                }
+            }
+            "area" => {
+                if let Some(target) = self.href(attrs) {
+                    let nofollow = is_nofollow(attrs);
+                    let alt = attr(attrs, "alt")
+                        .map(|a| collapse(&entities::decode(a, true)))
+                        .unwrap_or_default();
+                    self.push_link(target, alt, nofollow);
+                }
+            }
+            _ => {}
+        }
+        // Elements the start of this one closes.
+        if props & CLOSES_P != 0 {
+            self.close_in_scope(name_hash("p"));
+        }
+        match lname {
+            "li" => self.close_item(&[name_hash("li")]),
+            "dd" | "dt" => self.close_item(&[name_hash("dd"), name_hash("dt")]),
+            "td" | "th" => {
+                self.close_in_scope(name_hash("td"));
+                self.close_in_scope(name_hash("th"));
+            }
+            "tr" => {
+                self.close_in_scope(name_hash("td"));
+                self.close_in_scope(name_hash("th"));
+                self.close_in_scope(name_hash("tr"));
+            }
+            "option" | "optgroup" => {
+                if self.top_is("option") {
+                    self.pop();
+                }
+                if lname == "optgroup" && self.top_is("optgroup") {
+                    self.pop();
+                }
+            }
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
+                if self.stack.last().is_some_and(|o| o.props & HEADING != 0) =>
+            {
+                self.pop();
+            }
+            "a" => {
+                // A second `<a>` closes the first (the adoption agency).
+                if let Some(i) = self.stack.iter().rposition(|o| o.effects & E_ANCHOR != 0) {
+                    self.remove(i);
+                } else {
+                    // One opened past the depth limit.
+                    self.finish_anchor();
+                }
+            }
+            _ => {}
+        }
+        if lname == "svg" || lname == "math" {
+            props |= FOREIGN;
+        }
+        if props & VOID != 0 || (self_closing && props & FOREIGN != 0) {
+            if props & BLOCK != 0 {
+                self.newline();
+            }
+            return false;
+        }
+        // What this element changes while it is open.
+        let mut effects = 0;
+        if props & HIDDEN != 0 {
+            effects |= E_HIDDEN;
+        } else {
+            let role = attr(attrs, "role");
+            let boiler = props & BOILER != 0
+                || (props & HEADER_FOOTER != 0 && self.content == 0)
+                || role.is_some_and(is_boiler_role);
+            if boiler {
+                effects |= E_BOILER;
+            }
+            if props & MAIN != 0 || role.is_some_and(|r| r.eq_ignore_ascii_case("main")) {
+                effects |= E_MAIN;
+            }
+        }
+        if props & MAIN != 0 && effects & E_HIDDEN != 0 {
+            effects |= E_MAIN;
+        }
+        if props & CONTENT != 0 {
+            effects |= E_CONTENT;
+        }
+        if props & FOREIGN != 0 {
+            effects |= E_FOREIGN_NS;
+        }
+        if props & BLOCK != 0 {
+            effects |= E_BLOCK;
+        }
+        if props & HEADING != 0 {
+            effects |= E_HEADING;
+        }
+        if props & CODE != 0 {
+            effects |= E_CODE;
+        }
+        if props & LIST_ITEM != 0 {
+            effects |= E_LIST;
+        }
+        if props & TABLE_CELL != 0 {
+            effects |= E_TABLE;
+        }
+        if lname == "a"
+            && let Some(target) = self.href(attrs)
+        {
+            effects |= E_ANCHOR;
+            self.anchor = Some((
+                target,
+                is_nofollow(attrs),
+                TextBuf::new(MAX_ANCHOR_CHARS * 4),
+            ));
+        }
+        self.push(name, props, effects);
+        true
+    }
+
+    fn meta(&mut self, attrs: &[(&str, &str)]) {
+        let content = attr(attrs, "content").map(|c| entities::decode(c, true));
+        let content = content.as_deref().unwrap_or("");
+        if let Some(n) = attr(attrs, "name") {
+            if n.eq_ignore_ascii_case("description") && self.page.description.is_none() {
+                self.page.description = super::non_empty(collapse(content));
+            } else if n.eq_ignore_ascii_case("robots") {
+                let c = content.trim().to_ascii_lowercase();
+                self.page.meta_robots = Some(match self.page.meta_robots.take() {
+                    Some(prev) => format!("{prev}, {c}"),
+                    None => c,
+                });
+            }
+        } else if let Some(h) = attr(attrs, "http-equiv") {
+            if h.eq_ignore_ascii_case("content-language") && self.page.language.is_none() {
+                self.page.language = super::non_empty(content.trim().to_string());
+            } else if h.eq_ignore_ascii_case("refresh") && self.page.refresh.is_none() {
+                self.page.refresh = super::Refresh::parse(content, &self.base);
+            }
+        }
+    }
+
+    fn href(&self, attrs: &[(&str, &str)]) -> Option<Url> {
+        attr(attrs, "href").and_then(|h| canon::resolve(&self.base, &entities::decode(h, true)))
+    }
+
+    fn end(&mut self, lname: &str, name: &str) {
+        if self.in_foreign() {
+            // Foreign end tags close the nearest element of that name
+            // still in foreign content.
+            let h = name_hash(name);
+            if let Some(i) = self
+                .stack
+                .iter()
+                .rposition(|o| o.hash == h || o.effects & E_FOREIGN_NS == 0)
+                && self.stack[i].hash == h
+            {
+                while self.stack.len() > i {
+                    self.pop();
+                }
+            }
+            return;
+        }
+        match lname {
+            "br" => return self.newline(),
+            "p" if self.buckets[(name_hash("p") & 255) as usize] == 0 => return self.newline(),
+            "head" => {
+                self.in_head = false;
+                return;
+            }
+            "body" | "html" => return,
+            _ => {}
+        }
+        if self.overflow > 0 {
+            self.overflow -= 1;
+            return;
+        }
+        let h = name_hash(name);
+        if self.buckets[(h & 255) as usize] == 0 {
+            return;
+        }
+        let props = props(lname);
+        let mut found = None;
+        for (i, o) in self.stack.iter().enumerate().rev() {
+            if o.hash == h {
+                found = Some(i);
+                break;
+            }
+            if props & SPECIAL != 0 {
+                // A special element's end tag closes it within scope.
+                if o.props & SCOPE != 0 {
+                    break;
+                }
+            } else if o.props & SPECIAL != 0 && props & FORMATTING == 0 {
+                // Other end tags do not close across special elements.
+                break;
+            }
+        }
+        let Some(i) = found else { return };
+        if props & FORMATTING != 0 && self.stack[i + 1..].iter().any(|o| o.props & SPECIAL != 0) {
+            // A formatting element closed across blocks: only it ends,
+            // the blocks stay open.
+            self.remove(i);
+        } else {
+            while self.stack.len() > i {
+                self.pop();
+            }
+        }
+    }
+
+    fn top_is(&self, lname: &str) -> bool {
+        self.stack
+            .last()
+            .is_some_and(|o| o.hash == name_hash(lname))
+    }
+
+    /// Closes the nearest open element with this hash if it is in scope
+    /// (no scope boundary, nor one of `extra`, above it).
+    fn close_in_scope(&mut self, hash: u64) {
+        if self.buckets[(hash & 255) as usize] == 0 {
+            return;
+        }
+        let from = self.stack.len().saturating_sub(SCOPE_SCAN);
+        let found = self.stack[from..]
+            .iter()
+            .rposition(|o| o.hash == hash || o.props & SCOPE != 0 || o.effects & E_FOREIGN_NS != 0)
+            .map(|i| from + i);
+        if let Some(i) = found
+            && self.stack[i].hash == hash
+        {
+            while self.stack.len() > i {
+                self.pop();
+            }
+        }
+    }
+
+    /// A new list item closes the open one it belongs with (HTML
+    /// §13.2.6.4.7, "A start tag whose tag name is li"): the nearest
+    /// `hashes` element, looking through `<address>`, `<div>`, `<p>` and
+    /// non-special elements only.
+    fn close_item(&mut self, hashes: &[u64]) {
+        if hashes.iter().all(|h| self.buckets[(h & 255) as usize] == 0) {
+            return;
+        }
+        let from = self.stack.len().saturating_sub(SCOPE_SCAN);
+        let found = self.stack[from..]
+            .iter()
+            .rposition(|o| {
+                hashes.contains(&o.hash)
+                    || (o.props & SPECIAL != 0 && o.props & ITEM_TRANSPARENT == 0)
+                    || o.effects & E_FOREIGN_NS != 0
+            })
+            .map(|i| from + i);
+        if let Some(i) = found
+            && hashes.contains(&self.stack[i].hash)
+        {
+            while self.stack.len() > i {
+                self.pop();
+            }
+        }
+    }
+
+    fn push(&mut self, name: &str, props: u32, effects: u32) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.overflow += 1;
+            return;
+        }
+        self.apply(effects, true);
+        let hash = name_hash(name);
+        self.buckets[(hash & 255) as usize] += 1;
+        self.stack.push(Open {
+            hash,
+            props,
+            effects,
+        });
+    }
+
+    fn pop(&mut self) {
+        if let Some(o) = self.stack.pop() {
+            self.closed(o);
+        }
+    }
+
+    /// Closes the element at `i` alone, leaving those above it open.
+    fn remove(&mut self, i: usize) {
+        let o = self.stack.remove(i);
+        self.closed(o);
+    }
+
+    fn closed(&mut self, o: Open) {
+        self.buckets[(o.hash & 255) as usize] -= 1;
+        self.apply(o.effects, false);
+        if o.effects & E_ANCHOR != 0 {
+            self.finish_anchor();
+        }
+    }
+
+    /// Records the link being read, with its anchor text so far.
+    fn finish_anchor(&mut self) {
+        if let Some((target, nofollow, buf)) = self.anchor.take() {
+            let mut a = buf.finish();
+            if a.chars().count() > MAX_ANCHOR_CHARS {
+                a = a.chars().take(MAX_ANCHOR_CHARS).collect();
+            }
+            self.push_link(target, a, nofollow);
+        }
+    }
+
+    /// Opens (`on`) or closes an element with these effects.
+    fn apply(&mut self, effects: u32, on: bool) {
+        fn count(c: &mut usize, on: bool) {
+            if on {
+                *c += 1;
+            } else {
+                *c = c.saturating_sub(1);
+            }
+        }
+        let visible_before = self.hidden == 0 && self.boiler == 0;
+        if effects & E_HIDDEN != 0 {
+            count(&mut self.hidden, on);
+        } else if effects & E_BOILER != 0 {
+            count(&mut self.boiler, on);
+        }
+        if effects & E_MAIN != 0 {
+            count(&mut self.in_main, on);
+        }
+        if effects & E_CONTENT != 0 {
+            count(&mut self.content, on);
+        }
+        if effects & E_HEADING != 0 {
+            count(&mut self.heading, on);
+        }
+        if effects & E_CODE != 0 {
+            count(&mut self.code, on);
+        }
+        if effects & E_LIST != 0 {
+            count(&mut self.list, on);
+        }
+        if effects & E_TABLE != 0 {
+            count(&mut self.table, on);
+        }
+        // A block starts and ends a line, unless it or what is around it
+        // is not text.
+        let visible = self.hidden == 0 && self.boiler == 0;
+        if effects & E_BLOCK != 0
+            && effects & (E_HIDDEN | E_BOILER) == 0
+            && visible
+            && visible_before
+        {
+            self.newline();
+        }
+    }
+
+    fn newline(&mut self) {
+        if self.hidden == 0 && self.boiler == 0 {
+            self.text.newline();
+            self.main_text.newline();
+        }
+    }
+
+    fn line_kind(&self) -> u8 {
+        if self.code > 0 {
+            kind::CODE
+        } else if self.heading > 0 {
+            kind::HEADING
+        } else if self.table > 0 {
+            kind::TABLE
+        } else if self.list > 0 {
+            kind::LIST
+        } else {
+            kind::PROSE
+        }
+    }
+
+    /// Text content; `refs`: character references are resolved.
+    fn text(&mut self, s: &str, refs: bool) {
+        if self.hidden > 0 {
+            return;
+        }
+        if self.in_head {
+            if is_blank(s) {
+                return;
+            }
+            self.in_head = false;
+        }
+        let decoded = if refs {
+            entities::decode(s, false)
+        } else {
+            s.into()
+        };
+        if self.boiler == 0 {
+            let k = self.line_kind();
+            self.text.push_kind(&decoded, k);
+            if self.in_main > 0 {
+                self.main_text.push_kind(&decoded, k);
+            }
+        }
+        if let Some((_, _, buf)) = self.anchor.as_mut() {
+            buf.push(&decoded);
+        }
+    }
+
+    fn push_link(&mut self, url: Url, anchor: String, nofollow: bool) {
+        if !self.seen.insert(canon::fingerprint(&url)) {
+            return;
+        }
+        if self.page.links.len() >= self.limits.max_links {
+            self.page.links_dropped += 1;
+            return;
+        }
+        self.page.links.push(Link {
+            url,
+            anchor,
+            nofollow,
+        });
+    }
+
+    fn finish(self) -> ParsedPage {
+        let mut page = self.page;
+        let text = if self.main_text.out.is_empty() {
+            self.text
+        } else {
+            self.main_text
+        };
+        page.cut |= text.full;
+        let (t, kinds) = text.finish_with_kinds();
+        page.text = t;
+        page.text_kinds = kinds;
+        page
+    }
+}
+
+fn is_nofollow(attrs: &[(&str, &str)]) -> bool {
+    attr(attrs, "rel").is_some_and(|r| {
+        r.split_ascii_whitespace()
+            .any(|t| t.eq_ignore_ascii_case("nofollow"))
+    })
+}

@@ -1,0 +1,757 @@
+//! HTML parsing: bytes in, owned page facts out.
+//!
+//! In: the response body, the final URL and the `Content-Type` header.
+//! Out: a [`ParsedPage`] with title, description, canonical, language,
+//! `<base href>`, meta robots, canonical outgoing links (with anchor text and
+//! `rel=nofollow`) and the readable text.
+//!
+//! `scraper::Html` is not `Send`, so [`parse`] is a plain blocking function
+//! that returns owned data; the crawler runs it on the blocking pool. One
+//! walk over the tree collects everything: no CSS selector matching on the
+//! hot path.
+
+//! HTML page analysis: bytes in, owned page facts out.
+//!
+//! In: the response body, the final URL and the `Content-Type` header.
+//! Out: a [`ParsedPage`] with title, description, canonical, language,
+//! `<base href>`, meta robots, meta refresh, canonical outgoing links (with
+//! anchor text and `rel=nofollow`) and the readable main text with the
+//! kind of each of its lines.
+//!
+//! [`parse`] decodes the body ([`decode`]: BOM, header, `<meta charset>`)
+//! and reads it in one streaming pass with no tree ([`extract`] over
+//! [`tokenize`]): time linear in the body, memory bounded by the text and
+//! link caps whatever the page's structure. It is a plain blocking
+//! function; the crawler runs it on the blocking pool.
+
+pub mod entities;
+pub mod extract;
+pub mod tokenize;
+#[cfg(test)]
+mod tree;
+
+use std::borrow::Cow;
+
+use encoding_rs::Encoding;
+use url::Url;
+
+/// A link found on a page, already resolved and canonicalized.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub url: Url,
+    pub anchor: String,
+    pub nofollow: bool,
+}
+
+/// What a page says about itself and where it points.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedPage {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// `<link rel=canonical>`, resolved against the base URL.
+    pub canonical: Option<String>,
+    /// `<html lang>` or `Content-Language` from a meta http-equiv.
+    pub language: Option<String>,
+    /// `<base href>`, resolved against the page URL.
+    pub base: Option<String>,
+    /// The content of `<meta name=robots>` (lower-cased), if any.
+    pub meta_robots: Option<String>,
+    /// `<meta http-equiv=refresh>` with a URL.
+    pub refresh: Option<Refresh>,
+    /// Outgoing links, one per canonical target, in document order.
+    pub links: Vec<Link>,
+    /// Links dropped because the page had more than the per-page cap.
+    pub links_dropped: usize,
+    /// The text was cut at [`MAX_TEXT_BYTES`].
+    pub cut: bool,
+    /// Readable text: no scripts, styles or markup; one line per block.
+    pub text: String,
+    /// One byte per line of `text`: what the line is (see
+    /// [`extract::kind`]: `h` heading, `c` code, `t` table, `l` list item,
+    /// `p` prose).
+    pub text_kinds: String,
+    /// The encoding the body was decoded with.
+    pub encoding: &'static str,
+}
+
+/// A `<meta http-equiv=refresh>` that names a URL (HTML's "shared
+/// declarative refresh steps"): `0; url=/next/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh {
+    /// Seconds before the refresh.
+    pub delay: u32,
+    pub url: Url,
+}
+
+impl Refresh {
+    /// Reads a refresh `content` value, resolving its URL against `base`.
+    /// `None` when it names no URL (a page that reloads itself) or the URL
+    /// is not one a crawler can follow.
+    pub fn parse(content: &str, base: &Url) -> Option<Refresh> {
+        let s = content.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 && !s.starts_with('.') {
+            return None;
+        }
+        let delay = s[..digits].parse::<u32>().unwrap_or(u32::MAX);
+        let s = s[digits..].trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let s = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let s = s
+            .strip_prefix([';', ','])
+            .unwrap_or(s)
+            .trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let s = match s.get(..3) {
+            Some(p) if p.eq_ignore_ascii_case("url") => {
+                let rest = s[3..].trim_start_matches(|c: char| c.is_ascii_whitespace());
+                match rest.strip_prefix('=') {
+                    Some(r) => r.trim_start_matches(|c: char| c.is_ascii_whitespace()),
+                    None => s,
+                }
+            }
+            _ => s,
+        };
+        let s = match s.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let inner = &s[1..];
+                inner.find(q).map_or(inner, |e| &inner[..e])
+            }
+            _ => s,
+        };
+        crate::canon::resolve(base, s).map(|url| Refresh { delay, url })
+    }
+}
+
+/// Limits applied while parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    pub max_links: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self { max_links: 10_000 }
+    }
+}
+
+/// Whether a response with this `Content-Type` may be parsed as HTML
+/// (by [`is_html`], once its first bytes are in).
+pub fn may_be_html(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|ct| {
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        mime.eq_ignore_ascii_case("text/html") || mime.eq_ignore_ascii_case("application/xhtml+xml")
+    })
+}
+
+/// Whether a response should be parsed as HTML. Without a `Content-Type`,
+/// the body is sniffed for a leading `<!doctype html` or `<html`. A body
+/// that [looks binary](looks_binary) is not HTML whatever its header says.
+pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
+    if looks_binary(body) || !may_be_html(content_type) {
+        return false;
+    }
+    match content_type {
+        Some(_) => true,
+        None => {
+            let start = body
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(body.len());
+            let head = &body[start..body.len().min(start + 14)];
+            head.len() >= 5
+                && (head.to_ascii_lowercase().starts_with(b"<!doctype html")
+                    || head[..5].eq_ignore_ascii_case(b"<html"))
+        }
+    }
+}
+
+/// How much of a body [`looks_binary`] reads.
+const SNIFF_BYTES: usize = 1024;
+
+/// Whether the start of a body is binary: its first 1,024 bytes hold a
+/// NUL, or more than 2% of other "binary data bytes" of the WHATWG MIME
+/// Sniffing standard (C0 controls other than TAB, LF, FF, CR and ESC).
+/// Images, archives, executables and random bytes served as `text/html`
+/// do; text in any ASCII-compatible encoding does not, and a stray control
+/// character pasted into a real page is not enough. A UTF-16 body (by its
+/// BOM) is text whatever its bytes.
+pub fn looks_binary(body: &[u8]) -> bool {
+    if matches!(Encoding::for_bom(body), Some((e, _)) if e != encoding_rs::UTF_8) {
+        return false;
+    }
+    let head = &body[..body.len().min(SNIFF_BYTES)];
+    head.contains(&0)
+        || head
+            .iter()
+            .filter(|&&b| matches!(b, 0x01..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f))
+            .count()
+            > SNIFF_BYTES / 50
+}
+
+/// Decodes an HTML body: BOM first, then the `Content-Type` charset, then a
+/// `<meta charset>` / `http-equiv` in the first 1024 bytes, then UTF-8 if the
+/// bytes are valid UTF-8, else windows-1252 (what browsers assume).
+pub fn decode<'a>(body: &'a [u8], content_type: Option<&str>) -> (Cow<'a, str>, &'static Encoding) {
+    let encoding = Encoding::for_bom(body)
+        .map(|(e, _)| e)
+        .or_else(|| {
+            content_type
+                .and_then(charset_param)
+                .and_then(Encoding::for_label)
+        })
+        .or_else(|| meta_charset(body))
+        .map(|e| {
+            // A page cannot really be UTF-16 if we found its label in ASCII;
+            // the HTML standard says to read such a label as UTF-8.
+            if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE {
+                if Encoding::for_bom(body).is_some() {
+                    e
+                } else {
+                    encoding_rs::UTF_8
+                }
+            } else {
+                e
+            }
+        })
+        .unwrap_or_else(|| match std::str::from_utf8(body) {
+            Ok(_) => encoding_rs::UTF_8,
+            // Valid UTF-8 with non-ASCII characters, up to a character cut
+            // at the end: a body read in part.
+            Err(e) if e.error_len().is_none() && !body[..e.valid_up_to()].is_ascii() => {
+                encoding_rs::UTF_8
+            }
+            Err(_) => encoding_rs::WINDOWS_1252,
+        });
+    let (text, used, _had_errors) = encoding.decode(body);
+    (text, used)
+}
+
+fn charset_param(content_type: &str) -> Option<&[u8]> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches(['"', '\'']).as_bytes())
+    })
+}
+
+/// A small prescan in the spirit of the HTML standard's: finds `charset=`
+/// inside the first `<meta` tags of the first 1024 bytes.
+fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(1024)];
+    let lower = head.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = find(&lower[from..], b"<meta") {
+        let start = from + pos + 5;
+        let end = find(&lower[start..], b">").map_or(lower.len(), |e| start + e);
+        let tag = &lower[start..end];
+        if let Some(c) = find(tag, b"charset") {
+            let rest = &tag[c + 7..];
+            let rest = rest.trim_ascii_start();
+            if let Some(rest) = rest.strip_prefix(b"=") {
+                let rest = rest.trim_ascii_start();
+                let rest = rest
+                    .strip_prefix(b"\"")
+                    .or_else(|| rest.strip_prefix(b"'"))
+                    .unwrap_or(rest);
+                let len = rest
+                    .iter()
+                    .position(|b| {
+                        matches!(b, b'"' | b'\'' | b';' | b'/' | b'>') || b.is_ascii_whitespace()
+                    })
+                    .unwrap_or(rest.len());
+                if let Some(e) = Encoding::for_label(&rest[..len]) {
+                    return Some(e);
+                }
+            }
+        }
+        from = end;
+    }
+    None
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whitespace-collapsing text accumulator, holding at most `cap` bytes.
+struct TextBuf {
+    out: String,
+    /// One byte a line: the kind given when the line's first word came.
+    kinds: Vec<u8>,
+    pending_space: bool,
+    cap: usize,
+    /// Text was dropped at the cap.
+    full: bool,
+}
+
+impl TextBuf {
+    fn new(cap: usize) -> Self {
+        Self {
+            out: String::new(),
+            kinds: Vec::new(),
+            pending_space: false,
+            cap,
+            full: false,
+        }
+    }
+
+    /// Appends text, collapsing runs of HTML whitespace (ASCII space, tab,
+    /// LF, FF, CR) to one space. This is the hottest loop of parsing, so it
+    /// scans bytes: whitespace is ASCII, and slicing at ASCII bytes always
+    /// leaves valid UTF-8. Past the cap, text is dropped (a word at the cap
+    /// is cut at a character boundary).
+    fn push(&mut self, t: &str) {
+        self.push_kind(t, 0);
+    }
+
+    /// [`Self::push`], recording `kind` for a line this text starts (0:
+    /// record nothing).
+    fn push_kind(&mut self, t: &str, kind: u8) {
+        if self.full {
+            return;
+        }
+        let bytes = t.as_bytes();
+        let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r');
+        let mut i = 0;
+        while i < bytes.len() {
+            if is_ws(bytes[i]) {
+                self.pending_space = true;
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && !is_ws(bytes[i]) {
+                i += 1;
+            }
+            let space = self.pending_space && !self.out.is_empty() && !self.out.ends_with('\n');
+            let mut word = &t[start..i];
+            let room = self.cap.saturating_sub(self.out.len() + usize::from(space));
+            if word.len() > room {
+                let mut end = room;
+                while !word.is_char_boundary(end) {
+                    end -= 1;
+                }
+                word = &word[..end];
+                self.full = true;
+            }
+            if space && !word.is_empty() {
+                self.out.push(' ');
+            }
+            if kind != 0 && !word.is_empty() && (self.out.is_empty() || self.out.ends_with('\n')) {
+                self.kinds.push(kind);
+            }
+            self.out.push_str(word);
+            self.pending_space = false;
+            if self.full {
+                return;
+            }
+        }
+    }
+
+    fn newline(&mut self) {
+        if !self.full && !self.out.is_empty() && !self.out.ends_with('\n') {
+            self.out.push('\n');
+        }
+        self.pending_space = false;
+    }
+
+    fn finish(mut self) -> String {
+        while self.out.ends_with('\n') {
+            self.out.pop();
+        }
+        self.out
+    }
+
+    /// The text and its line kinds, one byte per line.
+    fn finish_with_kinds(self) -> (String, String) {
+        let mut kinds = self.kinds.clone();
+        let text = self.finish();
+        let lines = if text.is_empty() {
+            0
+        } else {
+            memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1
+        };
+        kinds.resize(lines, extract::kind::PROSE);
+        (text, String::from_utf8(kinds).unwrap_or_default())
+    }
+}
+
+fn collapse(s: &str) -> String {
+    let mut b = TextBuf::new(usize::MAX);
+    b.push(s);
+    b.finish()
+}
+
+fn non_empty(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+const MAX_ANCHOR_CHARS: usize = 256;
+
+/// Text kept at most, in bytes of UTF-8: a page's text is cut here (and
+/// the page marked truncated). A long book is ~3 MB of text; the
+/// summarizers read far less.
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+
+/// Parses an HTML body fetched from `url`: decodes it ([`decode`]) and
+/// reads it in one pass ([`extract::extract`]).
+pub fn parse(
+    body: &[u8],
+    url: &Url,
+    content_type: Option<&str>,
+    limits: ParseLimits,
+) -> ParsedPage {
+    let (text, encoding) = decode(body, content_type);
+    let mut page = extract::extract(&text, url, limits);
+    page.encoding = encoding.name();
+    page
+}
+
+/// Reads an already decoded HTML document.
+pub fn parse_str(html: &str, url: &Url, limits: ParseLimits) -> ParsedPage {
+    extract::extract(html, url, limits)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(html: &str) -> ParsedPage {
+        parse_str(
+            html,
+            &Url::parse("http://site.test/dir/page.html").unwrap(),
+            ParseLimits::default(),
+        )
+    }
+
+    #[test]
+    fn extracts_metadata() {
+        let page = p(r#"<!doctype html><html lang="en-GB"><head>
+            <title>  Hello
+              World </title>
+            <meta name="Description" content=" A   page ">
+            <meta name="robots" content="NOINDEX">
+            <link rel="alternate canonical" href="/canon#x">
+            </head><body><p>Text</p></body></html>"#);
+        assert_eq!(page.title.as_deref(), Some("Hello World"));
+        assert_eq!(page.description.as_deref(), Some("A page"));
+        assert_eq!(page.language.as_deref(), Some("en-GB"));
+        assert_eq!(page.canonical.as_deref(), Some("http://site.test/canon"));
+        assert_eq!(page.meta_robots.as_deref(), Some("noindex"));
+        assert_eq!(page.text, "Text");
+    }
+
+    #[test]
+    fn links_resolve_against_base_and_dedupe() {
+        let page = p(r#"<html><head><base href="/other/"></head><body>
+            <a href="a.html">First <b>one</b></a>
+            <a href="a.html#frag">dup</a>
+            <a href="mailto:x@y">mail</a>
+            <a href="javascript:void(0)">js</a>
+            <a rel="nofollow noopener" href="http://Elsewhere.test:80/x">ext</a>
+            <a>no href</a>
+            <map><area href="/map" alt="Map"></map>
+            </body></html>"#);
+        let got: Vec<(String, &str, bool)> = page
+            .links
+            .iter()
+            .map(|l| (l.url.to_string(), l.anchor.as_str(), l.nofollow))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "http://site.test/other/a.html".to_string(),
+                    "First one",
+                    false
+                ),
+                ("http://elsewhere.test/x".to_string(), "ext", true),
+                ("http://site.test/map".to_string(), "Map", false),
+            ]
+        );
+        assert_eq!(page.base.as_deref(), Some("http://site.test/other/"));
+    }
+
+    #[test]
+    fn readable_text_skips_scripts_and_keeps_blocks() {
+        let page = p(
+            "<html><head><style>p{}</style><script>var x = 1;</script></head><body>\
+             <h1>Title</h1><p>One <i>two</i>\n three.</p><script>evil()</script><div>Four<br>Five</div>\
+             <noscript>no</noscript><p>a<b>b</b>c</p></body></html>",
+        );
+        assert_eq!(page.text, "Title\nOne two three.\nFour\nFive\nabc");
+    }
+
+    #[test]
+    fn any_shape_is_read_whole_in_linear_time() {
+        // 100,000 nested elements: read to the end, nothing held per element.
+        let deep = format!(
+            "<html><body><p>before</p>{}deep<a href=/after>after</a>{}</body></html>",
+            "<div>".repeat(100_000),
+            "</div>".repeat(100_000)
+        );
+        let page = p(&deep);
+        assert!(!page.cut);
+        assert_eq!(page.text, "before\ndeepafter");
+        assert_eq!(page.links.len(), 1);
+        // The same for every way HTML nests: `<div/>` opens a div, HTML
+        // inside SVG, void names in SVG, unclosed list items and cells.
+        for shape in [
+            "<div/>".repeat(50_000),
+            format!("<svg>{}", "<div/>".repeat(50_000)),
+            format!("<svg>{}</svg>", "<path/>".repeat(50_000)),
+            format!("<svg>{}", "<input>".repeat(50_000)),
+            format!("<ul>{}</ul>", "<li>x".repeat(50_000)),
+            format!("<table>{}</table>", "<tr><td>a<td>b".repeat(20_000)),
+            "</span>".repeat(100_000),
+            format!("{}{}", "<span>".repeat(2000), "</div>".repeat(100_000)),
+        ] {
+            let mut page = shape.clone();
+            page.push_str("<p>tail <a href=/t>t</a>");
+            let got = p(&page);
+            assert!(got.text.ends_with("tail t"), "{}", &shape[..20]);
+            assert_eq!(got.links.len(), 1, "{}", &shape[..20]);
+        }
+        // `<` in scripts and comments is not a tag.
+        let scripted = format!(
+            "<body><p>Text</p><script>{}</script><!--{}--><a href=/y>y</a></body>",
+            "if(i<n){a<b}".repeat(2000),
+            "<div>".repeat(2000)
+        );
+        let page = p(&scripted);
+        assert!(!page.cut);
+        assert_eq!(page.links.len(), 1);
+        assert_eq!(page.text, "Text\ny");
+    }
+
+    #[test]
+    fn every_link_of_a_page_of_60000_elements_is_kept() {
+        let mut html = String::from("<html><body><ul>");
+        for i in 0..6000 {
+            html.push_str(&format!(
+                "<li><span class=a><b>{i}</b></span><a href=\"/p/{i}.html\"><i>page</i> {i}</a><span>x</span><em>y</em><code>z</code><small>w</small><u>v</u></li>"
+            ));
+        }
+        html.push_str("</ul></body></html>");
+        assert!(html.matches('<').count() - html.matches("</").count() > 60_000);
+        let page = p(&html);
+        assert_eq!(page.links.len(), 6000);
+        assert_eq!(page.links[5999].url.path(), "/p/5999.html");
+        assert_eq!(page.links[5999].anchor, "page 5999");
+        assert!(!page.cut);
+    }
+
+    /// The fields the tree-based extraction and the streaming one share,
+    /// as comparable values.
+    fn facts(page: &ParsedPage) -> Vec<String> {
+        let mut v = vec![
+            format!("title {:?}", page.title),
+            format!("description {:?}", page.description),
+            format!("canonical {:?}", page.canonical),
+            format!("language {:?}", page.language),
+            format!("base {:?}", page.base),
+            format!("robots {:?}", page.meta_robots),
+            format!("dropped {}", page.links_dropped),
+        ];
+        v.extend(
+            page.links
+                .iter()
+                .map(|l| format!("link {} {:?} {}", l.url, l.anchor, l.nofollow)),
+        );
+        v.extend(page.text.lines().map(|l| format!("text {l}")));
+        v
+    }
+
+    fn compare_dir(dir: &std::path::Path, mismatches: &mut Vec<String>, pages: &mut usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                compare_dir(&path, mismatches, pages);
+            } else if path.extension().is_some_and(|x| x == "html" || x == "htm") {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                let url = Url::parse("http://site.test/dir/page.html").unwrap();
+                let (html, _) = decode(&bytes, None);
+                let old = tree::parse_str(&html, &url, ParseLimits::default());
+                if old.cut {
+                    continue;
+                }
+                let new = parse_str(&html, &url, ParseLimits::default());
+                *pages += 1;
+                let (a, b) = (facts(&old), facts(&new));
+                if a != b {
+                    let first = a
+                        .iter()
+                        .zip(&b)
+                        .position(|(x, y)| x != y)
+                        .unwrap_or(a.len().min(b.len()));
+                    mismatches.push(format!(
+                        "{}: tree {:?} / stream {:?}",
+                        path.display(),
+                        a.get(first),
+                        b.get(first)
+                    ));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_reads_every_fixture_as_the_tree_did() {
+        let mut mismatches = Vec::new();
+        let mut pages = 0;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        compare_dir(&root, &mut mismatches, &mut pages);
+        // A directory of real pages to compare too, when given.
+        if let Ok(dir) = std::env::var("TRAWL_COMPARE_DIR") {
+            compare_dir(std::path::Path::new(&dir), &mut mismatches, &mut pages);
+        }
+        assert!(pages >= 8, "{pages}");
+        assert!(
+            mismatches.is_empty(),
+            "{} of {pages} differ:\n{}",
+            mismatches.len(),
+            mismatches
+                .iter()
+                .take(40)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    #[test]
+    fn text_is_capped() {
+        let long = format!("<body><p>{}</p></body>", "wörd ".repeat(300_000));
+        let page = p(&long);
+        assert!(page.cut);
+        assert!(page.text.len() <= MAX_TEXT_BYTES);
+        assert!(page.text.len() > MAX_TEXT_BYTES - 8);
+        // One word longer than the cap is cut at a character boundary.
+        let word = format!("<body><p>{}</p></body>", "ü".repeat(MAX_TEXT_BYTES));
+        let page = p(&word);
+        assert!(page.cut && page.text.len() == MAX_TEXT_BYTES);
+        // Anchor text is bounded too.
+        let anchor = format!("<a href=/a>{}</a>", "a ".repeat(100_000));
+        assert_eq!(p(&anchor).links[0].anchor.chars().count(), MAX_ANCHOR_CHARS);
+        assert!(!p("<p>short</p>").cut);
+    }
+
+    #[test]
+    fn text_is_the_main_content_without_navigation_headers_and_footers() {
+        let page = p(
+            "<body><header>Site name</header><nav><a href=/a>Home</a></nav>\
+             <article><header><h1>Headline</h1></header><p>Body text.</p><footer>By me</footer></article>\
+             <aside>Related</aside><div role=navigation>Menu</div><footer>Copyright</footer></body>",
+        );
+        assert_eq!(page.text, "Headline\nBody text.\nBy me");
+        // Links in boilerplate are still links, with their anchor text.
+        assert_eq!(page.links.len(), 1);
+        assert_eq!(page.links[0].anchor, "Home");
+
+        // Nested mains (a common theme pattern), a main inside a template,
+        // a header in a plain section.
+        let page = p(
+            "<body><nav>x</nav><main><div role=main><p>Inner</p></div><p>Outer</p></main></body>",
+        );
+        assert_eq!(page.text, "Inner\nOuter");
+        let page = p("<body><template><main>t</main></template><p>Real text</p></body>");
+        assert_eq!(page.text, "Real text");
+        let page = p("<body><section><header><h1>Title</h1></header><p>Post</p></section></body>");
+        assert_eq!(page.text, "Title\nPost");
+
+        let page = p(
+            "<body><div>Sidebar</div><main><h1>Only</h1><p>this <nav>x</nav>counts</p></main><p>Not this</p>\
+             <div role=main>and this</div></body>",
+        );
+        assert_eq!(page.text, "Only\nthis\ncounts\nand this");
+    }
+
+    #[test]
+    fn link_cap_counts_dropped() {
+        let mut html = String::from("<html><body>");
+        for i in 0..50 {
+            html.push_str(&format!("<a href='/p{i}'>x</a>"));
+        }
+        let page = parse_str(
+            &html,
+            &Url::parse("http://s.test/").unwrap(),
+            ParseLimits { max_links: 10 },
+        );
+        assert_eq!(page.links.len(), 10);
+        assert_eq!(page.links_dropped, 40);
+    }
+
+    #[test]
+    fn charset_detection() {
+        // UTF-8 cut inside a character (a body read in part) is UTF-8.
+        let cut = "<p>é café</p>".as_bytes();
+        assert_eq!(decode(&cut[..10], None).1, encoding_rs::UTF_8);
+        assert_eq!(decode(&cut[..10], None).0, "<p>é caf\u{fffd}");
+        assert_eq!(decode(b"<p>caf\xe9</p>", None).1, encoding_rs::WINDOWS_1252);
+        // windows-1252 "café" declared in the header
+        let body = b"<html><body>caf\xe9</body></html>";
+        let (t, e) = decode(body, Some("text/html; charset=ISO-8859-1"));
+        assert!(t.contains("café"));
+        assert_eq!(e.name(), "windows-1252");
+        // declared by <meta charset>
+        let (t, e) = decode(b"<meta charset=\"shift_jis\"><p>\x93\xfa\x96\x7b", None);
+        assert_eq!(e.name(), "Shift_JIS");
+        assert!(t.contains("日本"));
+        // http-equiv form
+        let (_, e) = decode(
+            b"<meta http-equiv=Content-Type content='text/html; charset=koi8-r'>",
+            None,
+        );
+        assert_eq!(e.name(), "KOI8-R");
+        // BOM wins over the header
+        let (t, e) = decode(b"\xef\xbb\xbfhi", Some("text/html; charset=windows-1252"));
+        assert_eq!((t.as_ref(), e.name()), ("hi", "UTF-8"));
+        // undeclared, invalid UTF-8 falls back to windows-1252, never panics
+        let (t, e) = decode(b"caf\xe9", None);
+        assert_eq!((t.as_ref(), e.name()), ("café", "windows-1252"));
+        // undeclared valid UTF-8
+        let (_, e) = decode("café".as_bytes(), None);
+        assert_eq!(e.name(), "UTF-8");
+    }
+
+    #[test]
+    fn html_detection() {
+        assert!(is_html(Some("text/html; charset=utf-8"), b""));
+        assert!(is_html(Some("application/xhtml+xml"), b""));
+        assert!(!is_html(Some("application/pdf"), b"<html>"));
+        assert!(is_html(None, b"  <!DOCTYPE html><html>"));
+        assert!(is_html(None, b"<HTML>"));
+        assert!(!is_html(None, b"%PDF-1.4"));
+        // Binary served as HTML: a PNG, zeros, a NUL in the first 1 KiB.
+        assert!(!is_html(
+            Some("text/html"),
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"
+        ));
+        assert!(!is_html(Some("text/html"), &[0u8; 4096]));
+        let nul_at = |i: usize| {
+            let mut b = b"<p>".repeat(500);
+            b[i] = 0;
+            b
+        };
+        assert!(!is_html(Some("text/html"), &nul_at(1000)));
+        // ...but a NUL after the first 1 KiB, ESC (ISO-2022-JP), form
+        // feeds and UTF-16 with its BOM are text.
+        assert!(is_html(Some("text/html"), &nul_at(1100)));
+        assert!(is_html(Some("text/html"), b"<p>\x1b$B$3$s\x1b(B\x0c</p>"));
+        // A few stray control characters in a real page are not binary;
+        // many are.
+        let stray = [
+            b"<p>a\x0b b\x1a c\x01</p>".as_slice(),
+            &b"<p>text</p>".repeat(80),
+        ]
+        .concat();
+        assert!(is_html(Some("text/html"), &stray));
+        assert!(!is_html(Some("text/html"), &b"<p>\x01\x02\x03".repeat(50)));
+        assert!(is_html(Some("text/html"), b"\xff\xfe<\0p\0>\0"));
+        assert!(looks_binary(b"\xef\xbb\xbf<p>\0"));
+    }
+}
