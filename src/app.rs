@@ -287,14 +287,14 @@ async fn summarize_one(store: &Store, summarizer: Arc<Summarizer>, url: &str, st
             return EXIT_USAGE;
         }
     };
-    let row = sqlx::query_as::<_, (Option<String>, Option<String>)>(
-        "SELECT content_hash, text FROM pages WHERE url_id = ?",
+    let row = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
+        "SELECT content_hash, text, text_kinds FROM pages WHERE url_id = ?",
     )
     .bind(id)
     .fetch_optional(store.pool())
     .await;
-    let (hash, text) = match row {
-        Ok(Some((Some(h), Some(t)))) if !t.is_empty() => (h, t),
+    let (hash, text, kinds) = match row {
+        Ok(Some((Some(h), Some(t), kinds))) if !t.is_empty() => (h, t, kinds),
         Ok(_) => {
             eprintln!("trawl: {url} is not a stored page with text");
             return EXIT_USAGE;
@@ -312,7 +312,7 @@ async fn summarize_one(store: &Store, summarizer: Arc<Summarizer>, url: &str, st
         }) as crate::summarize::TokenSink
     });
     let streamed = sink.is_some() && summarizer.key().backend == "llm";
-    let outcome = summarizer.summarize(text, sink).await;
+    let outcome = summarizer.summarize(text, kinds, sink).await;
     match &outcome.summary {
         Ok(_) if streamed => println!(),
         Ok(s) => println!("{s}"),

@@ -1184,6 +1184,7 @@ impl Coordinator {
         let _ = tx.try_send(Item {
             content_hash: hash.clone(),
             text: text.clone(),
+            kinds: page.text_kinds.clone(),
         });
     }
 

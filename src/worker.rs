@@ -244,6 +244,7 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         page.meta_robots = parsed.meta_robots;
         page.encoding = Some(parsed.encoding.to_string());
         page.text = Some(parsed.text);
+        page.text_kinds = Some(parsed.text_kinds);
         page.links_count = (links.len() + parsed.links_dropped) as u32;
         page.truncated |= parsed.cut;
     }

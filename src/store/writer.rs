@@ -101,6 +101,8 @@ pub struct PageRecord {
     pub noindex: bool,
     pub encoding: Option<String>,
     pub text: Option<String>,
+    /// One byte per line of `text` (see `parse::extract::kind`).
+    pub text_kinds: Option<String>,
     pub links_count: u32,
 }
 
@@ -638,7 +640,7 @@ async fn insert_pages(
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT OR REPLACE INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
          fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
-         base_href, meta_robots, encoding, text, links_count, noindex, x_robots_tag) ",
+         base_href, meta_robots, encoding, text, text_kinds, links_count, noindex, x_robots_tag) ",
     );
     qb.push_values(rows, |mut b, f| {
         let p = f.page.as_ref().expect("filtered to fetches with pages");
@@ -662,6 +664,7 @@ async fn insert_pages(
             .push_bind(p.meta_robots.clone())
             .push_bind(p.encoding.clone())
             .push_bind(p.text.clone())
+            .push_bind(p.text_kinds.clone())
             .push_bind(p.links_count as i64)
             .push_bind(p.noindex)
             .push_bind(p.x_robots_tag.clone());

@@ -40,6 +40,10 @@ its key facts. Answer with the summary only.";
 const REDUCE_NOTE: &str = "The text below consists of summaries of consecutive parts of one long \
 page, in order. Summarize them as one page.";
 
+/// Texts up to this many bytes are summarized extractively on the calling
+/// task (about 0.1 ms at most); longer ones on the blocking pool.
+const INLINE_SUMMARY_BYTES: usize = 32 << 10;
+
 /// Most rounds of map-reduce before giving up on a page.
 const MAX_REDUCE_ROUNDS: usize = 4;
 
@@ -292,14 +296,27 @@ impl Summarizer {
         }
     }
 
-    /// Summarizes `text`. `on_token` (LLM only) sees the final answer's
-    /// text as it streams in.
-    pub async fn summarize(&self, text: String, on_token: Option<TokenSink>) -> Outcome {
+    /// Summarizes `text`; `kinds` is the kind of each of its lines when
+    /// known (one byte a line, see [`crate::parse::extract::kind`]).
+    /// `on_token` (LLM only) sees the final answer's text as it streams in.
+    pub async fn summarize(
+        &self,
+        text: String,
+        kinds: Option<String>,
+        on_token: Option<TokenSink>,
+    ) -> Outcome {
         match &self.kind {
             Kind::Extractive { sentences } => {
                 let n = *sentences;
-                let res =
-                    tokio::task::spawn_blocking(move || extractive::summarize(&text, n)).await;
+                // Tens of microseconds a page: inline, unless the text is
+                // long enough to hold a runtime thread for long.
+                let small = text.len() <= INLINE_SUMMARY_BYTES;
+                let run = move || extractive::summarize_page(&text, kinds.as_deref(), n);
+                let res = if small {
+                    Ok(run())
+                } else {
+                    tokio::task::spawn_blocking(run).await
+                };
                 Outcome {
                     summary: res.map_err(|e| format!("summarizer panicked: {e}")),
                     chunks: 1,

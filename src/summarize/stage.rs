@@ -27,6 +27,9 @@ use crate::util::now_ms;
 pub struct Item {
     pub content_hash: String,
     pub text: String,
+    /// One byte per line of `text`, when known (see
+    /// `parse::extract::kind`).
+    pub kinds: Option<String>,
 }
 
 /// Which stored pages the sweep takes.
@@ -98,7 +101,7 @@ pub async fn run(
                     None => break,
                     Some(item) => {
                         if !run.summarizer.budget_spent() && run.wanted(&pool, &item.content_hash, sweep).await? {
-                            run.spawn(item.content_hash, item.text);
+                            run.spawn(item.content_hash, item.text, item.kinds);
                         }
                     }
                 },
@@ -110,7 +113,7 @@ pub async fn run(
         let rows = pending(&pool, &run.summarizer, after, sweep).await?;
         let Some(last) = rows.last() else { break };
         after = last.0;
-        for (_, content_hash, text) in rows {
+        for (_, content_hash, text, kinds) in rows {
             if !run.handled.insert(content_hash.clone()) {
                 continue;
             }
@@ -123,7 +126,7 @@ pub async fn run(
             if run.summarizer.budget_spent() {
                 break 'sweep;
             }
-            run.spawn(content_hash, text);
+            run.spawn(content_hash, text, kinds);
         }
     }
     while !run.tasks.is_empty() {
@@ -181,10 +184,10 @@ impl Run {
         Ok(true)
     }
 
-    fn spawn(&mut self, content_hash: String, text: String) {
+    fn spawn(&mut self, content_hash: String, text: String, kinds: Option<String>) {
         let s = self.summarizer.clone();
         self.tasks.spawn(async move {
-            let outcome = s.summarize(text, None).await;
+            let outcome = s.summarize(text, kinds, None).await;
             (content_hash, outcome)
         });
     }
@@ -270,16 +273,16 @@ pub async fn write(
 }
 
 /// Summarizable pages after `after` (by URL id) that need a summary under
-/// the summarizer's key, as (url id, content hash, text).
+/// the summarizer's key, as (url id, content hash, text, line kinds).
 async fn pending(
     pool: &SqlitePool,
     summarizer: &Summarizer,
     after: i64,
     sweep: SweepOptions,
-) -> Result<Vec<(i64, String, String)>, StoreError> {
+) -> Result<Vec<(i64, String, String, Option<String>)>, StoreError> {
     let key = summarizer.key();
     let sql = format!(
-        "SELECT p.url_id, p.content_hash, p.text FROM pages p JOIN urls u ON u.id = p.url_id \
+        "SELECT p.url_id, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
          WHERE p.url_id > ? AND {SUMMARIZABLE} AND (? OR NOT EXISTS (SELECT 1 FROM summaries s \
          WHERE s.content_hash = p.content_hash AND s.backend = ? AND s.model = ? AND s.prompt_version = ? \
          AND (s.state = 'done' OR NOT ?))) ORDER BY p.url_id LIMIT ?"
@@ -296,7 +299,7 @@ async fn pending(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect())
 }
 
