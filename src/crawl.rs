@@ -297,6 +297,11 @@ async fn run(
     };
     let fetcher = Fetcher::with_policy(&cfg.fetch, policy).map_err(CrawlError::Client)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let summarizer = if cfg.summarize.enabled {
+        Some(Arc::new(Summarizer::new(&cfg.summarize)?))
+    } else {
+        None
+    };
     let ctx = Arc::new(WorkerCtx {
         fetcher,
         scope,
@@ -306,12 +311,8 @@ async fn run(
         parse_permits: Semaphore::new(cores),
         counters: counters.clone(),
         agent: robots::product_token(&cfg.fetch.user_agent),
+        summary: summarizer.as_ref().and_then(|s| s.inline()),
     });
-    let summarizer = if cfg.summarize.enabled {
-        Some(Arc::new(Summarizer::new(&cfg.summarize)?))
-    } else {
-        None
-    };
     if !cfg.politeness.robots {
         tracing::warn!(
             "--ignore-robots: robots.txt is NOT fetched or obeyed in this crawl; only do this on sites you run"
@@ -478,7 +479,10 @@ async fn run(
     drop(summary_tx);
     let summaries = match stage_task {
         Some(task) => match task.await {
-            Ok(Ok(r)) => Some(r),
+            Ok(Ok(mut r)) => {
+                r.done += counters.get(&counters.summarized_inline);
+                Some(r)
+            }
             // The crawl itself is done and recorded; summaries can be
             // made later.
             Ok(Err(e)) => {
@@ -1178,6 +1182,10 @@ impl Coordinator {
         else {
             return;
         };
+        if page.summary.is_some() {
+            self.counters.summarized_inline.fetch_add(1, Relaxed);
+            return;
+        }
         if page.noindex || text.is_empty() || !(200..300).contains(&page.status) {
             return;
         }

@@ -27,6 +27,8 @@ pub struct Counters {
     pub bytes: AtomicU64,
     /// Nanoseconds spent analysing bodies (decode, parse, hash, scope).
     pub parse_nanos: AtomicU64,
+    /// Pages summarized with their parse (see `summarize::Inline`).
+    pub summarized_inline: AtomicU64,
 }
 
 impl Counters {

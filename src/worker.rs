@@ -25,7 +25,7 @@ use crate::reason::SkipReason;
 use crate::robots;
 use crate::scope::Scope;
 use crate::sitemap::{self, SitemapError};
-use crate::store::writer::PageRecord;
+use crate::store::writer::{PageRecord, SummaryRecord};
 use crate::util::now_ms;
 
 /// A URL on its way through the pipeline.
@@ -106,6 +106,8 @@ pub struct WorkerCtx {
     pub counters: Arc<Counters>,
     /// The product token robots directives are matched against.
     pub agent: String,
+    /// Summaries made with the parse (the extractive summarizer), if on.
+    pub summary: Option<crate::summarize::Inline>,
 }
 
 pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutput {
@@ -254,6 +256,17 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         &ctx.agent,
     );
     page.noindex = directives.noindex;
+    if let Some(inline) = &ctx.summary
+        && let Some(text) = page.text.as_deref()
+        && !text.is_empty()
+        && !page.noindex
+    {
+        // While the text is still in this core's cache.
+        page.summary = Some(SummaryRecord {
+            key: inline.key.clone(),
+            text: inline.summarize(text, page.text_kinds.as_deref()),
+        });
+    }
     ctx.counters.parse_nanos.fetch_add(
         started.elapsed().as_nanos() as u64,
         std::sync::atomic::Ordering::Relaxed,

@@ -319,9 +319,18 @@ impl TextBuf {
                 i += 1;
                 continue;
             }
+            // A run of words separated by single spaces is already
+            // collapsed: copy it whole.
             let start = i;
-            while i < bytes.len() && !is_ws(bytes[i]) {
-                i += 1;
+            loop {
+                while i < bytes.len() && !is_ws(bytes[i]) {
+                    i += 1;
+                }
+                if i + 1 < bytes.len() && bytes[i] == b' ' && !is_ws(bytes[i + 1]) {
+                    i += 1;
+                } else {
+                    break;
+                }
             }
             let space = self.pending_space && !self.out.is_empty() && !self.out.ends_with('\n');
             let mut word = &t[start..i];
@@ -331,7 +340,7 @@ impl TextBuf {
                 while !word.is_char_boundary(end) {
                     end -= 1;
                 }
-                word = &word[..end];
+                word = word[..end].trim_end_matches(' ');
                 self.full = true;
             }
             if space && !word.is_empty() {

@@ -103,7 +103,17 @@ pub struct PageRecord {
     pub text: Option<String>,
     /// One byte per line of `text` (see `parse::extract::kind`).
     pub text_kinds: Option<String>,
+    /// The page's summary, made with the parse (extractive summaries):
+    /// written to `summaries` in the page's transaction.
+    pub summary: Option<SummaryRecord>,
     pub links_count: u32,
+}
+
+/// A summary made during the crawl, under its summarizer's key.
+#[derive(Debug, Clone)]
+pub struct SummaryRecord {
+    pub key: std::sync::Arc<crate::summarize::SummaryKey>,
+    pub text: String,
 }
 
 /// An edge from the fetched page.
@@ -512,6 +522,33 @@ async fn write_pending(
     let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
     for chunk in with_pages.chunks(PAGE_ROWS_PER_STMT) {
         insert_pages(conn, chunk).await?;
+    }
+    let summaries: Vec<(&str, &SummaryRecord)> = with_pages
+        .iter()
+        .filter_map(|f| {
+            let p = f.page.as_ref()?;
+            Some((p.content_hash.as_deref()?, p.summary.as_ref()?))
+        })
+        .collect();
+    for chunk in summaries.chunks(PAGE_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, summary, \
+             attempts, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, (hash, s)| {
+            b.push_bind(hash.to_string())
+                .push_bind(s.key.backend)
+                .push_bind(s.key.model.clone())
+                .push_bind(s.key.prompt_version.clone())
+                .push_bind("done")
+                .push_bind(s.text.clone())
+                .push_bind(1i64)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        // The same body at two URLs, or seen before: one summary.
+        qb.push(" ON CONFLICT (content_hash, backend, model, prompt_version) DO NOTHING");
+        execute_once(conn, qb).await?;
     }
     let links: Vec<(i64, &LinkRecord)> = fetches
         .iter()

@@ -146,14 +146,26 @@ fn terms(s: &str, mut each: impl FnMut(u64)) {
         *h = 0xcbf2_9ce4_8422_2325;
         *len = 0;
     };
-    for c in s.chars() {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii() {
+            i += 1;
+            if b.is_ascii_alphanumeric() {
+                h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3);
+                len += 1;
+            } else if len > 0 {
+                flush(&mut h, &mut len);
+            }
+            continue;
+        }
+        // Outside ASCII: one character at a time.
+        let c = s[i..].chars().next().unwrap_or(' ');
+        i += c.len_utf8();
         if c.is_alphanumeric() {
-            if c.is_ascii() {
-                h = (h ^ u64::from(c.to_ascii_lowercase() as u8)).wrapping_mul(0x0100_0000_01b3);
-            } else {
-                for l in c.to_lowercase() {
-                    h = (h ^ u64::from(l as u32)).wrapping_mul(0x0100_0000_01b3);
-                }
+            for l in c.to_lowercase() {
+                h = (h ^ u64::from(l as u32)).wrapping_mul(0x0100_0000_01b3);
             }
             len += 1;
         } else if len > 0 {

@@ -133,6 +133,23 @@ pub struct SummaryKey {
     pub prompt_version: String,
 }
 
+/// The extractive summarizer as the crawl runs it: inside page analysis,
+/// on the text just extracted, its summary committed with the page in the
+/// same transaction. No queue, no query, no second write connection; the
+/// stage's sweep finds nothing left to do.
+#[derive(Debug, Clone)]
+pub struct Inline {
+    pub key: std::sync::Arc<SummaryKey>,
+    sentences: usize,
+}
+
+impl Inline {
+    /// The summary of a page's text (`kinds`: one byte per line).
+    pub fn summarize(&self, text: &str, kinds: Option<&str>) -> String {
+        extractive::summarize_page(text, kinds, self.sentences)
+    }
+}
+
 /// Where streamed tokens go.
 pub type TokenSink = Box<dyn FnMut(&str) + Send>;
 
@@ -274,6 +291,18 @@ impl Summarizer {
 
     pub fn key(&self) -> &SummaryKey {
         &self.key
+    }
+
+    /// The summarizer to run inside page analysis, if it is one that costs
+    /// microseconds and never fails (the extractive one).
+    pub fn inline(&self) -> Option<Inline> {
+        match &self.kind {
+            Kind::Extractive { sentences } => Some(Inline {
+                key: std::sync::Arc::new(self.key.clone()),
+                sentences: *sentences,
+            }),
+            Kind::Llm(_) => None,
+        }
     }
 
     /// Pages summarized at once: the cores for extractive, the request
