@@ -77,8 +77,7 @@ fn split_line<'a>(line: &'a str, mut each: impl FnMut(&'a str)) {
     let line = line.trim();
     let mut start = 0usize;
     let mut from = 0usize;
-    while let Some(rel) = line[from..].find(['.', '!', '?', '…']) {
-        let pos = from + rel;
+    while let Some(pos) = next_mark(line, from) {
         let c = line[pos..].chars().next().unwrap_or('.');
         let after_mark = pos + c.len_utf8();
         from = after_mark;
@@ -112,6 +111,15 @@ fn split_line<'a>(line: &'a str, mut each: impl FnMut(&'a str)) {
     push(&line[start..], &mut each);
 }
 
+/// The next `.`, `!`, `?` or `…` at or after byte `from`.
+fn next_mark(line: &str, from: usize) -> Option<usize> {
+    let bytes = &line.as_bytes()[from..];
+    let ascii = memchr::memchr3(b'.', b'!', b'?', bytes);
+    // `…` (E2 80 A6) before it?
+    let ellipsis = memchr::memmem::find(&bytes[..ascii.unwrap_or(bytes.len())], "…".as_bytes());
+    ellipsis.or(ascii).map(|i| from + i)
+}
+
 fn push<'a>(s: &'a str, each: &mut impl FnMut(&'a str)) {
     let s = s.trim();
     if !s.is_empty() {
@@ -133,13 +141,16 @@ fn is_abbreviation(before: &str) -> bool {
     word.len() <= 5 && ABBREVIATIONS.iter().any(|a| a.eq_ignore_ascii_case(word))
 }
 
-/// Hashes of the words of `s`, lower-cased, without stop words and
-/// one-letter words. Words are runs of alphanumeric characters.
-fn terms(s: &str, mut each: impl FnMut(u64)) {
+/// Calls `each` with the hashes of the words of `s`, lower-cased,
+/// without stop words and one-letter words; returns the number of words.
+/// Words are runs of alphanumeric characters.
+fn terms(s: &str, mut each: impl FnMut(u64)) -> usize {
     let stop = stop_hashes();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut len = 0usize;
+    let mut words = 0usize;
     let mut flush = |h: &mut u64, len: &mut usize| {
+        words += 1;
         if *len >= 2 && stop.binary_search(h).is_err() {
             each(*h);
         }
@@ -153,7 +164,8 @@ fn terms(s: &str, mut each: impl FnMut(u64)) {
         if b.is_ascii() {
             i += 1;
             if b.is_ascii_alphanumeric() {
-                h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3);
+                // ASCII letters lower-cased; digits have the bit already.
+                h = (h ^ u64::from(b | 0x20)).wrapping_mul(0x0100_0000_01b3);
                 len += 1;
             } else if len > 0 {
                 flush(&mut h, &mut len);
@@ -175,6 +187,7 @@ fn terms(s: &str, mut each: impl FnMut(u64)) {
     if len > 0 {
         flush(&mut h, &mut len);
     }
+    words
 }
 
 fn stop_hashes() -> &'static [u64] {
@@ -257,7 +270,8 @@ struct Candidate<'a> {
     text: &'a str,
     /// Index among all candidate sentences (document order).
     position: usize,
-    terms: Vec<u64>,
+    /// Its distinct terms, sorted: a range of the shared term pool.
+    terms: std::ops::Range<usize>,
     prose: bool,
 }
 
@@ -281,6 +295,7 @@ pub fn summarize_page(text: &str, kinds: Option<&str>, n: usize) -> String {
     let mut df = Counts::default();
     let mut heading_terms: Vec<u64> = Vec::new();
     let mut position = 0usize;
+    let mut pool: Vec<u64> = Vec::with_capacity(text.len() / 8);
     for (i, line) in text.lines().enumerate() {
         if candidates.len() >= MAX_CANDIDATES {
             break;
@@ -297,22 +312,29 @@ pub fn summarize_page(text: &str, kinds: Option<&str>, n: usize) -> String {
         }
         let prose = kind != Some(b'l');
         split_line(line, |s| {
-            let mut ts = Vec::with_capacity(16);
-            terms(s, |t| ts.push(t));
-            ts.sort_unstable();
-            let words = ts.len();
-            ts.dedup();
-            for &t in &ts {
+            let at = pool.len();
+            let words = terms(s, |t| pool.push(t));
+            let found = pool.len() - at;
+            pool[at..].sort_unstable();
+            let mut kept = at;
+            for r in at..pool.len() {
+                if r == at || pool[r] != pool[kept - 1] {
+                    pool[kept] = pool[r];
+                    kept += 1;
+                }
+            }
+            pool.truncate(kept);
+            for &t in &pool[at..] {
                 *df.entry(t).or_insert(0) += 1;
             }
             let c = Candidate {
                 text: s,
                 position,
-                terms: ts,
+                terms: at..kept,
                 prose,
             };
             position += 1;
-            let long_enough = s.split_whitespace().count() >= MIN_WORDS && words >= 2;
+            let long_enough = words >= MIN_WORDS && found >= 2;
             if long_enough && s.len() <= MAX_SENTENCE_CHARS && prose {
                 candidates.push(c);
             } else {
@@ -346,15 +368,12 @@ pub fn summarize_page(text: &str, kinds: Option<&str>, n: usize) -> String {
         .map(|c| {
             // Recurring vocabulary carried, per word (square root: long
             // sentences carry more, but not in proportion).
-            let weight: f64 = c
-                .terms
+            let terms = &pool[c.terms.clone()];
+            let weight: f64 = terms
                 .iter()
-                .map(|t| {
-                    let d = df.get(t).copied().unwrap_or(1);
-                    if d >= 2 { (d as f64).ln() } else { 0.0 }
-                })
+                .map(|t| ln(df.get(t).copied().unwrap_or(1)))
                 .sum();
-            let centroid = weight / (c.terms.len().max(1) as f64).sqrt();
+            let centroid = weight / (terms.len().max(1) as f64).sqrt();
             // Earlier is likelier to state the topic.
             let place = 1.0 - c.position as f64 / total;
             let prose = if c.prose { 1.0 } else { 0.8 };
@@ -375,9 +394,9 @@ pub fn summarize_page(text: &str, kinds: Option<&str>, n: usize) -> String {
             let c = &candidates[i];
             if chosen.contains(&i)
                 || (avoid_repeats
-                    && chosen
-                        .iter()
-                        .any(|&j| overlap(&candidates[j].terms, &c.terms) > 0.6))
+                    && chosen.iter().any(|&j| {
+                        overlap(&pool[candidates[j].terms.clone()], &pool[c.terms.clone()]) > 0.6
+                    }))
             {
                 continue;
             }
@@ -406,6 +425,18 @@ pub fn summarize_page(text: &str, kinds: Option<&str>, n: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// `ln(d)` of a term's sentence count, 0 for a term in one sentence; from
+/// a table for the small counts nearly every term has.
+fn ln(d: u32) -> f64 {
+    static TABLE: OnceLock<[f64; 64]> = OnceLock::new();
+    let table =
+        TABLE.get_or_init(|| std::array::from_fn(|i| if i >= 2 { (i as f64).ln() } else { 0.0 }));
+    match table.get(d as usize) {
+        Some(v) => *v,
+        None => f64::from(d).ln(),
+    }
 }
 
 /// Shared terms over the smaller set's size (both sorted, deduplicated).
