@@ -4,6 +4,7 @@ mod cli;
 mod crawl;
 mod export;
 mod hostile;
+mod pages;
 mod politeness;
 mod props;
 mod resume;
