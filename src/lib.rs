@@ -13,8 +13,12 @@
 //! - [`scheduler`]: per-host queues and the heap of hosts by next allowed time.
 //! - [`worker`]: one fetch, from request to parsed, owned result.
 //! - [`fetch`]: the HTTP client (one hop, capped body, timeouts).
-//! - [`parse`]: charset decoding and HTML parsing with scraper.
+//! - [`parse`]: charset decoding and one streaming pass over the HTML
+//!   (a tokenizer and a stack of open-element flags, no tree) for links,
+//!   metadata and the main text with its line kinds.
 //! - [`store`]: the SQLite database and its single writer task.
+//! - [`summarize`]: the summary stage: the extractive summarizer (run
+//!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
 //! - [`export`]: rows out of the database as JSON Lines.
 //! - [`progress`]: live counters and their display.
 //! - [`cli`] and [`app`]: the command line and running its commands.

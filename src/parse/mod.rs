@@ -1,15 +1,3 @@
-//! HTML parsing: bytes in, owned page facts out.
-//!
-//! In: the response body, the final URL and the `Content-Type` header.
-//! Out: a [`ParsedPage`] with title, description, canonical, language,
-//! `<base href>`, meta robots, canonical outgoing links (with anchor text and
-//! `rel=nofollow`) and the readable text.
-//!
-//! `scraper::Html` is not `Send`, so [`parse`] is a plain blocking function
-//! that returns owned data; the crawler runs it on the blocking pool. One
-//! walk over the tree collects everything: no CSS selector matching on the
-//! hot path.
-
 //! HTML page analysis: bytes in, owned page facts out.
 //!
 //! In: the response body, the final URL and the `Content-Type` header.
@@ -22,13 +10,12 @@
 //! and reads it in one streaming pass with no tree ([`extract`] over
 //! [`tokenize`]): time linear in the body, memory bounded by the text and
 //! link caps whatever the page's structure. It is a plain blocking
-//! function; the crawler runs it on the blocking pool.
+//! function: the crawler calls it on the fetching task for small bodies
+//! and on the blocking pool for large ones.
 
 pub mod entities;
 pub mod extract;
 pub mod tokenize;
-#[cfg(test)]
-mod tree;
 
 use std::borrow::Cow;
 
@@ -547,89 +534,6 @@ mod tests {
         assert_eq!(page.links[5999].url.path(), "/p/5999.html");
         assert_eq!(page.links[5999].anchor, "page 5999");
         assert!(!page.cut);
-    }
-
-    /// The fields the tree-based extraction and the streaming one share,
-    /// as comparable values.
-    fn facts(page: &ParsedPage) -> Vec<String> {
-        let mut v = vec![
-            format!("title {:?}", page.title),
-            format!("description {:?}", page.description),
-            format!("canonical {:?}", page.canonical),
-            format!("language {:?}", page.language),
-            format!("base {:?}", page.base),
-            format!("robots {:?}", page.meta_robots),
-            format!("dropped {}", page.links_dropped),
-        ];
-        v.extend(
-            page.links
-                .iter()
-                .map(|l| format!("link {} {:?} {}", l.url, l.anchor, l.nofollow)),
-        );
-        v.extend(page.text.lines().map(|l| format!("text {l}")));
-        v
-    }
-
-    fn compare_dir(dir: &std::path::Path, mismatches: &mut Vec<String>, pages: &mut usize) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                compare_dir(&path, mismatches, pages);
-            } else if path.extension().is_some_and(|x| x == "html" || x == "htm") {
-                let Ok(bytes) = std::fs::read(&path) else {
-                    continue;
-                };
-                let url = Url::parse("http://site.test/dir/page.html").unwrap();
-                let (html, _) = decode(&bytes, None);
-                let old = tree::parse_str(&html, &url, ParseLimits::default());
-                if old.cut {
-                    continue;
-                }
-                let new = parse_str(&html, &url, ParseLimits::default());
-                *pages += 1;
-                let (a, b) = (facts(&old), facts(&new));
-                if a != b {
-                    let first = a
-                        .iter()
-                        .zip(&b)
-                        .position(|(x, y)| x != y)
-                        .unwrap_or(a.len().min(b.len()));
-                    mismatches.push(format!(
-                        "{}: tree {:?} / stream {:?}",
-                        path.display(),
-                        a.get(first),
-                        b.get(first)
-                    ));
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn streaming_reads_every_fixture_as_the_tree_did() {
-        let mut mismatches = Vec::new();
-        let mut pages = 0;
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-        compare_dir(&root, &mut mismatches, &mut pages);
-        // A directory of real pages to compare too, when given.
-        if let Ok(dir) = std::env::var("TRAWL_COMPARE_DIR") {
-            compare_dir(std::path::Path::new(&dir), &mut mismatches, &mut pages);
-        }
-        assert!(pages >= 8, "{pages}");
-        assert!(
-            mismatches.is_empty(),
-            "{} of {pages} differ:\n{}",
-            mismatches.len(),
-            mismatches
-                .iter()
-                .take(40)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
     }
 
     #[test]
