@@ -759,7 +759,9 @@ impl State<'_> {
 
     fn newline(&mut self) {
         if self.hidden == 0 && self.boiler == 0 {
-            self.text.newline();
+            if self.main_text.out.is_empty() {
+                self.text.newline();
+            }
             self.main_text.newline();
         }
     }
@@ -796,7 +798,11 @@ impl State<'_> {
         };
         if self.boiler == 0 {
             let k = self.line_kind();
-            self.text.push_kind(&decoded, k);
+            // Once `<main>` has text, that is the page's text: the rest is
+            // not collected.
+            if self.main_text.out.is_empty() {
+                self.text.push_kind(&decoded, k);
+            }
             if self.in_main > 0 {
                 self.main_text.push_kind(&decoded, k);
             }
