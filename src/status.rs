@@ -32,7 +32,7 @@ pub struct Status {
     /// Stored pages by HTTP status.
     pub http_status: BTreeMap<String, i64>,
     /// Pages stored in part: the body passed `--max-body-size`, or the
-    /// document the parse limits (nesting, elements, HTML or text size).
+    /// text past 1 MiB (`parse::MAX_TEXT_BYTES`).
     pub pages_truncated: i64,
     /// 2xx pages served as HTML whose body is binary: stored unparsed.
     pub pages_binary: i64,
@@ -264,7 +264,7 @@ impl Status {
         }
         if self.pages_truncated > 0 {
             s.push_str(&format!(
-                "  truncated: {} (body over --max-body-size, or past the parse limits)\n",
+                "  truncated: {} (body over --max-body-size, or text over 1 MiB)\n",
                 self.pages_truncated
             ));
         }
