@@ -245,8 +245,10 @@ struct State<'a> {
     main_text: TextBuf,
     anchor: Option<(Url, bool, TextBuf)>,
     seen: HashSet<u64>,
-    /// Links found before a `<base href>` that came after them: the page
-    /// is read again with the base known from the start.
+    /// A URL was resolved before any `<base href>` was seen.
+    resolved_before_base: bool,
+    /// A `<base href>` came after a URL was resolved against the page's
+    /// own URL: the page is read again with the base known from the start.
     links_before_base: bool,
 }
 
@@ -284,25 +286,32 @@ fn run<'a>(html: &str, url: &'a Url, base: Url, limits: ParseLimits) -> State<'a
         main_text: TextBuf::new(MAX_TEXT_BYTES),
         anchor: None,
         seen: HashSet::new(),
+        resolved_before_base: false,
         links_before_base: false,
     };
     let mut tok = Tokenizer::new(html);
-    // The raw element being read and whether it is the document's title.
+    // The raw element being read: the document's title, or one whose
+    // content is shown as text.
     let mut raw_title = false;
+    let mut raw_shown = false;
     while let Some(t) = tok.next() {
         match t {
             Token::Start { name, self_closing } => {
                 let lower = Lower::new(name);
                 let lname = lower.as_str();
                 raw_title = false;
+                raw_shown = false;
                 if st.start(lname, name, self_closing, &tok.attrs)
                     && let Some(mode) = raw_mode(lname)
                 {
                     raw_title = lname == "title";
+                    raw_shown = matches!(lname, "xmp" | "noembed" | "noframes" | "plaintext");
                     tok.set_raw(name, mode);
                 }
             }
             Token::End { name } => {
+                raw_title = false;
+                raw_shown = false;
                 let lower = Lower::new(name);
                 st.end(lower.as_str(), name);
             }
@@ -315,11 +324,12 @@ fn run<'a>(html: &str, url: &'a Url, base: Url, limits: ParseLimits) -> State<'a
                     if !st.in_head {
                         st.text(s, true);
                     }
-                } else if st.stack.last().is_some_and(|o| o.effects & E_HIDDEN == 0) {
+                } else if raw_shown {
                     // `<xmp>`, `<noembed>`, `<noframes>`: shown as text.
                     st.text(s, false);
                 }
                 raw_title = false;
+                raw_shown = false;
             }
         }
     }
@@ -360,9 +370,15 @@ impl State<'_> {
                 lname,
                 "foreignobject" | "desc" | "title" | "mi" | "mo" | "mn" | "ms" | "mtext"
             );
+            if lname == "a"
+                && let Some(target) = self.href(attrs)
+            {
+                // An SVG link: followed, its text is not the page's.
+                let nofollow = is_nofollow(attrs);
+                self.push_link(target, String::new(), nofollow);
+            }
             if !self_closing {
-                let effects =
-                    E_FOREIGN_NS | if integration { E_INTEGRATION } else { 0 } | (props & FOREIGN);
+                let effects = E_FOREIGN_NS | if integration { E_INTEGRATION } else { 0 };
                 self.push(name, 0, effects);
             }
             return false;
@@ -391,7 +407,7 @@ impl State<'_> {
                     && let Ok(b) = self.url.join(entities::decode(href, true).trim())
                 {
                     self.page.base = Some(b.to_string());
-                    if !self.page.links.is_empty() && b != self.base {
+                    if self.resolved_before_base && b != self.base {
                         self.links_before_base = true;
                     }
                     self.base = b;
@@ -403,10 +419,7 @@ impl State<'_> {
                     r.split_ascii_whitespace()
                         .any(|t| t.eq_ignore_ascii_case("canonical"))
                 });
-                if canonical
-                    && let Some(c) = attr(attrs, "href")
-                        .and_then(|h| canon::resolve(&self.base, &entities::decode(h, true)))
-                {
+                if canonical && let Some(c) = attr(attrs, "href").and_then(|h| self.resolve(h)) {
                     self.page.canonical = Some(c.to_string());
                 }
             }
@@ -428,9 +441,18 @@ impl State<'_> {
         match lname {
             "li" => self.close_item(&[name_hash("li")]),
             "dd" | "dt" => self.close_item(&[name_hash("dd"), name_hash("dt")]),
+            // Table parts outside a table are ignored, as in a browser.
+            "td" | "th" | "tr" | "caption" | "thead" | "tbody" | "tfoot" | "colgroup"
+                if !self.in_table() =>
+            {
+                return false;
+            }
             "td" | "th" => {
                 self.close_in_scope(name_hash("td"));
                 self.close_in_scope(name_hash("th"));
+                // Cells are words apart, not run together.
+                self.text.space();
+                self.main_text.space();
             }
             "tr" => {
                 self.close_in_scope(name_hash("td"));
@@ -451,13 +473,17 @@ impl State<'_> {
                 self.pop();
             }
             "a" => {
-                // A second `<a>` closes the first (the adoption agency).
-                if let Some(i) = self.stack.iter().rposition(|o| o.effects & E_ANCHOR != 0) {
+                // A second `<a>` closes the first, with or without an href
+                // (the adoption agency).
+                let a = name_hash("a");
+                if let Some(i) = (self.buckets[(a & 255) as usize] > 0)
+                    .then(|| self.stack.iter().rposition(|o| o.hash == a))
+                    .flatten()
+                {
                     self.remove(i);
-                } else {
-                    // One opened past the depth limit.
-                    self.finish_anchor();
                 }
+                // One opened past the depth limit.
+                self.finish_anchor();
             }
             _ => {}
         }
@@ -541,13 +567,26 @@ impl State<'_> {
             if h.eq_ignore_ascii_case("content-language") && self.page.language.is_none() {
                 self.page.language = super::non_empty(content.trim().to_string());
             } else if h.eq_ignore_ascii_case("refresh") && self.page.refresh.is_none() {
+                self.resolved_before_base |= self.page.base.is_none();
                 self.page.refresh = super::Refresh::parse(content, &self.base);
+                // Where the page sends its reader: at least a link.
+                if let Some(r) = &self.page.refresh {
+                    let url = r.url.clone();
+                    self.push_link(url, String::new(), false);
+                }
             }
         }
     }
 
-    fn href(&self, attrs: &[(&str, &str)]) -> Option<Url> {
-        attr(attrs, "href").and_then(|h| canon::resolve(&self.base, &entities::decode(h, true)))
+    fn href(&mut self, attrs: &[(&str, &str)]) -> Option<Url> {
+        let href = attr(attrs, "href")?;
+        self.resolve(href)
+    }
+
+    /// Resolves an attribute value against the base URL known so far.
+    fn resolve(&mut self, value: &str) -> Option<Url> {
+        self.resolved_before_base |= self.page.base.is_none();
+        canon::resolve(&self.base, &entities::decode(value, true))
     }
 
     fn end(&mut self, lname: &str, name: &str) {
@@ -578,14 +617,36 @@ impl State<'_> {
             _ => {}
         }
         if self.overflow > 0 {
-            self.overflow -= 1;
+            // An element tracked past the depth limit closes by its name;
+            // any other end tag closes one of the untracked.
+            let h = name_hash(name);
+            if self.stack.len() > MAX_DEPTH && self.stack.last().is_some_and(|o| o.hash == h) {
+                self.pop();
+            } else {
+                self.overflow -= 1;
+            }
+            return;
+        }
+        let props = props(lname);
+        if props & HEADING != 0 {
+            // Any heading's end tag closes the open heading, whatever its
+            // level (`<h1>…</h2>`).
+            if let Some(i) = self
+                .stack
+                .iter()
+                .rposition(|o| o.props & (HEADING | SCOPE) != 0)
+                && self.stack[i].props & HEADING != 0
+            {
+                while self.stack.len() > i {
+                    self.pop();
+                }
+            }
             return;
         }
         let h = name_hash(name);
         if self.buckets[(h & 255) as usize] == 0 {
             return;
         }
-        let props = props(lname);
         let mut found = None;
         for (i, o) in self.stack.iter().enumerate().rev() {
             if o.hash == h {
@@ -612,6 +673,12 @@ impl State<'_> {
                 self.pop();
             }
         }
+    }
+
+    /// Whether a `<table>` is open.
+    fn in_table(&self) -> bool {
+        let t = name_hash("table");
+        self.buckets[(t & 255) as usize] > 0 && self.stack.iter().any(|o| o.hash == t)
     }
 
     fn top_is(&self, lname: &str) -> bool {
@@ -667,8 +734,16 @@ impl State<'_> {
     }
 
     fn push(&mut self, name: &str, props: u32, effects: u32) {
-        if self.stack.len() >= MAX_DEPTH {
+        // Past the depth limit only elements that hide text are still
+        // tracked (to twice the limit), so that a script, a style or a
+        // navigation bar deep in a hostile page stays out of its text.
+        if self.stack.len() >= MAX_DEPTH
+            && (effects & (E_HIDDEN | E_BOILER) == 0 || self.stack.len() >= 2 * MAX_DEPTH)
+        {
             self.overflow += 1;
+            if effects & E_BLOCK != 0 {
+                self.newline();
+            }
             return;
         }
         self.apply(effects, true);

@@ -80,7 +80,12 @@ impl Refresh {
         if digits == 0 && !s.starts_with('.') {
             return None;
         }
-        let delay = s[..digits].parse::<u32>().unwrap_or(u32::MAX);
+        // `.5` is no whole second: 0.
+        let delay = if digits == 0 {
+            0
+        } else {
+            s[..digits].parse::<u32>().unwrap_or(u32::MAX)
+        };
         let s = s[digits..].trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
         let s = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
         let s = s
@@ -344,6 +349,12 @@ impl TextBuf {
         }
     }
 
+    /// Separates what comes next from what came before by a space (table
+    /// cells), unless a line starts there anyway.
+    fn space(&mut self) {
+        self.pending_space = true;
+    }
+
     fn newline(&mut self) {
         if !self.full && !self.out.is_empty() && !self.out.ends_with('\n') {
             self.out.push('\n');
@@ -534,6 +545,62 @@ mod tests {
         assert_eq!(page.links[5999].url.path(), "/p/5999.html");
         assert_eq!(page.links[5999].anchor, "page 5999");
         assert!(!page.cut);
+    }
+
+    #[test]
+    fn tree_builder_rules_that_decide_what_is_text() {
+        // Any heading end tag closes the open heading.
+        let page = p("<h1>Title</h2><p>First sentence here.</p>");
+        assert_eq!(page.text, "Title\nFirst sentence here.");
+        assert_eq!(page.text_kinds, "hp");
+        // Table parts outside a table are ignored; cells are words apart.
+        let page = p("<div><td>cell</div><p>Prose follows.</p>");
+        assert_eq!(
+            (page.text.as_str(), page.text_kinds.as_str()),
+            ("cell\nProse follows.", "pp")
+        );
+        let page = p(
+            "<table><tr><th>Name</th><th>Age</th></tr><tr><td>Alice</td><td>30</td></tr></table>",
+        );
+        assert_eq!(page.text, "Name Age\nAlice 30");
+        // Past the depth limit a script, a style or a nav stays hidden, and
+        // `<a name>`s without href do not nest.
+        let deep = format!(
+            "{}<script>var leaked=1</script><style>.x{{}}</style><nav>MENU</nav><p>end",
+            "<div>x ".repeat(1030)
+        );
+        let page = p(&deep);
+        assert!(
+            page.text.ends_with("x\nend"),
+            "{:?}",
+            &page.text[page.text.len() - 40..]
+        );
+        assert!(!page.text.contains("leaked") && !page.text.contains("MENU"));
+        let anchors = format!("{}<nav>MENU</nav><p>end</p>", "<a name=s>x ".repeat(2000));
+        assert!(!p(&anchors).text.contains("MENU"));
+        // `<!--` in a script hides a nested `</script>`.
+        let page = p(
+            "<script><!-- document.write(\"<script src=x></script>\"); var a = \"<a href=/js>\"; --></script><p>text",
+        );
+        assert_eq!((page.text.as_str(), page.links.len()), ("text", 0));
+        // `<base href>` after a canonical or an open link still applies.
+        let page = p(
+            "<link rel=canonical href=c.html><base href=\"/other/\"><a href=a.html><base href=/x/>a</a>",
+        );
+        assert_eq!(
+            page.canonical.as_deref(),
+            Some("http://site.test/other/c.html")
+        );
+        assert_eq!(page.links[0].url.as_str(), "http://site.test/other/a.html");
+        // SVG links are links.
+        let page = p("<svg><a href=\"/svglink\"><text>t</text></a></svg>");
+        assert_eq!(page.links[0].url.as_str(), "http://site.test/svglink");
+        // A meta refresh target is a link.
+        let page = p("<meta http-equiv=REFRESH content=\"0; URL='/start/'\">");
+        assert_eq!(page.links[0].url.as_str(), "http://site.test/start/");
+        assert_eq!(page.refresh.as_ref().map(|r| r.delay), Some(0));
+        let half = Refresh::parse(".5; url=/next", &Url::parse("http://s.test/").unwrap());
+        assert_eq!(half.map(|r| r.delay), Some(0));
     }
 
     #[test]

@@ -13,10 +13,11 @@
 //! attribute-name character sets, a tag cut by the end of input (dropped),
 //! and the RCDATA / RAWTEXT / script-data / PLAINTEXT states, which the
 //! caller selects with [`Tokenizer::set_raw`] after a start tag, as a tree
-//! builder does. What it leaves out does not change tags or text a crawler
-//! reads: parse errors, the script-data escape states (`<!--` inside a
-//! script), and character references, which [`super::entities::decode`]
-//! resolves in the text and values that are actually read.
+//! builder does, including the script-data escape states (`<!--` … `-->`
+//! inside a script, where `<script>…</script>` does not end it). What it
+//! leaves out does not change tags or text a crawler reads: parse errors,
+//! and character references, which [`super::entities::decode`] resolves
+//! in the text and values that are actually read.
 //!
 //! Every step scans forward with `memchr` and never looks back, so a
 //! document costs time linear in its length whatever its markup.
@@ -102,6 +103,7 @@ impl<'a> Tokenizer<'a> {
             let start = self.pos;
             let end = match mode {
                 Raw::Plaintext => self.src.len(),
+                Raw::Script => self.find_script_end(),
                 _ => self.find_end_tag(name),
             };
             self.pos = end;
@@ -275,6 +277,66 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
+    /// Where a script's end tag starts (or the end of the document),
+    /// through the script-data escape states of HTML §13.2.5.4–5.30: after
+    /// `<!--`, a `<script` opens a nested script whose `</script>` does not
+    /// end this one, until `-->`.
+    fn find_script_end(&self) -> usize {
+        #[derive(PartialEq)]
+        enum State {
+            Data,
+            Escaped,
+            DoubleEscaped,
+        }
+        let bytes = self.bytes();
+        let tag_at = |i: usize, name: &[u8]| {
+            bytes.len() >= i + name.len()
+                && bytes[i..i + name.len()].eq_ignore_ascii_case(name)
+                && bytes
+                    .get(i + name.len())
+                    .is_none_or(|&b| is_ws(b) || b == b'/' || b == b'>')
+        };
+        let mut state = State::Data;
+        let mut at = self.pos;
+        while let Some(i) = memchr::memchr2(b'<', b'-', &bytes[at..]) {
+            let i = at + i;
+            at = i + 1;
+            if bytes[i] == b'-' {
+                if state != State::Data && bytes[i..].starts_with(b"-->") {
+                    state = State::Data;
+                    at = i + 3;
+                }
+                continue;
+            }
+            match state {
+                State::Data => {
+                    if tag_at(i + 1, b"/script") {
+                        return i;
+                    }
+                    if bytes[i..].starts_with(b"<!--") {
+                        state = State::Escaped;
+                        // `<!-->` and `<!--->` close at once.
+                        at = i + 2;
+                    }
+                }
+                State::Escaped => {
+                    if tag_at(i + 1, b"/script") {
+                        return i;
+                    }
+                    if tag_at(i + 1, b"script") {
+                        state = State::DoubleEscaped;
+                    }
+                }
+                State::DoubleEscaped => {
+                    if tag_at(i + 1, b"/script") {
+                        state = State::Escaped;
+                    }
+                }
+            }
+        }
+        bytes.len()
+    }
+
     /// Where the end tag of the raw element `name` starts (`</name`
     /// followed by whitespace, `/` or `>`), or the end of the document.
     fn find_end_tag(&self, name: &str) -> usize {
@@ -369,6 +431,23 @@ mod tests {
                 &["<title>", "R:a <b>&amp;", "</title>"],
             ),
             ("<script>never closed", &["<script>", "R:never closed"]),
+            (
+                "<script><!-- w(\"<script>x</script>\"); --></script><p>",
+                &[
+                    "<script>",
+                    "R:<!-- w(\"<script>x</script>\"); -->",
+                    "</script>",
+                    "<p>",
+                ],
+            ),
+            (
+                "<script><!-- a </script><p>",
+                &["<script>", "R:<!-- a ", "</script>", "<p>"],
+            ),
+            (
+                "<script><!--></script>",
+                &["<script>", "R:<!-->", "</script>"],
+            ),
             ("<p class=\"cut", &[]),
             ("text</", &["T:text", "T:</"]),
             ("<a =x>", &["<a =x=>"]),

@@ -80,7 +80,6 @@ fn split_line<'a>(line: &'a str, mut each: impl FnMut(&'a str)) {
     while let Some(pos) = next_mark(line, from) {
         let c = line[pos..].chars().next().unwrap_or('.');
         let after_mark = pos + c.len_utf8();
-        from = after_mark;
         // Swallow closing quotes and brackets and repeated marks.
         let rest = &line[after_mark..];
         let close = rest
@@ -93,6 +92,8 @@ fn split_line<'a>(line: &'a str, mut each: impl FnMut(&'a str)) {
             })
             .map_or(rest.len(), |(i, _)| i);
         let after = &rest[close..];
+        // Past the whole run of marks: `....` is scanned once.
+        from = after_mark + close;
         if !after.starts_with(char::is_whitespace) {
             continue;
         }
@@ -306,11 +307,13 @@ pub fn summarize_page(text: &str, kinds: Option<&str>, n: usize) -> String {
                 terms(line, |t| heading_terms.push(t));
                 continue;
             }
-            Some(b'c' | b't') => continue,
-            None if looks_like_code(line) => continue,
+            // Code is a candidate only when it reads as prose (text kept in
+            // `<pre>`); neither it nor a table cell (layout tables) is one
+            // while real prose is there.
+            Some(b'c') | None if looks_like_code(line) => continue,
             _ => {}
         }
-        let prose = kind != Some(b'l');
+        let prose = !matches!(kind, Some(b'l' | b't' | b'c'));
         split_line(line, |s| {
             let at = pool.len();
             let words = terms(s, |t| pool.push(t));
@@ -416,7 +419,8 @@ pub fn summarize_page(text: &str, kinds: Option<&str>, n: usize) -> String {
         out.push_str(candidates[i].text);
     }
     if out.len() > MAX_SUMMARY_CHARS {
-        let mut end = MAX_SUMMARY_CHARS;
+        // Room for the `…` (3 bytes).
+        let mut end = MAX_SUMMARY_CHARS - 3;
         while !out.is_char_boundary(end) {
             end -= 1;
         }
@@ -582,6 +586,16 @@ When the owner goes out of scope, the value will be dropped and its memory freed
     }
 
     #[test]
+    fn pages_laid_out_in_tables_or_pre_still_get_a_summary() {
+        let text = "First real sentence of the article is here.\nSecond real sentence of the article follows now.";
+        assert!(!summarize_page(text, Some("tt"), 3).is_empty());
+        assert!(!summarize_page(text, Some("cc"), 3).is_empty());
+        // Prose wins over table cells when there is enough of it.
+        let text = "Menu item one and two and three\nThe article says one important thing.\nIt says a second important thing.\nAnd it says a third important thing.";
+        assert!(!summarize_page(text, Some("tppp"), 3).contains("Menu"));
+    }
+
+    #[test]
     fn a_summary_is_capped_and_costs_time_linear_in_the_text() {
         // A run-on of 5,000 characters is not a sentence to pick.
         let runon = "word and more words, ".repeat(250);
@@ -589,7 +603,7 @@ When the owner goes out of scope, the value will be dropped and its memory freed
             "{runon}\nA short real sentence about words is here.\nAnother sentence with more words follows it."
         );
         let s = summarize(&text, 3);
-        assert!(s.len() <= MAX_SUMMARY_CHARS + 3, "{}", s.len());
+        assert!(s.len() <= MAX_SUMMARY_CHARS, "{}", s.len());
         assert!(!s.contains("word and more words, word"), "{s}");
         // Many sentences: only the first MAX_CANDIDATES are read.
         let long: String = (0..100_000)
@@ -599,6 +613,12 @@ When the owner goes out of scope, the value will be dropped and its memory freed
         assert_eq!(sentences(&s).len(), 3);
         // One sentence longer than the cap alone is cut at a word.
         let huge = format!("{}.", "longword ".repeat(200).trim());
-        assert!(summarize(&huge, 3).len() <= MAX_SUMMARY_CHARS + 3);
+        assert!(summarize(&huge, 3).len() <= MAX_SUMMARY_CHARS);
+        // A run of marks costs its length once, not its square.
+        let marks = format!(
+            "a{}b. And a real sentence follows it here.",
+            ".".repeat(200_000)
+        );
+        assert!(summarize(&marks, 3).contains("real sentence"));
     }
 }
