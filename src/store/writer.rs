@@ -280,10 +280,30 @@ pub fn spawn(
 ) {
     let (tx, rx) = mpsc::channel(capacity);
     let (committed_tx, committed) = watch::channel(Committed::default());
+    // The writer is the crawl's one serial stage: it runs on a thread and
+    // runtime of its own, so that each of its statements' replies is
+    // picked up at once, not after the page analyses queued on the
+    // crawl's runtime threads (that wait was a fifth of its busy time).
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("trawl-writer".into())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt.block_on(run(conn, rx, committed_tx, linger_fetches.max(1))),
+                Err(e) => Err(StoreError::Sql(sqlx::Error::Io(e))),
+            };
+            let _ = done_tx.send(result);
+        });
     let task = tokio::spawn(async move {
         let stop = CancellationToken::new();
         let checkpointer = tokio::spawn(checkpoint(checkpoint_conn, stop.clone()));
-        let result = run(conn, rx, committed_tx, linger_fetches.max(1)).await;
+        let result = match thread {
+            Ok(_) => done_rx.await.unwrap_or(Err(StoreError::WriterGone)),
+            Err(e) => Err(StoreError::Sql(sqlx::Error::Io(e))),
+        };
         stop.cancel();
         let _ = checkpointer.await;
         result
