@@ -1,6 +1,6 @@
 //! Crawl benchmark on loopback.
 //!
-//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy] [--no-summaries] [--per-host-concurrency N] [--crawl-only]`
+//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy] [--no-summaries] [--concurrency N] [--per-host-concurrency N] [--crawl-only]`
 //!
 //! Serves a synthetic multi-host site (default 20,000 pages of ~20 KB with
 //! 20–60 links each, over 8 hosts) from a child process, crawls all of it
@@ -292,7 +292,7 @@ fn main() {
         .iter()
         .enumerate()
         .skip(1)
-        .filter(|(i, _)| !args[i - 1].starts_with("--per-host"))
+        .filter(|(i, _)| !args[i - 1].ends_with("concurrency"))
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
     let pages: u64 = nums.first().copied().unwrap_or(20_000);
@@ -313,6 +313,9 @@ fn main() {
     // second would make this a measure of politeness, not of cost.
     let mut cfg = CrawlConfig::new(&seeds).expect("config");
     cfg.politeness.per_host_rate = 0.0;
+    if let Some(n) = flag_value(&args, "--concurrency") {
+        cfg.concurrency = n as usize;
+    }
     if let Some(n) = flag_value(&args, "--per-host-concurrency") {
         cfg.politeness.per_host_concurrency = n as u32;
     }
