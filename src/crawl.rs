@@ -52,8 +52,9 @@ use crate::worker::{self, Job, Outcome, SitemapRead, WorkerCtx, WorkerOutput};
 pub const DEFAULT_WINDOW: usize = 50_000;
 /// Most URLs leased from the database at once.
 const REFILL_BATCH: usize = 10_000;
-/// Rows (links and new URLs) that may wait for the writer before new
-/// fetches are held back: a few tens of MB, however link-heavy the pages.
+/// Rows (links, new URLs, a row per KiB of page text) that may wait for the
+/// writer before new fetches are held back: a few tens of MB, however
+/// link-heavy or text-heavy the pages.
 const MAX_UNCOMMITTED_ROWS: u64 = 50_000;
 /// Fetched pages that may wait for the writer at most (see
 /// [`uncommitted_bound`]).

@@ -144,9 +144,16 @@ pub struct FetchRecord {
 }
 
 impl FetchRecord {
-    /// Rows besides the page itself: links and newly found URLs.
+    /// What the record weighs in the writer's backlog, in rows: its links
+    /// and newly found URLs, and its page's text at a row per KiB (so that
+    /// pages with a megabyte of text each cannot pile up by the hundred).
     pub fn rows(&self) -> u64 {
-        (self.links.len() + self.new_urls.len()) as u64
+        let text = self
+            .page
+            .as_ref()
+            .and_then(|p| p.text.as_ref())
+            .map_or(0, |t| t.len() / 1024);
+        (self.links.len() + self.new_urls.len() + text) as u64
     }
 
     /// A successful fetch of `url_id` with nothing recorded yet. (Attempts

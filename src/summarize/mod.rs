@@ -4,7 +4,8 @@
 //! database). Out: a row in `summaries`, keyed by content hash × backend ×
 //! model × prompt version, so an unchanged page is never summarized twice.
 //!
-//! Two backends: [`extractive`] (offline, linear-time centroid scoring, the default) and an
+//! Two backends: [`extractive`] (offline, linear-time centroid scoring,
+//! the default; run with the parse during a crawl, see [`Inline`]) and an
 //! OpenAI-compatible LLM ([`llm`]). The LLM path counts tokens offline
 //! (tiktoken's o200k_base), splits input over `max_input_tokens` into
 //! chunks and summarizes the partial summaries again (map-reduce, never a
