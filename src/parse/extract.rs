@@ -512,9 +512,6 @@ impl State<'_> {
                 effects |= E_MAIN;
             }
         }
-        if props & MAIN != 0 && effects & E_HIDDEN != 0 {
-            effects |= E_MAIN;
-        }
         if props & CONTENT != 0 {
             effects |= E_CONTENT;
         }
