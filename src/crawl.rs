@@ -17,7 +17,6 @@
 //! channel closing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -45,6 +44,7 @@ use crate::store::writer::{
 use crate::store::{CrawlState, Store, StoreError};
 use crate::summarize::Summarizer;
 use crate::summarize::stage::{self, Item, StageReport, SweepOptions};
+use crate::util::FpSet;
 use crate::worker::{self, Job, Outcome, SitemapRead, WorkerCtx, WorkerOutput};
 
 /// URLs held in memory, ready to be scheduled. Beyond this, discovered URLs
@@ -274,26 +274,6 @@ async fn limits_allow_more(store: &Store, cfg: &CrawlConfig) -> Result<bool, Sto
     .await?;
     Ok(n > 0 && cfg.limits.max_pages.is_none_or(|m| (fetched as u64) < m))
 }
-
-/// Fingerprints are already uniformly distributed: hash them as they are.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type FpSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
 
 async fn run(
     store: &Store,

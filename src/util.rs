@@ -1,7 +1,34 @@
-//! Small helpers shared by several stages: clocks, time formatting and
-//! back-off jitter.
+//! Small helpers shared by several stages: clocks, time formatting,
+//! back-off jitter and sets keyed by hashes.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A hasher for keys that are hashes already (URL fingerprints, term
+/// hashes): they are uniformly distributed, so they are used as they are.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A set of 64-bit hashes (URL fingerprints): 8 bytes an entry, no
+/// rehashing.
+pub type FpSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+/// A map keyed by 64-bit hashes.
+pub type FpMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
 /// Milliseconds since the Unix epoch (UTC), the unit of every stored time.
 pub fn now_ms() -> i64 {

@@ -15,14 +15,13 @@
 //! (at most [`MAX_TEXT_BYTES`]) and the links (at most `max_links`),
 //! whatever the page's size or shape.
 
-use std::collections::HashSet;
-
 use url::Url;
 
 use super::entities;
 use super::tokenize::{Raw, Token, Tokenizer, attr, is_blank};
 use super::{Link, MAX_ANCHOR_CHARS, MAX_TEXT_BYTES, ParseLimits, ParsedPage, TextBuf, collapse};
 use crate::canon;
+use crate::util::FpSet;
 
 /// Open elements tracked at most; deeper ones are counted, not kept. No
 /// real page nests this deep; a hostile one costs nothing more.
@@ -173,14 +172,27 @@ impl Lower {
 }
 
 /// FNV-1a of a name, ASCII case folded: the key of an open element.
-fn name_hash(name: &str) -> u64 {
+const fn name_hash(name: &str) -> u64 {
+    let bytes = name.as_bytes();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b.to_ascii_lowercase());
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i].to_ascii_lowercase() as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
     }
     h
 }
+
+// The names the tree-builder rules look for, hashed once.
+const H_A: u64 = name_hash("a");
+const H_P: u64 = name_hash("p");
+const H_LI: u64 = name_hash("li");
+const H_DD: u64 = name_hash("dd");
+const H_DT: u64 = name_hash("dt");
+const H_TD: u64 = name_hash("td");
+const H_TH: u64 = name_hash("th");
+const H_TR: u64 = name_hash("tr");
 
 /// An open element: its name's hash, its tag properties, and what it
 /// changed when it opened (undone when it closes).
@@ -209,6 +221,17 @@ const E_TABLE: u32 = 1 << 10;
 /// Starts and ends a line of text.
 const E_BLOCK: u32 = 1 << 11;
 
+/// Tag properties an open element carries as effects unchanged.
+const CARRIED: [(u32, u32); 7] = [
+    (CONTENT, E_CONTENT),
+    (FOREIGN, E_FOREIGN_NS),
+    (BLOCK, E_BLOCK),
+    (HEADING, E_HEADING),
+    (CODE, E_CODE),
+    (LIST_ITEM, E_LIST),
+    (TABLE_CELL, E_TABLE),
+];
+
 /// The kind of a line of text, by the innermost structure around it: a
 /// heading, code, a table, a list item, or ordinary prose. Stored one
 /// byte a line beside the text (see [`ParsedPage::text_kinds`]).
@@ -235,6 +258,9 @@ struct State<'a> {
     boiler: usize,
     in_main: usize,
     content: usize,
+    // Open headings, code blocks, list items and table parts: the kind of
+    // the line being written. (Table parts open only inside a `<table>`,
+    // so `table > 0` also means a table is open.)
     heading: usize,
     code: usize,
     list: usize,
@@ -244,7 +270,7 @@ struct State<'a> {
     text: TextBuf,
     main_text: TextBuf,
     anchor: Option<(Url, bool, TextBuf)>,
-    seen: HashSet<u64>,
+    seen: FpSet,
     /// A URL was resolved before any `<base href>` was seen.
     resolved_before_base: bool,
     /// A `<base href>` came after a URL was resolved against the page's
@@ -285,7 +311,7 @@ fn run<'a>(html: &str, url: &'a Url, base: Url, limits: ParseLimits) -> State<'a
         text: TextBuf::new(MAX_TEXT_BYTES),
         main_text: TextBuf::new(MAX_TEXT_BYTES),
         anchor: None,
-        seen: HashSet::new(),
+        seen: FpSet::default(),
         resolved_before_base: false,
         links_before_base: false,
     };
@@ -436,28 +462,27 @@ impl State<'_> {
         }
         // Elements the start of this one closes.
         if props & CLOSES_P != 0 {
-            self.close_in_scope(name_hash("p"));
+            self.close_in_scope(&[H_P]);
         }
         match lname {
-            "li" => self.close_item(&[name_hash("li")]),
-            "dd" | "dt" => self.close_item(&[name_hash("dd"), name_hash("dt")]),
+            "li" => self.close_item(&[H_LI]),
+            "dd" | "dt" => self.close_item(&[H_DD, H_DT]),
             // Table parts outside a table are ignored, as in a browser.
             "td" | "th" | "tr" | "caption" | "thead" | "tbody" | "tfoot" | "colgroup"
-                if !self.in_table() =>
+                // (Only a `<table>` opens table structure outside one.)
+                if self.table == 0 =>
             {
                 return false;
             }
             "td" | "th" => {
-                self.close_in_scope(name_hash("td"));
-                self.close_in_scope(name_hash("th"));
+                self.close_in_scope(&[H_TD, H_TH]);
                 // Cells are words apart, not run together.
                 self.text.space();
                 self.main_text.space();
             }
             "tr" => {
-                self.close_in_scope(name_hash("td"));
-                self.close_in_scope(name_hash("th"));
-                self.close_in_scope(name_hash("tr"));
+                self.close_in_scope(&[H_TD, H_TH]);
+                self.close_in_scope(&[H_TR]);
             }
             "option" | "optgroup" => {
                 if self.top_is("option") {
@@ -475,9 +500,8 @@ impl State<'_> {
             "a" => {
                 // A second `<a>` closes the first, with or without an href
                 // (the adoption agency).
-                let a = name_hash("a");
-                if let Some(i) = (self.buckets[(a & 255) as usize] > 0)
-                    .then(|| self.stack.iter().rposition(|o| o.hash == a))
+                if let Some(i) = (self.buckets[(H_A & 255) as usize] > 0)
+                    .then(|| self.stack.iter().rposition(|o| o.hash == H_A))
                     .flatten()
                 {
                     self.remove(i);
@@ -512,26 +536,10 @@ impl State<'_> {
                 effects |= E_MAIN;
             }
         }
-        if props & CONTENT != 0 {
-            effects |= E_CONTENT;
-        }
-        if props & FOREIGN != 0 {
-            effects |= E_FOREIGN_NS;
-        }
-        if props & BLOCK != 0 {
-            effects |= E_BLOCK;
-        }
-        if props & HEADING != 0 {
-            effects |= E_HEADING;
-        }
-        if props & CODE != 0 {
-            effects |= E_CODE;
-        }
-        if props & LIST_ITEM != 0 {
-            effects |= E_LIST;
-        }
-        if props & TABLE_CELL != 0 {
-            effects |= E_TABLE;
+        for (prop, effect) in CARRIED {
+            if props & prop != 0 {
+                effects |= effect;
+            }
         }
         if lname == "a"
             && let Some(target) = self.href(attrs)
@@ -605,7 +613,7 @@ impl State<'_> {
         }
         match lname {
             "br" => return self.newline(),
-            "p" if self.buckets[(name_hash("p") & 255) as usize] == 0 => return self.newline(),
+            "p" if self.buckets[(H_P & 255) as usize] == 0 => return self.newline(),
             "head" => {
                 self.in_head = false;
                 return;
@@ -672,36 +680,16 @@ impl State<'_> {
         }
     }
 
-    /// Whether a `<table>` is open.
-    fn in_table(&self) -> bool {
-        let t = name_hash("table");
-        self.buckets[(t & 255) as usize] > 0 && self.stack.iter().any(|o| o.hash == t)
-    }
-
     fn top_is(&self, lname: &str) -> bool {
         self.stack
             .last()
             .is_some_and(|o| o.hash == name_hash(lname))
     }
 
-    /// Closes the nearest open element with this hash if it is in scope
-    /// (no scope boundary, nor one of `extra`, above it).
-    fn close_in_scope(&mut self, hash: u64) {
-        if self.buckets[(hash & 255) as usize] == 0 {
-            return;
-        }
-        let from = self.stack.len().saturating_sub(SCOPE_SCAN);
-        let found = self.stack[from..]
-            .iter()
-            .rposition(|o| o.hash == hash || o.props & SCOPE != 0 || o.effects & E_FOREIGN_NS != 0)
-            .map(|i| from + i);
-        if let Some(i) = found
-            && self.stack[i].hash == hash
-        {
-            while self.stack.len() > i {
-                self.pop();
-            }
-        }
+    /// Closes the nearest open element with one of these hashes if it is
+    /// in scope (no scope boundary above it).
+    fn close_in_scope(&mut self, hashes: &[u64]) {
+        self.close_nearest(hashes, |o| o.props & SCOPE != 0);
     }
 
     /// A new list item closes the open one it belongs with (HTML
@@ -709,17 +697,22 @@ impl State<'_> {
     /// `hashes` element, looking through `<address>`, `<div>`, `<p>` and
     /// non-special elements only.
     fn close_item(&mut self, hashes: &[u64]) {
+        self.close_nearest(hashes, |o| {
+            o.props & SPECIAL != 0 && o.props & ITEM_TRANSPARENT == 0
+        });
+    }
+
+    /// Closes the nearest open element with one of `hashes`, looking at
+    /// most [`SCOPE_SCAN`] elements down and not past a `boundary` or a
+    /// foreign element.
+    fn close_nearest(&mut self, hashes: &[u64], boundary: impl Fn(&Open) -> bool) {
         if hashes.iter().all(|h| self.buckets[(h & 255) as usize] == 0) {
             return;
         }
         let from = self.stack.len().saturating_sub(SCOPE_SCAN);
         let found = self.stack[from..]
             .iter()
-            .rposition(|o| {
-                hashes.contains(&o.hash)
-                    || (o.props & SPECIAL != 0 && o.props & ITEM_TRANSPARENT == 0)
-                    || o.effects & E_FOREIGN_NS != 0
-            })
+            .rposition(|o| hashes.contains(&o.hash) || boundary(o) || o.effects & E_FOREIGN_NS != 0)
             .map(|i| from + i);
         if let Some(i) = found
             && hashes.contains(&self.stack[i].hash)

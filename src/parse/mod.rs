@@ -370,8 +370,8 @@ impl TextBuf {
     }
 
     /// The text and its line kinds, one byte per line.
-    fn finish_with_kinds(self) -> (String, String) {
-        let mut kinds = self.kinds.clone();
+    fn finish_with_kinds(mut self) -> (String, String) {
+        let mut kinds = std::mem::take(&mut self.kinds);
         let text = self.finish();
         let lines = if text.is_empty() {
             0

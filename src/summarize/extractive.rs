@@ -24,9 +24,9 @@
 //! [`MIN_WORDS`] words and run-ons over [`MAX_SENTENCE_CHARS`]. List items
 //! are candidates only when prose runs short.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
+
+use crate::util::FpMap;
 
 /// Sentences considered at most: the first ones of a long page.
 pub const MAX_CANDIDATES: usize = 200;
@@ -48,15 +48,20 @@ const ABBREVIATIONS: &[&str] = &[
     "dec", "u.s", "u.k", "u.n", "e.u", "a.m", "p.m", "ph.d", "b.a", "m.a", "ave", "blvd", "rd",
 ];
 
-const STOPWORDS: &[&str] = &[
+/// Words too common to tell sentences apart (also LexRank's).
+pub(super) const STOPWORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "for", "from", "had", "has",
     "have", "he", "her", "his", "i", "if", "in", "into", "is", "it", "its", "of", "on", "or",
     "our", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they",
     "this", "to", "was", "we", "were", "which", "who", "will", "with", "would", "you", "your",
     "not", "can", "do", "does", "did", "all", "also", "more", "most", "other", "some", "such",
     "what", "when", "where", "how", "about", "after", "before", "over", "under", "between", "out",
-    "up", "down", "no", "yes", "may", "might", "must", "should", "could", "one", "two", "said",
-    "says", "said", "just", "only", "very", "any", "each", "him", "me", "my", "us", "being",
+    "up", "down", "no", "yes", "may", "might", "must", "should", "could", "one", "two",
+];
+
+/// More words this summarizer ignores besides [`STOPWORDS`].
+const MORE_STOPWORDS: &[&str] = &[
+    "said", "says", "just", "only", "very", "any", "each", "him", "me", "my", "us", "being",
 ];
 
 /// Splits text into sentences. Line breaks always end a sentence; within a
@@ -117,7 +122,8 @@ fn next_mark(line: &str, from: usize) -> Option<usize> {
     let bytes = &line.as_bytes()[from..];
     let ascii = memchr::memchr3(b'.', b'!', b'?', bytes);
     // `…` (E2 80 A6) before it?
-    let ellipsis = memchr::memmem::find(&bytes[..ascii.unwrap_or(bytes.len())], "…".as_bytes());
+    let ellipsis = memchr::memchr_iter(0xE2, &bytes[..ascii.unwrap_or(bytes.len())])
+        .find(|&i| bytes[i..].starts_with("…".as_bytes()));
     ellipsis.or(ascii).map(|i| from + i)
 }
 
@@ -196,6 +202,7 @@ fn stop_hashes() -> &'static [u64] {
     STOP.get_or_init(|| {
         let mut v: Vec<u64> = STOPWORDS
             .iter()
+            .chain(MORE_STOPWORDS)
             .map(|w| {
                 w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                     (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -207,26 +214,6 @@ fn stop_hashes() -> &'static [u64] {
         v
     })
 }
-
-/// Keys are hashes already.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Counts = HashMap<u64, u32, BuildHasherDefault<IdHasher>>;
 
 /// Whether a line of unknown kind reads as code or configuration rather
 /// than prose: it ends like a statement or opens a block, or more than a
@@ -293,7 +280,7 @@ pub fn summarize_page(text: &str, kinds: Option<&str>, n: usize) -> String {
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut fallback: Vec<Candidate> = Vec::new();
     // How many sentences each term occurs in; heading terms count extra.
-    let mut df = Counts::default();
+    let mut df = FpMap::<u32>::default();
     let mut heading_terms: Vec<u64> = Vec::new();
     let mut position = 0usize;
     let mut pool: Vec<u64> = Vec::with_capacity(text.len() / 8);

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::extractive::sentences;
+use super::extractive::{STOPWORDS, sentences};
 
 /// Most sentences ranked; the graph is quadratic in this. Later sentences
 /// of a very long page are not candidates.
@@ -20,16 +20,6 @@ const MIN_WORDS: usize = 5;
 const DAMPING: f64 = 0.85;
 const ITERATIONS: usize = 100;
 const EPSILON: f64 = 1e-9;
-
-const STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "for", "from", "had", "has",
-    "have", "he", "her", "his", "i", "if", "in", "into", "is", "it", "its", "of", "on", "or",
-    "our", "she", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they",
-    "this", "to", "was", "we", "were", "which", "who", "will", "with", "would", "you", "your",
-    "not", "can", "do", "does", "did", "all", "also", "more", "most", "other", "some", "such",
-    "what", "when", "where", "how", "about", "after", "before", "over", "under", "between", "out",
-    "up", "down", "no", "yes", "may", "might", "must", "should", "could", "one", "two",
-];
 
 fn words(s: &str) -> impl Iterator<Item = String> + '_ {
     s.split(|c: char| !c.is_alphanumeric())
