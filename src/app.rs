@@ -168,6 +168,12 @@ where
                         s => s,
                     }
                 }
+                CrawlOutcome::Finished if report.pages_stored == 0 => {
+                    // A crawl that got nothing (the site cannot be reached,
+                    // every URL failed or was skipped) is no success.
+                    eprintln!("trawl: no page was stored");
+                    EXIT_FAILURE
+                }
                 CrawlOutcome::Finished if fail_on_error && report.failed > 0 => EXIT_FAILURE,
                 CrawlOutcome::Finished => EXIT_OK,
             }

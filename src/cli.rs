@@ -235,6 +235,11 @@ pub struct ScopeArgs {
     /// when they were reached through a `*.` pattern (named hosts always may).
     #[arg(long)]
     pub allow_private_addresses: bool,
+    /// Also fetch links to images, audio, video, archives, fonts, office documents,
+    /// PDFs and executables (by file extension); by default they are recorded as
+    /// skipped (`asset`) and not downloaded. Sitemaps and redirects are followed either way.
+    #[arg(long)]
+    pub fetch_assets: bool,
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +310,10 @@ pub struct FetchArgs {
     /// Largest body read, in bytes after decompression; longer bodies are cut and marked truncated.
     #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_size: u64,
+    /// Send no cookies. By default each host's cookies are kept (RFC 6265 rules, one jar
+    /// per host, stored with the crawl so `resume` keeps sessions) and sent back to it.
+    #[arg(long)]
+    pub no_cookies: bool,
 }
 
 #[derive(Debug, Args)]
@@ -389,6 +398,7 @@ impl CrawlArgs {
                 include: self.scope.include.clone(),
                 exclude: self.scope.exclude.clone(),
                 allow_private_addresses: self.scope.allow_private_addresses,
+                fetch_assets: self.scope.fetch_assets,
             },
             politeness: PolitenessConfig {
                 per_host_concurrency: self.politeness.per_host_concurrency,
@@ -413,6 +423,7 @@ impl CrawlArgs {
                 read_timeout: secs("--timeout", self.fetch.timeout)?,
                 timeout: secs("--timeout", self.fetch.timeout)?,
                 max_body_size: self.fetch.max_body_size,
+                cookies: !self.fetch.no_cookies,
             },
             summarize: {
                 let mut s = crate::summarize::SummarizeConfig {

@@ -24,6 +24,9 @@ pub struct ScopeConfig {
     /// Fetch hosts that resolve to loopback, private or link-local
     /// addresses even if no seed or exact `--allow-host` names them.
     pub allow_private_addresses: bool,
+    /// Fetch links to assets (`.pdf`, `.png`…) found on pages; by default
+    /// they are recorded as skipped with reason `asset`.
+    pub fetch_assets: bool,
 }
 
 /// How hard trawl may press on one host. (Fields added after the first

@@ -31,7 +31,7 @@ use crate::canon;
 use crate::config::{ConfigError, CrawlConfig};
 use crate::fetch::{AddressPolicy, FetchError, Fetcher};
 use crate::hosts::{Hosts, Loaded, Verdict, parse_retry_after};
-use crate::parse::ParseLimits;
+use crate::parse::{LinkKind, ParseLimits};
 use crate::progress::Counters;
 use crate::reason::SkipReason;
 use crate::robots::{self, RobotsFetch};
@@ -292,7 +292,14 @@ async fn run(
     } else {
         AddressPolicy::TrustedHosts(scope.named_hosts())
     };
-    let fetcher = Fetcher::with_policy(&cfg.fetch, policy).map_err(CrawlError::Client)?;
+    let jar = if cfg.fetch.cookies {
+        Some(Arc::new(crate::cookies::Jar::load(
+            store.cookie_jars().await?,
+        )))
+    } else {
+        None
+    };
+    let fetcher = Fetcher::build(&cfg.fetch, policy, jar.clone()).map_err(CrawlError::Client)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let summarizer = if cfg.summarize.enabled {
         Some(Arc::new(Summarizer::new(&cfg.summarize)?))
@@ -309,6 +316,7 @@ async fn run(
         counters: counters.clone(),
         agent: robots::product_token(&cfg.fetch.user_agent),
         summary: summarizer.as_ref().and_then(|s| s.inline()),
+        fetch_assets: cfg.scope.fetch_assets,
     });
     if !cfg.politeness.robots {
         tracing::warn!(
@@ -440,6 +448,7 @@ async fn run(
         host_pages,
         trapped: Vec::new(),
         summary_tx,
+        jar,
     };
     if !resuming {
         coord.add_seeds().await?;
@@ -567,6 +576,9 @@ struct Coordinator {
     /// Stored pages offered to the summary stage; when its queue is full
     /// the page waits in the database for the stage's sweep.
     summary_tx: Option<tokio::sync::mpsc::Sender<Item>>,
+    /// The cookie jar, if cookies are on: jars a response changed are
+    /// written with that response's fetch.
+    jar: Option<Arc<crate::cookies::Jar>>,
 }
 
 /// A robots.txt answer and whether it was just fetched (else it came from
@@ -835,6 +847,7 @@ impl Coordinator {
         }
         let now = Instant::now();
         let mut skipped: BTreeMap<SkipReason, Vec<i64>> = BTreeMap::new();
+        let mut failed: BTreeMap<&'static str, Vec<i64>> = BTreeMap::new();
         for row in rows {
             let Ok(url) = Url::parse(&row.url) else {
                 tracing::warn!("stored URL cannot be parsed, skipping: {}", row.url);
@@ -850,28 +863,34 @@ impl Coordinator {
                 attempts: 0,
                 sitemap: row.sitemap,
             };
-            if let Some(reason) = self.enqueue(&origin, job, row.sitemap, now) {
-                skipped.entry(reason).or_default().push(row.id);
+            match self.enqueue(&origin, job, row.sitemap, now) {
+                None => {}
+                Some(NotQueued::Skip(reason)) => skipped.entry(reason).or_default().push(row.id),
+                Some(NotQueued::Fail(reason)) => failed.entry(reason).or_default().push(row.id),
             }
         }
         for (reason, ids) in skipped {
             self.skip(ids, reason).await?;
         }
+        for (reason, ids) in failed {
+            self.fail(ids, reason).await?;
+        }
         Ok(())
     }
 
-    /// Queues `job` on its host unless robots.txt already rules it out,
-    /// in which case it returns why. A host whose robots.txt is not known
-    /// yet is held back and its robots.txt loaded.
-    fn enqueue(&mut self, origin: &str, job: Job, front: bool, now: Instant) -> Option<SkipReason> {
+    /// Queues `job` on its host unless robots.txt already rules it out or
+    /// the host is unreachable, in which case it returns why. A host whose
+    /// robots.txt is not known yet is held back and its robots.txt loaded.
+    fn enqueue(&mut self, origin: &str, job: Job, front: bool, now: Instant) -> Option<NotQueued> {
         if !job.sitemap
             && let Some(max) = self.cfg.limits.max_pages_per_host
             && self.host_pages.get(origin).is_some_and(|&n| n >= max)
         {
-            return Some(SkipReason::Trap);
+            return Some(NotQueued::Skip(SkipReason::Trap));
         }
         match self.hosts.verdict(origin, &job.url) {
-            Verdict::Skip(reason) => return Some(reason),
+            Verdict::Skip(reason) => return Some(NotQueued::Skip(reason)),
+            Verdict::Fail(reason) => return Some(NotQueued::Fail(reason)),
             Verdict::Allowed
                 if !self.cfg.politeness.robots
                     && self.cfg.politeness.sitemaps
@@ -904,6 +923,17 @@ impl Coordinator {
         });
     }
 
+    /// Records URLs taken back from the window as failed, unfetched (their
+    /// host cannot be reached).
+    async fn fail(&mut self, ids: Vec<i64>, reason: &'static str) -> Result<(), CrawlError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.counters.failed.fetch_add(ids.len() as u64, Relaxed);
+        self.writer.send(WriteOp::Fail { ids, reason }).await?;
+        Ok(())
+    }
+
     /// Records URLs taken back from the window as skipped.
     async fn skip(&mut self, ids: Vec<i64>, reason: SkipReason) -> Result<(), CrawlError> {
         if ids.is_empty() {
@@ -920,6 +950,7 @@ impl Coordinator {
     }
 
     async fn on_robots(&mut self, origin: Arc<str>, load: RobotsLoad) -> Result<(), CrawlError> {
+        self.save_cookies().await?;
         let now = Instant::now();
         let age =
             Duration::from_millis((crate::util::now_ms() - load.fetch.fetched_at).max(0) as u64);
@@ -957,6 +988,17 @@ impl Coordinator {
                 }
                 let ids = self.sched.remove_where(&origin, |_| true);
                 self.skip(ids.iter().map(|j| j.id as i64).collect(), reason)
+                    .await?;
+                self.sched.set_blocked(&origin, false, now);
+            }
+            Loaded::Unreachable { why, reason } => {
+                let ids = self.sched.remove_where(&origin, |_| true);
+                tracing::warn!(
+                    "{origin} cannot be reached ({why}) through {} attempts; its {} queued URLs are recorded as failed ({reason})",
+                    crate::hosts::UNREACHABLE_ATTEMPTS,
+                    ids.len()
+                );
+                self.fail(ids.iter().map(|j| j.id as i64).collect(), reason)
                     .await?;
                 self.sched.set_blocked(&origin, false, now);
             }
@@ -1034,12 +1076,7 @@ impl Coordinator {
     /// A transient failure: backs the host off (for `retry_after` if the
     /// server said, capped, else exponentially), and queues the job again
     /// if it has retries left. Returns the job if it has none.
-    fn retry(
-        &mut self,
-        origin: &Arc<str>,
-        mut job: Job,
-        retry_after: Option<Duration>,
-    ) -> Option<Job> {
+    fn retry(&mut self, origin: &Arc<str>, job: Job, retry_after: Option<Duration>) -> Option<Job> {
         let now = Instant::now();
         let backoff = self.hosts.failed(origin);
         let wait = match retry_after {
@@ -1059,15 +1096,33 @@ impl Coordinator {
             return Some(job);
         }
         tracing::debug!("{}: retrying in {wait:.1?}", job.url);
+        self.requeue(origin, job, true, now);
+        None
+    }
+
+    /// Queues a job again for another attempt (`front`: ahead of its
+    /// host's queue). A retry does not spend the page budget again.
+    fn requeue(&mut self, origin: &Arc<str>, mut job: Job, front: bool, now: Instant) {
         job.attempts += 1;
-        // A retry does not spend the page budget again.
         if !job.sitemap {
             self.dispatched = self.dispatched.saturating_sub(1);
             if let Some(n) = self.host_pages.get_mut(origin) {
                 *n = n.saturating_sub(1);
             }
         }
-        self.sched.push(origin, job, true, now);
+        self.sched.push(origin, job, front, now);
+    }
+
+    /// A URL that timed out (or whose body broke off) while its host
+    /// answers others: the host is not backed off; the URL is tried once
+    /// more after the host's other queued URLs, holding no slot while it
+    /// waits. Returns the job if it was tried twice already.
+    fn retry_slow(&mut self, origin: &Arc<str>, job: Job) -> Option<Job> {
+        if job.attempts >= self.cfg.politeness.retries.min(1) {
+            return Some(job);
+        }
+        tracing::debug!("{}: slow; trying again after its host's queue", job.url);
+        self.requeue(origin, job, false, Instant::now());
         None
     }
 
@@ -1076,6 +1131,16 @@ impl Coordinator {
         let mut job = out.job;
         // Transient failures are retried before anything is recorded.
         let transient = match &out.outcome {
+            Outcome::Failed(FetchError::Timeout | FetchError::Body(_))
+                if !self.hosts.timed_out(&origin) =>
+            {
+                // One slow URL on a host that answers the others.
+                match self.retry_slow(&origin, job) {
+                    None => return Ok(()),
+                    Some(j) => job = j,
+                }
+                None
+            }
             Outcome::Failed(e) => e.is_retryable().then_some(None),
             Outcome::Fetched(f) => {
                 let status = f.page.status;
@@ -1097,6 +1162,7 @@ impl Coordinator {
                 None => return Ok(()),
                 Some(j) => job = j,
             },
+            None if matches!(out.outcome, Outcome::Failed(_)) => {}
             None => self.hosts.succeeded(&origin),
         }
         let c = self.counters.clone();
@@ -1125,15 +1191,39 @@ impl Coordinator {
                 if (300..400).contains(&status)
                     && let Some(location) = f.location.take()
                 {
-                    self.on_redirect(&job, &location, &mut f.page, &mut rec);
+                    match canon::resolve(&job.url, &location) {
+                        Some(target) => {
+                            let cookie = f.sets_cookie;
+                            self.on_redirect(&job, target, cookie, &mut f.page, &mut rec)
+                        }
+                        None => {
+                            // Not a URL, or one a crawler cannot follow
+                            // (`mailto:`, `ftp:`): recorded as sent.
+                            tracing::debug!("{}: unusable Location {location:?}", job.url);
+                            f.page.redirect_to = Some(location);
+                            rec.fail("bad_redirect");
+                        }
+                    }
                     rec.chain.clear();
+                } else if matches!(status, 301 | 302 | 303 | 307 | 308) {
+                    // A redirect that says nowhere (RFC 9110 §15.4).
+                    tracing::debug!("{}: {status} without a Location", job.url);
+                    rec.fail("bad_redirect");
                 } else if status >= 400 {
                     rec.fail(format!("http_{status}"));
                 } else if let Some(read) = f.sitemap.take() {
                     rec.became_sitemap = !job.sitemap;
                     self.on_sitemap(&job, read, f.links, &mut rec);
                 } else {
-                    self.offer_summary(&f.page);
+                    if let Some(target) = f.refresh.take() {
+                        // A refresh at once (header or meta): the next hop
+                        // of a redirect; the page itself is kept too.
+                        let cookie = f.sets_cookie;
+                        self.on_redirect(&job, target, cookie, &mut f.page, &mut rec);
+                        rec.chain.clear();
+                    } else {
+                        self.offer_summary(&f.page);
+                    }
                     for link in f.links {
                         let to_id = link.fp as i64;
                         // A nofollow page's links are recorded as edges;
@@ -1159,6 +1249,7 @@ impl Coordinator {
                             to_id,
                             anchor: link.anchor,
                             nofollow: link.nofollow,
+                            kind: (link.kind != LinkKind::Anchor).then(|| link.kind.as_str()),
                         });
                     }
                 }
@@ -1289,7 +1380,20 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Hands the cookie jars that changed to the writer, ahead of the
+    /// fetch that changed them.
+    async fn save_cookies(&mut self) -> Result<(), CrawlError> {
+        if let Some(jar) = &self.jar {
+            let changed = jar.take_changed();
+            if !changed.is_empty() {
+                self.writer.send(WriteOp::Cookies(changed)).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn send_fetch(&mut self, rec: FetchRecord) -> Result<(), CrawlError> {
+        self.save_cookies().await?;
         self.sent.fetches += 1;
         self.sent.rows += rec.rows();
         self.writer.send(WriteOp::Fetch(Box::new(rec))).await?;
@@ -1312,24 +1416,27 @@ impl Coordinator {
             && self.sent.rows.saturating_sub(done.rows) < MAX_UNCOMMITTED_ROWS
     }
 
-    /// A 3xx with a Location: the target is the next hop, scheduled like any
-    /// URL (scope, dedup, politeness) but ahead of its host's queue.
+    /// A 3xx with a usable Location, or a refresh at once: the target is
+    /// the next hop, scheduled like any URL (scope, robots, dedup,
+    /// politeness) but ahead of its host's queue.
+    ///
+    /// A redirect back to a URL of its own chain (or to itself) is a loop,
+    /// unless the response set a cookie and cookies are on: then it is a
+    /// session being set up (`302 Location: /shop/` with `Set-Cookie`), and
+    /// the URL is fetched again, with the cookie, within `--max-redirects`.
     fn on_redirect(
         &mut self,
         job: &Job,
-        location: &str,
+        target: Url,
+        sets_cookie: bool,
         page: &mut crate::store::writer::PageRecord,
         rec: &mut FetchRecord,
     ) {
-        let Some(target) = canon::resolve(&job.url, location) else {
-            page.redirect_to = Some(location.to_string());
-            rec.fail("bad_redirect");
-            return;
-        };
         page.redirect_to = Some(target.to_string());
         page.final_url = target.to_string();
         let fp = canon::fingerprint(&target);
-        if fp == job.id || job.chain.contains(&fp) {
+        let back = fp == job.id || job.chain.contains(&fp);
+        if back && !(sets_cookie && self.jar.is_some()) {
             rec.fail("redirect_loop");
             return;
         }
@@ -1337,9 +1444,24 @@ impl Coordinator {
             rec.fail("too_many_redirects");
             return;
         }
-        let scope = self.ctx.scope.check(&target);
         let mut chain = job.chain.clone();
         chain.push(job.id);
+        if back {
+            // Seen already: queued again directly, ahead of its host.
+            let again = Job {
+                id: fp,
+                url: target,
+                depth: job.depth,
+                hops: job.hops + 1,
+                chain,
+                attempts: 0,
+                sitemap: job.sitemap,
+            };
+            let origin = canon::origin_key(&again.url);
+            self.sched.push(&origin, again, true, Instant::now());
+            return;
+        }
+        let scope = self.ctx.scope.check(&target);
         self.discover(
             Found {
                 url: &target,
@@ -1394,7 +1516,10 @@ impl Coordinator {
             None
         };
         if let Some(reason) = skip {
-            if matches!(reason, SkipReason::MaxDepth | SkipReason::Nofollow) {
+            if matches!(
+                reason,
+                SkipReason::MaxDepth | SkipReason::Nofollow | SkipReason::Asset
+            ) {
                 // Found again another way, it may be fetched after all.
                 if !self.depth_skipped.insert(fp) {
                     return; // recorded already
@@ -1423,10 +1548,18 @@ impl Coordinator {
                 attempts: 0,
                 sitemap,
             };
-            if let Some(reason) = self.enqueue(&origin, job, front, Instant::now()) {
-                new.state = UrlState::Skipped;
-                new.reason = Some(reason.as_str());
-                self.counters.skipped.fetch_add(1, Relaxed);
+            match self.enqueue(&origin, job, front, Instant::now()) {
+                None => {}
+                Some(NotQueued::Skip(reason)) => {
+                    new.state = UrlState::Skipped;
+                    new.reason = Some(reason.as_str());
+                    self.counters.skipped.fetch_add(1, Relaxed);
+                }
+                Some(NotQueued::Fail(reason)) => {
+                    new.state = UrlState::Failed;
+                    new.reason = Some(reason);
+                    self.counters.failed.fetch_add(1, Relaxed);
+                }
             }
         } else {
             new.state = UrlState::Queued;
@@ -1434,6 +1567,14 @@ impl Coordinator {
         }
         new_urls.push(new);
     }
+}
+
+/// Why a URL was not queued.
+enum NotQueued {
+    /// Recorded as skipped.
+    Skip(SkipReason),
+    /// Recorded as failed, unfetched: its host cannot be reached.
+    Fail(&'static str),
 }
 
 /// A URL found somewhere, on its way into the frontier.

@@ -264,7 +264,7 @@ fn spec(opts: &ExportOptions) -> Spec {
         }
         What::Links => {
             let mut sql = String::from(
-                "SELECT u.url, t.url, l.anchor, l.nofollow \
+                "SELECT u.url, t.url, l.anchor, l.nofollow, COALESCE(l.kind, 'a') \
                  FROM links l JOIN urls u ON u.id = l.from_id JOIN urls t ON t.id = l.to_id \
                  JOIN pages p ON p.url_id = l.from_id WHERE 1",
             );
@@ -278,6 +278,7 @@ fn spec(opts: &ExportOptions) -> Spec {
                     ("to", Text),
                     ("anchor", Text),
                     ("nofollow", Bool),
+                    ("kind", Text),
                 ],
             }
         }

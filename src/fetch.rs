@@ -27,6 +27,14 @@ pub struct FetchConfig {
     pub timeout: Duration,
     /// Cap on the decompressed body; the rest is not read.
     pub max_body_size: u64,
+    /// Keep a cookie jar (off with `--no-cookies`). Crawls stored before
+    /// it existed take it on.
+    #[serde(default = "yes")]
+    pub cookies: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for FetchConfig {
@@ -37,6 +45,7 @@ impl Default for FetchConfig {
             read_timeout: Duration::from_secs(20),
             timeout: Duration::from_secs(30),
             max_body_size: 10 * 1024 * 1024,
+            cookies: true,
         }
     }
 }
@@ -49,8 +58,11 @@ pub fn default_user_agent() -> String {
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    /// The `Location` header of a 3xx, as sent (resolve against the URL).
+    /// The `Location` header of a 3xx, read as bytes: UTF-8, else Latin-1
+    /// (see [`header_text`]); resolve it against the URL.
     pub location: Option<String>,
+    /// The `Refresh` header (`0; url=/next/`), read like `location`.
+    pub refresh: Option<String>,
     pub content_type: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -58,6 +70,8 @@ pub struct Response {
     pub retry_after: Option<String>,
     /// Every `X-Robots-Tag` header, joined with ", ".
     pub x_robots_tag: Option<String>,
+    /// The response carried a `Set-Cookie` header.
+    pub sets_cookie: bool,
     /// The body, or its first bytes when the caller asked to keep fewer
     /// (see [`Fetcher::get_page`]).
     pub body: Vec<u8>,
@@ -159,8 +173,10 @@ pub enum AddressPolicy {
 pub enum FetchError {
     #[error("timed out")]
     Timeout,
-    #[error("connection failed: {0}")]
-    Connect(String),
+    /// No connection: `kind` is the reason stored (see
+    /// [`FetchError::reason`]), `detail` the error chain.
+    #[error("{}: {detail}", connect_summary(kind))]
+    Connect { kind: &'static str, detail: String },
     #[error("reading the body failed: {0}")]
     Body(String),
     #[error("request failed: {0}")]
@@ -171,11 +187,14 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    /// The reason recorded in the store.
+    /// The reason recorded in the store: `timeout`, `connection_refused`,
+    /// `dns` (the name does not resolve), `tls` (no TLS handshake, e.g.
+    /// `https://` to a plain-HTTP port), `connect` (another failure to
+    /// connect), `body`, `request`, `blocked_address`.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
-            Self::Connect(_) => "connect",
+            Self::Connect { kind, .. } => kind,
             Self::Body(_) => "body",
             Self::Request(_) => "request",
             Self::Blocked(_) => "blocked_address",
@@ -200,12 +219,56 @@ impl FetchError {
         if e.is_timeout() {
             Self::Timeout
         } else if e.is_connect() {
-            Self::Connect(detail)
+            Self::Connect {
+                kind: connect_kind(&e, &detail),
+                detail,
+            }
         } else if in_body || e.is_body() || e.is_decode() {
             Self::Body(detail)
         } else {
             Self::Request(detail)
         }
+    }
+}
+
+/// Which failure to connect an error is: a TLS error anywhere in its
+/// chain is `tls`; an I/O error "connection refused", `connection_refused`;
+/// a failed name lookup, `dns`; anything else, `connect`.
+fn connect_kind(e: &reqwest::Error, detail: &str) -> &'static str {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return "tls";
+        }
+        // An I/O error's `source` skips the error it wraps: unwrap by hand.
+        let mut io = s.downcast_ref::<std::io::Error>();
+        while let Some(e) = io {
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                return "connection_refused";
+            }
+            let inner = e.get_ref();
+            if inner.is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some()) {
+                return "tls";
+            }
+            io = inner.and_then(|i| i.downcast_ref::<std::io::Error>());
+        }
+        src = s.source();
+    }
+    // hyper-util names its resolver's failures only in text.
+    if detail.contains("dns error") {
+        "dns"
+    } else {
+        "connect"
+    }
+}
+
+/// The start of a connection failure's message.
+fn connect_summary(kind: &str) -> &'static str {
+    match kind {
+        "connection_refused" => "connection refused",
+        "dns" => "host name not found",
+        "tls" => "TLS handshake failed",
+        _ => "connection failed",
     }
 }
 
@@ -240,6 +303,16 @@ impl Fetcher {
 
     /// A client that refuses internal addresses except for trusted hosts.
     pub fn with_policy(cfg: &FetchConfig, policy: AddressPolicy) -> Result<Self, FetchError> {
+        Self::build(cfg, policy, None)
+    }
+
+    /// A client with an address policy and, if given, a cookie jar that
+    /// every request reads and every response's `Set-Cookie` fills.
+    pub fn build(
+        cfg: &FetchConfig,
+        policy: AddressPolicy,
+        jar: Option<std::sync::Arc<crate::cookies::Jar>>,
+    ) -> Result<Self, FetchError> {
         // Several crypto backends could be linked in; say which one to use.
         // An error only means one was installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -261,6 +334,9 @@ impl Fetcher {
                 trusted: set.clone(),
             }));
             trusted = Some(std::sync::Arc::new(set));
+        }
+        if let Some(jar) = jar {
+            builder = builder.cookie_provider(jar);
         }
         let client = builder
             .user_agent(cfg.user_agent.clone())
@@ -341,10 +417,11 @@ impl Fetcher {
                 .map(|s| s.trim().to_string())
         };
         let location = if (300..400).contains(&status) {
-            text(header::LOCATION)
+            h.get(header::LOCATION).map(|v| header_text(v.as_bytes()))
         } else {
             None
         };
+        let refresh = h.get("refresh").map(|v| header_text(v.as_bytes()));
         let content_type = text(header::CONTENT_TYPE);
         let etag = text(header::ETAG);
         let last_modified = text(header::LAST_MODIFIED);
@@ -355,6 +432,7 @@ impl Fetcher {
             .filter_map(|v| v.to_str().ok())
             .collect();
         let x_robots_tag = (!tags.is_empty()).then(|| tags.join(", "));
+        let sets_cookie = h.contains_key(header::SET_COOKIE);
 
         let keep = (keep(status, content_type.as_deref()) as u64).min(max_body);
         let mut body = Vec::new();
@@ -382,17 +460,37 @@ impl Fetcher {
         Ok(Response {
             status,
             location,
+            refresh,
             content_type,
             etag,
             last_modified,
             retry_after,
             x_robots_tag,
+            sets_cookie,
             body,
             size,
             content_hash: hex(&hash.finalize()),
             truncated,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+/// A header value that carries a URL, as text. Servers send raw UTF-8
+/// (`Location: /café`) where RFC 9110 §5.5 asks for ASCII; browsers read
+/// such bytes as UTF-8 when they are valid UTF-8 and as Latin-1 otherwise,
+/// and the URL parser then percent-encodes them (`/caf%C3%A9`). Leading
+/// and trailing whitespace is dropped.
+pub fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.trim().to_string(),
+        // Latin-1: every byte is the code point of the same number.
+        Err(_) => bytes
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -439,6 +537,13 @@ mod address_tests {
         super::append(&mut small, b"defg", 10 << 20);
         assert_eq!(small, b"abcdefg");
         assert!(small.capacity() >= 7 && small.capacity() <= 16);
+    }
+
+    #[test]
+    fn header_urls_are_read_as_utf8_else_latin1() {
+        assert_eq!(super::header_text(b" /caf\xc3\xa9 "), "/café");
+        assert_eq!(super::header_text(b"/caf\xe9"), "/café");
+        assert_eq!(super::header_text(b"/plain"), "/plain");
     }
 
     #[test]

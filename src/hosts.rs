@@ -21,11 +21,17 @@ use crate::util::Jitter;
 /// Attempts at an unavailable robots.txt before the host's URLs are
 /// recorded as `robots_unavailable` (about two minutes in all).
 pub const ROBOTS_ATTEMPTS: u32 = 6;
+/// Attempts at robots.txt of a host that cannot be reached at all
+/// (connection refused, no DNS name, TLS failure) before its URLs are
+/// recorded as failed with that reason: a few seconds, not minutes.
+pub const UNREACHABLE_ATTEMPTS: u32 = 3;
 /// First wait before asking an unavailable robots.txt again; doubles.
 const ROBOTS_RETRY_BASE: Duration = Duration::from_secs(2);
 /// First back-off after a transient failure on a host; doubles with each
 /// consecutive one.
 const FAILURE_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Answers per host remembered to tell a slow URL from a failing host.
+const RECENT: u8 = 8;
 /// Longest back-off for consecutive failures.
 const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -35,6 +41,9 @@ pub enum Verdict {
     Allowed,
     /// Never (in this run), for this reason.
     Skip(SkipReason),
+    /// The host cannot be reached (`connection_refused`, `dns`, `tls`,
+    /// `connect`): the URL fails with this reason, unfetched.
+    Fail(&'static str),
     /// robots.txt is being read; hold the host back.
     Wait,
     /// robots.txt has not been asked for: hold the host back and load it.
@@ -56,12 +65,16 @@ pub enum Loaded {
     /// Unavailable through every attempt, or never to be asked: the
     /// host's URLs are recorded with `reason`.
     GaveUp { why: String, reason: SkipReason },
+    /// The host could not be reached through [`UNREACHABLE_ATTEMPTS`]
+    /// attempts: its URLs fail with `reason`.
+    Unreachable { why: String, reason: &'static str },
 }
 
 enum RobotsState {
     Loading { attempt: u32 },
     Ready { robots: Robots, expires: Instant },
     GaveUp(SkipReason),
+    Unreachable(&'static str),
 }
 
 /// Per-origin robots state (absent: not asked for yet in this run).
@@ -73,6 +86,9 @@ pub struct Hosts {
     /// Consecutive transient failures per origin (kept apart from the
     /// robots entries: it matters for ignore-robots crawls too).
     failures: HashMap<Arc<str>, u32>,
+    /// The last [`RECENT`] answers per origin, newest in bit 0: 1 a
+    /// timeout, 0 anything else; with how many are recorded (≤ 8).
+    recent: HashMap<Arc<str>, (u8, u8)>,
     rng: Jitter,
 }
 
@@ -85,6 +101,7 @@ impl Hosts {
             max_crawl_delay,
             entries: HashMap::new(),
             failures: HashMap::new(),
+            recent: HashMap::new(),
             rng: Jitter::new(),
         }
     }
@@ -111,6 +128,7 @@ impl Hosts {
                     }
                 }
                 RobotsState::GaveUp(reason) => Verdict::Skip(*reason),
+                RobotsState::Unreachable(reason) => Verdict::Fail(reason),
             },
         }
     }
@@ -131,6 +149,13 @@ impl Hosts {
                 return Loaded::GaveUp { why, reason };
             }
             let attempt = attempt + 1;
+            if let Some(reason) = fetch.unreachable
+                && attempt >= UNREACHABLE_ATTEMPTS
+            {
+                self.entries
+                    .insert(Arc::from(origin), RobotsState::Unreachable(reason));
+                return Loaded::Unreachable { why, reason };
+            }
             if attempt >= ROBOTS_ATTEMPTS {
                 let reason = SkipReason::RobotsUnavailable;
                 self.entries
@@ -179,6 +204,7 @@ impl Hosts {
             self.entries.remove(origin);
         }
         self.failures.remove(origin);
+        self.recent.remove(origin);
     }
 
     /// A transient failure (timeout, connection error, 5xx, 408, 429) on
@@ -197,6 +223,20 @@ impl Hosts {
     /// A fetch on `origin` got an answer that is not a transient failure.
     pub fn succeeded(&mut self, origin: &str) {
         self.failures.remove(origin);
+        if let Some(r) = self.recent.get_mut(origin) {
+            *r = (r.0 << 1, (r.1 + 1).min(RECENT));
+        }
+    }
+
+    /// A request to `origin` timed out (or its body broke off). Returns
+    /// whether the host itself is failing: most of its last [`RECENT`]
+    /// answers (at least 4 known) were timeouts. If not, only the URL is
+    /// slow: it is retried later and the host is not backed off.
+    pub fn timed_out(&mut self, origin: &Arc<str>) -> bool {
+        let r = self.recent.entry(origin.clone()).or_insert((0, 0));
+        *r = ((r.0 << 1) | 1, (r.1 + 1).min(RECENT));
+        let (bits, known) = *r;
+        known >= 4 && 2 * bits.count_ones() > u32::from(known)
     }
 
     fn jitter(&mut self, d: Duration) -> Duration {
@@ -255,6 +295,58 @@ fn httpdate(s: &str) -> Option<std::time::SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slow_url_is_not_a_failing_host_until_most_answers_time_out() {
+        let mut h = Hosts::new(true, "trawl".into(), Duration::from_secs(30));
+        let o: Arc<str> = Arc::from("http://a.test");
+        // A timeout among answers: a slow URL.
+        assert!(!h.timed_out(&o));
+        for _ in 0..4 {
+            h.succeeded(&o);
+        }
+        // Then nothing but timeouts: failing at 5 of the last 8.
+        let mut n = 0;
+        while !h.timed_out(&o) {
+            n += 1;
+        }
+        assert_eq!(n + 1, 5);
+        // A host that never answered is failing from its fourth timeout.
+        let dead: Arc<str> = Arc::from("http://b.test");
+        assert!(!h.timed_out(&dead));
+        assert!(!h.timed_out(&dead));
+        assert!(!h.timed_out(&dead));
+        assert!(h.timed_out(&dead));
+    }
+
+    #[test]
+    fn an_unreachable_host_gives_up_after_a_few_attempts() {
+        let mut h = Hosts::new(true, "trawl".into(), Duration::from_secs(30));
+        let refused = RobotsFetch {
+            error: Some("robots.txt: connection refused".into()),
+            unreachable: Some("connection_refused"),
+            ..RobotsFetch::default()
+        };
+        let url = Url::parse("http://a.test/x").unwrap();
+        assert_eq!(h.verdict("http://a.test", &url), Verdict::Load);
+        for _ in 1..UNREACHABLE_ATTEMPTS {
+            assert!(matches!(
+                h.loaded("http://a.test", &refused, Duration::ZERO),
+                Loaded::Retry { .. }
+            ));
+        }
+        assert!(matches!(
+            h.loaded("http://a.test", &refused, Duration::ZERO),
+            Loaded::Unreachable {
+                reason: "connection_refused",
+                ..
+            }
+        ));
+        assert_eq!(
+            h.verdict("http://a.test", &url),
+            Verdict::Fail("connection_refused")
+        );
+    }
 
     fn fetch(status: Option<u16>, body: &str) -> RobotsFetch {
         RobotsFetch {

@@ -13,6 +13,7 @@
 //! - [`scheduler`]: per-host queues and the heap of hosts by next allowed time.
 //! - [`worker`]: one fetch, from request to parsed, owned result.
 //! - [`fetch`]: the HTTP client (one hop, capped body, timeouts).
+//! - [`cookies`]: the crawl's cookie jar, one per host, kept in the store.
 //! - [`parse`]: charset decoding and one streaming pass over the HTML
 //!   (a tokenizer and a stack of open-element flags, no tree) for links,
 //!   metadata and the main text with its line kinds.
@@ -30,6 +31,7 @@ pub mod canon;
 pub mod cli;
 pub mod config;
 pub mod config_file;
+pub mod cookies;
 pub mod crawl;
 pub mod export;
 pub mod fetch;

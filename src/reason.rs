@@ -30,10 +30,14 @@ pub enum SkipReason {
     /// The host resolves to a loopback, private or link-local address and
     /// was not named by the user (a seed's host or an exact `--allow-host`).
     BlockedAddress,
+    /// A link whose path ends in a file extension that is not a page
+    /// (`.pdf`, `.png`, `.zip`…, see `scope::ASSET_EXTENSIONS`); fetched
+    /// only with `--fetch-assets`, or when a sitemap or redirect leads to it.
+    Asset,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 10] = [
+    pub const ALL: [SkipReason; 11] = [
         Self::OutOfScope,
         Self::Excluded,
         Self::NotIncluded,
@@ -44,6 +48,7 @@ impl SkipReason {
         Self::Nofollow,
         Self::Trap,
         Self::BlockedAddress,
+        Self::Asset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +63,7 @@ impl SkipReason {
             Self::Nofollow => "nofollow",
             Self::Trap => "trap",
             Self::BlockedAddress => "blocked_address",
+            Self::Asset => "asset",
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct RobotsFetch {
     /// use: it is never to be asked. (Not stored; such an answer is never
     /// reused.)
     pub blocked: bool,
+    /// The origin's own host could not be reached at all: the reason
+    /// (`connection_refused`, `dns`, `tls`, `connect`; see
+    /// [`FetchError::reason`]). (Not stored.)
+    pub unreachable: Option<&'static str>,
     /// Epoch milliseconds.
     pub fetched_at: i64,
 }
@@ -232,6 +236,8 @@ pub async fn fetch(fetcher: &Fetcher, origin: &str) -> RobotsFetch {
                 // A refused redirect hop to another host is only an
                 // unavailable robots.txt.
                 out.blocked = hop == 0 && matches!(e, FetchError::Blocked(_));
+                out.unreachable =
+                    (hop == 0 && matches!(e, FetchError::Connect { .. })).then(|| e.reason());
                 out.error = Some(format!("robots.txt: {}", describe(&e)));
                 return out;
             }

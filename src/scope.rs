@@ -12,6 +12,42 @@ use url::Url;
 
 use crate::reason::SkipReason;
 
+/// File extensions of links that are not pages: images, audio, video,
+/// archives, fonts, office documents, PDFs, executables and stylesheets
+/// (after Scrapy's `IGNORED_EXTENSIONS`, its link extractor's default deny
+/// list). Lower case, without the dot; sorted for a binary search.
+pub const ASSET_EXTENSIONS: &[&str] = &[
+    "3gp", "7z", "aac", "ai", "aif", "aiff", "apk", "arj", "asf", "asx", "au", "avi", "avif",
+    "bin", "bmp", "bz2", "cdr", "class", "css", "deb", "dmg", "doc", "docx", "drw", "dxf", "eot",
+    "eps", "epub", "exe", "flac", "flv", "gif", "gz", "heic", "ico", "iso", "jar", "jpeg", "jpg",
+    "m4a", "m4v", "mid", "midi", "mkv", "mng", "mov", "mp3", "mp4", "mpeg", "mpg", "msi", "odg",
+    "odp", "ods", "odt", "ogg", "ogv", "opus", "otf", "pct", "pdf", "png", "pps", "ppt", "pptx",
+    "ps", "psd", "psp", "pst", "qt", "ra", "rar", "rm", "rpm", "svg", "swf", "tar", "tgz", "tif",
+    "tiff", "ttf", "wav", "webm", "webp", "wma", "wmv", "woff", "woff2", "xls", "xlsx", "xz",
+    "zip", "zst",
+];
+
+/// Whether a URL's path ends in one of [`ASSET_EXTENSIONS`] (any case):
+/// `/files/report.PDF`, not `/pdf/` nor `/download?f=a.pdf`.
+pub fn is_asset(url: &Url) -> bool {
+    let path = url.path();
+    let last = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+    let Some(dot) = last.rfind('.') else {
+        return false;
+    };
+    let ext = &last[dot + 1..];
+    if ext.is_empty() || ext.len() > 5 {
+        return false;
+    }
+    let mut buf = [0u8; 5];
+    let lower = &mut buf[..ext.len()];
+    lower.copy_from_slice(ext.as_bytes());
+    lower.make_ascii_lowercase();
+    ASSET_EXTENSIONS
+        .binary_search_by(|e| e.as_bytes().cmp(lower))
+        .is_ok()
+}
+
 /// A host pattern from the command line: `example.com` matches that host
 /// only; `*.example.com` matches `example.com` and every subdomain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +213,33 @@ fn repeats_a_segment(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assets_by_the_extension_of_the_last_segment() {
+        let mut sorted = ASSET_EXTENSIONS.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, ASSET_EXTENSIONS, "kept sorted for binary_search");
+        let asset = |u: &str| is_asset(&Url::parse(u).unwrap());
+        for u in [
+            "http://e.com/a/report.pdf",
+            "http://e.com/logo.PNG",
+            "http://e.com/x/archive.tar.gz",
+            "http://e.com/font.woff2?v=3",
+        ] {
+            assert!(asset(u), "{u}");
+        }
+        for u in [
+            "http://e.com/pdf/",
+            "http://e.com/page.html",
+            "http://e.com/v1.2/guide",
+            "http://e.com/download?file=a.pdf",
+            "http://e.com/feed.xml",
+            "http://e.com/a.pdf/",
+            "http://e.com/",
+        ] {
+            assert!(!asset(u), "{u}");
+        }
+    }
 
     #[test]
     fn traps_are_long_urls_and_repeating_paths() {

@@ -51,6 +51,7 @@ pub struct ScopedLink {
     pub fp: u64,
     pub anchor: String,
     pub nofollow: bool,
+    pub kind: parse::LinkKind,
     pub scope: Result<(), SkipReason>,
 }
 
@@ -62,6 +63,12 @@ pub struct Fetched {
     pub location: Option<String>,
     /// `Retry-After`, as sent.
     pub retry_after: Option<String>,
+    /// The response set a cookie.
+    pub sets_cookie: bool,
+    /// Where a 2xx page sends its reader at once: a `Refresh` header or a
+    /// `<meta http-equiv=refresh>` whose delay is at most
+    /// [`MAX_REFRESH_REDIRECT_SECS`]. Followed as a redirect hop.
+    pub refresh: Option<Url>,
     /// Robots directives say `nofollow` (or `none`) for us.
     pub nofollow: bool,
     /// The page's links, or the URLs a sitemap lists.
@@ -108,6 +115,9 @@ pub struct WorkerCtx {
     pub agent: String,
     /// Summaries made with the parse (the extractive summarizer), if on.
     pub summary: Option<crate::summarize::Inline>,
+    /// Follow page links to assets (`--fetch-assets`); else they are
+    /// recorded as skipped, reason `asset`.
+    pub fetch_assets: bool,
 }
 
 pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutput {
@@ -178,6 +188,11 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
 /// core at a time.
 const INLINE_ANALYSIS_BYTES: usize = 64 << 10;
 
+/// The longest delay of a refresh (header or meta) that is followed as a
+/// redirect; a longer one is a page that moves on after it is read, and
+/// its target is only a link.
+pub const MAX_REFRESH_REDIRECT_SECS: u32 = 30;
+
 /// What a successful body is read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Body {
@@ -209,13 +224,21 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
     };
     let mut links = Vec::new();
     let mut sitemap_read = None;
+    // HTML's refresh: the header first, as browsers act on it before the
+    // body's `<meta>`.
+    let ok = (200..300).contains(&resp.status);
+    let mut refresh = resp
+        .refresh
+        .as_deref()
+        .filter(|_| ok)
+        .and_then(|v| parse::Refresh::parse(v, url));
     if matches!(body, Body::Sitemap | Body::MaybeSitemap) {
         let read = sitemap::parse(&resp.body, resp.truncated).map(|map| {
             links = map
                 .locs
                 .iter()
                 .filter_map(|loc| canon::resolve(url, loc))
-                .map(|u| scoped(ctx, u, String::new(), false))
+                .map(|u| scoped(ctx, u, String::new(), false, parse::LinkKind::Anchor))
                 .collect();
             page.links_count = map.locs.len() as u32;
             SitemapRead {
@@ -237,7 +260,13 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         links = parsed
             .links
             .into_iter()
-            .map(|l| scoped(ctx, l.url, l.anchor, l.nofollow))
+            .map(|l| {
+                let mut link = scoped(ctx, l.url, l.anchor, l.nofollow, l.kind);
+                if !ctx.fetch_assets && link.scope.is_ok() && crate::scope::is_asset(&link.url) {
+                    link.scope = Err(SkipReason::Asset);
+                }
+                link
+            })
             .collect();
         page.title = parsed.title;
         page.description = parsed.description;
@@ -250,6 +279,9 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         page.text_kinds = Some(parsed.text_kinds);
         page.links_count = (links.len() + parsed.links_dropped) as u32;
         page.truncated |= parsed.cut;
+        if refresh.is_none() {
+            refresh = parsed.refresh;
+        }
     }
     let directives = robots::Directives::of(
         page.meta_robots.as_deref(),
@@ -257,7 +289,16 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         &ctx.agent,
     );
     page.noindex = directives.noindex;
+    let refresh = refresh
+        .filter(|r| {
+            r.delay <= MAX_REFRESH_REDIRECT_SECS
+                && canon::fingerprint(&r.url) != canon::fingerprint(url)
+        })
+        .map(|r| r.url);
+    // A page that sends its reader on at once is a redirect: its target
+    // is what gets summarized.
     if let Some(inline) = &ctx.summary
+        && refresh.is_none()
         && let Some(text) = page.text.as_deref()
         && !text.is_empty()
         && !page.noindex
@@ -276,6 +317,8 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         page,
         location: resp.location,
         retry_after: resp.retry_after,
+        sets_cookie: resp.sets_cookie,
+        refresh,
         nofollow: directives.nofollow,
         links,
         sitemap: sitemap_read,
@@ -293,13 +336,20 @@ fn maybe_sitemap(content_type: Option<&str>) -> bool {
     mime.ends_with("/xml") || mime.ends_with("gzip")
 }
 
-fn scoped(ctx: &WorkerCtx, url: Url, anchor: String, nofollow: bool) -> ScopedLink {
+fn scoped(
+    ctx: &WorkerCtx,
+    url: Url,
+    anchor: String,
+    nofollow: bool,
+    kind: parse::LinkKind,
+) -> ScopedLink {
     ScopedLink {
         fp: canon::fingerprint(&url),
         scope: ctx.scope.check(&url),
         url,
         anchor,
         nofollow,
+        kind,
     }
 }
 

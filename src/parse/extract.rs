@@ -19,7 +19,9 @@ use url::Url;
 
 use super::entities;
 use super::tokenize::{Raw, Token, Tokenizer, attr, is_blank};
-use super::{Link, MAX_ANCHOR_CHARS, MAX_TEXT_BYTES, ParseLimits, ParsedPage, TextBuf, collapse};
+use super::{
+    Link, LinkKind, MAX_ANCHOR_CHARS, MAX_TEXT_BYTES, ParseLimits, ParsedPage, TextBuf, collapse,
+};
 use crate::canon;
 use crate::util::FpSet;
 
@@ -124,7 +126,10 @@ fn props(name: &str) -> u32 {
 fn raw_mode(name: &str) -> Option<Raw> {
     match name {
         "title" | "textarea" => Some(Raw::Rcdata),
-        "style" | "xmp" | "iframe" | "noembed" | "noframes" | "noscript" => Some(Raw::Rawtext),
+        // `<noscript>` is read as markup, as a browser without scripting
+        // does (a crawler runs no scripts): its links, such as mdBook's
+        // `<noscript><iframe src="toc.html">`, are the ones it sees.
+        "style" | "xmp" | "iframe" | "noembed" | "noframes" => Some(Raw::Rawtext),
         "script" => Some(Raw::Script),
         "plaintext" => Some(Raw::Plaintext),
         _ => None,
@@ -401,7 +406,7 @@ impl State<'_> {
             {
                 // An SVG link: followed, its text is not the page's.
                 let nofollow = is_nofollow(attrs);
-                self.push_link(target, String::new(), nofollow);
+                self.push_link(target, String::new(), nofollow, LinkKind::Anchor);
             }
             if !self_closing {
                 let effects = E_FOREIGN_NS | if integration { E_INTEGRATION } else { 0 };
@@ -455,7 +460,21 @@ impl State<'_> {
                     let alt = attr(attrs, "alt")
                         .map(|a| collapse(&entities::decode(a, true)))
                         .unwrap_or_default();
-                    self.push_link(target, alt, nofollow);
+                    self.push_link(target, alt, nofollow, LinkKind::Area);
+                }
+            }
+            // A frame's document is part of the page, as wget reads it.
+            "iframe" | "frame" => {
+                if let Some(target) = attr(attrs, "src").and_then(|v| self.resolve(v)) {
+                    let kind = if lname == "frame" {
+                        LinkKind::Frame
+                    } else {
+                        LinkKind::Iframe
+                    };
+                    let title = attr(attrs, "title")
+                        .map(|a| collapse(&entities::decode(a, true)))
+                        .unwrap_or_default();
+                    self.push_link(target, title, false, kind);
                 }
             }
             _ => {}
@@ -577,7 +596,7 @@ impl State<'_> {
                 // Where the page sends its reader: at least a link.
                 if let Some(r) = &self.page.refresh {
                     let url = r.url.clone();
-                    self.push_link(url, String::new(), false);
+                    self.push_link(url, String::new(), false, LinkKind::Refresh);
                 }
             }
         }
@@ -773,7 +792,7 @@ impl State<'_> {
             if a.chars().count() > MAX_ANCHOR_CHARS {
                 a = a.chars().take(MAX_ANCHOR_CHARS).collect();
             }
-            self.push_link(target, a, nofollow);
+            self.push_link(target, a, nofollow, LinkKind::Anchor);
         }
     }
 
@@ -877,7 +896,7 @@ impl State<'_> {
         }
     }
 
-    fn push_link(&mut self, url: Url, anchor: String, nofollow: bool) {
+    fn push_link(&mut self, url: Url, anchor: String, nofollow: bool, kind: LinkKind) {
         if !self.seen.insert(canon::fingerprint(&url)) {
             return;
         }
@@ -889,6 +908,7 @@ impl State<'_> {
             url,
             anchor,
             nofollow,
+            kind,
         });
     }
 

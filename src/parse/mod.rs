@@ -28,6 +28,36 @@ pub struct Link {
     pub url: Url,
     pub anchor: String,
     pub nofollow: bool,
+    pub kind: LinkKind,
+}
+
+/// Which markup a link came from (stored as `links.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkKind {
+    /// `<a href>` (HTML or SVG).
+    #[default]
+    Anchor,
+    /// `<area href>` of an image map.
+    Area,
+    /// `<frame src>` of a frameset.
+    Frame,
+    /// `<iframe src>`.
+    Iframe,
+    /// The target of a `<meta http-equiv=refresh>`.
+    Refresh,
+}
+
+impl LinkKind {
+    /// The stored name: the element, or `refresh`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Anchor => "a",
+            Self::Area => "area",
+            Self::Frame => "frame",
+            Self::Iframe => "iframe",
+            Self::Refresh => "refresh",
+        }
+    }
 }
 
 /// What a page says about itself and where it points.

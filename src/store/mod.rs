@@ -274,6 +274,14 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get("reason"), r.get("n"))).collect())
     }
 
+    /// The stored cookie jars, as `(host, JSON)` rows (see
+    /// [`crate::cookies::Jar::load`]).
+    pub async fn cookie_jars(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT host, jar FROM cookies")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Queues these URLs again, clearing their reason, in one
     /// transaction (before a crawl's writer starts).
     pub async fn requeue(&self, ids: &[i64]) -> Result<(), StoreError> {

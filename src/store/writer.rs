@@ -122,6 +122,8 @@ pub struct LinkRecord {
     pub to_id: i64,
     pub anchor: String,
     pub nofollow: bool,
+    /// The markup it came from; `None` for `<a href>` (stored as NULL).
+    pub kind: Option<&'static str>,
 }
 
 /// The outcome of one fetch: committed atomically.
@@ -211,8 +213,13 @@ pub enum WriteOp {
     SkipPending { reason: &'static str },
     /// Mark these URLs skipped with this reason (robots.txt said no).
     Skip { ids: Vec<i64>, reason: &'static str },
+    /// Mark these URLs failed, unfetched, with this reason (their host
+    /// cannot be reached).
+    Fail { ids: Vec<i64>, reason: &'static str },
     /// Record what robots.txt of an origin said.
     Host(Box<HostRecord>),
+    /// Replace the cookie jars of these hosts: `(host, JSON)`.
+    Cookies(Vec<(String, String)>),
     /// Return every leased URL to the queue (a stop before the end).
     ReleaseLeased,
     /// Set the crawl's state.
@@ -445,6 +452,28 @@ struct Pending {
     fetches: Vec<FetchRecord>,
 }
 
+/// Sets the state and reason of URLs that were not fetched.
+async fn settle(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    ids: &[i64],
+    state: UrlState,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE urls SET state = ");
+        qb.push_bind(state.as_str())
+            .push(", reason = ")
+            .push_bind(reason)
+            .push(", updated_at = ")
+            .push_bind(now)
+            .push(" WHERE id IN ");
+        push_id_list(&mut qb, chunk);
+        execute_once(tx, qb).await?;
+    }
+    Ok(())
+}
+
 async fn commit(
     conn: &mut SqliteConnection,
     batch: &mut Vec<WriteOp>,
@@ -474,15 +503,21 @@ async fn commit(
                         .await?;
                     }
                     WriteOp::Skip { ids, reason } => {
-                        for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-                            let mut qb: QueryBuilder<Sqlite> =
-                                QueryBuilder::new("UPDATE urls SET state = 'skipped', reason = ");
-                            qb.push_bind(reason)
-                                .push(", updated_at = ")
-                                .push_bind(now)
-                                .push(" WHERE id IN ");
-                            push_id_list(&mut qb, chunk);
-                            execute_once(&mut tx, qb).await?;
+                        settle(&mut tx, &ids, UrlState::Skipped, reason, now).await?;
+                    }
+                    WriteOp::Fail { ids, reason } => {
+                        settle(&mut tx, &ids, UrlState::Failed, reason, now).await?;
+                    }
+                    WriteOp::Cookies(jars) => {
+                        for (host, jar) in jars {
+                            sqlx::query(
+                                "INSERT INTO cookies (host, jar) VALUES (?, ?) \
+                                 ON CONFLICT (host) DO UPDATE SET jar = excluded.jar",
+                            )
+                            .bind(host)
+                            .bind(jar)
+                            .execute(&mut *tx)
+                            .await?;
                         }
                     }
                     WriteOp::Host(h) => {
@@ -585,12 +620,13 @@ async fn write_pending(
         .collect();
     for chunk in ladder(&links) {
         let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO links (from_id, to_id, anchor, nofollow) ");
+            QueryBuilder::new("INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ");
         qb.push_values(chunk, |mut b, (from, l)| {
             b.push_bind(*from)
                 .push_bind(l.to_id)
                 .push_bind(l.anchor.clone())
-                .push_bind(l.nofollow);
+                .push_bind(l.nofollow)
+                .push_bind(l.kind);
         });
         execute_cached(conn, qb).await?;
     }

@@ -60,9 +60,10 @@ const FLUSH_EVERY: usize = 32;
 const SWEEP_BATCH: i64 = 256;
 
 /// The pages the stage can summarize: stored 2xx HTML pages with text, not
-/// sitemaps, not `noindex`.
+/// sitemaps, not `noindex`, not a refresh redirect.
 pub const SUMMARIZABLE: &str = "p.status BETWEEN 200 AND 299 AND p.noindex = 0 \
-    AND p.text IS NOT NULL AND p.text <> '' AND p.content_hash IS NOT NULL AND u.sitemap = 0";
+    AND p.text IS NOT NULL AND p.text <> '' AND p.content_hash IS NOT NULL AND u.sitemap = 0 \
+    AND p.redirect_to IS NULL";
 
 struct Run {
     summarizer: Arc<Summarizer>,

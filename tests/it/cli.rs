@@ -123,7 +123,7 @@ async fn crawl_then_export_pages_as_jsonl() {
     let (a, _b) = util::two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_async(quick_crawl(&a.url("/"), &db, &[])).await;
+    let o = trawl_async(quick_crawl(&a.url("/"), &db, &["--fetch-assets"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary = stderr(&o);
     assert!(summary.contains("finished: 14 fetched"), "{summary}");

@@ -105,6 +105,8 @@ async fn crawls_the_fixture_site_across_two_hosts() {
     let (a, b) = util::two_hosts().await;
     let mut cfg = config(&[a.url("/")]);
     cfg.scope.allow_hosts = vec!["localhost".into()];
+    // The linked PDF too (by default, links to assets are not fetched).
+    cfg.scope.fetch_assets = true;
     let c = run(cfg).await;
     assert_eq!(c.report.outcome, CrawlOutcome::Finished);
 
@@ -180,7 +182,9 @@ async fn crawls_the_fixture_site_across_two_hosts() {
 #[tokio::test]
 async fn records_page_fields_and_redirect_chains() {
     let (a, _b) = util::two_hosts().await;
-    let c = run(config(&[a.url("/")])).await;
+    let mut cfg = config(&[a.url("/")]);
+    cfg.scope.fetch_assets = true;
+    let c = run(cfg).await;
 
     assert_eq!(
         c.page_field(&a.url("/"), "title").await.as_deref(),

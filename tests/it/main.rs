@@ -2,6 +2,7 @@
 
 mod cli;
 mod crawl;
+mod edges;
 mod export;
 mod hostile;
 mod pages;
