@@ -436,6 +436,7 @@ async fn run(
         refill_limit: 0,
         tasks: JoinSet::new(),
         task_jobs: HashMap::new(),
+        slow_running: HashMap::new(),
         dispatched: fetched_before,
         ctx,
         counters: counters.clone(),
@@ -552,8 +553,10 @@ struct Coordinator {
     refill: Option<oneshot::Receiver<Vec<LeasedUrl>>>,
     refill_limit: usize,
     tasks: JoinSet<WorkerOutput>,
-    /// URL id, origin and sitemap flag of each running worker.
-    task_jobs: HashMap<tokio::task::Id, (u64, Arc<str>, bool)>,
+    /// Each running worker's job.
+    task_jobs: HashMap<tokio::task::Id, Running>,
+    /// Per origin, requests running that gave their slot back as slow.
+    slow_running: HashMap<Arc<str>, u32>,
     /// Fetches started, including earlier runs of this crawl.
     dispatched: u64,
     ctx: Arc<WorkerCtx>,
@@ -669,6 +672,8 @@ impl Coordinator {
         let mut grace_deadline: Option<Instant> = None;
         let mut evict = tokio::time::interval(Duration::from_secs(10));
         evict.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut slow_check = tokio::time::interval(SLOW_CHECK);
+        slow_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if !stopping {
                 for origin in std::mem::take(&mut self.sitemaps_wanted) {
@@ -722,6 +727,9 @@ impl Coordinator {
                         Err(e) if e.is_cancelled() => {}
                         Err(e) => tracing::error!("robots.txt task panicked: {e}"),
                     }
+                }
+                _ = slow_check.tick(), if !idle && !stopping => {
+                    self.release_slow(Instant::now());
                 }
                 _ = evict.tick() => {
                     let now = Instant::now();
@@ -803,7 +811,16 @@ impl Coordinator {
                     let ctx = self.ctx.clone();
                     let (id, sitemap) = (job.id, job.sitemap);
                     let handle = self.tasks.spawn(worker::run(ctx, origin.clone(), job));
-                    self.task_jobs.insert(handle.id(), (id, origin, sitemap));
+                    self.task_jobs.insert(
+                        handle.id(),
+                        Running {
+                            url_id: id,
+                            origin,
+                            sitemap,
+                            started: now,
+                            slow: false,
+                        },
+                    );
                 }
                 Next::Wait(at) => {
                     self.wake = Some(at);
@@ -1047,15 +1064,17 @@ impl Coordinator {
     ) -> Result<(), CrawlError> {
         match res {
             Ok((id, out)) => {
-                self.task_jobs.remove(&id);
-                self.sched.complete(&out.origin);
+                if let Some(run) = self.task_jobs.remove(&id) {
+                    self.finished(&run);
+                }
                 self.on_output(out).await
             }
             Err(e) => {
-                let Some((url_id, origin, sitemap)) = self.task_jobs.remove(&e.id()) else {
+                let Some(run) = self.task_jobs.remove(&e.id()) else {
                     return Ok(());
                 };
-                self.sched.complete(&origin);
+                self.finished(&run);
+                let (url_id, sitemap) = (run.url_id, run.sitemap);
                 if e.is_cancelled() {
                     // Aborted by a stop: the URL stays leased and is
                     // released to the queue when the crawl stops.
@@ -1071,6 +1090,50 @@ impl Coordinator {
                 self.send_fetch(rec).await
             }
         }
+    }
+
+    /// A worker ended: its host's slot is free (unless it gave the slot
+    /// back already, as slow).
+    fn finished(&mut self, run: &Running) {
+        if !run.slow {
+            self.sched.complete(&run.origin);
+        } else if let Some(n) = self.slow_running.get_mut(&run.origin) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.slow_running.remove(&run.origin);
+            }
+        }
+    }
+
+    /// Requests that have run longer than their host's usual answer time
+    /// (see [`Hosts::slow_after`]) give their slot back, so one URL that
+    /// drips or stalls does not hold up its host's other URLs. At most
+    /// twice `--per-host-concurrency` requests per host run that way (a
+    /// stalled request costs the server an idle connection, not work), so
+    /// a host never has more than three times its concurrency of
+    /// connections open.
+    fn release_slow(&mut self, now: Instant) {
+        let cap = 2 * self.cfg.politeness.per_host_concurrency;
+        for run in self.task_jobs.values_mut() {
+            if run.slow {
+                continue;
+            }
+            let Some(after) = self.hosts.slow_after(&run.origin) else {
+                continue;
+            };
+            let n = self.slow_running.entry(run.origin.clone()).or_insert(0);
+            if now.duration_since(run.started) >= after && *n < cap {
+                *n += 1;
+                run.slow = true;
+                self.sched.complete(&run.origin);
+                tracing::debug!(
+                    "URL {} of {} is slow; its slot is free",
+                    run.url_id,
+                    run.origin
+                );
+            }
+        }
+        self.slow_running.retain(|_, n| *n > 0);
     }
 
     /// A transient failure: backs the host off (for `retry_after` if the
@@ -1130,9 +1193,19 @@ impl Coordinator {
         let origin = out.origin;
         let mut job = out.job;
         // Transient failures are retried before anything is recorded.
+        if let Outcome::Fetched(f) = &out.outcome {
+            self.hosts.answered(
+                &origin,
+                Duration::from_millis(f.page.fetch_ms.max(0) as u64),
+            );
+        }
         let transient = match &out.outcome {
             Outcome::Failed(FetchError::Timeout | FetchError::Body(_))
-                if !self.hosts.timed_out(&origin) =>
+                if !if job.attempts == 0 {
+                    self.hosts.timed_out(&origin)
+                } else {
+                    self.hosts.failing(&origin)
+                } =>
             {
                 // One slow URL on a host that answers the others.
                 match self.retry_slow(&origin, job) {
@@ -1567,6 +1640,19 @@ impl Coordinator {
         }
         new_urls.push(new);
     }
+}
+
+/// How often running requests are checked for slowness.
+const SLOW_CHECK: Duration = Duration::from_millis(250);
+
+/// A worker that is running.
+struct Running {
+    url_id: u64,
+    origin: Arc<str>,
+    sitemap: bool,
+    started: Instant,
+    /// It ran long enough to give its host's slot back.
+    slow: bool,
 }
 
 /// Why a URL was not queued.

@@ -30,6 +30,8 @@ const ROBOTS_RETRY_BASE: Duration = Duration::from_secs(2);
 /// First back-off after a transient failure on a host; doubles with each
 /// consecutive one.
 const FAILURE_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The shortest time a request runs before it may count as slow.
+pub const SLOW_REQUEST_MIN: Duration = Duration::from_secs(2);
 /// Answers per host remembered to tell a slow URL from a failing host.
 const RECENT: u8 = 8;
 /// Longest back-off for consecutive failures.
@@ -77,6 +79,28 @@ enum RobotsState {
     Unreachable(&'static str),
 }
 
+/// An origin's last [`RECENT`] answers, newest in bit 0 of `timeouts` (1 a
+/// timeout, 0 anything else), how many are known (≤ 8), and the mean time
+/// of its answers (exponentially weighted, ⅛ per answer).
+#[derive(Debug, Default, Clone, Copy)]
+struct Recent {
+    timeouts: u8,
+    known: u8,
+    mean_ms: Option<f64>,
+}
+
+impl Recent {
+    fn push(&mut self, timeout: bool) {
+        self.timeouts = (self.timeouts << 1) | u8::from(timeout);
+        self.known = (self.known + 1).min(RECENT);
+    }
+
+    /// Most of the last answers (at least 4 known) were timeouts.
+    fn failing(&self) -> bool {
+        self.known >= 4 && 2 * self.timeouts.count_ones() > u32::from(self.known)
+    }
+}
+
 /// Per-origin robots state (absent: not asked for yet in this run).
 pub struct Hosts {
     obey_robots: bool,
@@ -86,9 +110,8 @@ pub struct Hosts {
     /// Consecutive transient failures per origin (kept apart from the
     /// robots entries: it matters for ignore-robots crawls too).
     failures: HashMap<Arc<str>, u32>,
-    /// The last [`RECENT`] answers per origin, newest in bit 0: 1 a
-    /// timeout, 0 anything else; with how many are recorded (≤ 8).
-    recent: HashMap<Arc<str>, (u8, u8)>,
+    /// How each origin has been answering lately.
+    recent: HashMap<Arc<str>, Recent>,
     rng: Jitter,
 }
 
@@ -223,20 +246,45 @@ impl Hosts {
     /// A fetch on `origin` got an answer that is not a transient failure.
     pub fn succeeded(&mut self, origin: &str) {
         self.failures.remove(origin);
-        if let Some(r) = self.recent.get_mut(origin) {
-            *r = (r.0 << 1, (r.1 + 1).min(RECENT));
-        }
     }
 
-    /// A request to `origin` timed out (or its body broke off). Returns
-    /// whether the host itself is failing: most of its last [`RECENT`]
-    /// answers (at least 4 known) were timeouts. If not, only the URL is
-    /// slow: it is retried later and the host is not backed off.
+    /// `origin` answered a request (any status) in `elapsed`.
+    pub fn answered(&mut self, origin: &Arc<str>, elapsed: Duration) {
+        let r = self.recent.entry(origin.clone()).or_default();
+        r.push(false);
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        r.mean_ms = Some(r.mean_ms.map_or(ms, |m| m + (ms - m) / 8.0));
+    }
+
+    /// A first request for a URL of `origin` timed out (or its body broke
+    /// off). Returns whether the host itself is failing (see
+    /// [`Hosts::failing`]); if not, only the URL is slow: it is retried
+    /// later and the host is not backed off. (A retry's timeout says
+    /// nothing new about the host and is not counted.)
     pub fn timed_out(&mut self, origin: &Arc<str>) -> bool {
-        let r = self.recent.entry(origin.clone()).or_insert((0, 0));
-        *r = ((r.0 << 1) | 1, (r.1 + 1).min(RECENT));
-        let (bits, known) = *r;
-        known >= 4 && 2 * bits.count_ones() > u32::from(known)
+        let r = self.recent.entry(origin.clone()).or_default();
+        r.push(true);
+        r.failing()
+    }
+
+    /// Whether most of `origin`'s last [`RECENT`] answers (at least 4
+    /// known) were timeouts.
+    pub fn failing(&self, origin: &str) -> bool {
+        self.recent.get(origin).is_some_and(Recent::failing)
+    }
+
+    /// How long a request to `origin` may run before it counts as slow
+    /// and gives its slot back: 4 × the host's mean answer time, at least
+    /// [`SLOW_REQUEST_MIN`]. `None` while the host has answered nothing
+    /// or is failing (its slots are held: a struggling host gets no more
+    /// connections).
+    pub fn slow_after(&self, origin: &str) -> Option<Duration> {
+        let r = self.recent.get(origin)?;
+        if r.failing() {
+            return None;
+        }
+        let mean = Duration::from_secs_f64(r.mean_ms? * 4.0 / 1000.0);
+        Some(mean.max(SLOW_REQUEST_MIN))
     }
 
     fn jitter(&mut self, d: Duration) -> Duration {
@@ -303,14 +351,17 @@ mod tests {
         // A timeout among answers: a slow URL.
         assert!(!h.timed_out(&o));
         for _ in 0..4 {
-            h.succeeded(&o);
+            h.answered(&o, Duration::from_millis(10));
         }
+        assert_eq!(h.slow_after(&o), Some(SLOW_REQUEST_MIN));
         // Then nothing but timeouts: failing at 5 of the last 8.
         let mut n = 0;
         while !h.timed_out(&o) {
             n += 1;
         }
         assert_eq!(n + 1, 5);
+        // A failing host's requests keep their slots.
+        assert_eq!(h.slow_after(&o), None);
         // A host that never answered is failing from its fourth timeout.
         let dead: Arc<str> = Arc::from("http://b.test");
         assert!(!h.timed_out(&dead));

@@ -544,3 +544,54 @@ async fn an_unreachable_site_fails_with_the_network_reason_and_exit_1() {
         .unwrap();
     assert_eq!(reason, "tls");
 }
+
+#[tokio::test]
+async fn a_stalled_request_gives_its_host_slot_back() {
+    // `/stall` answers only once every other page of the host has been
+    // asked for. With one slot per host, that happens only if the stalled
+    // request gives its slot back while it waits.
+    let others_done = Arc::new(tokio::sync::Notify::new());
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let l = listener().await;
+    let port = l.local_addr().unwrap().port();
+    let (n2, a2) = (others_done.clone(), asked.clone());
+    let app = Router::new().fallback(move |req: axum::extract::Request| {
+        let (done, asked) = (n2.clone(), a2.clone());
+        async move {
+            match req.uri().path() {
+                "/" => {
+                    let mut body = String::from("<a href=/stall>s</a>");
+                    for i in 0..10 {
+                        body.push_str(&format!("<a href=/p/{i}>{i}</a>"));
+                    }
+                    html(body)
+                }
+                "/stall" => {
+                    done.notified().await;
+                    html("<title>Late</title>")
+                }
+                p if p.starts_with("/p/") => {
+                    if asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 10 {
+                        done.notify_one();
+                    }
+                    html(format!("<title>{p}</title>"))
+                }
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let root = format!("http://127.0.0.1:{port}/");
+    let mut cfg = config(std::slice::from_ref(&root));
+    cfg.politeness.per_host_concurrency = 1;
+    cfg.fetch.timeout = Duration::from_secs(120);
+    cfg.fetch.read_timeout = Duration::from_secs(120);
+    let c = run(cfg).await;
+    assert_eq!(
+        c.page_field(&format!("{root}stall"), "title")
+            .await
+            .as_deref(),
+        Some("Late")
+    );
+    assert!(c.urls_in("failed").await.is_empty());
+}
