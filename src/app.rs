@@ -46,7 +46,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Resume(args) => {
-            let Some(store) = open(&args.db.db, Access::Write).await else {
+            let Some(store) = open(&args.db.db, Access::WriteExisting).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
             let fail_on_error = args.fail_on_error;
@@ -65,7 +65,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             EXIT_OK
         }
         Command::Status(args) => {
-            let Some(store) = open_existing(&args.db.db).await else {
+            let Some(store) = open(&args.db.db, Access::Read).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
             status(&store, args.json).await
@@ -87,16 +87,6 @@ async fn open(path: &Path, access: Access) -> Option<Store> {
             None
         }
     }
-}
-
-/// Opens a database that must exist already (commands that only read:
-/// opening would otherwise create an empty one).
-async fn open_existing(path: &Path) -> Option<Store> {
-    if !path.exists() {
-        eprintln!("trawl: {} does not exist", path.display());
-        return None;
-    }
-    open(path, Access::Read).await
 }
 
 /// Which signal asked us to stop (0: none).
@@ -215,11 +205,7 @@ fn summary_line(r: &StageReport) -> String {
 }
 
 async fn run_summarize(args: &SummarizeArgs) -> u8 {
-    if !args.db.db.exists() {
-        eprintln!("trawl: {} does not exist", args.db.db.display());
-        return EXIT_USAGE;
-    }
-    let Some(store) = open(&args.db.db, Access::Write).await else {
+    let Some(store) = open(&args.db.db, Access::WriteExisting).await else {
         return EXIT_USAGE;
     };
     // The crawl's own settings first, then the flags given here.
@@ -375,7 +361,7 @@ pub fn final_line(r: &CrawlReport, db: &str) -> String {
 }
 
 async fn run_export(args: &ExportArgs) -> u8 {
-    let Some(store) = open_existing(&args.db.db).await else {
+    let Some(store) = open(&args.db.db, Access::Read).await else {
         return EXIT_USAGE;
     };
     let since = match &args.since {

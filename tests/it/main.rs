@@ -3,6 +3,7 @@
 mod cli;
 mod crawl;
 mod export;
+mod firstrun;
 mod hostile;
 mod pages;
 mod politeness;

@@ -1,0 +1,372 @@
+//! The binary as a new user first meets it: what a mistyped command leaves
+//! on disk, databases that cannot be written, what the final line counts,
+//! pipes and terminals, and whether the help says what the commands do.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::cli::{db_arg, quick_crawl, stderr};
+use crate::util::{Server, listener};
+
+/// `trawl args…` with `env` set, the LLM settings of the caller's
+/// environment removed, and stdout and stderr captured.
+fn trawl_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trawl"));
+    cmd.args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("TRAWL_LLM_BASE_URL")
+        .env_remove("TRAWL_LLM_MODEL")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run trawl")
+}
+
+async fn run(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        trawl_env(&refs, &[])
+    })
+    .await
+    .unwrap()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// The names in `dir`, sorted.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Serves `pages` (path → HTML); anything else is a 404.
+async fn serve(pages: &[(&str, String)]) -> Server {
+    let l = listener().await;
+    let addr = l.local_addr().unwrap();
+    let pages: Arc<HashMap<String, String>> = Arc::new(
+        pages
+            .iter()
+            .map(|(p, b)| (p.to_string(), b.clone()))
+            .collect(),
+    );
+    let log: Arc<Mutex<Vec<(std::time::Instant, String)>>> = Arc::default();
+    let log2 = log.clone();
+    let app = Router::new().fallback(move |req: axum::extract::Request| {
+        let pages = pages.clone();
+        let log = log2.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            log.lock()
+                .unwrap()
+                .push((std::time::Instant::now(), path.clone()));
+            match pages.get(&path) {
+                Some(b) => ([(header::CONTENT_TYPE, "text/html")], b.clone()).into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(l, app).await });
+    Server { addr, log }
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!("<html><head><title>{title}</title></head><body><main>{body}</main></body></html>")
+}
+
+/// `/` links to `/a`, `/b` and two missing pages; `/a` links one step
+/// further, to `/deep/1` and `/deep/2`.
+async fn small_site() -> Server {
+    serve(&[
+        (
+            "/",
+            page(
+                "Home",
+                "<p>Home.</p><a href=\"/a\">a</a> <a href=\"/b\">b</a> \
+                 <a href=\"/gone1\">x</a> <a href=\"/gone2\">y</a>",
+            ),
+        ),
+        (
+            "/a",
+            page(
+                "A",
+                "<p>A.</p><a href=\"/deep/1\">1</a> <a href=\"/deep/2\">2</a>",
+            ),
+        ),
+        ("/b", page("B", "<p>B.</p>")),
+        ("/deep/1", page("Deep 1", "<p>One.</p>")),
+        ("/deep/2", page("Deep 2", "<p>Two.</p>")),
+    ])
+    .await
+}
+
+fn jsonl(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn resume_of_a_missing_database_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let cases: &[(&[&str], String)] = &[
+        (
+            &["resume", "--db", &db],
+            format!("trawl: {db} does not exist"),
+        ),
+        (
+            &["summarize", "--db", &db],
+            format!("trawl: {db} does not exist"),
+        ),
+    ];
+    for (args, why) in cases {
+        let o = trawl_env(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).trim_end(), why, "{args:?}");
+        assert!(files_in(dir.path()).is_empty(), "{args:?} left files");
+    }
+}
+
+#[tokio::test]
+async fn empty_and_foreign_files_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("text.db");
+    std::fs::write(&text, "not a database, only text long enough for a header").unwrap();
+    // An SQLite file of someone else's, and one with no table at all.
+    let foreign = dir.path().join("foreign.db");
+    let blank = dir.path().join("blank.db");
+    for (path, sql) in [
+        (&foreign, "CREATE TABLE notes (x TEXT)"),
+        (&blank, "PRAGMA user_version = 7"),
+    ] {
+        use sqlx::{ConnectOptions, Connection};
+        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+        c.close().await.unwrap();
+    }
+    let before: Vec<(String, Vec<u8>)> = files_in(dir.path())
+        .into_iter()
+        .map(|n| (n.clone(), std::fs::read(dir.path().join(&n)).unwrap()))
+        .collect();
+    let cases = [
+        (&empty, "is empty, not a trawl database"),
+        (&text, "is not an SQLite database"),
+        (&foreign, "is an SQLite database but not a trawl database"),
+        (&blank, "is an SQLite database but not a trawl database"),
+    ];
+    for (path, why) in cases {
+        let path = path.display().to_string();
+        for cmd in ["status", "export", "resume", "summarize"] {
+            let o = run(strings(&[cmd, "--db", &path])).await;
+            assert_eq!(o.status.code(), Some(2), "{cmd} {path}: {}", stderr(&o));
+            assert_eq!(
+                stderr(&o).trim_end(),
+                format!("trawl: {path} {why}"),
+                "{cmd}"
+            );
+            let after: Vec<(String, Vec<u8>)> = files_in(dir.path())
+                .into_iter()
+                .map(|n| (n.clone(), std::fs::read(dir.path().join(&n)).unwrap()))
+                .collect();
+            assert!(after == before, "`{cmd} --db {path}` changed the directory");
+        }
+    }
+}
+
+#[cfg(unix)]
+/// The directory of the test's database, made read-only for as long as
+/// it lives: permission bits for an ordinary user; for root, whom they do
+/// not stop, the immutable attribute. Both what trawl meets on a read-only
+/// file system: every attempt to create or write a file fails.
+struct ReadOnly {
+    paths: Vec<PathBuf>,
+    immutable: bool,
+}
+
+#[cfg(unix)]
+impl ReadOnly {
+    fn new(paths: &[&Path]) -> ReadOnly {
+        use std::os::unix::fs::PermissionsExt;
+        let set_mode = |p: &Path, writable: bool| {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode();
+            let mode = if writable {
+                mode | 0o200
+            } else {
+                mode & !0o222
+            };
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        for p in paths {
+            set_mode(p, false);
+        }
+        let mut guard = ReadOnly {
+            paths: paths.iter().map(|p| p.to_path_buf()).collect(),
+            immutable: false,
+        };
+        if paths.iter().any(|p| writable(p)) {
+            for p in paths {
+                set_mode(p, true);
+            }
+            guard.immutable = true;
+            for p in paths {
+                let ok = Command::new("chattr")
+                    .arg("+i")
+                    .arg(p)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(
+                    ok && !writable(p),
+                    "cannot make {} read-only here (permission bits do not stop root, and chattr +i failed)",
+                    p.display()
+                );
+            }
+        }
+        guard
+    }
+}
+
+#[cfg(unix)]
+/// Whether this process may write `p` (a file) or create files in it (a
+/// directory).
+fn writable(p: &Path) -> bool {
+    if p.is_dir() {
+        let probe = p.join(".probe");
+        let ok = std::fs::File::create(&probe).is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    } else {
+        std::fs::OpenOptions::new().write(true).open(p).is_ok()
+    }
+}
+
+#[cfg(unix)]
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        for p in self.paths.iter().rev() {
+            if self.immutable {
+                let _ = Command::new("chattr").arg("-i").arg(p).status();
+            } else if let Ok(m) = std::fs::metadata(p) {
+                let mode = m.permissions().mode() | 0o200;
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn status_and_export_read_a_database_that_cannot_be_written() {
+    let s = small_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let db_path = data.join("t.db");
+    let db = db_path.display().to_string();
+    let o = run(quick_crawl(&s.url("/"), &db, &["--no-sitemaps"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let files = files_in(&data);
+    assert_eq!(files, ["t.db"]);
+    for paths in [
+        vec![db_path.as_path()],
+        vec![data.as_path(), db_path.as_path()],
+    ] {
+        let _ro = ReadOnly::new(&paths);
+        let o = run(strings(&["status", "--db", &db])).await;
+        assert_eq!(o.status.code(), Some(0), "{paths:?}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(text.starts_with("crawl 1 (finished)"), "{text}");
+        let o = run(strings(&["export", "--db", &db, "--what", "pages"])).await;
+        assert_eq!(o.status.code(), Some(0), "{paths:?}: {}", stderr(&o));
+        assert_eq!(jsonl(&o).len(), 7);
+        assert_eq!(files_in(&data), files, "{paths:?}: files created");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn resume_of_a_read_only_database_is_a_usage_error() {
+    let s = small_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let db_path = data.join("t.db");
+    let db = db_path.display().to_string();
+    let o = run(quick_crawl(
+        &s.url("/"),
+        &db,
+        &["--no-sitemaps", "--max-pages", "2"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for paths in [
+        vec![db_path.as_path()],
+        vec![data.as_path(), db_path.as_path()],
+    ] {
+        let _ro = ReadOnly::new(&paths);
+        for args in [
+            &["resume", "--db", &db, "--max-pages", "10"][..],
+            &["summarize", "--db", &db],
+        ] {
+            let cmd = args[0];
+            let o = run(strings(args)).await;
+            assert_eq!(o.status.code(), Some(2), "{cmd} {paths:?}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(
+                err.starts_with(&format!("trawl: cannot write to {db}: "))
+                    && err
+                        .trim_end()
+                        .ends_with("; `trawl status` and `trawl export` can still read it"),
+                "{cmd} {paths:?}: {err}"
+            );
+            assert_eq!(files_in(&data), ["t.db"], "{paths:?}: files created");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_directory_as_db_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d.db");
+    std::fs::create_dir(&d).unwrap();
+    let db = d.display().to_string();
+    let cases: &[&[&str]] = &[
+        &["crawl", "http://127.0.0.1:9/", "--db", &db],
+        &["resume", "--db", &db],
+        &["status", "--db", &db],
+        &["export", "--db", &db],
+        &["summarize", "--db", &db],
+    ];
+    for args in cases {
+        let o = trawl_env(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).trim_end(),
+            format!("trawl: {db} is a directory; --db takes the path of a database file"),
+        );
+        assert_eq!(files_in(dir.path()), ["d.db"], "{args:?}");
+        assert!(files_in(&d).is_empty(), "{args:?}");
+    }
+}
