@@ -46,6 +46,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Resume(args) => {
+            if let Err(e) = args.check() {
+                return fail(EXIT_USAGE, &e.to_string());
+            }
             let Some(store) = open(&args.db.db, Access::WriteExisting).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
@@ -205,6 +208,20 @@ fn summary_line(r: &StageReport) -> String {
 }
 
 async fn run_summarize(args: &SummarizeArgs) -> u8 {
+    if let Err(e) = args.summary.check() {
+        eprintln!("trawl: {e}");
+        return EXIT_USAGE;
+    }
+    let url_id = match &args.url {
+        None => None,
+        Some(url) => match crate::canon::parse(url) {
+            Ok(u) => Some(crate::canon::fingerprint(&u) as i64),
+            Err(e) => {
+                eprintln!("trawl: bad URL `{url}`: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
     let Some(store) = open(&args.db.db, Access::WriteExisting).await else {
         return EXIT_USAGE;
     };
@@ -226,8 +243,8 @@ async fn run_summarize(args: &SummarizeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    if let Some(url) = &args.url {
-        return summarize_one(&store, summarizer, url, args.stream).await;
+    if let (Some(url), Some(id)) = (&args.url, url_id) {
+        return summarize_one(&store, summarizer, url, id, args.stream).await;
     }
     let controls = Controls::default();
     install_signal_handlers(controls.clone());
@@ -265,14 +282,13 @@ async fn run_summarize(args: &SummarizeArgs) -> u8 {
 
 /// `summarize --url`: one stored page, printed (as it streams, with
 /// `--stream`) and stored.
-async fn summarize_one(store: &Store, summarizer: Arc<Summarizer>, url: &str, stream: bool) -> u8 {
-    let id = match crate::canon::parse(url) {
-        Ok(u) => crate::canon::fingerprint(&u) as i64,
-        Err(e) => {
-            eprintln!("trawl: bad URL `{url}`: {e}");
-            return EXIT_USAGE;
-        }
-    };
+async fn summarize_one(
+    store: &Store,
+    summarizer: Arc<Summarizer>,
+    url: &str,
+    id: i64,
+    stream: bool,
+) -> u8 {
     let row = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
         "SELECT content_hash, text, text_kinds FROM pages WHERE url_id = ?",
     )
@@ -361,33 +377,15 @@ pub fn final_line(r: &CrawlReport, db: &str) -> String {
 }
 
 async fn run_export(args: &ExportArgs) -> u8 {
+    let opts = match args.to_options(crate::util::now_ms()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let Some(store) = open(&args.db.db, Access::Read).await else {
         return EXIT_USAGE;
-    };
-    let since = match &args.since {
-        None => None,
-        Some(s) => match crate::util::parse_time(s, crate::util::now_ms()) {
-            Some(t) => Some(t),
-            None => {
-                eprintln!(
-                    "trawl: --since {s:?} is not a time (2026-11-22, 2026-11-22T06:00:00Z, 12h, 7d)"
-                );
-                return EXIT_USAGE;
-            }
-        },
-    };
-    if args.include_skipped && args.what != export::What::Pages {
-        eprintln!("trawl: --include-skipped goes with --what pages");
-        return EXIT_USAGE;
-    }
-    let opts = ExportOptions {
-        with_text: args.with_text,
-        include_noindex: args.include_noindex,
-        include_skipped: args.include_skipped,
-        host: args.host.clone(),
-        since,
-        status: args.status,
-        ..ExportOptions::new(args.what, args.format)
     };
     let result = match &args.out {
         None => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ConfigError, CrawlConfig, LimitsConfig, PolitenessConfig, ScopeConfig};
-use crate::export::{Format, What};
+use crate::export::{ExportOptions, Format, What};
 use crate::fetch::FetchConfig;
 
 #[derive(Debug, Parser)]
@@ -124,6 +124,14 @@ pub struct SummaryArgs {
 }
 
 impl SummaryArgs {
+    /// Checks the values given, each on its own, before anything is
+    /// opened (what they combine with may be stored in the database).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let mut cfg = crate::summarize::SummarizeConfig::default();
+        self.apply(&mut cfg)?;
+        cfg.check_values()
+    }
+
     /// Applies the flags that were given on top of `cfg`.
     pub fn apply(&self, cfg: &mut crate::summarize::SummarizeConfig) -> Result<(), ConfigError> {
         if let Some(b) = self.summarizer {
@@ -428,6 +436,21 @@ impl CrawlArgs {
 }
 
 impl ResumeArgs {
+    /// Checks the overrides before the database is opened; the stored
+    /// configuration they change is validated again once they are applied.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(n) = self.concurrency {
+            crate::config::at_least_one("--concurrency", n as u64)?;
+        }
+        if let Some(n) = self.per_host_concurrency {
+            crate::config::at_least_one("--per-host-concurrency", u64::from(n))?;
+        }
+        if let Some(r) = self.per_host_rate {
+            crate::config::check_rate(r)?;
+        }
+        Ok(())
+    }
+
     /// Applies the overrides to a stored configuration.
     pub fn apply(&self, cfg: &mut CrawlConfig) {
         if let Some(n) = self.max_pages {
@@ -448,5 +471,65 @@ impl ResumeArgs {
         if let Some(n) = self.max_pages_per_host {
             cfg.limits.max_pages_per_host = (n > 0).then_some(n);
         }
+    }
+}
+
+impl ExportArgs {
+    /// Step one for `export`: the flags as validated [`ExportOptions`]
+    /// (`now_ms` anchors an age given to `--since`).
+    pub fn to_options(&self, now_ms: i64) -> Result<ExportOptions, ConfigError> {
+        let since = match &self.since {
+            None => None,
+            Some(s) => Some(crate::util::parse_time(s, now_ms).ok_or_else(|| {
+                ConfigError(format!(
+                    "--since {s:?} is not a time (2026-11-22, 2026-11-22T06:00:00Z, 12h, 7d)"
+                ))
+            })?),
+        };
+        if self.what != What::Pages {
+            for (given, flag) in [
+                (self.include_skipped, "--include-skipped"),
+                (self.with_text, "--with-text"),
+            ] {
+                if given {
+                    return Err(ConfigError(format!("{flag} goes with --what pages")));
+                }
+            }
+        }
+        if let Some(code) = self.status
+            && !(100..=599).contains(&code)
+        {
+            return Err(ConfigError(format!(
+                "--status {code} is not an HTTP status (100 to 599)"
+            )));
+        }
+        if let Some(out) = &self.out {
+            if out.is_dir() {
+                return Err(ConfigError(format!(
+                    "--out {} is a directory; give a file path",
+                    out.display()
+                )));
+            }
+            let dir = match out.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(ConfigError(format!(
+                    "--out {}: directory {} does not exist",
+                    out.display(),
+                    dir.display()
+                )));
+            }
+        }
+        Ok(ExportOptions {
+            with_text: self.with_text,
+            include_noindex: self.include_noindex,
+            include_skipped: self.include_skipped,
+            host: self.host.clone(),
+            since,
+            status: self.status,
+            ..ExportOptions::new(self.what, self.format)
+        })
     }
 }

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
-use crate::cli::{db_arg, quick_crawl, stderr};
+use crate::cli::{assert_usage_error, db_arg, quick_crawl, stderr};
 use crate::util::{Server, listener};
 
 /// `trawl args…` with `env` set, the LLM settings of the caller's
@@ -120,6 +120,73 @@ fn jsonl(o: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The line `crawl` and `resume` end with.
+fn final_line(o: &Output) -> String {
+    stderr(o)
+        .lines()
+        .find(|l| l.starts_with("finished: ") || l.starts_with("stopped: "))
+        .unwrap_or_else(|| panic!("no final line in {}", stderr(o)))
+        .to_string()
+}
+
+#[tokio::test]
+async fn usage_errors_leave_nothing_on_disk_and_the_corrected_command_runs() {
+    let s = small_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let config = dir.path().join("llm.toml");
+    std::fs::write(&config, "summarizer = \"llm\"\nllm-model = \"m\"\n").unwrap();
+    let config = config.display().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--summarizer", "llm"],
+            "--summarizer llm needs --llm-base-url (or TRAWL_LLM_BASE_URL) and --llm-model",
+        ),
+        (
+            &["--summary-sentences", "0"],
+            "--summary-sentences must be at least 1",
+        ),
+        (
+            &[
+                "--summarizer",
+                "llm",
+                "--llm-model",
+                "m",
+                "--llm-base-url",
+                "ftp://x",
+            ],
+            "--llm-base-url \"ftp://x\" must be http or https",
+        ),
+        // The same mistake made in a config file.
+        (
+            &["--config", &config],
+            "--summarizer llm needs --llm-base-url (or TRAWL_LLM_BASE_URL) and --llm-model",
+        ),
+        (
+            &["--max-body-size", "0"],
+            "--max-body-size must be at least 1 byte",
+        ),
+    ];
+    for (extra, why) in cases {
+        let o = run(quick_crawl(&s.url("/"), &db, extra)).await;
+        assert_usage_error(&o, why);
+        assert_eq!(
+            files_in(dir.path()),
+            ["llm.toml"],
+            "`{extra:?}` left files behind: {}",
+            stderr(&o)
+        );
+    }
+    // The corrected command is not refused.
+    let o = run(quick_crawl(&s.url("/"), &db, &["--no-sitemaps"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        final_line(&o).starts_with("finished: 7 fetched"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn resume_of_a_missing_database_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,6 +195,14 @@ fn resume_of_a_missing_database_creates_nothing() {
         (
             &["resume", "--db", &db],
             format!("trawl: {db} does not exist"),
+        ),
+        (
+            &["resume", "--db", &db, "--concurrency", "0"],
+            "trawl: --concurrency must be at least 1".into(),
+        ),
+        (
+            &["resume", "--db", &db, "--per-host-rate=-1"],
+            "trawl: --per-host-rate must be a number ≥ 0, got -1".into(),
         ),
         (
             &["summarize", "--db", &db],
