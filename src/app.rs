@@ -17,7 +17,7 @@ use crate::cli::{Cli, Command, ExportArgs, SummarizeArgs};
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
 use crate::progress::{self, Counters, ProgressMode};
-use crate::store::{Access, Store};
+use crate::store::{Access, RunStats, Store};
 use crate::summarize::stage::{self, StageReport, SweepOptions};
 use crate::summarize::{SummarizeConfig, Summarizer};
 
@@ -149,10 +149,20 @@ where
     done.cancel();
     let _ = reporter.await;
     let db = store.path().display().to_string();
+    let run = match &result {
+        Ok(_) => match store.last_run().await {
+            Ok(run) => run,
+            Err(e) => {
+                eprintln!("trawl: cannot read this run's counts back: {e}");
+                None
+            }
+        },
+        Err(_) => None,
+    };
     store.clone().close().await;
     match result {
         Ok(report) => {
-            eprintln!("{}", final_line(&report, &db));
+            eprintln!("{}", final_line(&report, run.as_ref(), &db));
             match report.outcome {
                 CrawlOutcome::Interrupted => {
                     eprintln!("trawl: interrupted; continue with `trawl resume --db {db}`");
@@ -332,33 +342,44 @@ async fn summarize_one(
     if failed { EXIT_FAILURE } else { EXIT_OK }
 }
 
-/// The one-line summary printed at the end of a run.
-pub fn final_line(r: &CrawlReport, db: &str) -> String {
+/// The one-line summary printed at the end of a run. Its counts are this
+/// run's, from `run` (the numbers `status` shows as the last run), except
+/// the pages the database holds and the URLs still queued; without `run`
+/// (it could not be read back) they come from the run's own counters.
+pub fn final_line(r: &CrawlReport, run: Option<&RunStats>, db: &str) -> String {
     let verb = match r.outcome {
         CrawlOutcome::Finished => "finished",
         CrawlOutcome::Interrupted => "stopped",
     };
+    let (fetched, secs, rate, failed) = match run {
+        Some(run) => (
+            run.fetched,
+            run.duration().as_secs_f64(),
+            run.pages_per_sec(),
+            run.failed(),
+        ),
+        None => (
+            r.fetched as i64,
+            r.elapsed.as_secs_f64(),
+            r.pages_per_sec(),
+            r.failed as i64,
+        ),
+    };
     let mut s = format!(
-        "{verb}: {} fetched in {:.1}s ({:.0} pages/s, {:.1} MB), {} failed",
-        r.fetched,
-        r.elapsed.as_secs_f64(),
-        r.pages_per_sec(),
+        "{verb}: {fetched} fetched in {secs:.1}s ({rate:.1} pages/s, {:.1} MB), {failed} failed",
         r.bytes as f64 / 1e6,
-        r.failed,
     );
-    if !r.failed_by_reason.is_empty() {
-        s.push_str(&format!(
-            " [{}]",
-            crawl::summarize_reasons(&r.failed_by_reason)
-        ));
-    }
-    let skipped: i64 = r.skipped_by_reason.iter().map(|(_, n)| n).sum();
-    s.push_str(&format!(", {skipped} skipped"));
-    if skipped > 0 {
-        s.push_str(&format!(
-            " [{}]",
-            crawl::summarize_reasons(&r.skipped_by_reason)
-        ));
+    let breakdown = |rows: &[(String, i64)]| {
+        if rows.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", crawl::summarize_reasons(rows))
+        }
+    };
+    if let Some(run) = run {
+        s.push_str(&breakdown(&run.failed_by_reason));
+        s.push_str(&format!(", {} skipped", run.skipped()));
+        s.push_str(&breakdown(&run.skipped_by_reason));
     }
     if r.queued > 0 {
         s.push_str(&format!(", {} still queued", r.queued));
@@ -367,10 +388,10 @@ pub fn final_line(r: &CrawlReport, db: &str) -> String {
     if let Some(sr) = &r.summaries {
         s.push_str(&format!("; {}", summary_line(sr)));
     }
-    if !r.sitemaps.is_empty() {
+    if let Some(run) = run.filter(|run| !run.sitemaps.is_empty()) {
         s.push_str(&format!(
             "; sitemaps: {}",
-            crawl::summarize_reasons(&r.sitemaps)
+            crawl::summarize_reasons(&run.sitemaps)
         ));
     }
     s

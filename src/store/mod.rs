@@ -12,7 +12,10 @@
 
 pub mod lock;
 mod open;
+mod runs;
 pub mod writer;
+
+pub use runs::RunStats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

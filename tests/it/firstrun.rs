@@ -270,6 +270,35 @@ async fn empty_and_foreign_files_are_refused_untouched() {
     }
 }
 
+#[tokio::test]
+async fn final_line_counts_this_run_only() {
+    let s = small_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let o = run(quick_crawl(
+        &s.url("/"),
+        &db,
+        &["--no-sitemaps", "--max-depth", "1"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let line = final_line(&o);
+    assert!(line.starts_with("finished: 5 fetched in "), "{line}");
+    assert!(
+        line.contains(", 2 failed [http_404=2], 2 skipped [max_depth=2]; 5 pages in "),
+        "{line}"
+    );
+    // The second run fetches the two deeper pages and nothing fails.
+    let o = run(strings(&["resume", "--db", &db, "--max-depth", "2", "-q"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let line = final_line(&o);
+    assert!(line.starts_with("finished: 2 fetched in "), "{line}");
+    assert!(
+        line.contains(", 0 failed, 0 skipped; 7 pages in "),
+        "the first run's failures are not this run's: {line}"
+    );
+}
+
 #[cfg(unix)]
 /// The directory of the test's database, made read-only for as long as
 /// it lives: permission bits for an ordinary user; for root, whom they do
@@ -444,4 +473,40 @@ async fn a_directory_as_db_is_named_as_such() {
         assert_eq!(files_in(dir.path()), ["d.db"], "{args:?}");
         assert!(files_in(&d).is_empty(), "{args:?}");
     }
+}
+
+#[tokio::test]
+async fn final_line_and_status_give_the_same_rate() {
+    let s = small_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let o = run(quick_crawl(&s.url("/"), &db, &["--no-sitemaps"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // finished: 5 fetched in 0.1s (41.7 pages/s, 0.0 MB), …
+    let line = final_line(&o);
+    let rest = line.strip_prefix("finished: ").unwrap();
+    let (pages, rest) = rest.split_once(" fetched in ").unwrap();
+    let (secs, rest) = rest.split_once("s (").unwrap();
+    let (rate, _) = rest.split_once(" pages/s").unwrap();
+
+    let o = run(strings(&["status", "--db", &db, "--json"])).await;
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let last = &st["last_run"];
+    assert_eq!(last["pages"].to_string(), pages, "{line} / {last}");
+    assert_eq!(
+        format!("{:.1}", last["duration_secs"].as_f64().unwrap()),
+        secs,
+        "{line} / {last}"
+    );
+    assert_eq!(
+        format!("{:.1}", last["pages_per_sec"].as_f64().unwrap()),
+        rate,
+        "{line} / {last}"
+    );
+    let o = run(strings(&["status", "--db", &db])).await;
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(&format!("{pages} pages in {secs}s, {rate} pages/s")),
+        "{line} / {text}"
+    );
 }
