@@ -63,9 +63,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Summarize(args) => run_summarize(&args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut out);
-            EXIT_OK
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut script);
+            print_stdout(&script)
         }
         Command::Status(args) => {
             let Some(store) = open(&args.db.db, Access::Read).await else {
@@ -75,6 +75,21 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// Writes `bytes` to standard output. A reader that has gone away
+/// (`trawl export | head`) has all it wanted: that is not a failure, and
+/// nothing is said.
+fn print_stdout(bytes: &[u8]) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            eprintln!("trawl: cannot write to standard output: {e}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 fn fail(code: u8, msg: &str) -> ExitCode {
@@ -325,11 +340,14 @@ async fn summarize_one(
     });
     let streamed = sink.is_some() && summarizer.key().backend == "llm";
     let outcome = summarizer.summarize(text, kinds, sink).await;
-    match &outcome.summary {
-        Ok(_) if streamed => println!(),
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("trawl: summary failed: {e}"),
-    }
+    let printed = match &outcome.summary {
+        Ok(_) if streamed => print_stdout(b"\n"),
+        Ok(s) => print_stdout(format!("{s}\n").as_bytes()),
+        Err(e) => {
+            eprintln!("trawl: summary failed: {e}");
+            EXIT_FAILURE
+        }
+    };
     let failed = outcome.summary.is_err();
     let stored = match store.connection().await {
         Ok(mut conn) => stage::write(&mut conn, &summarizer, &[(hash, outcome)]).await,
@@ -339,7 +357,7 @@ async fn summarize_one(
         eprintln!("trawl: {e}");
         return EXIT_FAILURE;
     }
-    if failed { EXIT_FAILURE } else { EXIT_OK }
+    if failed { EXIT_FAILURE } else { printed }
 }
 
 /// The one-line summary printed at the end of a run. Its counts are this
@@ -419,6 +437,12 @@ async fn run_export(args: &ExportArgs) -> u8 {
     store.close().await;
     match result {
         Ok(()) => EXIT_OK,
+        // The reader of standard output has gone away (`| head`).
+        Err(export::ExportError::Io(e))
+            if args.out.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            EXIT_OK
+        }
         Err(e) => {
             eprintln!("trawl: export failed: {e}");
             EXIT_FAILURE
@@ -471,8 +495,7 @@ async fn status(store: &Store, json: bool) -> u8 {
             } else {
                 st.to_text()
             };
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-            EXIT_OK
+            print_stdout(text.as_bytes())
         }
         Err(e) => {
             eprintln!("trawl: {e}");

@@ -299,6 +299,36 @@ async fn final_line_counts_this_run_only() {
     );
 }
 
+#[tokio::test]
+async fn writing_into_a_closed_pipe_ends_quietly() {
+    let s = small_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let o = run(quick_crawl(&s.url("/"), &db, &["--no-sitemaps"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = s.url("/");
+    let cases: &[&[&str]] = &[
+        &["export", "--db", &db, "--what", "pages"],
+        &["export", "--db", &db, "--format", "csv"],
+        &["status", "--db", &db],
+        &["completions", "bash"],
+        &["summarize", "--db", &db, "--url", &page],
+    ];
+    for args in cases {
+        // The reader is gone before trawl writes a byte: `trawl … | head -0`.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_trawl"))
+            .args(*args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+}
+
 #[cfg(unix)]
 /// The directory of the test's database, made read-only for as long as
 /// it lives: permission bits for an ordinary user; for root, whom they do
