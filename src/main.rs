@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(trawl::progress::colour_on_stderr())
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -329,6 +329,23 @@ async fn writing_into_a_closed_pipe_ends_quietly() {
     }
 }
 
+#[tokio::test]
+async fn logs_into_a_pipe_have_no_colour() {
+    let s = small_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let o = run(quick_crawl(
+        &s.url("/"),
+        &db,
+        &["--no-sitemaps", "--ignore-robots"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("WARN"), "{err}");
+    assert!(!err.contains('\x1b'), "escape codes in a pipe: {err:?}");
+}
+
 #[cfg(unix)]
 /// The directory of the test's database, made read-only for as long as
 /// it lives: permission bits for an ordinary user; for root, whom they do
@@ -539,4 +556,93 @@ async fn final_line_and_status_give_the_same_rate() {
         text.contains(&format!("{pages} pages in {secs}s, {rate} pages/s")),
         "{line} / {text}"
     );
+}
+
+/// Terminals: the progress line, colours.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod terminal {
+    use std::ffi::CStr;
+    use std::fs::File;
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    use super::*;
+
+    /// Runs trawl with stderr on a new pseudo-terminal (200 columns) and
+    /// returns what it wrote there.
+    pub fn on_a_terminal(args: &[String], env: &[(&str, &str)]) -> (Option<i32>, Vec<u8>) {
+        // SAFETY: plain libc calls on a descriptor we own; the name is
+        // read from a buffer ptsname_r filled and NUL-terminated.
+        let (master, name) = unsafe {
+            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+            assert!(fd >= 0, "posix_openpt");
+            assert_eq!(libc::grantpt(fd), 0);
+            assert_eq!(libc::unlockpt(fd), 0);
+            let mut buf = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(fd, buf.as_mut_ptr(), buf.len()), 0);
+            let size = libc::winsize {
+                ws_row: 50,
+                ws_col: 200,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            assert_eq!(libc::ioctl(fd, libc::TIOCSWINSZ, &size), 0);
+            let name = CStr::from_ptr(buf.as_ptr()).to_str().unwrap().to_owned();
+            (File::from_raw_fd(fd), name)
+        };
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(&name)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trawl"));
+        cmd.args(args)
+            .env("RUST_LOG", "warn")
+            .env_remove("NO_COLOR")
+            .env_remove("TRAWL_LLM_BASE_URL")
+            .env_remove("TRAWL_LLM_MODEL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(slave);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd); // our copy of the terminal's other end
+        let reader = std::thread::spawn(move || {
+            let mut master = master;
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            // EIO once the child's end is closed.
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            out
+        });
+        let status = child.wait().unwrap();
+        (status.code(), reader.join().unwrap())
+    }
+
+    #[tokio::test]
+    async fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
+        let s = small_site().await;
+        let dir = tempfile::tempdir().unwrap();
+        for (i, env) in [vec![], vec![("NO_COLOR", "1")]].into_iter().enumerate() {
+            let db = dir.path().join(format!("{i}.db")).display().to_string();
+            let args = quick_crawl(&s.url("/"), &db, &["--no-sitemaps", "--ignore-robots"]);
+            let env2 = env.clone();
+            let (code, out) = tokio::task::spawn_blocking(move || on_a_terminal(&args, &env2))
+                .await
+                .unwrap();
+            let raw = String::from_utf8_lossy(&out).into_owned();
+            assert_eq!(code, Some(0), "{raw}");
+            assert!(raw.contains("WARN"), "{raw:?}");
+            assert_eq!(raw.contains("\x1b["), env.is_empty(), "{env:?}: {raw:?}");
+        }
+    }
 }
