@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command, ExportArgs, SummarizeArgs};
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
-use crate::progress::{self, Counters, ProgressMode};
+use crate::progress::{self, Counters, ProgressMode, Stderr};
 use crate::store::{Access, RunStats, Store};
 use crate::summarize::stage::{self, StageReport, SweepOptions};
 use crate::summarize::{SummarizeConfig, Summarizer};
@@ -27,8 +27,10 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_SIGINT: u8 = 130;
 pub const EXIT_SIGTERM: u8 = 143;
 
-/// Runs the command and returns the process exit code.
-pub async fn run(cli: Cli) -> ExitCode {
+/// Runs the command and returns the process exit code. `stderr` is where
+/// the log subscriber writes too: a crawl's progress bar is drawn there,
+/// below the log lines.
+pub async fn run(cli: Cli, stderr: Stderr) -> ExitCode {
     let code = match cli.command {
         Command::Crawl(args) => {
             let cfg = match args.to_config() {
@@ -39,10 +41,16 @@ pub async fn run(cli: Cli) -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             };
             let fail_on_error = args.fail_on_error;
-            run_crawl(&store, cli.quiet, fail_on_error, |controls, counters| {
-                let store = store.clone();
-                async move { crawl::start(&store, cfg, controls, counters).await }
-            })
+            run_crawl(
+                &store,
+                &stderr,
+                cli.quiet,
+                fail_on_error,
+                |controls, counters| {
+                    let store = store.clone();
+                    async move { crawl::start(&store, cfg, controls, counters).await }
+                },
+            )
             .await
         }
         Command::Resume(args) => {
@@ -53,14 +61,14 @@ pub async fn run(cli: Cli) -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             };
             let fail_on_error = args.fail_on_error;
-            run_crawl(&store, cli.quiet, fail_on_error, |controls, counters| {
+            run_crawl(&store, &stderr, cli.quiet, fail_on_error, |controls, counters| {
                 let store = store.clone();
                 async move { crawl::resume(&store, |cfg| args.apply(cfg), controls, counters).await }
             })
             .await
         }
         Command::Export(args) => run_export(&args).await,
-        Command::Summarize(args) => run_summarize(&args).await,
+        Command::Summarize(args) => run_summarize(&args, stderr).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -111,7 +119,8 @@ async fn open(path: &Path, access: Access) -> Option<Store> {
 static SIGNAL: AtomicU8 = AtomicU8::new(0);
 
 /// First SIGINT/SIGTERM: graceful stop. Second: abort in-flight work.
-fn install_signal_handlers(controls: Controls) {
+/// What is said about it goes to `stderr`, above any progress bar.
+fn install_signal_handlers(controls: Controls, stderr: Stderr) {
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut term =
@@ -133,25 +142,31 @@ fn install_signal_handlers(controls: Controls) {
             count += 1;
             let _ = SIGNAL.compare_exchange(0, which, Ordering::SeqCst, Ordering::SeqCst);
             if count == 1 {
-                eprintln!(
-                    "\ntrawl: stopping (finishing fetches in flight; press Ctrl-C again to stop now)"
+                stderr.line(
+                    "\ntrawl: stopping (finishing fetches in flight; press Ctrl-C again to stop now)",
                 );
                 controls.stop.cancel();
             } else {
-                eprintln!("\ntrawl: stopping now");
+                stderr.line("\ntrawl: stopping now");
                 controls.abort.cancel();
             }
         }
     });
 }
 
-async fn run_crawl<F, Fut>(store: &Store, quiet: bool, fail_on_error: bool, start: F) -> u8
+async fn run_crawl<F, Fut>(
+    store: &Store,
+    stderr: &Stderr,
+    quiet: bool,
+    fail_on_error: bool,
+    start: F,
+) -> u8
 where
     F: FnOnce(Controls, Arc<Counters>) -> Fut,
     Fut: std::future::Future<Output = Result<CrawlReport, CrawlError>>,
 {
     let controls = Controls::default();
-    install_signal_handlers(controls.clone());
+    install_signal_handlers(controls.clone(), stderr.clone());
     let counters = Arc::new(Counters::default());
     let done = CancellationToken::new();
     let mode = if quiet {
@@ -159,7 +174,12 @@ where
     } else {
         ProgressMode::Auto
     };
-    let reporter = tokio::spawn(progress::report(counters.clone(), mode, done.clone()));
+    let reporter = tokio::spawn(progress::report(
+        counters.clone(),
+        mode,
+        stderr.clone(),
+        done.clone(),
+    ));
     let result = start(controls, counters).await;
     done.cancel();
     let _ = reporter.await;
@@ -232,7 +252,7 @@ fn summary_line(r: &StageReport) -> String {
     s
 }
 
-async fn run_summarize(args: &SummarizeArgs) -> u8 {
+async fn run_summarize(args: &SummarizeArgs, stderr: Stderr) -> u8 {
     if let Err(e) = args.summary.check() {
         eprintln!("trawl: {e}");
         return EXIT_USAGE;
@@ -272,7 +292,7 @@ async fn run_summarize(args: &SummarizeArgs) -> u8 {
         return summarize_one(&store, summarizer, url, id, args.stream).await;
     }
     let controls = Controls::default();
-    install_signal_handlers(controls.clone());
+    install_signal_handlers(controls.clone(), stderr);
     let stop = CancellationToken::new();
     controls.cancel_when_stopped(stop.clone());
     let conn = match store.connection().await {
@@ -286,7 +306,16 @@ async fn run_summarize(args: &SummarizeArgs) -> u8 {
         retry_failed: true,
         force: args.force,
     };
-    let result = stage::run(summarizer, store.pool().clone(), conn, None, sweep, stop).await;
+    let result = stage::run(
+        summarizer,
+        store.pool().clone(),
+        conn,
+        None,
+        sweep,
+        stop,
+        None,
+    )
+    .await;
     let code = match result {
         Ok(r) => {
             let pending = stage::counts(store.pool()).await.map_or(0, |c| c.2);

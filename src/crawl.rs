@@ -398,6 +398,7 @@ async fn run(
                 Some(rx),
                 SweepOptions::default(),
                 stage_stop.clone(),
+                Some(counters.clone()),
             ));
             (Some(tx), Some(task))
         }

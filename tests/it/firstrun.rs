@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -626,6 +627,174 @@ mod terminal {
         });
         let status = child.wait().unwrap();
         (status.code(), reader.join().unwrap())
+    }
+
+    /// The screen a terminal shows after `bytes`: lines of text, with
+    /// carriage returns, line clearing and cursor moves applied (what
+    /// indicatif and tracing write; other escapes are dropped).
+    pub fn screen(bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(bytes);
+        let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+        let (mut row, mut col) = (0usize, 0usize);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' => col = 0,
+                '\n' => {
+                    row += 1;
+                    if row == lines.len() {
+                        lines.push(Vec::new());
+                    }
+                }
+                '\x1b' => {
+                    if chars.peek() != Some(&'[') {
+                        chars.next();
+                        continue;
+                    }
+                    chars.next();
+                    let mut params = String::new();
+                    while let Some(&p) = chars.peek() {
+                        if p.is_ascii_digit() || p == ';' || p == '?' {
+                            params.push(p);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    let n: usize = params.parse().unwrap_or(0);
+                    match chars.next() {
+                        Some('K') if n == 2 => lines[row].clear(),
+                        Some('K') => lines[row].truncate(col),
+                        Some('J') => {
+                            lines[row].truncate(col);
+                            lines.truncate(row + 1);
+                        }
+                        Some('A') => row = row.saturating_sub(n.max(1)),
+                        Some('B') => {
+                            row += n.max(1);
+                            while lines.len() <= row {
+                                lines.push(Vec::new());
+                            }
+                        }
+                        Some('G') => col = n.saturating_sub(1),
+                        _ => {} // colours, cursor visibility
+                    }
+                }
+                c => {
+                    let line = &mut lines[row];
+                    while line.len() < col {
+                        line.push(' ');
+                    }
+                    if col < line.len() {
+                        line[col] = c;
+                    } else {
+                        line.push(c);
+                    }
+                    col += 1;
+                }
+            }
+        }
+        lines.into_iter().map(|l| l.into_iter().collect()).collect()
+    }
+
+    #[test]
+    fn the_screen_model_applies_clears_and_moves() {
+        let s = screen(b"abc\r\x1b[2Kxy\nlog\n\x1b[1A\x1b[2Knew\r\x1b[Kz");
+        assert_eq!(s, ["xy", "z", ""]);
+    }
+
+    /// Summaries by a slow LLM, one of which fails with a warning while the
+    /// progress line is up.
+    async fn slow_llm() -> String {
+        let l = listener().await;
+        let base = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+        let app = Router::new().route(
+            "/v1/chat/completions",
+            axum::routing::post(|body: String| async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if body.contains("REFUSE") {
+                    let err = serde_json::json!({"error": {"message": "refused", "type": "x"}});
+                    return (StatusCode::BAD_REQUEST, err.to_string()).into_response();
+                }
+                let ok = serde_json::json!({
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "A summary."}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 3},
+                });
+                ([(header::CONTENT_TYPE, "application/json")], ok.to_string()).into_response()
+            }),
+        );
+        tokio::spawn(async move { axum::serve(l, app).await });
+        base
+    }
+
+    #[tokio::test]
+    async fn the_progress_line_keeps_out_of_log_lines_and_shows_the_summary_wait() {
+        let texts = [
+            "The first page says something worth a summary.",
+            "REFUSE this second page, the model will not summarize it.",
+            "The third page has another sentence for the model.",
+            "REFUSE the fourth page as well, with a warning logged.",
+        ];
+        let mut pages = vec![(
+            "/",
+            page(
+                "Home",
+                "<p>Home of four pages.</p><a href=\"/p/0\">0</a> <a href=\"/p/1\">1</a> \
+                 <a href=\"/p/2\">2</a> <a href=\"/p/3\">3</a>",
+            ),
+        )];
+        let paths = ["/p/0", "/p/1", "/p/2", "/p/3"];
+        for (p, t) in paths.iter().zip(texts) {
+            pages.push((p, page(p, &format!("<p>{t}</p>"))));
+        }
+        let s = serve(&pages).await;
+        let base = slow_llm().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = db_arg(dir.path());
+        let args = strings(&[
+            "crawl",
+            &s.url("/"),
+            "--db",
+            &db,
+            "--per-host-rate",
+            "0",
+            "--no-sitemaps",
+            "--summarizer",
+            "llm",
+            "--llm-base-url",
+            &base,
+            "--llm-model",
+            "m",
+            "--llm-concurrency",
+            "1",
+        ]);
+        let (code, out) = tokio::task::spawn_blocking(move || on_a_terminal(&args, &[]))
+            .await
+            .unwrap();
+        let raw = String::from_utf8_lossy(&out).into_owned();
+        assert_eq!(code, Some(0), "{raw}");
+        assert!(
+            raw.contains("waiting for summaries: "),
+            "the progress line says nothing about the summaries it waits for: {raw:?}"
+        );
+        let shown = screen(&out);
+        let warnings: Vec<&String> = shown.iter().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(warnings.len(), 2, "{shown:#?}");
+        for w in warnings {
+            assert!(
+                w.starts_with(|c: char| c.is_ascii_digit()) && w.contains("refused"),
+                "a log line drawn into the progress line: {w:?}"
+            );
+        }
+        let frozen: Vec<&String> = shown
+            .iter()
+            .filter(|l| l.contains("in flight") || l.contains("waiting for summaries"))
+            .collect();
+        assert!(frozen.is_empty(), "progress lines left behind: {shown:#?}");
+        assert!(
+            shown.iter().any(|l| l.starts_with("finished: 5 fetched")),
+            "{shown:#?}"
+        );
     }
 
     #[tokio::test]
