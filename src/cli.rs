@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ConfigError, CrawlConfig, LimitsConfig, PolitenessConfig, ScopeConfig};
-use crate::export::{ExportOptions, Format, What};
+use crate::export::{ExportOptions, Format, HostFilter, What};
 use crate::fetch::FetchConfig;
 
 #[derive(Debug, Parser)]
@@ -365,7 +365,9 @@ pub struct ExportArgs {
     /// Pages only: also the URLs not stored (skipped or failed), with their reason.
     #[arg(long)]
     pub include_skipped: bool,
-    /// Only this host (its name, e.g. docs.example.com).
+    /// Only this host: docs.example.com (any port), docs.example.com:8080
+    /// (that port), or an origin as `status` prints it,
+    /// https://docs.example.com:443 (that scheme and port).
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
     /// Only rows fetched (summaries: summarized) since TIME: 2026-11-22, 2026-11-22T06:00:00Z, or an age like 12h, 7d.
@@ -526,7 +528,12 @@ impl ExportArgs {
             with_text: self.with_text,
             include_noindex: self.include_noindex,
             include_skipped: self.include_skipped,
-            host: self.host.clone(),
+            host: self
+                .host
+                .as_deref()
+                .map(HostFilter::parse)
+                .transpose()
+                .map_err(ConfigError)?,
             since,
             status: self.status,
             ..ExportOptions::new(self.what, self.format)

@@ -524,6 +524,53 @@ async fn a_directory_as_db_is_named_as_such() {
 }
 
 #[tokio::test]
+async fn export_host_takes_a_host_a_host_and_port_or_an_origin() {
+    let a = serve(&[
+        ("/", page("A", "<p>A.</p><a href=\"/x\">x</a>")),
+        ("/x", page("X", "<p>X.</p>")),
+    ])
+    .await;
+    let b = serve(&[("/", page("B", "<p>B.</p>"))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let mut args = quick_crawl(&a.url("/"), &db, &["--no-sitemaps"]);
+    args.push(b.url("/"));
+    let o = run(args).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (pa, pb) = (a.addr.port(), b.addr.port());
+    let urls = |host: &str| -> Vec<String> {
+        let o = trawl_env(
+            &["export", "--db", &db, "--what", "pages", "--host", host],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(0), "--host {host}: {}", stderr(&o));
+        let mut urls: Vec<String> = jsonl(&o)
+            .iter()
+            .map(|r| r["url"].as_str().unwrap().to_string())
+            .collect();
+        urls.sort();
+        urls
+    };
+    let of_a = vec![a.url("/"), a.url("/x")];
+    assert_eq!(urls("127.0.0.1").len(), 3);
+    assert_eq!(urls(&format!("127.0.0.1:{pa}")), of_a);
+    assert_eq!(urls(&format!("127.0.0.1:{pb}")), vec![b.url("/")]);
+    assert_eq!(urls(&format!("http://127.0.0.1:{pa}")), of_a);
+    assert_eq!(urls(&format!("HTTP://127.0.0.1:{pa}/")), of_a);
+    assert!(urls(&format!("https://127.0.0.1:{pa}")).is_empty());
+    assert!(urls("localhost").is_empty());
+    for bad in [
+        format!("http://127.0.0.1:{pa}/x"),
+        "127.0.0.1:http".to_string(),
+        "ftp://127.0.0.1:21".to_string(),
+        "*.example.com".to_string(),
+    ] {
+        let o = trawl_env(&["export", "--db", &db, "--host", &bad], &[]);
+        assert_usage_error(&o, &format!("--host {bad:?}"));
+    }
+}
+
+#[tokio::test]
 async fn final_line_and_status_give_the_same_rate() {
     let s = small_site().await;
     let dir = tempfile::tempdir().unwrap();
