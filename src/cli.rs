@@ -310,8 +310,10 @@ pub struct FetchArgs {
     /// Time allowed to connect, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub connect_timeout: f64,
-    /// Largest body read, in bytes after decompression; longer bodies are cut and marked truncated.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
+    /// Largest body read, after decompression; longer bodies are cut and
+    /// marked truncated. A number of bytes, or with a unit: KB = 1000 bytes,
+    /// KiB = 1024 (also B, MB, MiB, GB, GiB; any case).
+    #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = crate::util::parse_byte_size)]
     pub max_body_size: u64,
 }
 

@@ -571,6 +571,52 @@ async fn export_host_takes_a_host_a_host_and_port_or_an_origin() {
 }
 
 #[tokio::test]
+async fn byte_sizes_take_units() {
+    let body = format!(
+        "<html><body><main><p>{}</p></main></body></html>",
+        "x".repeat(5000)
+    );
+    let s = serve(&[("/", body)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (size, kept) in [
+        ("1KB", 1000),
+        ("1kib", 1024),
+        ("2000", 2000),
+        ("0.5 KiB", 512),
+    ] {
+        let db = dir.path().join(format!("{size}.db")).display().to_string();
+        let o = run(quick_crawl(
+            &s.url("/"),
+            &db,
+            &["--no-sitemaps", "--max-body-size", size],
+        ))
+        .await;
+        assert_eq!(o.status.code(), Some(0), "{size}: {}", stderr(&o));
+        let o = run(strings(&["export", "--db", &db, "--what", "pages"])).await;
+        let rows = jsonl(&o);
+        assert_eq!(rows[0]["size"], kept, "{size}");
+        assert_eq!(rows[0]["truncated"], true, "{size}");
+    }
+    let db = dir.path().join("m.db").display().to_string();
+    let o = run(quick_crawl(
+        &s.url("/"),
+        &db,
+        &["--no-sitemaps", "--max-body-size", "10MB"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let bad = dir.path().join("bad.db");
+    let o = run(quick_crawl(
+        &s.url("/"),
+        &bad.display().to_string(),
+        &["--max-body-size", "10XB"],
+    ))
+    .await;
+    assert_usage_error(&o, "B, KB, KiB, MB, MiB, GB or GiB");
+    assert!(!bad.exists());
+}
+
+#[tokio::test]
 async fn final_line_and_status_give_the_same_rate() {
     let s = small_site().await;
     let dir = tempfile::tempdir().unwrap();
