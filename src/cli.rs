@@ -20,7 +20,7 @@ pub struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors and the final report; no progress.
+    /// Only errors (and a crawl's final line); no progress.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     #[command(subcommand)]
@@ -31,15 +31,18 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Crawl from seed URLs into a SQLite database.
+    /// Start a crawl from seed URLs, in a new SQLite database.
     Crawl(CrawlArgs),
     /// Continue the crawl stored in a database (after a stop, a crash or to raise limits).
     Resume(ResumeArgs),
-    /// Write stored pages or links out as JSON Lines.
+    /// Write stored summaries, pages or links out as JSON Lines, CSV or Markdown.
     Export(ExportArgs),
     /// Show where the crawl in a database stands.
     Status(StatusArgs),
     /// Summarize stored pages that have no summary yet (failed ones are retried).
+    ///
+    /// Summary options not given here take the values the crawl was started
+    /// with, then the defaults shown.
     Summarize(SummarizeArgs),
     /// Print a shell completion script (e.g. `trawl completions bash > ~/.local/share/bash-completion/completions/trawl`).
     Completions {
@@ -51,7 +54,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub db: DbArg,
+    pub db: ExistingDbArg,
     /// Print one JSON object (for scripts) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -60,7 +63,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct SummarizeArgs {
     #[command(flatten)]
-    pub db: DbArg,
+    pub db: ExistingDbArg,
     /// Summarize every page again, even those with a summary.
     #[arg(long)]
     pub force: bool,
@@ -106,10 +109,10 @@ pub struct SummaryArgs {
     /// Requests to the LLM in flight at once [default: 4].
     #[arg(long, value_name = "N")]
     pub llm_concurrency: Option<usize>,
-    /// Requests per minute to the LLM.
+    /// Requests per minute to the LLM [default: no limit].
     #[arg(long, value_name = "N")]
     pub llm_rpm: Option<u32>,
-    /// Tokens per minute to the LLM (prompt plus the longest answer).
+    /// Tokens per minute to the LLM (prompt plus the longest answer) [default: no limit].
     #[arg(long, value_name = "N")]
     pub llm_tpm: Option<u32>,
     /// Time allowed for one LLM request, in seconds [default: 120].
@@ -187,9 +190,19 @@ impl SummaryArgs {
     }
 }
 
+/// The database `crawl` writes.
 #[derive(Debug, Args)]
 pub struct DbArg {
-    /// The crawl database (SQLite; created if missing).
+    /// The crawl database (SQLite; created if missing, its directory must
+    /// exist). One that holds a crawl already is refused: `resume` continues it.
+    #[arg(long, default_value = "trawl.db", value_name = "PATH")]
+    pub db: PathBuf,
+}
+
+/// The database the other commands read or continue.
+#[derive(Debug, Args)]
+pub struct ExistingDbArg {
+    /// The crawl database, made by `trawl crawl` (it must exist).
     #[arg(long, default_value = "trawl.db", value_name = "PATH")]
     pub db: PathBuf,
 }
@@ -320,8 +333,8 @@ pub struct FetchArgs {
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     #[command(flatten)]
-    pub db: DbArg,
-    /// Exit with status 1 if any fetch failed.
+    pub db: ExistingDbArg,
+    /// Exit with status 1 if any fetch in this run failed.
     #[arg(long)]
     pub fail_on_error: bool,
     /// New page budget (counts pages fetched in earlier runs).
@@ -348,7 +361,7 @@ pub struct ResumeArgs {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
-    pub db: DbArg,
+    pub db: ExistingDbArg,
     /// What to export.
     #[arg(long, value_enum, default_value = "summaries")]
     pub what: What,
@@ -358,13 +371,15 @@ pub struct ExportArgs {
     /// Write here instead of standard output (written to a temporary file, then renamed).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Include each page's extracted text (pages only).
+    /// Include each page's extracted text (with --what pages).
     #[arg(long)]
     pub with_text: bool,
-    /// Include pages marked `noindex` by meta robots or X-Robots-Tag (left out by default).
+    /// Summaries and pages: include pages marked `noindex` by meta robots or
+    /// X-Robots-Tag (left out by default; links are exported whatever their
+    /// page says).
     #[arg(long)]
     pub include_noindex: bool,
-    /// Pages only: also the URLs not stored (skipped or failed), with their reason.
+    /// With --what pages: also the URLs not stored (skipped or failed), with their reason.
     #[arg(long)]
     pub include_skipped: bool,
     /// Only this host: docs.example.com (any port), docs.example.com:8080
@@ -372,10 +387,12 @@ pub struct ExportArgs {
     /// https://docs.example.com:443 (that scheme and port).
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
-    /// Only rows fetched (summaries: summarized) since TIME: 2026-11-22, 2026-11-22T06:00:00Z, or an age like 12h, 7d.
+    /// Only rows fetched since TIME (summaries: summarized; links: from pages
+    /// fetched): 2026-11-22, 2026-11-22T06:00:00Z, or an age like 12h, 7d.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Only pages with this HTTP status.
+    /// Only pages with this HTTP status (summaries: of such pages; links:
+    /// from such pages).
     #[arg(long, value_name = "CODE")]
     pub status: Option<u16>,
 }

@@ -54,7 +54,7 @@ pub const KEY_VARS: [&str; 2] = ["TRAWL_LLM_API_KEY", "OPENAI_API_KEY"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Offline: the most representative sentences of the page ([`extractive`]).
+    /// Offline: the page's most representative sentences.
     Extractive,
     /// An OpenAI-compatible chat-completions endpoint.
     Llm,

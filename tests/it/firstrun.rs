@@ -570,6 +570,28 @@ async fn export_host_takes_a_host_a_host_and_port_or_an_origin() {
     }
 }
 
+#[test]
+fn help_says_what_each_command_does() {
+    let help = |args: &[&str]| {
+        let o = trawl_env(args, &[]);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    assert!(
+        top.contains("Write stored summaries, pages or links out as JSON Lines, CSV or Markdown"),
+        "{top}"
+    );
+    let crawl = help(&["crawl", "--help"]);
+    assert!(crawl.contains("created if missing"), "{crawl}");
+    for cmd in ["resume", "export", "status", "summarize"] {
+        let text = help(&[cmd, "--help"]);
+        assert!(!text.contains("created if missing"), "{cmd}: {text}");
+        assert!(text.contains("must exist"), "{cmd}: {text}");
+    }
+    assert!(crawl.contains("KB = 1000 bytes, KiB = 1024"), "{crawl}");
+}
+
 #[tokio::test]
 async fn byte_sizes_take_units() {
     let body = format!(
