@@ -60,7 +60,8 @@ pub struct CrawlInfo {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub seeds: Vec<String>,
-    /// The crawl's settings as stored (what `resume` continues with).
+    /// The crawl's settings as stored (what `resume` continues with), with
+    /// durations as seconds under keys ending `_secs`.
     pub settings: serde_json::Value,
 }
 
@@ -99,8 +100,9 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             if state == "running" && !DbLock::is_held(store.path()) {
                 state = "interrupted".into();
             }
-            let settings: serde_json::Value =
+            let mut settings: serde_json::Value =
                 serde_json::from_str(r.get::<&str, _>("config")).unwrap_or_default();
+            durations_in_secs(&mut settings);
             let seeds = settings["seeds"]
                 .as_array()
                 .map(|a| {
@@ -186,6 +188,40 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         summary_completion_tokens: tokens.get(1),
         sitemaps,
     })
+}
+
+/// Rewrites every duration in stored settings (serde's `{"secs": 30,
+/// "nanos": 0}` under `timeout`) as seconds under a name that says so
+/// (`"timeout_secs": 30.0`), the one unit of durations in `status --json`.
+fn durations_in_secs(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for k in keys {
+                let secs = match &map[&k] {
+                    serde_json::Value::Object(d) if d.len() == 2 => {
+                        match (d.get("secs"), d.get("nanos")) {
+                            (Some(s), Some(n)) => s
+                                .as_u64()
+                                .zip(n.as_u64())
+                                .map(|(s, n)| s as f64 + n as f64 / 1e9),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                match secs {
+                    Some(secs) => {
+                        map.remove(&k);
+                        map.insert(format!("{k}_secs"), serde_json::Value::from(secs));
+                    }
+                    None => durations_in_secs(&mut map[&k]),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(durations_in_secs),
+        _ => {}
+    }
 }
 
 fn joined(m: &BTreeMap<String, i64>) -> String {
@@ -290,5 +326,28 @@ impl Status {
             s.push_str(&format!("  sitemaps: {}\n", joined(&self.sitemaps)));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_durations_become_seconds() {
+        let mut v = serde_json::json!({
+            "politeness": {"max_crawl_delay": {"secs": 30, "nanos": 0}, "retries": 2},
+            "fetch": {"timeout": {"secs": 12, "nanos": 500_000_000}},
+            "other": {"secs": 1, "nanos": 2, "extra": 3},
+        });
+        durations_in_secs(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "politeness": {"max_crawl_delay_secs": 30.0, "retries": 2},
+                "fetch": {"timeout_secs": 12.5},
+                "other": {"secs": 1, "nanos": 2, "extra": 3},
+            })
+        );
     }
 }

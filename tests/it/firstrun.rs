@@ -592,6 +592,53 @@ fn help_says_what_each_command_does() {
     assert!(crawl.contains("KB = 1000 bytes, KiB = 1024"), "{crawl}");
 }
 
+/// Every object key in `v`, at any depth, with its path.
+fn keys(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                out.push(format!("{path}.{k}"));
+                keys(v, &format!("{path}.{k}"), out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, path, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn status_json_gives_durations_in_seconds() {
+    let s = small_site().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let o = run(quick_crawl(
+        &s.url("/"),
+        &db,
+        &["--no-sitemaps", "--timeout", "12.5"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(strings(&["status", "--db", &db, "--json"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut all = Vec::new();
+    keys(&st, "", &mut all);
+    let nested: Vec<&String> = all
+        .iter()
+        .filter(|k| k.ends_with(".secs") || k.ends_with(".nanos"))
+        .collect();
+    assert!(nested.is_empty(), "{nested:?}");
+    let settings = &st["crawl"]["settings"];
+    assert_eq!(settings["fetch"]["timeout_secs"], 12.5);
+    assert_eq!(settings["politeness"]["max_crawl_delay_secs"], 30.0);
+    assert_eq!(settings["summarize"]["llm"]["timeout_secs"], 120.0);
+    assert!(
+        st["last_run"]["duration_secs"].is_f64(),
+        "{}",
+        st["last_run"]
+    );
+}
+
 #[tokio::test]
 async fn byte_sizes_take_units() {
     let body = format!(
