@@ -187,46 +187,29 @@ impl Store {
 
     async fn open_reader(path: &Path) -> Result<Store, StoreError> {
         let (found, options) = open::inspect(path).await?;
-        match found {
-            open::Found::Missing => {
-                return Err(StoreError::Missing {
+        let current = found.trawl(path)?;
+        if !current {
+            if let Some(e) = open::write_denied(path) {
+                return Err(StoreError::OlderSchema {
                     path: path.to_path_buf(),
+                    why: e.to_string(),
                 });
             }
-            open::Found::Empty => {
-                return Err(StoreError::Empty {
-                    path: path.to_path_buf(),
-                });
-            }
-            open::Found::Blank => {
-                return Err(StoreError::NotTrawl {
-                    path: path.to_path_buf(),
-                });
-            }
-            open::Found::Trawl { current: true } => {}
-            open::Found::Trawl { current: false } => {
-                if let Some(e) = open::write_denied(path) {
-                    return Err(StoreError::OlderSchema {
-                        path: path.to_path_buf(),
-                        why: e.to_string(),
-                    });
+            // A running crawl holds the lock, and has brought the schema up
+            // to date already.
+            match DbLock::acquire(path) {
+                Ok(lock) => {
+                    let pool = SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .connect_with(writer_options(path, false))
+                        .await
+                        .map_err(|e| classify_open_error(path, e))?;
+                    migrate(path, &pool).await?;
+                    pool.close().await;
+                    drop(lock);
                 }
-                // A running crawl holds the lock, and has brought the
-                // schema up to date already.
-                match DbLock::acquire(path) {
-                    Ok(lock) => {
-                        let pool = SqlitePoolOptions::new()
-                            .max_connections(1)
-                            .connect_with(writer_options(path, false))
-                            .await
-                            .map_err(|e| classify_open_error(path, e))?;
-                        migrate(path, &pool).await?;
-                        pool.close().await;
-                        drop(lock);
-                    }
-                    Err(LockError::Held { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                Err(LockError::Held { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         let pool = SqlitePoolOptions::new()
@@ -273,24 +256,7 @@ impl Store {
         };
         let (found, _) = open::inspect(path).await?;
         if access == Access::WriteExisting {
-            match found {
-                open::Found::Missing => {
-                    return Err(StoreError::Missing {
-                        path: path.to_path_buf(),
-                    });
-                }
-                open::Found::Empty => {
-                    return Err(StoreError::Empty {
-                        path: path.to_path_buf(),
-                    });
-                }
-                open::Found::Blank => {
-                    return Err(StoreError::NotTrawl {
-                        path: path.to_path_buf(),
-                    });
-                }
-                open::Found::Trawl { .. } => {}
-            }
+            found.trawl(path)?;
         }
         let options = writer_options(path, access == Access::Write);
         let pool = SqlitePoolOptions::new()

@@ -39,6 +39,20 @@ pub(super) enum Found {
     },
 }
 
+impl Found {
+    /// For commands that need a trawl database: refuses anything else, and
+    /// says whether its schema is up to date.
+    pub(super) fn trawl(self, path: &Path) -> Result<bool, StoreError> {
+        let path = path.to_path_buf();
+        match self {
+            Found::Trawl { current } => Ok(current),
+            Found::Missing => Err(StoreError::Missing { path }),
+            Found::Empty => Err(StoreError::Empty { path }),
+            Found::Blank => Err(StoreError::NotTrawl { path }),
+        }
+    }
+}
+
 /// The directory a database file lives in.
 pub(super) fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
