@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command, ExportArgs, SummarizeArgs};
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
-use crate::progress::{self, Counters, ProgressMode};
-use crate::store::{Access, Store};
+use crate::progress::{self, Counters, ProgressMode, Stderr};
+use crate::store::{Access, RunStats, Store};
 use crate::summarize::stage::{self, StageReport, SweepOptions};
 use crate::summarize::{SummarizeConfig, Summarizer};
 
@@ -27,8 +27,10 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_SIGINT: u8 = 130;
 pub const EXIT_SIGTERM: u8 = 143;
 
-/// Runs the command and returns the process exit code.
-pub async fn run(cli: Cli) -> ExitCode {
+/// Runs the command and returns the process exit code. `stderr` is where
+/// the log subscriber writes too: a crawl's progress bar is drawn there,
+/// below the log lines.
+pub async fn run(cli: Cli, stderr: Stderr) -> ExitCode {
     let code = match cli.command {
         Command::Crawl(args) => {
             let cfg = match args.to_config() {
@@ -39,39 +41,63 @@ pub async fn run(cli: Cli) -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             };
             let fail_on_error = args.fail_on_error;
-            run_crawl(&store, cli.quiet, fail_on_error, |controls, counters| {
-                let store = store.clone();
-                async move { crawl::start(&store, cfg, controls, counters).await }
-            })
+            run_crawl(
+                &store,
+                &stderr,
+                cli.quiet,
+                fail_on_error,
+                |controls, counters| {
+                    let store = store.clone();
+                    async move { crawl::start(&store, cfg, controls, counters).await }
+                },
+            )
             .await
         }
         Command::Resume(args) => {
-            let Some(store) = open(&args.db.db, Access::Write).await else {
+            if let Err(e) = args.check() {
+                return fail(EXIT_USAGE, &e.to_string());
+            }
+            let Some(store) = open(&args.db.db, Access::WriteExisting).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
             let fail_on_error = args.fail_on_error;
-            run_crawl(&store, cli.quiet, fail_on_error, |controls, counters| {
+            run_crawl(&store, &stderr, cli.quiet, fail_on_error, |controls, counters| {
                 let store = store.clone();
                 async move { crawl::resume(&store, |cfg| args.apply(cfg), controls, counters).await }
             })
             .await
         }
         Command::Export(args) => run_export(&args).await,
-        Command::Summarize(args) => run_summarize(&args).await,
+        Command::Summarize(args) => run_summarize(&args, stderr).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut out);
-            EXIT_OK
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "trawl", &mut script);
+            print_stdout(&script)
         }
         Command::Status(args) => {
-            let Some(store) = open_existing(&args.db.db).await else {
+            let Some(store) = open(&args.db.db, Access::Read).await else {
                 return ExitCode::from(EXIT_USAGE);
             };
             status(&store, args.json).await
         }
     };
     ExitCode::from(code)
+}
+
+/// Writes `bytes` to standard output. A reader that has gone away
+/// (`trawl export | head`) has all it wanted: that is not a failure, and
+/// nothing is said.
+fn print_stdout(bytes: &[u8]) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            eprintln!("trawl: cannot write to standard output: {e}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 fn fail(code: u8, msg: &str) -> ExitCode {
@@ -89,21 +115,12 @@ async fn open(path: &Path, access: Access) -> Option<Store> {
     }
 }
 
-/// Opens a database that must exist already (commands that only read:
-/// opening would otherwise create an empty one).
-async fn open_existing(path: &Path) -> Option<Store> {
-    if !path.exists() {
-        eprintln!("trawl: {} does not exist", path.display());
-        return None;
-    }
-    open(path, Access::Read).await
-}
-
 /// Which signal asked us to stop (0: none).
 static SIGNAL: AtomicU8 = AtomicU8::new(0);
 
 /// First SIGINT/SIGTERM: graceful stop. Second: abort in-flight work.
-fn install_signal_handlers(controls: Controls) {
+/// What is said about it goes to `stderr`, above any progress bar.
+fn install_signal_handlers(controls: Controls, stderr: Stderr) {
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut term =
@@ -125,25 +142,31 @@ fn install_signal_handlers(controls: Controls) {
             count += 1;
             let _ = SIGNAL.compare_exchange(0, which, Ordering::SeqCst, Ordering::SeqCst);
             if count == 1 {
-                eprintln!(
-                    "\ntrawl: stopping (finishing fetches in flight; press Ctrl-C again to stop now)"
+                stderr.line(
+                    "\ntrawl: stopping (finishing fetches in flight; press Ctrl-C again to stop now)",
                 );
                 controls.stop.cancel();
             } else {
-                eprintln!("\ntrawl: stopping now");
+                stderr.line("\ntrawl: stopping now");
                 controls.abort.cancel();
             }
         }
     });
 }
 
-async fn run_crawl<F, Fut>(store: &Store, quiet: bool, fail_on_error: bool, start: F) -> u8
+async fn run_crawl<F, Fut>(
+    store: &Store,
+    stderr: &Stderr,
+    quiet: bool,
+    fail_on_error: bool,
+    start: F,
+) -> u8
 where
     F: FnOnce(Controls, Arc<Counters>) -> Fut,
     Fut: std::future::Future<Output = Result<CrawlReport, CrawlError>>,
 {
     let controls = Controls::default();
-    install_signal_handlers(controls.clone());
+    install_signal_handlers(controls.clone(), stderr.clone());
     let counters = Arc::new(Counters::default());
     let done = CancellationToken::new();
     let mode = if quiet {
@@ -151,15 +174,30 @@ where
     } else {
         ProgressMode::Auto
     };
-    let reporter = tokio::spawn(progress::report(counters.clone(), mode, done.clone()));
+    let reporter = tokio::spawn(progress::report(
+        counters.clone(),
+        mode,
+        stderr.clone(),
+        done.clone(),
+    ));
     let result = start(controls, counters).await;
     done.cancel();
     let _ = reporter.await;
     let db = store.path().display().to_string();
+    let run = match &result {
+        Ok(_) => match store.last_run().await {
+            Ok(run) => run,
+            Err(e) => {
+                eprintln!("trawl: cannot read this run's counts back: {e}");
+                None
+            }
+        },
+        Err(_) => None,
+    };
     store.clone().close().await;
     match result {
         Ok(report) => {
-            eprintln!("{}", final_line(&report, &db));
+            eprintln!("{}", final_line(&report, run.as_ref(), &db));
             match report.outcome {
                 CrawlOutcome::Interrupted => {
                     eprintln!("trawl: interrupted; continue with `trawl resume --db {db}`");
@@ -220,12 +258,22 @@ fn summary_line(r: &StageReport) -> String {
     s
 }
 
-async fn run_summarize(args: &SummarizeArgs) -> u8 {
-    if !args.db.db.exists() {
-        eprintln!("trawl: {} does not exist", args.db.db.display());
+async fn run_summarize(args: &SummarizeArgs, stderr: Stderr) -> u8 {
+    if let Err(e) = args.summary.check() {
+        eprintln!("trawl: {e}");
         return EXIT_USAGE;
     }
-    let Some(store) = open(&args.db.db, Access::Write).await else {
+    let url_id = match &args.url {
+        None => None,
+        Some(url) => match crate::canon::parse(url) {
+            Ok(u) => Some(crate::canon::fingerprint(&u) as i64),
+            Err(e) => {
+                eprintln!("trawl: bad URL `{url}`: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
+    let Some(store) = open(&args.db.db, Access::WriteExisting).await else {
         return EXIT_USAGE;
     };
     // The crawl's own settings first, then the flags given here.
@@ -246,11 +294,11 @@ async fn run_summarize(args: &SummarizeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    if let Some(url) = &args.url {
-        return summarize_one(&store, summarizer, url, args.stream).await;
+    if let (Some(url), Some(id)) = (&args.url, url_id) {
+        return summarize_one(&store, summarizer, url, id, args.stream).await;
     }
     let controls = Controls::default();
-    install_signal_handlers(controls.clone());
+    install_signal_handlers(controls.clone(), stderr);
     let stop = CancellationToken::new();
     controls.cancel_when_stopped(stop.clone());
     let conn = match store.connection().await {
@@ -264,7 +312,16 @@ async fn run_summarize(args: &SummarizeArgs) -> u8 {
         retry_failed: true,
         force: args.force,
     };
-    let result = stage::run(summarizer, store.pool().clone(), conn, None, sweep, stop).await;
+    let result = stage::run(
+        summarizer,
+        store.pool().clone(),
+        conn,
+        None,
+        sweep,
+        stop,
+        None,
+    )
+    .await;
     let code = match result {
         Ok(r) => {
             let pending = stage::counts(store.pool()).await.map_or(0, |c| c.2);
@@ -285,14 +342,13 @@ async fn run_summarize(args: &SummarizeArgs) -> u8 {
 
 /// `summarize --url`: one stored page, printed (as it streams, with
 /// `--stream`) and stored.
-async fn summarize_one(store: &Store, summarizer: Arc<Summarizer>, url: &str, stream: bool) -> u8 {
-    let id = match crate::canon::parse(url) {
-        Ok(u) => crate::canon::fingerprint(&u) as i64,
-        Err(e) => {
-            eprintln!("trawl: bad URL `{url}`: {e}");
-            return EXIT_USAGE;
-        }
-    };
+async fn summarize_one(
+    store: &Store,
+    summarizer: Arc<Summarizer>,
+    url: &str,
+    id: i64,
+    stream: bool,
+) -> u8 {
     let row = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
         "SELECT content_hash, text, text_kinds FROM pages WHERE url_id = ?",
     )
@@ -319,11 +375,14 @@ async fn summarize_one(store: &Store, summarizer: Arc<Summarizer>, url: &str, st
     });
     let streamed = sink.is_some() && summarizer.key().backend == "llm";
     let outcome = summarizer.summarize(text, kinds, sink).await;
-    match &outcome.summary {
-        Ok(_) if streamed => println!(),
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("trawl: summary failed: {e}"),
-    }
+    let printed = match &outcome.summary {
+        Ok(_) if streamed => print_stdout(b"\n"),
+        Ok(s) => print_stdout(format!("{s}\n").as_bytes()),
+        Err(e) => {
+            eprintln!("trawl: summary failed: {e}");
+            EXIT_FAILURE
+        }
+    };
     let failed = outcome.summary.is_err();
     let stored = match store.connection().await {
         Ok(mut conn) => stage::write(&mut conn, &summarizer, &[(hash, outcome)]).await,
@@ -333,36 +392,47 @@ async fn summarize_one(store: &Store, summarizer: Arc<Summarizer>, url: &str, st
         eprintln!("trawl: {e}");
         return EXIT_FAILURE;
     }
-    if failed { EXIT_FAILURE } else { EXIT_OK }
+    if failed { EXIT_FAILURE } else { printed }
 }
 
-/// The one-line summary printed at the end of a run.
-pub fn final_line(r: &CrawlReport, db: &str) -> String {
+/// The one-line summary printed at the end of a run. Its counts are this
+/// run's, from `run` (the numbers `status` shows as the last run), except
+/// the pages the database holds and the URLs still queued; without `run`
+/// (it could not be read back) they come from the run's own counters.
+pub fn final_line(r: &CrawlReport, run: Option<&RunStats>, db: &str) -> String {
     let verb = match r.outcome {
         CrawlOutcome::Finished => "finished",
         CrawlOutcome::Interrupted => "stopped",
     };
+    let (fetched, secs, rate, failed) = match run {
+        Some(run) => (
+            run.fetched,
+            run.duration().as_secs_f64(),
+            run.pages_per_sec(),
+            run.failed(),
+        ),
+        None => (
+            r.fetched as i64,
+            r.elapsed.as_secs_f64(),
+            r.pages_per_sec(),
+            r.failed as i64,
+        ),
+    };
     let mut s = format!(
-        "{verb}: {} fetched in {:.1}s ({:.0} pages/s, {:.1} MB), {} failed",
-        r.fetched,
-        r.elapsed.as_secs_f64(),
-        r.pages_per_sec(),
+        "{verb}: {fetched} fetched in {secs:.1}s ({rate:.1} pages/s, {:.1} MB), {failed} failed",
         r.bytes as f64 / 1e6,
-        r.failed,
     );
-    if !r.failed_by_reason.is_empty() {
-        s.push_str(&format!(
-            " [{}]",
-            crawl::summarize_reasons(&r.failed_by_reason)
-        ));
-    }
-    let skipped: i64 = r.skipped_by_reason.iter().map(|(_, n)| n).sum();
-    s.push_str(&format!(", {skipped} skipped"));
-    if skipped > 0 {
-        s.push_str(&format!(
-            " [{}]",
-            crawl::summarize_reasons(&r.skipped_by_reason)
-        ));
+    let breakdown = |rows: &[(String, i64)]| {
+        if rows.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", crawl::summarize_reasons(rows))
+        }
+    };
+    if let Some(run) = run {
+        s.push_str(&breakdown(&run.failed_by_reason));
+        s.push_str(&format!(", {} skipped", run.skipped()));
+        s.push_str(&breakdown(&run.skipped_by_reason));
     }
     if r.queued > 0 {
         s.push_str(&format!(", {} still queued", r.queued));
@@ -371,43 +441,25 @@ pub fn final_line(r: &CrawlReport, db: &str) -> String {
     if let Some(sr) = &r.summaries {
         s.push_str(&format!("; {}", summary_line(sr)));
     }
-    if !r.sitemaps.is_empty() {
+    if let Some(run) = run.filter(|run| !run.sitemaps.is_empty()) {
         s.push_str(&format!(
             "; sitemaps: {}",
-            crawl::summarize_reasons(&r.sitemaps)
+            crawl::summarize_reasons(&run.sitemaps)
         ));
     }
     s
 }
 
 async fn run_export(args: &ExportArgs) -> u8 {
-    let Some(store) = open_existing(&args.db.db).await else {
-        return EXIT_USAGE;
+    let opts = match args.to_options(crate::util::now_ms()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            return EXIT_USAGE;
+        }
     };
-    let since = match &args.since {
-        None => None,
-        Some(s) => match crate::util::parse_time(s, crate::util::now_ms()) {
-            Some(t) => Some(t),
-            None => {
-                eprintln!(
-                    "trawl: --since {s:?} is not a time (2026-11-22, 2026-11-22T06:00:00Z, 12h, 7d)"
-                );
-                return EXIT_USAGE;
-            }
-        },
-    };
-    if args.include_skipped && args.what != export::What::Pages {
-        eprintln!("trawl: --include-skipped goes with --what pages");
+    let Some(store) = open(&args.db.db, Access::Read).await else {
         return EXIT_USAGE;
-    }
-    let opts = ExportOptions {
-        with_text: args.with_text,
-        include_noindex: args.include_noindex,
-        include_skipped: args.include_skipped,
-        host: args.host.clone(),
-        since,
-        status: args.status,
-        ..ExportOptions::new(args.what, args.format)
     };
     let result = match &args.out {
         None => {
@@ -420,6 +472,12 @@ async fn run_export(args: &ExportArgs) -> u8 {
     store.close().await;
     match result {
         Ok(()) => EXIT_OK,
+        // The reader of standard output has gone away (`| head`).
+        Err(export::ExportError::Io(e))
+            if args.out.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            EXIT_OK
+        }
         Err(e) => {
             eprintln!("trawl: export failed: {e}");
             EXIT_FAILURE
@@ -472,8 +530,7 @@ async fn status(store: &Store, json: bool) -> u8 {
             } else {
                 st.to_text()
             };
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-            EXIT_OK
+            print_stdout(text.as_bytes())
         }
         Err(e) => {
             eprintln!("trawl: {e}");

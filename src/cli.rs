@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{ConfigError, CrawlConfig, LimitsConfig, PolitenessConfig, ScopeConfig};
-use crate::export::{Format, What};
+use crate::export::{ExportOptions, Format, HostFilter, What};
 use crate::fetch::FetchConfig;
 
 #[derive(Debug, Parser)]
@@ -20,7 +20,7 @@ pub struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors and the final report; no progress.
+    /// Only errors (and a crawl's final line); no progress.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     #[command(subcommand)]
@@ -31,15 +31,18 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Crawl from seed URLs into a SQLite database.
+    /// Start a crawl from seed URLs, in a new SQLite database.
     Crawl(CrawlArgs),
     /// Continue the crawl stored in a database (after a stop, a crash or to raise limits).
     Resume(ResumeArgs),
-    /// Write stored pages or links out as JSON Lines.
+    /// Write stored summaries, pages or links out as JSON Lines, CSV or Markdown.
     Export(ExportArgs),
     /// Show where the crawl in a database stands.
     Status(StatusArgs),
     /// Summarize stored pages that have no summary yet (failed ones are retried).
+    ///
+    /// Summary options not given here take the values the crawl was started
+    /// with, then the defaults shown.
     Summarize(SummarizeArgs),
     /// Print a shell completion script (e.g. `trawl completions bash > ~/.local/share/bash-completion/completions/trawl`).
     Completions {
@@ -51,7 +54,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub db: DbArg,
+    pub db: ExistingDbArg,
     /// Print one JSON object (for scripts) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -60,7 +63,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct SummarizeArgs {
     #[command(flatten)]
-    pub db: DbArg,
+    pub db: ExistingDbArg,
     /// Summarize every page again, even those with a summary.
     #[arg(long)]
     pub force: bool,
@@ -106,10 +109,10 @@ pub struct SummaryArgs {
     /// Requests to the LLM in flight at once [default: 4].
     #[arg(long, value_name = "N")]
     pub llm_concurrency: Option<usize>,
-    /// Requests per minute to the LLM.
+    /// Requests per minute to the LLM [default: no limit].
     #[arg(long, value_name = "N")]
     pub llm_rpm: Option<u32>,
-    /// Tokens per minute to the LLM (prompt plus the longest answer).
+    /// Tokens per minute to the LLM (prompt plus the longest answer) [default: no limit].
     #[arg(long, value_name = "N")]
     pub llm_tpm: Option<u32>,
     /// Time allowed for one LLM request, in seconds [default: 120].
@@ -124,6 +127,14 @@ pub struct SummaryArgs {
 }
 
 impl SummaryArgs {
+    /// Checks the values given, each on its own, before anything is
+    /// opened (what they combine with may be stored in the database).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let mut cfg = crate::summarize::SummarizeConfig::default();
+        self.apply(&mut cfg)?;
+        cfg.check_values()
+    }
+
     /// Applies the flags that were given on top of `cfg`.
     pub fn apply(&self, cfg: &mut crate::summarize::SummarizeConfig) -> Result<(), ConfigError> {
         if let Some(b) = self.summarizer {
@@ -179,9 +190,19 @@ impl SummaryArgs {
     }
 }
 
+/// The database `crawl` writes.
 #[derive(Debug, Args)]
 pub struct DbArg {
-    /// The crawl database (SQLite; created if missing).
+    /// The crawl database (SQLite; created if missing, its directory must
+    /// exist). One that holds a crawl already is refused: `resume` continues it.
+    #[arg(long, default_value = "trawl.db", value_name = "PATH")]
+    pub db: PathBuf,
+}
+
+/// The database the other commands read or continue.
+#[derive(Debug, Args)]
+pub struct ExistingDbArg {
+    /// The crawl database, made by `trawl crawl` (it must exist).
     #[arg(long, default_value = "trawl.db", value_name = "PATH")]
     pub db: PathBuf,
 }
@@ -307,8 +328,10 @@ pub struct FetchArgs {
     /// Time allowed to connect, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub connect_timeout: f64,
-    /// Largest body read, in bytes after decompression; longer bodies are cut and marked truncated.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
+    /// Largest body read, after decompression; longer bodies are cut and
+    /// marked truncated. A number of bytes, or with a unit: KB = 1000 bytes,
+    /// KiB = 1024 (also B, MB, MiB, GB, GiB; any case).
+    #[arg(long, value_name = "SIZE", default_value = "10MiB", value_parser = crate::util::parse_byte_size)]
     pub max_body_size: u64,
     /// Send no cookies. By default each host's cookies are kept (RFC 6265 rules, one jar
     /// per host, stored with the crawl so `resume` keeps sessions) and sent back to it.
@@ -319,8 +342,8 @@ pub struct FetchArgs {
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     #[command(flatten)]
-    pub db: DbArg,
-    /// Exit with status 1 if any fetch failed.
+    pub db: ExistingDbArg,
+    /// Exit with status 1 if any fetch in this run failed.
     #[arg(long)]
     pub fail_on_error: bool,
     /// New page budget (counts pages fetched in earlier runs).
@@ -347,7 +370,7 @@ pub struct ResumeArgs {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
-    pub db: DbArg,
+    pub db: ExistingDbArg,
     /// What to export.
     #[arg(long, value_enum, default_value = "summaries")]
     pub what: What,
@@ -357,22 +380,28 @@ pub struct ExportArgs {
     /// Write here instead of standard output (written to a temporary file, then renamed).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Include each page's extracted text (pages only).
+    /// Include each page's extracted text (with --what pages).
     #[arg(long)]
     pub with_text: bool,
-    /// Include pages marked `noindex` by meta robots or X-Robots-Tag (left out by default).
+    /// Summaries and pages: include pages marked `noindex` by meta robots or
+    /// X-Robots-Tag (left out by default; links are exported whatever their
+    /// page says).
     #[arg(long)]
     pub include_noindex: bool,
-    /// Pages only: also the URLs not stored (skipped or failed), with their reason.
+    /// With --what pages: also the URLs not stored (skipped or failed), with their reason.
     #[arg(long)]
     pub include_skipped: bool,
-    /// Only this host (its name, e.g. docs.example.com).
+    /// Only this host: docs.example.com (any port), docs.example.com:8080
+    /// (that port), or an origin as `status` prints it,
+    /// https://docs.example.com:443 (that scheme and port).
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
-    /// Only rows fetched (summaries: summarized) since TIME: 2026-11-22, 2026-11-22T06:00:00Z, or an age like 12h, 7d.
+    /// Only rows fetched since TIME (summaries: summarized; links: from pages
+    /// fetched): 2026-11-22, 2026-11-22T06:00:00Z, or an age like 12h, 7d.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Only pages with this HTTP status.
+    /// Only pages with this HTTP status (summaries: of such pages; links:
+    /// from such pages).
     #[arg(long, value_name = "CODE")]
     pub status: Option<u16>,
 }
@@ -439,6 +468,21 @@ impl CrawlArgs {
 }
 
 impl ResumeArgs {
+    /// Checks the overrides before the database is opened; the stored
+    /// configuration they change is validated again once they are applied.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(n) = self.concurrency {
+            crate::config::at_least_one("--concurrency", n as u64)?;
+        }
+        if let Some(n) = self.per_host_concurrency {
+            crate::config::at_least_one("--per-host-concurrency", u64::from(n))?;
+        }
+        if let Some(r) = self.per_host_rate {
+            crate::config::check_rate(r)?;
+        }
+        Ok(())
+    }
+
     /// Applies the overrides to a stored configuration.
     pub fn apply(&self, cfg: &mut CrawlConfig) {
         if let Some(n) = self.max_pages {
@@ -459,5 +503,70 @@ impl ResumeArgs {
         if let Some(n) = self.max_pages_per_host {
             cfg.limits.max_pages_per_host = (n > 0).then_some(n);
         }
+    }
+}
+
+impl ExportArgs {
+    /// Step one for `export`: the flags as validated [`ExportOptions`]
+    /// (`now_ms` anchors an age given to `--since`).
+    pub fn to_options(&self, now_ms: i64) -> Result<ExportOptions, ConfigError> {
+        let since = match &self.since {
+            None => None,
+            Some(s) => Some(crate::util::parse_time(s, now_ms).ok_or_else(|| {
+                ConfigError(format!(
+                    "--since {s:?} is not a time (2026-11-22, 2026-11-22T06:00:00Z, 12h, 7d)"
+                ))
+            })?),
+        };
+        if self.what != What::Pages {
+            for (given, flag) in [
+                (self.include_skipped, "--include-skipped"),
+                (self.with_text, "--with-text"),
+            ] {
+                if given {
+                    return Err(ConfigError(format!("{flag} goes with --what pages")));
+                }
+            }
+        }
+        if let Some(code) = self.status
+            && !(100..=599).contains(&code)
+        {
+            return Err(ConfigError(format!(
+                "--status {code} is not an HTTP status (100 to 599)"
+            )));
+        }
+        if let Some(out) = &self.out {
+            if out.is_dir() {
+                return Err(ConfigError(format!(
+                    "--out {} is a directory; give a file path",
+                    out.display()
+                )));
+            }
+            let dir = match out.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(ConfigError(format!(
+                    "--out {}: directory {} does not exist",
+                    out.display(),
+                    dir.display()
+                )));
+            }
+        }
+        Ok(ExportOptions {
+            with_text: self.with_text,
+            include_noindex: self.include_noindex,
+            include_skipped: self.include_skipped,
+            host: self
+                .host
+                .as_deref()
+                .map(HostFilter::parse)
+                .transpose()
+                .map_err(ConfigError)?,
+            since,
+            status: self.status,
+            ..ExportOptions::new(self.what, self.format)
+        })
     }
 }

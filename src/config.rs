@@ -160,22 +160,19 @@ impl CrawlConfig {
             }
         }
         self.seeds = seeds;
-        if self.concurrency == 0 {
-            return Err(ConfigError("--concurrency must be at least 1".into()));
-        }
-        if self.politeness.per_host_concurrency == 0 {
-            return Err(ConfigError(
-                "--per-host-concurrency must be at least 1".into(),
-            ));
-        }
-        let rate = self.politeness.per_host_rate;
-        if !rate.is_finite() || rate < 0.0 {
-            return Err(ConfigError(format!(
-                "--per-host-rate must be a number ≥ 0, got {rate}"
-            )));
-        }
+        at_least_one("--concurrency", self.concurrency as u64)?;
+        at_least_one(
+            "--per-host-concurrency",
+            u64::from(self.politeness.per_host_concurrency),
+        )?;
+        check_rate(self.politeness.per_host_rate)?;
         if self.fetch.timeout.is_zero() || self.fetch.connect_timeout.is_zero() {
             return Err(ConfigError("timeouts must be greater than zero".into()));
+        }
+        if self.fetch.max_body_size == 0 {
+            return Err(ConfigError(
+                "--max-body-size must be at least 1 byte".into(),
+            ));
         }
         if self.fetch.user_agent.trim().is_empty() {
             return Err(ConfigError("--user-agent must not be empty".into()));
@@ -184,6 +181,7 @@ impl CrawlConfig {
             ConfigError("--user-agent contains characters not allowed in a header".into())
         })?;
         self.scope()?;
+        self.summarize.validate()?;
         Ok(self)
     }
 
@@ -205,4 +203,22 @@ impl CrawlConfig {
         .map(|s| s.with_max_url_length(self.limits.max_url_length))
         .map_err(ConfigError)
     }
+}
+
+/// A count that must be at least 1 (`--concurrency`, …).
+pub fn at_least_one(flag: &str, n: u64) -> Result<(), ConfigError> {
+    if n == 0 {
+        return Err(ConfigError(format!("{flag} must be at least 1")));
+    }
+    Ok(())
+}
+
+/// A per-host rate: requests per second, 0 for no limit.
+pub fn check_rate(rate: f64) -> Result<(), ConfigError> {
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(ConfigError(format!(
+            "--per-host-rate must be a number ≥ 0, got {rate}"
+        )));
+    }
+    Ok(())
 }

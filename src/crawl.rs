@@ -406,6 +406,7 @@ async fn run(
                 Some(rx),
                 SweepOptions::default(),
                 stage_stop.clone(),
+                Some(counters.clone()),
             ));
             (Some(tx), Some(task))
         }

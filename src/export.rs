@@ -68,8 +68,8 @@ pub struct ExportOptions {
     /// Pages only: also URLs that were not stored (skipped, or failed
     /// without an answer), with their reason.
     pub include_skipped: bool,
-    /// Only this host (its name, as in the URL).
-    pub host: Option<String>,
+    /// Only this host (any port), host and port, or origin.
+    pub host: Option<HostFilter>,
     /// Only rows fetched (summaries: summarized) at or after this time, in
     /// epoch milliseconds.
     pub since: Option<i64>,
@@ -88,6 +88,98 @@ impl ExportOptions {
             host: None,
             since: None,
             status: None,
+        }
+    }
+}
+
+/// Which URLs `--host` keeps, by the origin (`scheme://host:port`) they
+/// are stored under. Exactly what was given is matched: a host alone
+/// matches every scheme and port, a host and port both schemes on that
+/// port, an origin only itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostFilter {
+    /// `docs.example.com`
+    Host(String),
+    /// `docs.example.com:8080`
+    HostPort(String, u16),
+    /// `https://docs.example.com:443`, as `status` prints origins
+    /// (`https://docs.example.com` means port 443).
+    Origin(String),
+}
+
+impl HostFilter {
+    /// Reads `host`, `host:port` or `scheme://host[:port]` (an IPv6
+    /// address in brackets). Hosts are compared as URLs store them:
+    /// lowercase, internationalized names in punycode.
+    pub fn parse(given: &str) -> Result<HostFilter, String> {
+        let bad = |why: &str| {
+            format!(
+                "--host {given:?} {why}; give a host (docs.example.com), a host and port \
+                 (docs.example.com:8080) or an origin (https://docs.example.com:443)"
+            )
+        };
+        if given.contains('*') {
+            return Err(bad("is a pattern, not a host"));
+        }
+        if given.contains("://") {
+            let url =
+                url::Url::parse(given).map_err(|e| bad(&format!("is not an origin ({e})")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad("has a scheme other than http or https"));
+            }
+            if url.path() != "/"
+                || url.query().is_some()
+                || url.fragment().is_some()
+                || !url.username().is_empty()
+                || url.host_str().is_none()
+            {
+                return Err(bad("is a URL, not an origin"));
+            }
+            return Ok(HostFilter::Origin(crate::canon::origin_key(&url)));
+        }
+        let url = url::Url::parse(&format!("http://{given}/"))
+            .ok()
+            .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
+            .ok_or_else(|| bad("is not a host"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| bad("is not a host"))?
+            .to_string();
+        // The port as written: the URL parser drops a scheme's default.
+        let after_host = match given.rfind(']') {
+            Some(i) => &given[i + 1..],
+            None => given,
+        };
+        match after_host.rsplit_once(':') {
+            None => Ok(HostFilter::Host(host)),
+            Some((_, port)) => port
+                .parse()
+                .map(|port| HostFilter::HostPort(host, port))
+                .map_err(|_| bad("has a port that is not a number")),
+        }
+    }
+
+    /// The SQL condition on `u.origin`, with its bound values.
+    fn condition(&self) -> (&'static str, Vec<String>) {
+        match self {
+            HostFilter::Host(host) => {
+                let escaped = host
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                (
+                    "u.origin LIKE ? ESCAPE '\\'",
+                    vec![format!("%://{escaped}:%")],
+                )
+            }
+            HostFilter::HostPort(host, port) => (
+                "u.origin IN (?, ?)",
+                vec![
+                    format!("http://{host}:{port}"),
+                    format!("https://{host}:{port}"),
+                ],
+            ),
+            HostFilter::Origin(origin) => ("u.origin = ?", vec![origin.clone()]),
         }
     }
 }
@@ -154,13 +246,10 @@ enum Bind {
 /// compares against.
 fn filters(opts: &ExportOptions, fetched: &str, sql: &mut String, binds: &mut Vec<Bind>) {
     if let Some(host) = &opts.host {
-        sql.push_str(" AND u.origin LIKE ? ESCAPE '\\'");
-        let escaped = host
-            .to_ascii_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        binds.push(Bind::Text(format!("%://{escaped}:%")));
+        let (condition, values) = host.condition();
+        sql.push_str(" AND ");
+        sql.push_str(condition);
+        binds.extend(values.into_iter().map(Bind::Text));
     }
     if let Some(since) = opts.since {
         sql.push_str(&format!(" AND {fetched} >= ?"));
@@ -489,6 +578,48 @@ mod tests {
         assert_eq!(md("- item"), "\\- item");
         assert_eq!(md("1. first"), "\\1. first");
         assert_eq!(md("3.5% growth"), "3.5% growth");
+    }
+
+    #[test]
+    fn host_filters_read_hosts_ports_and_origins() {
+        use HostFilter::*;
+        let cases: &[(&str, Option<HostFilter>)] = &[
+            ("Docs.Example.com", Some(Host("docs.example.com".into()))),
+            (
+                "docs.example.com:8080",
+                Some(HostPort("docs.example.com".into(), 8080)),
+            ),
+            (
+                "docs.example.com:80",
+                Some(HostPort("docs.example.com".into(), 80)),
+            ),
+            ("[::1]:8080", Some(HostPort("[::1]".into(), 8080))),
+            ("[::1]", Some(Host("[::1]".into()))),
+            ("bücher.example", Some(Host("xn--bcher-kva.example".into()))),
+            (
+                "http://a.example:8080",
+                Some(Origin("http://a.example:8080".into())),
+            ),
+            (
+                "https://a.example",
+                Some(Origin("https://a.example:443".into())),
+            ),
+            (
+                "HTTP://A.example:80/",
+                Some(Origin("http://a.example:80".into())),
+            ),
+            ("https://a.example/docs", None),
+            ("https://a.example/?q", None),
+            ("ftp://a.example", None),
+            ("a.example:http", None),
+            ("a.example:99999", None),
+            ("a.example/docs", None),
+            ("*.example.com", None),
+            ("", None),
+        ];
+        for (given, want) in cases {
+            assert_eq!(HostFilter::parse(given).ok(), *want, "{given}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! - [`store`]: the SQLite database and its single writer task.
 //! - [`summarize`]: the summary stage: the extractive summarizer (run
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
-//! - [`export`]: rows out of the database as JSON Lines.
+//! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown.
 //! - [`progress`]: live counters and their display.
 //! - [`cli`] and [`app`]: the command line and running its commands.
 //!

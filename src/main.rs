@@ -22,9 +22,12 @@ fn main() -> ExitCode {
         (false, _) => "trawl=trace,debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Log lines and the progress bar share stderr through this.
+    let stderr = trawl::progress::Stderr::default();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(stderr.clone())
+        .with_ansi(trawl::progress::colour_on_stderr())
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -37,7 +40,7 @@ fn main() -> ExitCode {
             return ExitCode::from(trawl::app::EXIT_FAILURE);
         }
     };
-    let code = runtime.block_on(trawl::app::run(cli));
+    let code = runtime.block_on(trawl::app::run(cli, stderr));
     // Don't wait for stray blocking tasks (a parse of a huge page) at exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code

@@ -60,7 +60,8 @@ pub struct CrawlInfo {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub seeds: Vec<String>,
-    /// The crawl's settings as stored (what `resume` continues with).
+    /// The crawl's settings as stored (what `resume` continues with), with
+    /// durations as seconds under keys ending `_secs`.
     pub settings: serde_json::Value,
 }
 
@@ -70,19 +71,23 @@ pub struct HostCount {
     pub pages: i64,
 }
 
+/// The current or last run, as the final line of `crawl` and `resume`
+/// reports it (both read [`crate::store::RunStats`]).
 #[derive(Debug, Serialize)]
 pub struct RunInfo {
     pub started_at: String,
-    /// Pages fetched since the run started.
+    /// Page URLs fetched in the run, stored or failed (sitemaps left out).
     pub pages: i64,
-    /// Over the run's fetch span (its start to its last fetch).
+    /// From the run's start to its last page fetch, in seconds.
+    pub duration_secs: f64,
+    /// `pages` over `duration_secs`, to one decimal.
     pub pages_per_sec: f64,
 }
 
 pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     let pool = store.pool();
     let crawl = match sqlx::query(
-        "SELECT id, state, config, started_at, finished_at, run_started_at FROM crawls ORDER BY id DESC LIMIT 1",
+        "SELECT id, state, config, started_at, finished_at FROM crawls ORDER BY id DESC LIMIT 1",
     )
     .fetch_optional(pool)
     .await?
@@ -95,8 +100,9 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             if state == "running" && !DbLock::is_held(store.path()) {
                 state = "interrupted".into();
             }
-            let settings: serde_json::Value =
+            let mut settings: serde_json::Value =
                 serde_json::from_str(r.get::<&str, _>("config")).unwrap_or_default();
+            durations_in_secs(&mut settings);
             let seeds = settings["seeds"]
                 .as_array()
                 .map(|a| {
@@ -105,17 +111,14 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
                         .collect()
                 })
                 .unwrap_or_default();
-            Some((
-                CrawlInfo {
-                    id: r.get("id"),
-                    state,
-                    started_at: rfc3339(r.get("started_at")),
-                    finished_at: r.get::<Option<i64>, _>("finished_at").map(rfc3339),
-                    seeds,
-                    settings,
-                },
-                r.get::<Option<i64>, _>("run_started_at"),
-            ))
+            Some(CrawlInfo {
+                id: r.get("id"),
+                state,
+                started_at: rfc3339(r.get("started_at")),
+                finished_at: r.get::<Option<i64>, _>("finished_at").map(rfc3339),
+                seeds,
+                settings,
+            })
         }
     };
     let urls_by_state: BTreeMap<String, i64> = store.state_counts().await?.into_iter().collect();
@@ -150,26 +153,12 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         pages: r.get(1),
     })
     .collect();
-    let last_run = match crawl.as_ref().and_then(|(_, run)| *run) {
-        None => None,
-        Some(start) => {
-            let r = sqlx::query(
-                "SELECT COUNT(*), MAX(fetched_at) FROM pages p JOIN urls u ON u.id = p.url_id \
-                 WHERE u.sitemap = 0 AND p.fetched_at >= ?",
-            )
-            .bind(start)
-            .fetch_one(pool)
-            .await?;
-            let pages: i64 = r.get(0);
-            let last: Option<i64> = r.get(1);
-            let span = last.map_or(0, |l| l - start).max(1) as f64 / 1000.0;
-            Some(RunInfo {
-                started_at: rfc3339(start),
-                pages,
-                pages_per_sec: ((pages as f64 / span) * 10.0).round() / 10.0,
-            })
-        }
-    };
+    let last_run = store.last_run().await?.map(|run| RunInfo {
+        started_at: rfc3339(run.started_at),
+        pages: run.fetched,
+        duration_secs: run.duration().as_secs_f64(),
+        pages_per_sec: run.pages_per_sec(),
+    });
     let (summaries_done, summaries_failed, summaries_pending) =
         crate::summarize::stage::counts(pool).await?;
     let tokens = sqlx::query(
@@ -180,7 +169,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     let sitemaps = store.sitemap_counts().await?.into_iter().collect();
     Ok(Status {
         database: store.path().display().to_string(),
-        crawl: crawl.map(|(c, _)| c),
+        crawl,
         pages_stored,
         queued: by_state("queued") + by_state("leased"),
         failed: by_state("failed"),
@@ -199,6 +188,40 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         summary_completion_tokens: tokens.get(1),
         sitemaps,
     })
+}
+
+/// Rewrites every duration in stored settings (serde's `{"secs": 30,
+/// "nanos": 0}` under `timeout`) as seconds under a name that says so
+/// (`"timeout_secs": 30.0`), the one unit of durations in `status --json`.
+fn durations_in_secs(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for k in keys {
+                let secs = match &map[&k] {
+                    serde_json::Value::Object(d) if d.len() == 2 => {
+                        match (d.get("secs"), d.get("nanos")) {
+                            (Some(s), Some(n)) => s
+                                .as_u64()
+                                .zip(n.as_u64())
+                                .map(|(s, n)| s as f64 + n as f64 / 1e9),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                match secs {
+                    Some(secs) => {
+                        map.remove(&k);
+                        map.insert(format!("{k}_secs"), serde_json::Value::from(secs));
+                    }
+                    None => durations_in_secs(&mut map[&k]),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(durations_in_secs),
+        _ => {}
+    }
 }
 
 fn joined(m: &BTreeMap<String, i64>) -> String {
@@ -284,8 +307,8 @@ impl Status {
         }
         if let Some(r) = &self.last_run {
             s.push_str(&format!(
-                "  last run: started {}, {} pages, {} pages/s\n",
-                r.started_at, r.pages, r.pages_per_sec
+                "  last run: started {}, {} pages in {:.1}s, {:.1} pages/s\n",
+                r.started_at, r.pages, r.duration_secs, r.pages_per_sec
             ));
         }
         s.push_str(&format!(
@@ -303,5 +326,28 @@ impl Status {
             s.push_str(&format!("  sitemaps: {}\n", joined(&self.sitemaps)));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_durations_become_seconds() {
+        let mut v = serde_json::json!({
+            "politeness": {"max_crawl_delay": {"secs": 30, "nanos": 0}, "retries": 2},
+            "fetch": {"timeout": {"secs": 12, "nanos": 500_000_000}},
+            "other": {"secs": 1, "nanos": 2, "extra": 3},
+        });
+        durations_in_secs(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "politeness": {"max_crawl_delay_secs": 30.0, "retries": 2},
+                "fetch": {"timeout_secs": 12.5},
+                "other": {"secs": 1, "nanos": 2, "extra": 3},
+            })
+        );
     }
 }

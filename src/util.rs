@@ -1,5 +1,5 @@
-//! Small helpers shared by several stages: clocks, time formatting,
-//! back-off jitter and sets keyed by hashes.
+//! Small helpers shared by several stages: clocks, time formatting, sizes
+//! and times as users write them, back-off jitter and sets keyed by hashes.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -141,9 +141,101 @@ pub fn parse_time(s: &str, now_ms: i64) -> Option<i64> {
     Some(ms)
 }
 
+/// The units [`parse_byte_size`] reads, with their sizes in bytes: SI
+/// prefixes are powers of 1000 and IEC ones of 1024, as in `ls --si`,
+/// systemd and most package managers.
+const BYTE_UNITS: [(&str, u64); 7] = [
+    ("b", 1),
+    ("kb", 1000),
+    ("kib", 1 << 10),
+    ("mb", 1_000_000),
+    ("mib", 1 << 20),
+    ("gb", 1_000_000_000),
+    ("gib", 1 << 30),
+];
+
+/// A size in bytes as a user writes it: a plain number is bytes; a number
+/// (a fraction allowed) followed by a unit, in any case and optionally
+/// after a space: `B`, `KB`/`MB`/`GB` (1000, 1000², 1000³ bytes) or
+/// `KiB`/`MiB`/`GiB` (1024, 1024², 1024³). A fraction of a byte is
+/// dropped.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{s:?} is not a size: give a number of bytes, or a number with a unit: \
+             B, KB, KiB, MB, MiB, GB or GiB (KB = 1000 bytes, KiB = 1024)"
+        )
+    };
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim_start().to_ascii_lowercase();
+    let factor = if unit.is_empty() {
+        1
+    } else {
+        BYTE_UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|&(_, f)| f)
+            .ok_or_else(bad)?
+    };
+    if let Ok(n) = number.parse::<u64>() {
+        return n.checked_mul(factor).ok_or_else(bad);
+    }
+    let x: f64 = number.parse().map_err(|_| bad())?;
+    let bytes = (x * factor as f64).floor();
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_byte_sizes() {
+        for (given, bytes) in [
+            ("0", 0),
+            ("1500", 1500),
+            ("10B", 10),
+            ("10MB", 10_000_000),
+            ("10mb", 10_000_000),
+            ("10 MiB", 10 << 20),
+            ("10mib", 10 << 20),
+            ("1KB", 1000),
+            ("1kib", 1024),
+            ("2GB", 2_000_000_000),
+            ("2GiB", 2 << 30),
+            ("1.5KiB", 1536),
+            ("0.5 kb", 500),
+            (" 7 ", 7),
+        ] {
+            assert_eq!(parse_byte_size(given), Ok(bytes), "{given}");
+        }
+        for bad in [
+            "",
+            "MB",
+            "10XB",
+            "10 M",
+            "10k",
+            "-1",
+            "1.2.3",
+            "ten",
+            "99999999999GB",
+            "1e3",
+        ] {
+            assert!(parse_byte_size(bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse_byte_size("10XB")
+                .unwrap_err()
+                .contains("B, KB, KiB, MB, MiB, GB or GiB (KB = 1000 bytes, KiB = 1024)")
+        );
+    }
 
     #[test]
     fn parses_times() {

@@ -85,15 +85,21 @@ impl DbLock {
         }
     }
 
-    /// Whether another process holds the lock for `db` right now.
+    /// Whether another process holds the lock for `db` right now. Creates
+    /// nothing (it works on a read-only file system): a holder's lock file
+    /// exists for as long as it holds it, and a shared lock on it is
+    /// refused while it does.
     pub fn is_held(db: &Path) -> bool {
-        match DbLock::acquire(db) {
-            Ok(lock) => {
-                drop(lock);
+        let Ok(file) = File::open(lock_path(db)) else {
+            return false;
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
                 false
             }
-            Err(LockError::Held { .. }) => true,
-            Err(LockError::Io { .. }) => false,
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Error(_)) => false,
         }
     }
 }
@@ -139,6 +145,20 @@ mod tests {
         assert!(!lock_path(&db).exists(), "a clean release removes the file");
         let again = DbLock::acquire(&db).unwrap();
         drop(again);
+    }
+
+    #[test]
+    fn is_held_answers_without_creating_the_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.db");
+        assert!(!DbLock::is_held(&db));
+        assert!(!lock_path(&db).exists());
+        let lock = DbLock::acquire(&db).unwrap();
+        assert!(DbLock::is_held(&db));
+        drop(lock);
+        assert!(!DbLock::is_held(&db));
+        std::fs::write(lock_path(&db), "999999").unwrap();
+        assert!(!DbLock::is_held(&db), "a leftover file is not a holder");
     }
 
     #[test]

@@ -4,22 +4,27 @@
 //! connection for the [`writer`] task, the only code that writes during a
 //! crawl.
 //!
-//! Opening is careful: a file that is not SQLite, an SQLite file that trawl
-//! did not make, or a database from a newer trawl is refused before anything
-//! in it is changed.
+//! Opening is careful (see `open`): a directory, a file that is not
+//! SQLite, an SQLite file that trawl did not make, a database from a newer
+//! trawl, or one that cannot be written when writing was asked for, is
+//! refused before anything is created or changed. Readers need no lock
+//! and can read a database this process cannot write.
 
 pub mod lock;
+mod open;
+mod runs;
 pub mod writer;
 
+pub use runs::RunStats;
+
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+use sqlx::{ConnectOptions, Row, SqliteConnection};
 
 use crate::util::now_ms;
 use lock::{DbLock, LockError};
@@ -32,13 +37,28 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub enum StoreError {
     #[error("cannot create database {path}: directory {dir} does not exist")]
     MissingDir { path: PathBuf, dir: PathBuf },
+    #[error("{path} does not exist")]
+    Missing { path: PathBuf },
+    #[error("{path} is a directory; --db takes the path of a database file")]
+    IsADirectory { path: PathBuf },
+    #[error("{path} is empty, not a trawl database")]
+    Empty { path: PathBuf },
+    #[error("cannot create database {path}: {source}")]
+    CannotCreate {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write to {path}: {why}; `trawl status` and `trawl export` can still read it")]
+    ReadOnly { path: PathBuf, why: String },
+    #[error(
+        "{path} was written by an older trawl and its schema must be brought up to date, which needs writing to it ({why}); run trawl once where it can write the file"
+    )]
+    OlderSchema { path: PathBuf, why: String },
     #[error("cannot open database {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
     #[error("{path} is not an SQLite database")]
     NotADatabase { path: PathBuf },
-    #[error(
-        "{path} is an SQLite database but not a trawl database (it has other tables); refusing to touch it"
-    )]
+    #[error("{path} is an SQLite database but not a trawl database")]
     NotTrawl { path: PathBuf },
     #[error(
         "{path} was written by a newer trawl (schema version {found}, this trawl knows up to {known}); upgrade trawl"
@@ -119,10 +139,18 @@ pub struct Store {
 /// What the opener means to do with the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Crawl into it: takes the single-writer lock for the store's life.
+    /// Crawl into it, creating it if missing (an empty file, or an SQLite
+    /// file without tables, is taken as new): takes the single-writer lock
+    /// for the store's life.
     Write,
-    /// Only read (status, export): works beside a running crawl, and takes
-    /// the lock only for as long as bringing the schema up to date needs.
+    /// Write to a trawl database that must exist already (`resume`,
+    /// `summarize`): as `Write`, but a missing, empty or foreign file is
+    /// refused untouched.
+    WriteExisting,
+    /// Only read (status, export): the database must exist and be trawl's.
+    /// Works beside a running crawl and on files this process cannot
+    /// write; takes the lock only if the schema must be brought up to
+    /// date, and only for as long as that takes.
     Read,
 }
 
@@ -133,65 +161,115 @@ impl Store {
         Self::open_with(path, Access::Write).await
     }
 
-    /// Opens the database at `path` as `access` says.
+    /// Opens the database at `path` as `access` says. Every check on the
+    /// path and the file comes before anything is created or changed.
     pub async fn open_with(path: &Path, access: Access) -> Result<Store, StoreError> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            return Err(StoreError::MissingDir {
-                path: path.to_path_buf(),
-                dir,
-            });
+        let exists = open::check_path(path)?;
+        if !exists {
+            if access != Access::Write {
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            let dir = open::parent_dir(path);
+            if !dir.is_dir() {
+                return Err(StoreError::MissingDir {
+                    path: path.to_path_buf(),
+                    dir,
+                });
+            }
         }
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        // The lock comes first: nothing, not even the inspection, should
-        // race a process that is migrating the file.
-        let lock = match DbLock::acquire(path) {
-            Ok(lock) => Some(lock),
-            // A running crawl has brought the schema up to date already.
-            Err(LockError::Held { .. }) if access == Access::Read => None,
-            Err(e) => return Err(e.into()),
-        };
-        if path.exists() {
-            inspect_existing(path).await?;
+        match access {
+            Access::Read => Self::open_reader(path).await,
+            Access::Write | Access::WriteExisting => Self::open_writer(path, access, exists).await,
         }
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(open_err)?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-8000")
-            .log_statements(tracing::log::LevelFilter::Trace);
+    }
+
+    async fn open_reader(path: &Path) -> Result<Store, StoreError> {
+        let (found, options) = open::inspect(path).await?;
+        let current = found.trawl(path)?;
+        if !current {
+            if let Some(e) = open::write_denied(path) {
+                return Err(StoreError::OlderSchema {
+                    path: path.to_path_buf(),
+                    why: e.to_string(),
+                });
+            }
+            // A running crawl holds the lock, and has brought the schema up
+            // to date already.
+            match DbLock::acquire(path) {
+                Ok(lock) => {
+                    let pool = SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .connect_with(writer_options(path, false))
+                        .await
+                        .map_err(|e| classify_open_error(path, e))?;
+                    migrate(path, &pool).await?;
+                    pool.close().await;
+                    drop(lock);
+                }
+                Err(LockError::Held { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await
             .map_err(|e| classify_open_error(path, e))?;
-        if lock.is_some() {
-            MIGRATOR
-                .run(&pool)
-                .await
-                .map_err(|source| StoreError::Migrate {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-        }
-        let lock = match access {
-            Access::Write => lock.map(Arc::new),
-            Access::Read => None,
-        };
         Ok(Store {
             pool,
             options,
             path: path.to_path_buf(),
-            _lock: lock,
+            _lock: None,
+        })
+    }
+
+    async fn open_writer(path: &Path, access: Access, exists: bool) -> Result<Store, StoreError> {
+        let read_only = |why: String| StoreError::ReadOnly {
+            path: path.to_path_buf(),
+            why,
+        };
+        if exists && let Some(e) = open::write_denied(path) {
+            return Err(read_only(format!(
+                "the file cannot be opened for writing ({e})"
+            )));
+        }
+        // The lock comes first: nothing, not even the inspection, should
+        // race a process that is migrating the file.
+        let lock = match DbLock::acquire(path) {
+            Ok(lock) => lock,
+            Err(LockError::Io { path: lock, source }) if open::is_denied(&source) => {
+                return Err(if exists {
+                    read_only(format!(
+                        "its lock file {} cannot be created ({source})",
+                        lock.display()
+                    ))
+                } else {
+                    StoreError::CannotCreate {
+                        path: path.to_path_buf(),
+                        source,
+                    }
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (found, _) = open::inspect(path).await?;
+        if access == Access::WriteExisting {
+            found.trawl(path)?;
+        }
+        let options = writer_options(path, access == Access::Write);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| classify_open_error(path, e))?;
+        migrate(path, &pool).await?;
+        Ok(Store {
+            pool,
+            options,
+            path: path.to_path_buf(),
+            _lock: Some(Arc::new(lock)),
         })
     }
 
@@ -304,49 +382,26 @@ impl Store {
     }
 }
 
-/// Looks at an existing file without changing it: is it SQLite, is it ours,
-/// is its schema one we know?
-async fn inspect_existing(path: &Path) -> Result<(), StoreError> {
-    let meta = std::fs::metadata(path).map_err(|e| StoreError::Open {
-        path: path.to_path_buf(),
-        source: sqlx::Error::Io(e),
-    })?;
-    if meta.len() == 0 {
-        return Ok(());
-    }
-    let options = SqliteConnectOptions::new().filename(path).read_only(true);
-    let mut conn = options
-        .connect()
+/// Options of a connection that writes (WAL, group commits).
+fn writer_options(path: &Path, create: bool) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .pragma("cache_size", "-8000")
+        .log_statements(tracing::log::LevelFilter::Trace)
+}
+
+async fn migrate(path: &Path, pool: &SqlitePool) -> Result<(), StoreError> {
+    MIGRATOR
+        .run(pool)
         .await
-        .map_err(|e| classify_open_error(path, e))?;
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .fetch_all(&mut conn)
-            .await
-            .map_err(|e| classify_open_error(path, e))?;
-    if tables.is_empty() {
-        return Ok(());
-    }
-    if !tables.iter().any(|t| t == "_sqlx_migrations") || !tables.iter().any(|t| t == "crawls") {
-        return Err(StoreError::NotTrawl {
+        .map_err(|source| StoreError::Migrate {
             path: path.to_path_buf(),
-        });
-    }
-    let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-        .fetch_one(&mut conn)
-        .await?;
-    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    if let Some(found) = found
-        && found > known
-    {
-        return Err(StoreError::NewerSchema {
-            path: path.to_path_buf(),
-            found,
-            known,
-        });
-    }
-    conn.close().await.ok();
-    Ok(())
+            source,
+        })
 }
 
 fn classify_open_error(path: &Path, e: sqlx::Error) -> StoreError {

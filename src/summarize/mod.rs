@@ -54,7 +54,7 @@ pub const KEY_VARS: [&str; 2] = ["TRAWL_LLM_API_KEY", "OPENAI_API_KEY"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Offline: the most representative sentences of the page ([`extractive`]).
+    /// Offline: the page's most representative sentences.
     Extractive,
     /// An OpenAI-compatible chat-completions endpoint.
     Llm,
@@ -71,6 +71,81 @@ pub struct SummarizeConfig {
     /// Sentences in an extractive summary.
     pub sentences: usize,
     pub llm: LlmConfig,
+}
+
+impl SummarizeConfig {
+    /// Checks every setting before anything runs (or is written), so that
+    /// [`Summarizer::new`] cannot fail on them later. The LLM's endpoint
+    /// and model are required when it is the summarizer of an enabled
+    /// stage; `trawl summarize` may still supply them for a crawl made
+    /// with summaries off.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_values()?;
+        if self.enabled && self.backend == Backend::Llm {
+            self.check_llm()?;
+        }
+        Ok(())
+    }
+
+    /// Each value on its own, whichever summarizer is chosen.
+    pub fn check_values(&self) -> Result<(), ConfigError> {
+        if self.sentences == 0 {
+            return Err(ConfigError("--summary-sentences must be at least 1".into()));
+        }
+        let l = &self.llm;
+        if let Some(base) = &l.base_url {
+            let parsed = url::Url::parse(base)
+                .map_err(|e| ConfigError(format!("--llm-base-url {base:?} is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError(format!(
+                    "--llm-base-url {base:?} must be http or https"
+                )));
+            }
+        }
+        if l.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+            return Err(ConfigError("--llm-model must not be empty".into()));
+        }
+        if l.concurrency == 0 {
+            return Err(ConfigError("--llm-concurrency must be at least 1".into()));
+        }
+        if l.max_output_tokens == 0 {
+            return Err(ConfigError(
+                "--llm-max-output-tokens must be at least 1".into(),
+            ));
+        }
+        if l.timeout.is_zero() {
+            return Err(ConfigError(
+                "--llm-timeout must be greater than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the LLM summarizer needs beyond valid values: an endpoint and
+    /// a model (returned), and requests big enough for map-reduce to
+    /// shrink a text.
+    fn check_llm(&self) -> Result<(&str, &str), ConfigError> {
+        let l = &self.llm;
+        let (Some(base), Some(model)) = (&l.base_url, &l.model) else {
+            return Err(ConfigError(
+                "--summarizer llm needs --llm-base-url (or TRAWL_LLM_BASE_URL) and --llm-model"
+                    .into(),
+            ));
+        };
+        let prompt = l.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
+        // Map-reduce only shrinks a text if a part is well over the answer
+        // it is reduced to.
+        let overhead = count_tokens(prompt) + count_tokens(REDUCE_NOTE) + 64;
+        let least = overhead + 2 * l.max_output_tokens as usize;
+        if l.max_input_tokens < least {
+            return Err(ConfigError(format!(
+                "--llm-max-input-tokens {} is too small: the prompt takes {overhead} tokens and a part \
+                 needs room for twice --llm-max-output-tokens ({}); use at least {least}",
+                l.max_input_tokens, l.max_output_tokens
+            )));
+        }
+        Ok((base, model))
+    }
 }
 
 impl Default for SummarizeConfig {
@@ -215,9 +290,7 @@ impl Summarizer {
     pub fn new(cfg: &SummarizeConfig) -> Result<Self, ConfigError> {
         match cfg.backend {
             Backend::Extractive => {
-                if cfg.sentences == 0 {
-                    return Err(ConfigError("--summary-sentences must be at least 1".into()));
-                }
+                cfg.check_values()?;
                 Ok(Self {
                     key: SummaryKey {
                         backend: "extractive",
@@ -230,35 +303,10 @@ impl Summarizer {
                 })
             }
             Backend::Llm => {
+                cfg.check_values()?;
+                let (base, model) = cfg.check_llm()?;
                 let l = &cfg.llm;
-                let (Some(base), Some(model)) = (&l.base_url, &l.model) else {
-                    return Err(ConfigError(
-                        "--summarizer llm needs --llm-base-url (or TRAWL_LLM_BASE_URL) and --llm-model"
-                            .into(),
-                    ));
-                };
-                let parsed = url::Url::parse(base).map_err(|e| {
-                    ConfigError(format!("--llm-base-url {base:?} is not a URL: {e}"))
-                })?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(ConfigError(format!(
-                        "--llm-base-url {base:?} must be http or https"
-                    )));
-                }
-                if l.concurrency == 0 {
-                    return Err(ConfigError("--llm-concurrency must be at least 1".into()));
-                }
                 let prompt = l.prompt.clone().unwrap_or_else(|| DEFAULT_PROMPT.into());
-                // Map-reduce only shrinks a text if a part is well over
-                // the answer it is reduced to.
-                let overhead = count_tokens(&prompt) + count_tokens(REDUCE_NOTE) + 64;
-                let least = overhead + 2 * l.max_output_tokens as usize;
-                if l.max_input_tokens < least {
-                    return Err(ConfigError(format!(
-                        "--llm-max-input-tokens {} is too small: the prompt takes {overhead} tokens and a part needs                          room for twice --llm-max-output-tokens ({}); use at least {least}",
-                        l.max_input_tokens, l.max_output_tokens
-                    )));
-                }
                 let key = KEY_VARS
                     .iter()
                     .find_map(|v| std::env::var(v).ok().filter(|k| !k.trim().is_empty()));
@@ -268,7 +316,7 @@ impl Summarizer {
                 Ok(Self {
                     key: SummaryKey {
                         backend: "llm",
-                        model: model.clone(),
+                        model: model.to_string(),
                         prompt_version: format!("prompt-{}", &digest[..12]),
                     },
                     kind: Kind::Llm(Box::new(LlmRunner {

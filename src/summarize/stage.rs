@@ -12,6 +12,8 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::mpsc;
@@ -19,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, Summarizer};
+use crate::progress::Counters;
 use crate::store::StoreError;
 use crate::util::now_ms;
 
@@ -72,10 +75,16 @@ struct Run {
     tasks: JoinSet<(String, Outcome)>,
     buffer: Vec<(String, Outcome)>,
     report: StageReport,
+    /// A crawl's progress display, told what the crawl waits for.
+    progress: Option<Arc<Counters>>,
+    /// Contents the sweep has still to start (known when it begins).
+    unstarted: u64,
 }
 
 /// Runs the stage: first over `live` until it closes, then a sweep of the
-/// database, until `stop`.
+/// database, until `stop`. With `progress` (a crawl's counters), the stage
+/// says there, once `live` has closed, that the crawl waits for it and how
+/// far it is.
 pub async fn run(
     summarizer: Arc<Summarizer>,
     pool: SqlitePool,
@@ -83,6 +92,7 @@ pub async fn run(
     live: Option<mpsc::Receiver<Item>>,
     sweep: SweepOptions,
     stop: CancellationToken,
+    progress: Option<Arc<Counters>>,
 ) -> Result<StageReport, StoreError> {
     let mut run = Run {
         summarizer,
@@ -91,12 +101,18 @@ pub async fn run(
         tasks: JoinSet::new(),
         buffer: Vec::new(),
         report: StageReport::default(),
+        progress,
+        unstarted: 0,
     };
     let limit = run.summarizer.parallelism();
     if let Some(mut rx) = live {
+        // Only to notice that the crawl has closed the channel while every
+        // slot is busy (the progress display says it is waiting then).
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
+                _ = tick.tick(), if run.progress.is_some() => {}
                 Some(res) = run.tasks.join_next(), if !run.tasks.is_empty() => run.collect(res).await?,
                 item = rx.recv(), if run.tasks.len() < limit => match item {
                     None => break,
@@ -107,6 +123,19 @@ pub async fn run(
                     }
                 },
             }
+            // Closed: every fetch is committed, and the crawl waits for
+            // what is in flight, what is still in the channel and the sweep.
+            if rx.is_closed() {
+                run.unstarted = rx.len() as u64;
+                run.waiting();
+            }
+        }
+        if run.progress.is_some() && !stop.is_cancelled() {
+            // Results not yet written would be counted as still to do.
+            run.flush().await?;
+            let to_do = pending_count(&pool, &run.summarizer, sweep).await?;
+            run.unstarted = to_do.saturating_sub(run.tasks.len() as u64);
+            run.waiting();
         }
     }
     let mut after = i64::MIN;
@@ -127,6 +156,7 @@ pub async fn run(
             if run.summarizer.budget_spent() {
                 break 'sweep;
             }
+            run.unstarted = run.unstarted.saturating_sub(1);
             run.spawn(content_hash, text, kinds);
         }
     }
@@ -191,6 +221,26 @@ impl Run {
             let outcome = s.summarize(text, kinds, None).await;
             (content_hash, outcome)
         });
+        self.show();
+    }
+
+    /// Tells the crawl's progress display that the crawl waits for the
+    /// stage, and how far it is.
+    fn waiting(&self) {
+        if let Some(c) = &self.progress {
+            self.show();
+            c.waiting_for_summaries.store(true, Relaxed);
+        }
+    }
+
+    /// Updates the crawl's progress display, if there is one.
+    fn show(&self) {
+        if let Some(c) = &self.progress {
+            c.summaries_done.store(self.report.done, Relaxed);
+            c.summaries_failed.store(self.report.failed, Relaxed);
+            c.summaries_pending
+                .store(self.tasks.len() as u64 + self.unstarted, Relaxed);
+        }
     }
 
     async fn collect(
@@ -212,6 +262,7 @@ impl Run {
                 self.report.failed += 1;
             }
         }
+        self.show();
         self.buffer.push((hash, outcome));
         if self.buffer.len() >= FLUSH_EVERY || self.tasks.is_empty() {
             self.flush().await?;
@@ -273,6 +324,34 @@ pub async fn write(
     Ok(())
 }
 
+/// Which summarizable pages need a summary under the summarizer's key
+/// (binds: force, backend, model, prompt version, retry failed).
+const NEEDS_SUMMARY: &str = "(? OR NOT EXISTS (SELECT 1 FROM summaries s \
+    WHERE s.content_hash = p.content_hash AND s.backend = ? AND s.model = ? AND s.prompt_version = ? \
+    AND (s.state = 'done' OR NOT ?)))";
+
+/// How many distinct contents the sweep will summarize.
+async fn pending_count(
+    pool: &SqlitePool,
+    summarizer: &Summarizer,
+    sweep: SweepOptions,
+) -> Result<u64, StoreError> {
+    let key = summarizer.key();
+    let sql = format!(
+        "SELECT COUNT(DISTINCT p.content_hash) FROM pages p JOIN urls u ON u.id = p.url_id \
+         WHERE {SUMMARIZABLE} AND {NEEDS_SUMMARY}"
+    );
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(sweep.force)
+        .bind(key.backend)
+        .bind(&key.model)
+        .bind(&key.prompt_version)
+        .bind(sweep.retry_failed)
+        .fetch_one(pool)
+        .await?;
+    Ok(n.max(0) as u64)
+}
+
 /// Summarizable pages after `after` (by URL id) that need a summary under
 /// the summarizer's key, as (url id, content hash, text, line kinds).
 async fn pending(
@@ -284,9 +363,7 @@ async fn pending(
     let key = summarizer.key();
     let sql = format!(
         "SELECT p.url_id, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
-         WHERE p.url_id > ? AND {SUMMARIZABLE} AND (? OR NOT EXISTS (SELECT 1 FROM summaries s \
-         WHERE s.content_hash = p.content_hash AND s.backend = ? AND s.model = ? AND s.prompt_version = ? \
-         AND (s.state = 'done' OR NOT ?))) ORDER BY p.url_id LIMIT ?"
+         WHERE p.url_id > ? AND {SUMMARIZABLE} AND {NEEDS_SUMMARY} ORDER BY p.url_id LIMIT ?"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(after)

@@ -229,7 +229,8 @@ async fn csv_neutralizes_formulas_and_quotes_what_needs_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys() {
     let (a, _b, dir, db) = crawled().await;
-    // The target directory does not exist: exit 1, nothing written.
+    // The target directory does not exist: a usage error, found before
+    // anything is opened or written.
     let out = dir.path().join("no/such/dir/out.jsonl");
     let o = trawl_async(s(&[
         "export",
@@ -239,7 +240,12 @@ async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys(
         &out.display().to_string(),
     ]))
     .await;
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no/such/dir does not exist"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!out.exists());
     // A file already there is replaced whole, and no temporary is left.
     let out = dir.path().join("s.jsonl");

@@ -4,6 +4,7 @@ mod cli;
 mod crawl;
 mod edges;
 mod export;
+mod firstrun;
 mod hostile;
 mod pages;
 mod politeness;
