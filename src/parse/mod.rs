@@ -6,6 +6,8 @@
 //! anchor text and `rel=nofollow`) and the readable main text with the
 //! kind of each of its lines.
 //!
+//! Whether a body is HTML at all is [`mime`]'s answer ([`is_html`]: the
+//! `Content-Type`, else WHATWG MIME sniffing of the first bytes).
 //! [`parse`] decodes the body ([`decode`]: BOM, header, `<meta charset>`)
 //! and reads it in one streaming pass with no tree ([`extract`] over
 //! [`tokenize`]): time linear in the body, memory bounded by the text and
@@ -15,7 +17,10 @@
 
 pub mod entities;
 pub mod extract;
+pub mod mime;
 pub mod tokenize;
+
+pub use mime::{is_html, looks_binary, may_be_html};
 
 use std::borrow::Cow;
 
@@ -125,60 +130,6 @@ impl Default for ParseLimits {
     }
 }
 
-/// Whether a response with this `Content-Type` may be parsed as HTML
-/// (by [`is_html`], once its first bytes are in).
-pub fn may_be_html(content_type: Option<&str>) -> bool {
-    content_type.is_none_or(|ct| {
-        let mime = ct.split(';').next().unwrap_or("").trim();
-        mime.eq_ignore_ascii_case("text/html") || mime.eq_ignore_ascii_case("application/xhtml+xml")
-    })
-}
-
-/// Whether a response should be parsed as HTML. Without a `Content-Type`,
-/// the body is sniffed for a leading `<!doctype html` or `<html`. A body
-/// that [looks binary](looks_binary) is not HTML whatever its header says.
-pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
-    if looks_binary(body) || !may_be_html(content_type) {
-        return false;
-    }
-    match content_type {
-        Some(_) => true,
-        None => {
-            let start = body
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())
-                .unwrap_or(body.len());
-            let head = &body[start..body.len().min(start + 14)];
-            head.len() >= 5
-                && (head.to_ascii_lowercase().starts_with(b"<!doctype html")
-                    || head[..5].eq_ignore_ascii_case(b"<html"))
-        }
-    }
-}
-
-/// How much of a body [`looks_binary`] reads.
-const SNIFF_BYTES: usize = 1024;
-
-/// Whether the start of a body is binary: its first 1,024 bytes hold a
-/// NUL, or more than 2% of other "binary data bytes" of the WHATWG MIME
-/// Sniffing standard (C0 controls other than TAB, LF, FF, CR and ESC).
-/// Images, archives, executables and random bytes served as `text/html`
-/// do; text in any ASCII-compatible encoding does not, and a stray control
-/// character pasted into a real page is not enough. A UTF-16 body (by its
-/// BOM) is text whatever its bytes.
-pub fn looks_binary(body: &[u8]) -> bool {
-    if matches!(Encoding::for_bom(body), Some((e, _)) if e != encoding_rs::UTF_8) {
-        return false;
-    }
-    let head = &body[..body.len().min(SNIFF_BYTES)];
-    head.contains(&0)
-        || head
-            .iter()
-            .filter(|&&b| matches!(b, 0x01..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f))
-            .count()
-            > SNIFF_BYTES / 50
-}
-
 /// Decodes an HTML body: BOM first, then the `Content-Type` charset, then a
 /// `<meta charset>` / `http-equiv` in the first 1024 bytes, then UTF-8 if the
 /// bytes are valid UTF-8, else windows-1252 (what browsers assume).
@@ -187,8 +138,8 @@ pub fn decode<'a>(body: &'a [u8], content_type: Option<&str>) -> (Cow<'a, str>, 
         .map(|(e, _)| e)
         .or_else(|| {
             content_type
-                .and_then(charset_param)
-                .and_then(Encoding::for_label)
+                .and_then(mime::parse)
+                .and_then(|m| Encoding::for_label(m.charset?.as_bytes()))
         })
         .or_else(|| meta_charset(body))
         .map(|e| {
@@ -215,15 +166,6 @@ pub fn decode<'a>(body: &'a [u8], content_type: Option<&str>) -> (Cow<'a, str>, 
         });
     let (text, used, _had_errors) = encoding.decode(body);
     (text, used)
-}
-
-fn charset_param(content_type: &str) -> Option<&[u8]> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches(['"', '\'']).as_bytes())
-    })
 }
 
 /// A small prescan in the spirit of the HTML standard's: finds `charset=`
@@ -696,42 +638,5 @@ mod tests {
         // undeclared valid UTF-8
         let (_, e) = decode("café".as_bytes(), None);
         assert_eq!(e.name(), "UTF-8");
-    }
-
-    #[test]
-    fn html_detection() {
-        assert!(is_html(Some("text/html; charset=utf-8"), b""));
-        assert!(is_html(Some("application/xhtml+xml"), b""));
-        assert!(!is_html(Some("application/pdf"), b"<html>"));
-        assert!(is_html(None, b"  <!DOCTYPE html><html>"));
-        assert!(is_html(None, b"<HTML>"));
-        assert!(!is_html(None, b"%PDF-1.4"));
-        // Binary served as HTML: a PNG, zeros, a NUL in the first 1 KiB.
-        assert!(!is_html(
-            Some("text/html"),
-            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"
-        ));
-        assert!(!is_html(Some("text/html"), &[0u8; 4096]));
-        let nul_at = |i: usize| {
-            let mut b = b"<p>".repeat(500);
-            b[i] = 0;
-            b
-        };
-        assert!(!is_html(Some("text/html"), &nul_at(1000)));
-        // ...but a NUL after the first 1 KiB, ESC (ISO-2022-JP), form
-        // feeds and UTF-16 with its BOM are text.
-        assert!(is_html(Some("text/html"), &nul_at(1100)));
-        assert!(is_html(Some("text/html"), b"<p>\x1b$B$3$s\x1b(B\x0c</p>"));
-        // A few stray control characters in a real page are not binary;
-        // many are.
-        let stray = [
-            b"<p>a\x0b b\x1a c\x01</p>".as_slice(),
-            &b"<p>text</p>".repeat(80),
-        ]
-        .concat();
-        assert!(is_html(Some("text/html"), &stray));
-        assert!(!is_html(Some("text/html"), &b"<p>\x01\x02\x03".repeat(50)));
-        assert!(is_html(Some("text/html"), b"\xff\xfe<\0p\0>\0"));
-        assert!(looks_binary(b"\xef\xbb\xbf<p>\0"));
     }
 }

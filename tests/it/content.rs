@@ -1,0 +1,149 @@
+//! What a response is and how it is read: MIME sniffing of bodies with no
+//! usable Content-Type, several Content-Type headers, undeclared charsets,
+//! and robots.txt files with a rule that cannot be used or a group named
+//! with a version.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::crawl::{Crawled, config, run};
+use crate::util::{Server, html, listener};
+
+/// One answer: its headers (in order, repeats kept) and body.
+#[derive(Clone)]
+struct Answer {
+    headers: Vec<(HeaderName, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+fn answer(headers: &[(HeaderName, &[u8])], body: impl Into<Vec<u8>>) -> Answer {
+    Answer {
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.clone(), v.to_vec()))
+            .collect(),
+        body: body.into(),
+    }
+}
+
+/// Serves `pages` by path, exactly as given (no Content-Type is added);
+/// `/robots.txt` is a 404 unless given; any other path is a small HTML
+/// page with no links.
+async fn serve(pages: Vec<(&'static str, Answer)>) -> Server {
+    let l = listener().await;
+    let addr = l.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let pages: Arc<BTreeMap<&'static str, Answer>> = Arc::new(pages.into_iter().collect());
+    let seen = log.clone();
+    let app = Router::new().fallback(move |req: axum::extract::Request| {
+        let path = req.uri().path().to_string();
+        seen.lock().unwrap().push((Instant::now(), path.clone()));
+        let page = pages.get(path.as_str()).cloned();
+        async move {
+            match page {
+                Some(a) => {
+                    let mut r = Response::new(Body::from(a.body));
+                    for (name, value) in a.headers {
+                        r.headers_mut()
+                            .append(name, HeaderValue::from_bytes(&value).unwrap());
+                    }
+                    r
+                }
+                None if path == "/robots.txt" => StatusCode::NOT_FOUND.into_response(),
+                None => html(format!("<title>{path}</title><p>Page {path}.</p>")),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(l, app).await });
+    Server { addr, log }
+}
+
+/// A home page (`text/html`) linking to `paths`.
+fn home(paths: &[&str]) -> Answer {
+    let mut b = String::from("<!doctype html><title>Home</title>");
+    for p in paths {
+        b.push_str(&format!("<a href=\"{p}\">{p}</a>\n"));
+    }
+    answer(&[(header::CONTENT_TYPE, b"text/html")], b)
+}
+
+async fn crawl(s: &Server) -> Crawled {
+    run(config(&[s.url("/")])).await
+}
+
+fn requested(s: &Server) -> BTreeSet<String> {
+    s.requests().into_iter().collect()
+}
+
+#[tokio::test]
+async fn html_without_a_usable_content_type_is_sniffed_by_the_whatwg_rules() {
+    // Each body links to /found/<name>; it is followed only if the body
+    // is read as HTML.
+    let untyped = |start: &[u8], name: &str| {
+        let body = [
+            start,
+            format!("<title>{name}</title><a href=\"/found/{name}\">x</a>").as_bytes(),
+        ]
+        .concat();
+        answer(&[], body)
+    };
+    let typed = |ct: &'static [u8], name: &str| {
+        let body = format!("<!DOCTYPE html><title>{name}</title><a href=\"/found/{name}\">x</a>");
+        answer(&[(header::CONTENT_TYPE, ct)], body)
+    };
+    let pages = vec![
+        ("/comment", untyped(b"<!-- generated -->\n", "comment")),
+        ("/title", untyped(b"", "title")),
+        ("/head", untyped(b"<head>", "head")),
+        ("/body", untyped(b"<BODY class=x>", "body")),
+        ("/p", untyped(b"<p>Hello</p>", "p")),
+        ("/a", untyped(b"<a href=\"/found/a-first\">first</a>", "a")),
+        ("/ws", untyped(b"\n\t  \r\n<p>", "ws")),
+        ("/bom", untyped(b"\xef\xbb\xbf<!DOCTYPE html>", "bom")),
+        ("/unknown", typed(b"unknown/unknown", "unknown")),
+        ("/any", typed(b"*/*", "any")),
+        // Not HTML: plain text, a tag name that is not in the table, a
+        // type that is not HTML (text/plain stays text; a download stays
+        // a download).
+        ("/words", untyped(b"Hello. ", "words")),
+        ("/bogus", untyped(b"<bogus>", "bogus")),
+        ("/plain", typed(b"text/plain", "plain")),
+        ("/octets", typed(b"application/octet-stream", "octets")),
+    ];
+    let paths: Vec<&str> = pages.iter().map(|(p, _)| *p).collect();
+    let mut all = vec![("/", home(&paths))];
+    all.extend(pages);
+    let s = serve(all).await;
+    let c = crawl(&s).await;
+    let sniffed = [
+        "comment", "title", "head", "body", "p", "a", "ws", "bom", "unknown", "any",
+    ];
+    let mut want: BTreeSet<String> = paths.iter().map(|p| p.to_string()).collect();
+    want.insert("/".into());
+    want.extend(sniffed.iter().map(|n| format!("/found/{n}")));
+    want.insert("/found/a-first".into());
+    assert_eq!(requested(&s), want);
+    for name in sniffed {
+        assert_eq!(
+            c.page_field(&s.url(&format!("/{name}")), "title")
+                .await
+                .as_deref(),
+            Some(name),
+            "{name}"
+        );
+    }
+    for name in ["words", "bogus", "plain", "octets"] {
+        assert_eq!(
+            c.page_field(&s.url(&format!("/{name}")), "title").await,
+            None,
+            "{name}"
+        );
+    }
+    assert_eq!(c.report.failed, 0);
+}
