@@ -345,7 +345,10 @@ impl Fetcher {
         } else {
             None
         };
-        let content_type = text(header::CONTENT_TYPE);
+        // Every Content-Type counts, as in browsers: the last valid one.
+        let content_type = crate::parse::mime::extract(
+            h.get_all(header::CONTENT_TYPE).iter().map(|v| v.as_bytes()),
+        );
         let etag = text(header::ETAG);
         let last_modified = text(header::LAST_MODIFIED);
         let retry_after = text(header::RETRY_AFTER);

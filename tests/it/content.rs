@@ -147,3 +147,85 @@ async fn html_without_a_usable_content_type_is_sniffed_by_the_whatwg_rules() {
     }
     assert_eq!(c.report.failed, 0);
 }
+
+/// `text` in windows-1251.
+fn cp1251(text: &str) -> Vec<u8> {
+    encoding_rs::WINDOWS_1251.encode(text).0.into_owned()
+}
+
+#[tokio::test]
+async fn the_last_content_type_header_wins_and_keeps_an_earlier_charset() {
+    let body = cp1251("<title>Привет, мир</title><p>Новости дня.</p>");
+    let ct = header::CONTENT_TYPE;
+    let pages = vec![
+        // The last one wins: windows-1251, not ISO-8859-1.
+        (
+            "/last",
+            answer(
+                &[
+                    (ct.clone(), b"text/html; charset=iso-8859-1"),
+                    (ct.clone(), b"text/html; charset=windows-1251"),
+                ],
+                body.clone(),
+            ),
+        ),
+        (
+            "/then-charset",
+            answer(
+                &[
+                    (ct.clone(), b"text/html"),
+                    (ct.clone(), b"text/html; charset=windows-1251"),
+                ],
+                body.clone(),
+            ),
+        ),
+        // A last value of the same type without a charset keeps the
+        // earlier one.
+        (
+            "/kept",
+            answer(
+                &[
+                    (ct.clone(), b"text/html; charset=windows-1251"),
+                    (ct.clone(), b"text/html"),
+                ],
+                body.clone(),
+            ),
+        ),
+        // The type is the last one's too.
+        (
+            "/type",
+            answer(
+                &[(ct.clone(), b"text/plain"), (ct.clone(), b"text/html")],
+                "<title>Typed</title><a href=\"/found/type\">x</a>",
+            ),
+        ),
+    ];
+    let paths: Vec<&str> = pages.iter().map(|(p, _)| *p).collect();
+    let mut all = vec![("/", home(&paths))];
+    all.extend(pages);
+    let s = serve(all).await;
+    let c = crawl(&s).await;
+    for p in ["/last", "/then-charset", "/kept"] {
+        let url = s.url(p);
+        assert_eq!(
+            c.page_field(&url, "title").await.as_deref(),
+            Some("Привет, мир"),
+            "{p}"
+        );
+        assert_eq!(
+            c.page_field(&url, "encoding").await.as_deref(),
+            Some("windows-1251"),
+            "{p}"
+        );
+        assert_eq!(
+            c.page_field(&url, "content_type").await.as_deref(),
+            Some("text/html; charset=windows-1251"),
+            "{p}"
+        );
+    }
+    assert_eq!(
+        c.page_field(&s.url("/type"), "title").await.as_deref(),
+        Some("Typed")
+    );
+    assert!(requested(&s).contains("/found/type"));
+}
