@@ -11,19 +11,20 @@ use std::borrow::Cow;
 
 use encoding_rs::Encoding;
 
-/// A parsed MIME type: what trawl reads of it.
+/// A parsed MIME type: what trawl reads of it, borrowed from the header
+/// where it can be (nearly always: parsing costs no allocation).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MimeType {
+pub struct MimeType<'a> {
     /// `type/subtype`, ASCII lower-case.
-    pub essence: String,
+    pub essence: Cow<'a, str>,
     /// The first `charset` parameter's value, unquoted, as sent.
-    pub charset: Option<String>,
+    pub charset: Option<Cow<'a, str>>,
 }
 
-impl MimeType {
+impl MimeType<'_> {
     /// HTML by its type: `text/html` or `application/xhtml+xml`.
     pub fn is_html(&self) -> bool {
-        matches!(self.essence.as_str(), "text/html" | "application/xhtml+xml")
+        matches!(&*self.essence, "text/html" | "application/xhtml+xml")
     }
 
     /// A type that says nothing, so the body is sniffed (MIME Sniffing §7,
@@ -31,7 +32,7 @@ impl MimeType {
     /// `application/unknown`, `*/*`).
     pub fn is_unknown(&self) -> bool {
         matches!(
-            self.essence.as_str(),
+            &*self.essence,
             "unknown/unknown" | "application/unknown" | "*/*"
         )
     }
@@ -70,30 +71,36 @@ fn is_token(s: &str) -> bool {
 /// Reads an HTTP quoted string starting at the `"` that opens `s`
 /// (Fetch, "collect an HTTP quoted string" with the extract-value flag):
 /// its value with backslash escapes undone, and the bytes it took.
-fn quoted(s: &str) -> (String, usize) {
+fn quoted(s: &str) -> (Cow<'_, str>, usize) {
+    let inner = &s[1..];
+    match inner.find(['"', '\\']) {
+        Some(i) if inner.as_bytes()[i] == b'"' => return (Cow::Borrowed(&inner[..i]), i + 2),
+        None => return (Cow::Borrowed(inner), s.len()),
+        Some(_) => {}
+    }
     let mut value = String::new();
     let mut chars = s.char_indices().skip(1);
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return (value, i + 1),
+            '"' => return (Cow::Owned(value), i + 1),
             '\\' => match chars.next() {
                 Some((_, e)) => value.push(e),
                 None => {
                     value.push('\\');
-                    return (value, s.len());
+                    return (Cow::Owned(value), s.len());
                 }
             },
             c => value.push(c),
         }
     }
-    (value, s.len())
+    (Cow::Owned(value), s.len())
 }
 
 /// Parses one MIME type (WHATWG MIME Sniffing §4.4, "parse a MIME type"):
 /// `None` when it is not one (no `/`, an empty or non-token type or
 /// subtype). Of the parameters only `charset` is kept (the first one, as
 /// the standard keeps the first of each name).
-pub fn parse(input: &str) -> Option<MimeType> {
+pub fn parse(input: &str) -> Option<MimeType<'_>> {
     let s = input.trim_matches(is_http_ws);
     let (ty, rest) = s.split_once('/')?;
     let (subtype, mut params) = match rest.find(';') {
@@ -104,8 +111,14 @@ pub fn parse(input: &str) -> Option<MimeType> {
     if !is_token(ty) || !is_token(subtype) {
         return None;
     }
+    // `type/subtype` as sent: the subtype follows the `/` directly.
+    let essence = &s[..ty.len() + 1 + subtype.len()];
     let mut mime = MimeType {
-        essence: format!("{ty}/{subtype}").to_ascii_lowercase(),
+        essence: if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(essence.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(essence)
+        },
         charset: None,
     };
     // Each turn starts at a `;`.
@@ -122,7 +135,7 @@ pub fn parse(input: &str) -> Option<MimeType> {
         let (value, rest) = if p.starts_with('"') {
             let (v, used) = quoted(p);
             let rest = &p[used..];
-            (Cow::Owned(v), &rest[rest.find(';').unwrap_or(rest.len())..])
+            (v, &rest[rest.find(';').unwrap_or(rest.len())..])
         } else {
             let end = p.find(';').unwrap_or(p.len());
             let v = p[..end].trim_end_matches(is_http_ws);
@@ -138,7 +151,7 @@ pub fn parse(input: &str) -> Option<MimeType> {
             .chars()
             .all(|c| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c));
         if name.eq_ignore_ascii_case("charset") && valid_value && mime.charset.is_none() {
-            mime.charset = Some(value.into_owned());
+            mime.charset = Some(value);
         }
     }
     Some(mime)
@@ -202,15 +215,16 @@ pub fn extract<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<String>
         if mime.essence == "*/*" {
             continue;
         }
+        let mime_charset = mime.charset.map(Cow::into_owned);
         // As the standard has it, a value of the same essence with a
         // charset of its own wins with that charset but does not replace
         // the one later values without a charset inherit.
-        let carried = if essence.as_deref() != Some(mime.essence.as_str()) {
-            charset = mime.charset;
-            essence = Some(mime.essence);
+        let carried = if essence.as_deref() != Some(&*mime.essence) {
+            essence = Some(mime.essence.into_owned());
+            charset = mime_charset;
             false
         } else {
-            mime.charset.is_none() && charset.is_some()
+            mime_charset.is_none() && charset.is_some()
         };
         winner = Some((value, carried));
     }
@@ -337,7 +351,7 @@ fn is_binary_data_byte(b: u8) -> bool {
 /// What a `Content-Type` (as [`extract`] gives it) says: `None` for no
 /// usable type (none sent, none parsed, or one of the unknown types), in
 /// which case the body decides.
-fn declared(content_type: Option<&str>) -> Option<MimeType> {
+fn declared(content_type: Option<&str>) -> Option<MimeType<'_>> {
     content_type.and_then(parse).filter(|m| !m.is_unknown())
 }
 
@@ -394,7 +408,8 @@ mod tests {
 
     #[test]
     fn mime_types_parse_as_the_standard_says() {
-        let m = |s: &str| parse(s).map(|m| (m.essence, m.charset));
+        let m =
+            |s: &str| parse(s).map(|m| (m.essence.into_owned(), m.charset.map(Cow::into_owned)));
         let some = |e: &str, c: Option<&str>| Some((e.to_string(), c.map(str::to_string)));
         assert_eq!(m("text/html"), some("text/html", None));
         assert_eq!(

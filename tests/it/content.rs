@@ -229,3 +229,60 @@ async fn the_last_content_type_header_wins_and_keeps_an_earlier_charset() {
     );
     assert!(requested(&s).contains("/found/type"));
 }
+
+#[tokio::test]
+async fn an_undeclared_charset_is_detected_and_a_late_meta_charset_honoured() {
+    let ct: &[(HeaderName, &[u8])] = &[(header::CONTENT_TYPE, b"text/html")];
+    // windows-1251, declared nowhere.
+    let russian = cp1251(
+        "<!DOCTYPE html><html><head><title>Новости дня</title></head><body>\
+         <p>Сегодня в городе прошёл сильный дождь, а на завтра синоптики обещают солнце.</p>\
+         </body></html>",
+    );
+    // A <meta charset> after the first 1024 bytes, naming an encoding the
+    // detector would not guess (x-mac-cyrillic: its capitals are other
+    // letters in windows-1251).
+    let mac = encoding_rs::Encoding::for_label(b"x-mac-cyrillic").unwrap();
+    let late = [
+        format!(
+            "<!DOCTYPE html><html><head><script>var config = \"{}\";</script>",
+            "x".repeat(1100)
+        )
+        .as_bytes(),
+        b"<meta charset=\"x-mac-cyrillic\">",
+        &mac.encode("<title>Привет, мир</title></head><body><p>Новости дня.</p></body></html>")
+            .0,
+    ]
+    .concat();
+    let s = serve(vec![
+        ("/", home(&["/ru", "/late"])),
+        ("/ru", answer(ct, russian)),
+        ("/late", answer(ct, late)),
+    ])
+    .await;
+    let c = crawl(&s).await;
+    let field = |p: &str, f: &'static str| {
+        let url = s.url(p);
+        let c = &c;
+        async move { c.page_field(&url, f).await }
+    };
+    assert_eq!(field("/ru", "title").await.as_deref(), Some("Новости дня"));
+    assert_eq!(
+        field("/ru", "encoding").await.as_deref(),
+        Some("windows-1251")
+    );
+    assert!(
+        field("/ru", "text")
+            .await
+            .unwrap()
+            .starts_with("Сегодня в городе прошёл сильный дождь")
+    );
+    assert_eq!(
+        field("/late", "title").await.as_deref(),
+        Some("Привет, мир")
+    );
+    assert_eq!(
+        field("/late", "encoding").await.as_deref(),
+        Some("x-mac-cyrillic")
+    );
+}
