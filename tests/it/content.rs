@@ -286,3 +286,50 @@ async fn an_undeclared_charset_is_detected_and_a_late_meta_charset_honoured() {
         Some("x-mac-cyrillic")
     );
 }
+
+/// A robots.txt answer.
+fn robots(txt: &str) -> Answer {
+    answer(&[(header::CONTENT_TYPE, b"text/plain")], txt)
+}
+
+#[tokio::test]
+async fn a_robots_rule_that_cannot_be_compiled_voids_only_itself() {
+    // 40 wildcards and an end anchor: past texting_robots' regex size
+    // limit, which made it refuse the whole file (read as allow-all).
+    let wild: String = (0..40)
+        .map(|i| format!("*{}=", (b'a' + (i % 26) as u8) as char))
+        .collect();
+    let txt = format!("User-agent: *\nDisallow: /{wild}$\nDisallow: /secret/\n");
+    let s = serve(vec![
+        ("/robots.txt", robots(&txt)),
+        ("/", home(&["/secret/plans", "/public"])),
+    ])
+    .await;
+    let c = crawl(&s).await;
+    assert_eq!(
+        requested(&s),
+        ["/", "/public"].map(String::from).into_iter().collect()
+    );
+    assert_eq!(
+        c.urls_in("skipped")
+            .await
+            .get(&s.url("/secret/plans"))
+            .map(String::as_str),
+        Some("robots")
+    );
+    // `trawl status` names the host and the count.
+    let status = trawl::status::collect(&c.store).await.unwrap();
+    let origin = s.url("");
+    assert!(
+        status.to_text().contains(&format!(
+            "  {origin}: robots.txt: 1 rule could not be used\n"
+        )),
+        "{}",
+        status.to_text()
+    );
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(
+        json["robots_unusable_rules"],
+        serde_json::json!([{"origin": origin, "rules": 1}])
+    );
+}
