@@ -10,7 +10,9 @@
 //! Crawl-delay and sitemaps. Where it refuses a whole file for one rule
 //! it cannot compile, the rule is left out and the rest obeyed
 //! (`compile`). Matching uses the product token of the user
-//! agent (`trawl` for `trawl/0.1 (+https://…)`), case-insensitively.
+//! agent (`trawl` for `trawl/0.1 (+https://…)`), case-insensitively, and
+//! reads a group's name, as Google does, up to its first character
+//! outside `[A-Za-z_-]` ([`agent_name`]: `trawl/1.0` names trawl).
 
 use std::time::Duration;
 
@@ -63,7 +65,14 @@ impl Robots {
     pub fn from_fetch(agent: &str, f: &RobotsFetch) -> Robots {
         match f.status {
             Some(s) if (200..300).contains(&s) => {
-                match compile(agent, &normalize_paths(&cut_at_line(&f.body))) {
+                let body = normalize_paths(&cut_at_line(&f.body));
+                let body = agent_names(&body);
+                // An agent with no name left ("2bot") can only be `*`.
+                let ours = match agent_name(agent.as_bytes()) {
+                    b"" => "*",
+                    name => std::str::from_utf8(name).unwrap_or("*"),
+                };
+                match compile(ours, &body) {
                     Ok((robot, unusable)) => Robots::Rules {
                         robot: Box::new(robot),
                         unusable,
@@ -313,6 +322,73 @@ fn normalize_paths(body: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The name a `User-agent:` value is matched by: up to its first
+/// character outside `[A-Za-z_-]` (`trawl` for `trawl/1.0` or
+/// `trawl 1.0 beta`), as Google's robots.txt parser and crawler-commons
+/// read it (RFC 9309 §2.2.1: the product token, matched
+/// case-insensitively). `*` alone, or followed by whitespace, is the
+/// any-agent group; `*bot` names no crawler.
+pub fn agent_name(value: &[u8]) -> &[u8] {
+    if value.first() == Some(&b'*') && value.get(1).is_none_or(|b| b.is_ascii_whitespace()) {
+        return b"*";
+    }
+    let len = value
+        .iter()
+        .position(|b| !(b.is_ascii_alphabetic() || matches!(b, b'-' | b'_')))
+        .unwrap_or(value.len());
+    &value[..len]
+}
+
+/// Rewrites every `User-agent:` line to the name it is matched by
+/// ([`agent_name`]): texting_robots compares the whole value, so a group
+/// named `trawl/1.0` would never apply to `trawl`. Lines are recognised
+/// as texting_robots recognises them (`user-agent`, `user agent` or
+/// `useragent` in any case after spaces or tabs, then `:` or a space; the
+/// value ends at `#` or the line's end). A file with no such line is
+/// returned as it is.
+fn agent_names(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let value_of = |line: &[u8]| -> Option<usize> {
+        let start = line.iter().position(|b| !matches!(b, b' ' | b'\t'))?;
+        let rest = &line[start..];
+        let key = [&b"user-agent"[..], b"user agent", b"useragent"]
+            .into_iter()
+            .find(|k| rest.len() >= k.len() && rest[..k.len()].eq_ignore_ascii_case(k))?;
+        let after = &rest[key.len()..];
+        let spaces = after
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
+        let at = if after.get(spaces) == Some(&b':') {
+            spaces + 1
+        } else if spaces > 0 {
+            spaces
+        } else {
+            return None;
+        };
+        Some(start + key.len() + at)
+    };
+    // The BOM texting_robots skips must not hide a first user-agent line.
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let lines = lines(body);
+    if !lines.iter().any(|(line, _)| value_of(line).is_some()) {
+        return body.into();
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for (line, end) in lines {
+        match value_of(line) {
+            Some(at) => {
+                let value = &line[at..];
+                let value = &value[..memchr::memchr(b'#', value).unwrap_or(value.len())];
+                out.extend_from_slice(b"User-agent: ");
+                out.extend_from_slice(agent_name(value.trim_ascii()));
+            }
+            None => out.extend_from_slice(line),
+        }
+        out.extend_from_slice(end);
+    }
+    out.into()
 }
 
 /// The robots.txt URL of an origin key (`scheme://host:port`).
@@ -584,8 +660,86 @@ mod tests {
     }
 
     #[test]
+    fn a_group_named_with_a_version_is_ours() {
+        let cases: &[(&str, &str, &str, bool)] = &[
+            (
+                "User-agent: trawl/1.0\nDisallow: /private/\n",
+                "trawl",
+                "/private/x",
+                false,
+            ),
+            (
+                "User-agent: Trawl/2.3 (+https://t.example)\nDisallow: /p\n",
+                "trawl",
+                "/p",
+                false,
+            ),
+            (
+                "User-agent: trawl 1.0\nDisallow: /p\n",
+                "trawl",
+                "/p",
+                false,
+            ),
+            ("useragent:trawl/1\nDisallow: /p\n", "trawl", "/p", false),
+            ("  User agent trawl/1\nDisallow: /p\n", "trawl", "/p", false),
+            (
+                "User-agent: trawl/1 # ours\nDisallow: /p\n",
+                "trawl",
+                "/p",
+                false,
+            ),
+            // Our group, versioned, still wins over `*`.
+            (
+                "User-agent: *\nDisallow: /\n\nUser-agent: trawl/9\nAllow: /\n",
+                "trawl",
+                "/x",
+                true,
+            ),
+            // Another name that starts like ours is not ours.
+            ("User-agent: trawl-bot\nDisallow: /p\n", "trawl", "/p", true),
+            (
+                "User-agent: trawlbot/1.0\nDisallow: /p\n",
+                "trawl",
+                "/p",
+                true,
+            ),
+            ("User-agent: trawl_x\nDisallow: /p\n", "trawl", "/p", true),
+            // `*` followed by a comment or spaces is every agent; `*bot` none.
+            ("User-agent: * # all\nDisallow: /p\n", "trawl", "/p", false),
+            ("User-agent: *bot\nDisallow: /p\n", "trawl", "/p", true),
+            // Our token is read the same way: digits end it on both sides.
+            (
+                "User-agent: Bot2000/3\nDisallow: /p\n",
+                "bot2000",
+                "/p",
+                false,
+            ),
+            ("User-agent: 2bot\nDisallow: /p\n", "2bot", "/p", true),
+            ("User-agent: *\nDisallow: /p\n", "2bot", "/p", false),
+        ];
+        for (txt, agent, path, expect) in cases {
+            assert_eq!(
+                allowed(txt, agent, path),
+                *expect,
+                "{agent} {path} with robots.txt:\n{txt}"
+            );
+        }
+        assert_eq!(agent_name(b"Googlebot-News/2.1"), b"Googlebot-News");
+        assert_eq!(agent_name(b"* x"), b"*");
+        assert_eq!(agent_name(b"*/1"), b"");
+        let plain = b"Disallow: /x\n";
+        assert!(matches!(agent_names(plain), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(
+            &*agent_names(b"User-Agent: trawl/1.0\r\nuser-agent:* \r\nDisallow: /x\r\n"),
+            b"User-agent: trawl\r\nUser-agent: *\r\nDisallow: /x\r\n"
+        );
+    }
+
+    #[test]
     fn a_utf8_bom_is_skipped() {
         let txt = "\u{feff}user-agent: *\ndisallow: /bom\n";
+        assert!(!allowed(txt, "trawl", "/bom"));
+        let txt = "\u{feff}user-agent: trawl/1\ndisallow: /bom\n";
         assert!(!allowed(txt, "trawl", "/bom"));
     }
 

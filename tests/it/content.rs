@@ -333,3 +333,27 @@ async fn a_robots_rule_that_cannot_be_compiled_voids_only_itself() {
         serde_json::json!([{"origin": origin, "rules": 1}])
     );
 }
+
+#[tokio::test]
+async fn a_robots_group_named_with_a_version_applies_to_trawl() {
+    let s = serve(vec![
+        (
+            "/robots.txt",
+            robots("User-agent: trawl/1.0\nDisallow: /private/\n"),
+        ),
+        ("/", home(&["/private/diary", "/open"])),
+    ])
+    .await;
+    let c = crawl(&s).await;
+    assert_eq!(
+        requested(&s),
+        ["/", "/open"].map(String::from).into_iter().collect()
+    );
+    assert_eq!(
+        c.urls_in("skipped")
+            .await
+            .get(&s.url("/private/diary"))
+            .map(String::as_str),
+        Some("robots")
+    );
+}
