@@ -291,7 +291,7 @@ const HTML_PATTERNS: &[&[u8]] = &[
 /// would display). Over the first 1,445 bytes:
 ///
 /// - `text/html`: after leading whitespace bytes (TAB, LF, FF, CR,
-///   space), one of [`HTML_PATTERNS`] (`<!DOCTYPE HTML`, `<HTML`, `<HEAD`,
+///   space), one of `HTML_PATTERNS` (`<!DOCTYPE HTML`, `<HTML`, `<HEAD`,
 ///   `<SCRIPT`, `<IFRAME`, `<H1`, `<DIV`, `<FONT`, `<TABLE`, `<A`,
 ///   `<STYLE`, `<TITLE`, `<B`, `<BODY`, `<BR`, `<P`, `<!--`), any case,
 ///   then a space or `>`;
@@ -383,7 +383,7 @@ pub fn may_be_html(content_type: Option<&str>) -> bool {
 
 /// Whether a response is read as HTML: its type is `text/html` or
 /// `application/xhtml+xml`, or it has no usable type and its first bytes
-/// [sniff](sniff) as `text/html`. `text/plain`, `application/octet-stream`
+/// sniff as `text/html` ([`sniff`]). `text/plain`, `application/octet-stream`
 /// and every other declared type are not sniffed (MIME Sniffing §7: the
 /// computed type of those is never HTML). A body that [looks
 /// binary](looks_binary) is not HTML whatever its header says.
