@@ -974,19 +974,24 @@ impl Coordinator {
             Duration::from_millis((crate::util::now_ms() - load.fetch.fetched_at).max(0) as u64);
         let loaded = self.hosts.loaded(&origin, &load.fetch, age);
         if load.fresh {
-            let crawl_delay_ms = match &loaded {
+            let (crawl_delay_ms, unusable_rules) = match &loaded {
                 Loaded::Ready {
                     crawl_delay,
                     capped_from,
+                    unusable_rules,
                     ..
-                } => capped_from.or(*crawl_delay).map(|d| d.as_millis() as i64),
-                _ => None,
+                } => (
+                    capped_from.or(*crawl_delay).map(|d| d.as_millis() as i64),
+                    *unusable_rules,
+                ),
+                _ => (None, 0),
             };
             self.writer
                 .send(WriteOp::Host(Box::new(HostRecord {
                     origin: origin.to_string(),
                     robots: load.fetch,
                     crawl_delay_ms,
+                    unusable_rules,
                 })))
                 .await?;
         }
@@ -1024,7 +1029,15 @@ impl Coordinator {
                 crawl_delay,
                 capped_from,
                 sitemaps,
+                unusable_rules,
             } => {
+                if unusable_rules > 0 {
+                    tracing::warn!(
+                        "{origin}: robots.txt: {} could not be used and {} left out; every other rule is obeyed",
+                        crate::robots::rules_count(unusable_rules.into()),
+                        if unusable_rules == 1 { "is" } else { "are" }
+                    );
+                }
                 if let Some(asked) = capped_from {
                     tracing::warn!(
                         "{origin}: robots.txt asks for a Crawl-delay of {asked:?}; using --max-crawl-delay {:?}",

@@ -422,7 +422,10 @@ impl Fetcher {
             None
         };
         let refresh = h.get("refresh").map(|v| header_text(v.as_bytes()));
-        let content_type = text(header::CONTENT_TYPE);
+        // Every Content-Type counts, as in browsers: the last valid one.
+        let content_type = crate::parse::mime::extract(
+            h.get_all(header::CONTENT_TYPE).iter().map(|v| v.as_bytes()),
+        );
         let etag = text(header::ETAG);
         let last_modified = text(header::LAST_MODIFIED);
         let retry_after = text(header::RETRY_AFTER);

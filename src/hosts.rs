@@ -61,6 +61,8 @@ pub enum Loaded {
         crawl_delay: Option<Duration>,
         capped_from: Option<Duration>,
         sitemaps: Vec<String>,
+        /// Rules of our group that could not be used and were left out.
+        unusable_rules: u32,
     },
     /// Unavailable; ask again after this long.
     Retry { after: Duration, why: String },
@@ -194,6 +196,7 @@ impl Hosts {
         let crawl_delay = asked.map(|d| d.min(self.max_crawl_delay));
         let capped_from = asked.filter(|d| *d > self.max_crawl_delay);
         let sitemaps = robots.sitemaps().to_vec();
+        let unusable_rules = robots.unusable_rules();
         let expires = Instant::now() + ROBOTS_TTL.saturating_sub(age);
         self.entries
             .insert(Arc::from(origin), RobotsState::Ready { robots, expires });
@@ -201,6 +204,7 @@ impl Hosts {
             crawl_delay,
             capped_from,
             sitemaps,
+            unusable_rules,
         }
     }
 

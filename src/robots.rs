@@ -7,8 +7,12 @@
 //!
 //! Parsing is texting_robots: it parses once (a check is a few µs), keeps a
 //! `Sitemap:` line from ending a group, strips a UTF-8 BOM and exposes
-//! Crawl-delay and sitemaps. Matching uses the product token of the user
-//! agent (`trawl` for `trawl/0.1 (+https://…)`), case-insensitively.
+//! Crawl-delay and sitemaps. Where it refuses a whole file for one rule
+//! it cannot compile, the rule is left out and the rest obeyed
+//! (`compile`). Matching uses the product token of the user
+//! agent (`trawl` for `trawl/0.1 (+https://…)`), case-insensitively, and
+//! reads a group's name, as Google does, up to its first character
+//! outside `[A-Za-z_-]` ([`agent_name`]: `trawl/1.0` names trawl).
 
 use std::time::Duration;
 
@@ -51,8 +55,9 @@ pub struct RobotsFetch {
 pub enum Robots {
     /// No robots.txt (4xx) or one without rules: everything is allowed.
     AllowAll,
-    /// Parsed rules for our user agent.
-    Rules(Box<Robot>),
+    /// Parsed rules for our user agent, and how many rules of our group
+    /// could not be used (see `compile`).
+    Rules { robot: Box<Robot>, unusable: u32 },
     /// 5xx, a network error or a redirect loop: nothing may be fetched
     /// until a later attempt succeeds. Carries the reason.
     Unavailable(String),
@@ -64,13 +69,21 @@ impl Robots {
     pub fn from_fetch(agent: &str, f: &RobotsFetch) -> Robots {
         match f.status {
             Some(s) if (200..300).contains(&s) => {
-                match Robot::new(agent, &normalize_paths(&cut_at_line(&f.body))) {
-                    Ok(robot) => Robots::Rules(Box::new(robot)),
-                    // Unparseable: as if it had no rules (Google does the same).
-                    Err(e) => {
-                        tracing::warn!("robots.txt could not be parsed, allowing all: {e}");
-                        Robots::AllowAll
-                    }
+                let body = normalize_paths(&cut_at_line(&f.body));
+                let body = agent_names(&body);
+                // An agent with no name left ("2bot") can only be `*`.
+                let ours = match agent_name(agent.as_bytes()) {
+                    b"" => "*",
+                    name => std::str::from_utf8(name).unwrap_or("*"),
+                };
+                match compile(ours, &body) {
+                    Ok((robot, unusable)) => Robots::Rules {
+                        robot: Box::new(robot),
+                        unusable,
+                    },
+                    // Never read as "allow all": nothing may be fetched
+                    // while the file cannot be read.
+                    Err(e) => Robots::Unavailable(format!("robots.txt could not be parsed: {e}")),
                 }
             }
             Some(s) if (400..500).contains(&s) => Robots::AllowAll,
@@ -91,7 +104,7 @@ impl Robots {
     pub fn allowed(&self, url: &Url) -> bool {
         match self {
             Robots::AllowAll => true,
-            Robots::Rules(r) => r.allowed(url.as_str()),
+            Robots::Rules { robot, .. } => robot.allowed(url.as_str()),
             Robots::Unavailable(_) => false,
         }
     }
@@ -99,7 +112,7 @@ impl Robots {
     /// The Crawl-delay of our group, if any.
     pub fn crawl_delay(&self) -> Option<Duration> {
         match self {
-            Robots::Rules(r) => r
+            Robots::Rules { robot, .. } => robot
                 .delay
                 .filter(|d| d.is_finite() && *d > 0.0)
                 .map(|d| Duration::from_secs_f64(d as f64)),
@@ -110,10 +123,111 @@ impl Robots {
     /// `Sitemap:` URLs (for every agent, as the protocol says).
     pub fn sitemaps(&self) -> &[String] {
         match self {
-            Robots::Rules(r) => &r.sitemaps,
+            Robots::Rules { robot, .. } => &robot.sitemaps,
             _ => &[],
         }
     }
+
+    /// Rules of our group that could not be used and were left out.
+    pub fn unusable_rules(&self) -> u32 {
+        match self {
+            Robots::Rules { unusable, .. } => *unusable,
+            _ => 0,
+        }
+    }
+}
+
+/// Parses a robots.txt for `agent` using every rule that can be used, as
+/// RFC 9309 §2.2 asks ("crawlers MUST use the parseable rules"): a rule
+/// texting_robots cannot compile (a pattern whose regex passes its size
+/// limit, like `/*a=*b=…*z=$` with 40 wildcards) makes it refuse the whole
+/// file, so when it does, each line is compiled alone, those that fail
+/// are put out of use, and the file is compiled again. Also returns how
+/// many of the rules put out of use belong to the group `agent` obeys.
+///
+/// A rule put out of use becomes `Allow:` (empty), which matches every
+/// path with length 0: it never wins over another rule, and everything
+/// is allowed anyway when nothing else matches. Deleting the line instead
+/// could merge the user-agent lines around it into one group. To tell
+/// which of them were ours, each is replaced once by a `Disallow:` of a
+/// path no site uses and the library is asked whether that path is
+/// allowed.
+///
+/// An error only when the file cannot be read with every such rule out
+/// of use (the library's parser does not fail otherwise).
+fn compile(agent: &str, body: &[u8]) -> Result<(Robot, u32), String> {
+    let first = match Robot::new(agent, body) {
+        Ok(robot) => return Ok((robot, 0)),
+        Err(e) => format!("{e:#}"),
+    };
+    let lines = lines(body);
+    // texting_robots 0.2 builds a regex, the only thing that can fail,
+    // for patterns with `$` alone: other lines need no probe. (Were that
+    // to change, a failing line not probed would fail the compile below:
+    // the file would be unavailable, never allow-all.)
+    let unusable: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, (line, _))| {
+            line.contains(&b'$') && {
+                let probe = [b"user-agent: x\n".as_slice(), line, b"\n"].concat();
+                Robot::new("x", &probe).is_err()
+            }
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let rebuilt = |replace: &dyn Fn(usize) -> Vec<u8>| -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len());
+        for (i, (line, end)) in lines.iter().enumerate() {
+            match unusable.binary_search(&i) {
+                Ok(_) => out.extend_from_slice(&replace(i)),
+                Err(_) => out.extend_from_slice(line),
+            }
+            out.extend_from_slice(end);
+        }
+        out
+    };
+    let robot = Robot::new(agent, &rebuilt(&|_| b"Allow:".to_vec())).map_err(|_| first)?;
+    let marker = |i: usize| format!("/trawl-unusable-rule-{i}-of-robots-txt");
+    let marked = Robot::new(
+        agent,
+        &rebuilt(&|i| format!("Disallow: {}", marker(i)).into_bytes()),
+    );
+    let ours = match marked {
+        Ok(m) => unusable.iter().filter(|&&i| !m.allowed(&marker(i))).count(),
+        Err(_) => unusable.len(),
+    };
+    for &i in &unusable {
+        tracing::debug!(
+            "robots.txt rule left out, it cannot be compiled: {}",
+            String::from_utf8_lossy(lines[i].0).trim()
+        );
+    }
+    Ok((robot, ours as u32))
+}
+
+/// "1 rule", "3 rules".
+pub fn rules_count(n: i64) -> String {
+    if n == 1 {
+        "1 rule".into()
+    } else {
+        format!("{n} rules")
+    }
+}
+
+/// The lines of a robots.txt as texting_robots reads them (ended by LF,
+/// CR or NUL), each with the run of line-end bytes that follows it.
+fn lines(body: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let is_end = |b: &u8| matches!(b, b'\n' | b'\r' | 0);
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let len = rest.iter().position(is_end).unwrap_or(rest.len());
+        let ends = rest[len..].iter().take_while(|b| is_end(b)).count();
+        out.push((&rest[..len], &rest[len..len + ends]));
+        rest = &rest[len + ends..];
+    }
+    out
 }
 
 /// Page-level robots directives (meta robots and X-Robots-Tag) that
@@ -212,6 +326,73 @@ fn normalize_paths(body: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The name a `User-agent:` value is matched by: up to its first
+/// character outside `[A-Za-z_-]` (`trawl` for `trawl/1.0` or
+/// `trawl 1.0 beta`), as Google's robots.txt parser and crawler-commons
+/// read it (RFC 9309 §2.2.1: the product token, matched
+/// case-insensitively). `*` alone, or followed by whitespace, is the
+/// any-agent group; `*bot` names no crawler.
+pub fn agent_name(value: &[u8]) -> &[u8] {
+    if value.first() == Some(&b'*') && value.get(1).is_none_or(|b| b.is_ascii_whitespace()) {
+        return b"*";
+    }
+    let len = value
+        .iter()
+        .position(|b| !(b.is_ascii_alphabetic() || matches!(b, b'-' | b'_')))
+        .unwrap_or(value.len());
+    &value[..len]
+}
+
+/// Rewrites every `User-agent:` line to the name it is matched by
+/// ([`agent_name`]): texting_robots compares the whole value, so a group
+/// named `trawl/1.0` would never apply to `trawl`. Lines are recognised
+/// as texting_robots recognises them (`user-agent`, `user agent` or
+/// `useragent` in any case after spaces or tabs, then `:` or a space; the
+/// value ends at `#` or the line's end). A file with no such line is
+/// returned as it is.
+fn agent_names(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let value_of = |line: &[u8]| -> Option<usize> {
+        let start = line.iter().position(|b| !matches!(b, b' ' | b'\t'))?;
+        let rest = &line[start..];
+        let key = [&b"user-agent"[..], b"user agent", b"useragent"]
+            .into_iter()
+            .find(|k| rest.len() >= k.len() && rest[..k.len()].eq_ignore_ascii_case(k))?;
+        let after = &rest[key.len()..];
+        let spaces = after
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
+        let at = if after.get(spaces) == Some(&b':') {
+            spaces + 1
+        } else if spaces > 0 {
+            spaces
+        } else {
+            return None;
+        };
+        Some(start + key.len() + at)
+    };
+    // The BOM texting_robots skips must not hide a first user-agent line.
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    let lines = lines(body);
+    if !lines.iter().any(|(line, _)| value_of(line).is_some()) {
+        return body.into();
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for (line, end) in lines {
+        match value_of(line) {
+            Some(at) => {
+                let value = &line[at..];
+                let value = &value[..memchr::memchr(b'#', value).unwrap_or(value.len())];
+                out.extend_from_slice(b"User-agent: ");
+                out.extend_from_slice(agent_name(value.trim_ascii()));
+            }
+            None => out.extend_from_slice(line),
+        }
+        out.extend_from_slice(end);
+    }
+    out.into()
 }
 
 /// The robots.txt URL of an origin key (`scheme://host:port`).
@@ -436,9 +617,135 @@ mod tests {
         }
     }
 
+    /// A pattern texting_robots cannot compile: 40 wildcards and an end
+    /// anchor make a regex past its size limit.
+    fn uncompilable() -> String {
+        let parts: String = (0..40)
+            .map(|i| format!("*{}=", (b'a' + (i % 26) as u8) as char))
+            .collect();
+        format!("/{parts}$")
+    }
+
+    #[test]
+    fn a_rule_that_cannot_be_compiled_is_left_out_alone() {
+        let bad = uncompilable();
+        assert!(Robot::new("trawl", format!("disallow: {bad}\n").as_bytes()).is_err());
+        let check = |txt: &str, path: &str| {
+            let r = rules(txt, "trawl");
+            (
+                r.allowed(&Url::parse("http://e.com").unwrap().join(path).unwrap()),
+                r.unusable_rules(),
+            )
+        };
+        // The other rules of the file still hold (it was allow-all).
+        let txt = format!("User-agent: *\nDisallow: {bad}\nDisallow: /secret/\n");
+        assert_eq!(check(&txt, "/secret/x"), (false, 1));
+        assert_eq!(check(&txt, "/public"), (true, 1));
+        // With CR line ends, in any case, several of them.
+        let txt = format!("USER-AGENT: *\rdisallow: {bad}\rDisallow: /secret/\rallow: {bad}x\r");
+        assert_eq!(check(&txt, "/secret/x"), (false, 2));
+        // Groups keep their bounds: a rule left out of our group does not
+        // merge it with the next one.
+        let txt =
+            format!("User-agent: trawl\nDisallow: {bad}\nUser-agent: other\nDisallow: /theirs/\n");
+        assert_eq!(check(&txt, "/theirs/x"), (true, 1));
+        // Only rules of the group we obey are counted; another group's
+        // are left out too.
+        let txt = format!(
+            "User-agent: other\nDisallow: {bad}\n\nUser-agent: *\nDisallow: {bad}\nDisallow: /secret/\n"
+        );
+        assert_eq!(check(&txt, "/secret/x"), (false, 1));
+        let txt =
+            format!("User-agent: other\nDisallow: {bad}\n\nUser-agent: *\nDisallow: /secret/\n");
+        assert_eq!(check(&txt, "/secret/x"), (false, 0));
+        // A file with no user-agent line is everyone's.
+        assert_eq!(
+            check(&format!("Disallow: {bad}\nDisallow: /s/\n"), "/s/1"),
+            (false, 1)
+        );
+    }
+
+    #[test]
+    fn a_group_named_with_a_version_is_ours() {
+        let cases: &[(&str, &str, &str, bool)] = &[
+            (
+                "User-agent: trawl/1.0\nDisallow: /private/\n",
+                "trawl",
+                "/private/x",
+                false,
+            ),
+            (
+                "User-agent: Trawl/2.3 (+https://t.example)\nDisallow: /p\n",
+                "trawl",
+                "/p",
+                false,
+            ),
+            (
+                "User-agent: trawl 1.0\nDisallow: /p\n",
+                "trawl",
+                "/p",
+                false,
+            ),
+            ("useragent:trawl/1\nDisallow: /p\n", "trawl", "/p", false),
+            ("  User agent trawl/1\nDisallow: /p\n", "trawl", "/p", false),
+            (
+                "User-agent: trawl/1 # ours\nDisallow: /p\n",
+                "trawl",
+                "/p",
+                false,
+            ),
+            // Our group, versioned, still wins over `*`.
+            (
+                "User-agent: *\nDisallow: /\n\nUser-agent: trawl/9\nAllow: /\n",
+                "trawl",
+                "/x",
+                true,
+            ),
+            // Another name that starts like ours is not ours.
+            ("User-agent: trawl-bot\nDisallow: /p\n", "trawl", "/p", true),
+            (
+                "User-agent: trawlbot/1.0\nDisallow: /p\n",
+                "trawl",
+                "/p",
+                true,
+            ),
+            ("User-agent: trawl_x\nDisallow: /p\n", "trawl", "/p", true),
+            // `*` followed by a comment or spaces is every agent; `*bot` none.
+            ("User-agent: * # all\nDisallow: /p\n", "trawl", "/p", false),
+            ("User-agent: *bot\nDisallow: /p\n", "trawl", "/p", true),
+            // Our token is read the same way: digits end it on both sides.
+            (
+                "User-agent: Bot2000/3\nDisallow: /p\n",
+                "bot2000",
+                "/p",
+                false,
+            ),
+            ("User-agent: 2bot\nDisallow: /p\n", "2bot", "/p", true),
+            ("User-agent: *\nDisallow: /p\n", "2bot", "/p", false),
+        ];
+        for (txt, agent, path, expect) in cases {
+            assert_eq!(
+                allowed(txt, agent, path),
+                *expect,
+                "{agent} {path} with robots.txt:\n{txt}"
+            );
+        }
+        assert_eq!(agent_name(b"Googlebot-News/2.1"), b"Googlebot-News");
+        assert_eq!(agent_name(b"* x"), b"*");
+        assert_eq!(agent_name(b"*/1"), b"");
+        let plain = b"Disallow: /x\n";
+        assert!(matches!(agent_names(plain), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(
+            &*agent_names(b"User-Agent: trawl/1.0\r\nuser-agent:* \r\nDisallow: /x\r\n"),
+            b"User-agent: trawl\r\nUser-agent: *\r\nDisallow: /x\r\n"
+        );
+    }
+
     #[test]
     fn a_utf8_bom_is_skipped() {
         let txt = "\u{feff}user-agent: *\ndisallow: /bom\n";
+        assert!(!allowed(txt, "trawl", "/bom"));
+        let txt = "\u{feff}user-agent: trawl/1\ndisallow: /bom\n";
         assert!(!allowed(txt, "trawl", "/bom"));
     }
 

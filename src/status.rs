@@ -49,6 +49,16 @@ pub struct Status {
     pub summary_completion_tokens: i64,
     /// Sitemaps by state and reason (`done`, `failed:http_404`).
     pub sitemaps: BTreeMap<String, i64>,
+    /// Hosts whose robots.txt had rules for trawl that could not be used
+    /// (left out, every other rule obeyed), most first.
+    pub robots_unusable_rules: Vec<HostRules>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostRules {
+    pub origin: String,
+    /// Rules of trawl's group left out.
+    pub rules: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,6 +177,18 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     .fetch_one(pool)
     .await?;
     let sitemaps = store.sitemap_counts().await?.into_iter().collect();
+    let robots_unusable_rules = sqlx::query(
+        "SELECT origin, robots_unusable_rules FROM hosts WHERE robots_unusable_rules > 0 \
+         ORDER BY robots_unusable_rules DESC, origin",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| HostRules {
+        origin: r.get(0),
+        rules: r.get(1),
+    })
+    .collect();
     Ok(Status {
         database: store.path().display().to_string(),
         crawl,
@@ -187,6 +209,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         summary_prompt_tokens: tokens.get(0),
         summary_completion_tokens: tokens.get(1),
         sitemaps,
+        robots_unusable_rules,
     })
 }
 
@@ -281,6 +304,19 @@ impl Status {
         }
         if !self.skipped.is_empty() {
             s.push_str(&format!("  skipped by reason: {}\n", joined(&self.skipped)));
+        }
+        for h in self.robots_unusable_rules.iter().take(10) {
+            s.push_str(&format!(
+                "  {}: robots.txt: {} could not be used\n",
+                h.origin,
+                crate::robots::rules_count(h.rules)
+            ));
+        }
+        if self.robots_unusable_rules.len() > 10 {
+            s.push_str(&format!(
+                "  … and {} more hosts with robots.txt rules that could not be used\n",
+                self.robots_unusable_rules.len() - 10
+            ));
         }
         if !self.http_status.is_empty() {
             s.push_str(&format!("  HTTP status: {}\n", joined(&self.http_status)));

@@ -149,7 +149,9 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
                 Body::Sitemap
             } else if parse::is_html(resp.content_type.as_deref(), &resp.body) {
                 Body::Html
-            } else if maybe_sitemap(resp.content_type.as_deref()) {
+            } else if maybe_sitemap(resp.content_type.as_deref())
+                || parse::mime::sniffs_as_xml(resp.content_type.as_deref(), &resp.body)
+            {
                 // A sitemap linked, or given as a seed, before any
                 // robots.txt named it.
                 Body::MaybeSitemap

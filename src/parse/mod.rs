@@ -6,6 +6,8 @@
 //! anchor text and `rel=nofollow`) and the readable main text with the
 //! kind of each of its lines.
 //!
+//! Whether a body is HTML at all is [`mime`]'s answer ([`is_html`]: the
+//! `Content-Type`, else WHATWG MIME sniffing of the first bytes).
 //! [`parse`] decodes the body ([`decode`]: BOM, header, `<meta charset>`)
 //! and reads it in one streaming pass with no tree ([`extract`] over
 //! [`tokenize`]): time linear in the body, memory bounded by the text and
@@ -15,7 +17,10 @@
 
 pub mod entities;
 pub mod extract;
+pub mod mime;
 pub mod tokenize;
+
+pub use mime::{is_html, looks_binary, may_be_html};
 
 use std::borrow::Cow;
 
@@ -155,144 +160,169 @@ impl Default for ParseLimits {
     }
 }
 
-/// Whether a response with this `Content-Type` may be parsed as HTML
-/// (by [`is_html`], once its first bytes are in).
-pub fn may_be_html(content_type: Option<&str>) -> bool {
-    content_type.is_none_or(|ct| {
-        let mime = ct.split(';').next().unwrap_or("").trim();
-        mime.eq_ignore_ascii_case("text/html") || mime.eq_ignore_ascii_case("application/xhtml+xml")
-    })
-}
+/// How far the prescan for `<meta charset>` reads (HTML §13.2.3.2,
+/// "prescan a byte stream to determine its encoding": 1024 bytes).
+const PRESCAN_BYTES: usize = 1024;
 
-/// Whether a response should be parsed as HTML. Without a `Content-Type`,
-/// the body is sniffed for a leading `<!doctype html` or `<html`. A body
-/// that [looks binary](looks_binary) is not HTML whatever its header says.
-pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
-    if looks_binary(body) || !may_be_html(content_type) {
-        return false;
-    }
-    match content_type {
-        Some(_) => true,
-        None => {
-            let start = body
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())
-                .unwrap_or(body.len());
-            let head = &body[start..body.len().min(start + 14)];
-            head.len() >= 5
-                && (head.to_ascii_lowercase().starts_with(b"<!doctype html")
-                    || head[..5].eq_ignore_ascii_case(b"<html"))
-        }
-    }
-}
+/// How many bytes past the first one that is not UTF-8 the detector
+/// reads: enough text to tell legacy encodings apart (Firefox decides on
+/// far less), and a bound on its cost for a body of megabytes.
+const DETECT_BYTES: usize = 64 << 10;
 
-/// How much of a body [`looks_binary`] reads.
-const SNIFF_BYTES: usize = 1024;
-
-/// Whether the start of a body is binary: its first 1,024 bytes hold a
-/// NUL, or more than 2% of other "binary data bytes" of the WHATWG MIME
-/// Sniffing standard (C0 controls other than TAB, LF, FF, CR and ESC).
-/// Images, archives, executables and random bytes served as `text/html`
-/// do; text in any ASCII-compatible encoding does not, and a stray control
-/// character pasted into a real page is not enough. A UTF-16 body (by its
-/// BOM) is text whatever its bytes.
-pub fn looks_binary(body: &[u8]) -> bool {
-    if matches!(Encoding::for_bom(body), Some((e, _)) if e != encoding_rs::UTF_8) {
-        return false;
-    }
-    let head = &body[..body.len().min(SNIFF_BYTES)];
-    head.contains(&0)
-        || head
-            .iter()
-            .filter(|&&b| matches!(b, 0x01..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f))
-            .count()
-            > SNIFF_BYTES / 50
-}
-
-/// Decodes an HTML body: BOM first, then the `Content-Type` charset, then a
-/// `<meta charset>` / `http-equiv` in the first 1024 bytes, then UTF-8 if the
-/// bytes are valid UTF-8, else windows-1252 (what browsers assume).
+/// Decodes an HTML body. The encoding is, first found first (the order of
+/// HTML §13.2.3.1 "determining the character encoding"):
+///
+/// 1. a byte order mark (WHATWG Encoding, "BOM sniff");
+/// 2. the `charset` of the `Content-Type`;
+/// 3. a `<meta charset>` or `<meta http-equiv=Content-Type>` in the first
+///    1024 bytes (the prescan);
+/// 4. UTF-8, when the bytes are valid UTF-8 (also when only a character
+///    cut at the end of a body read in part is not);
+/// 5. a `<meta charset>` further on: a browser that meets one while its
+///    encoding is still a guess starts again with it;
+/// 6. the guess of chardetng, Firefox's detector, from the bytes and the
+///    host's top-level domain (`.ru` favours Cyrillic encodings).
+///
+/// Steps 5 and 6 cost something only for a body that declares nothing
+/// and is not UTF-8; one that declares its encoding, or is UTF-8, is
+/// decoded with no more work than that. A label naming UTF-16 found in
+/// ASCII bytes means UTF-8 (HTML: the bytes could not be UTF-16).
 pub fn decode<'a>(body: &'a [u8], content_type: Option<&str>) -> (Cow<'a, str>, &'static Encoding) {
-    let encoding = Encoding::for_bom(body)
-        .map(|(e, _)| e)
+    decode_from(body, content_type, None)
+}
+
+/// [`decode`] for a body fetched from `host` (a domain or an IP address,
+/// as in a URL): its top-level domain is the detector's hint.
+pub fn decode_from<'a>(
+    body: &'a [u8],
+    content_type: Option<&str>,
+    host: Option<&str>,
+) -> (Cow<'a, str>, &'static Encoding) {
+    let bom = Encoding::for_bom(body).map(|(e, _)| e);
+    let declared = bom
         .or_else(|| {
             content_type
-                .and_then(charset_param)
-                .and_then(Encoding::for_label)
+                .and_then(mime::parse)
+                .and_then(|m| Encoding::for_label(m.charset?.as_bytes()))
         })
-        .or_else(|| meta_charset(body))
-        .map(|e| {
-            // A page cannot really be UTF-16 if we found its label in ASCII;
-            // the HTML standard says to read such a label as UTF-8.
-            if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE {
-                if Encoding::for_bom(body).is_some() {
-                    e
-                } else {
-                    encoding_rs::UTF_8
-                }
-            } else {
-                e
-            }
-        })
-        .unwrap_or_else(|| match std::str::from_utf8(body) {
+        .or_else(|| meta_charset(&body[..body.len().min(PRESCAN_BYTES)]));
+    let encoding = match declared {
+        Some(e) => label_in_ascii(e, bom.is_some()),
+        None => match std::str::from_utf8(body) {
             Ok(_) => encoding_rs::UTF_8,
             // Valid UTF-8 with non-ASCII characters, up to a character cut
             // at the end: a body read in part.
             Err(e) if e.error_len().is_none() && !body[..e.valid_up_to()].is_ascii() => {
                 encoding_rs::UTF_8
             }
-            Err(_) => encoding_rs::WINDOWS_1252,
-        });
+            Err(e) => undeclared(body, e.valid_up_to(), host),
+        },
+    };
     let (text, used, _had_errors) = encoding.decode(body);
     (text, used)
 }
 
-fn charset_param(content_type: &str) -> Option<&[u8]> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches(['"', '\'']).as_bytes())
-    })
+/// A UTF-16 label read from ASCII bytes (a header or a `<meta>`) means
+/// UTF-8: the bytes it was found in could not be UTF-16. A BOM is not such
+/// a label.
+fn label_in_ascii(e: &'static Encoding, from_bom: bool) -> &'static Encoding {
+    if !from_bom && (e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE) {
+        encoding_rs::UTF_8
+    } else {
+        e
+    }
 }
 
-/// A small prescan in the spirit of the HTML standard's: finds `charset=`
-/// inside the first `<meta` tags of the first 1024 bytes.
-fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
-    let head = &body[..body.len().min(1024)];
-    let lower = head.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(pos) = find(&lower[from..], b"<meta") {
-        let start = from + pos + 5;
-        let end = find(&lower[start..], b">").map_or(lower.len(), |e| start + e);
-        let tag = &lower[start..end];
-        if let Some(c) = find(tag, b"charset") {
-            let rest = &tag[c + 7..];
-            let rest = rest.trim_ascii_start();
-            if let Some(rest) = rest.strip_prefix(b"=") {
-                let rest = rest.trim_ascii_start();
-                let rest = rest
-                    .strip_prefix(b"\"")
-                    .or_else(|| rest.strip_prefix(b"'"))
-                    .unwrap_or(rest);
-                let len = rest
-                    .iter()
-                    .position(|b| {
-                        matches!(b, b'"' | b'\'' | b';' | b'/' | b'>') || b.is_ascii_whitespace()
-                    })
-                    .unwrap_or(rest.len());
-                if let Some(e) = Encoding::for_label(&rest[..len]) {
-                    return Some(e);
-                }
-            }
+/// The encoding of a body that declares none in its first 1024 bytes and
+/// is not UTF-8 from byte `valid_up_to` on: a later `<meta charset>`, else
+/// chardetng's guess over the body up to [`DETECT_BYTES`] past that byte.
+/// UTF-8 is never guessed (the bytes are not UTF-8), nor ISO-2022-JP
+/// (as browsers, for pages that can run scripts; it is 7-bit, so valid
+/// UTF-8 anyway).
+fn undeclared(body: &[u8], valid_up_to: usize, host: Option<&str>) -> &'static Encoding {
+    if let Some(e) = meta_charset(body) {
+        return label_in_ascii(e, false);
+    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    let end = body.len().min(valid_up_to.saturating_add(DETECT_BYTES));
+    detector.feed(&body[..end], true);
+    detector.guess(top_level_domain(host), chardetng::Utf8Detection::Deny)
+}
+
+/// The last label of a domain name, in the form chardetng takes (ASCII
+/// lower case, no dot); `None` for an IP address or anything else.
+fn top_level_domain(host: Option<&str>) -> Option<&[u8]> {
+    let host = host?;
+    if host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return None;
+    }
+    let label = host.trim_end_matches('.').rsplit('.').next()?;
+    (!label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    .then_some(label.as_bytes())
+}
+
+/// Finds the encoding a `<meta>` tag of `head` declares: a prescan in the
+/// spirit of HTML §13.2.3.2. Comments are skipped (`<!-- … -->`); in each
+/// `<meta` tag (followed by whitespace or `/`), the first `charset=` whose
+/// value is a known label counts, which covers both `<meta charset=…>` and
+/// `<meta http-equiv=Content-Type content="text/html; charset=…">`. No
+/// allocation: the scan goes from `<` to `<` with memchr.
+fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
+    let mut at = 0;
+    while let Some(lt) = memchr::memchr(b'<', &head[at..]) {
+        let start = at + lt;
+        let rest = &head[start..];
+        if rest.starts_with(b"<!--") {
+            // To the first `>` after two dashes (`<!-->` is a comment too).
+            at = start + 2 + memchr::memmem::find(&rest[2..], b"-->")? + 3;
+            continue;
         }
-        from = end;
+        if rest.len() > 5
+            && rest[1..5].eq_ignore_ascii_case(b"meta")
+            && matches!(rest[5], b'\t' | b'\n' | b'\x0c' | b'\r' | b' ' | b'/')
+        {
+            let end = memchr::memchr(b'>', rest).unwrap_or(rest.len());
+            if let Some(e) = charset_in(&rest[5..end]) {
+                return Some(e);
+            }
+            at = start + end;
+        } else {
+            at = start + 1;
+        }
     }
     None
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// The encoding named by the first `charset = value` in a tag's
+/// attributes whose value is a known label.
+fn charset_in(tag: &[u8]) -> Option<&'static Encoding> {
+    let mut from = 0;
+    while from + 7 <= tag.len() {
+        let c = tag[from..]
+            .windows(7)
+            .position(|w| w.eq_ignore_ascii_case(b"charset"))?;
+        from += c + 7;
+        let rest = tag[from..].trim_ascii_start();
+        let Some(rest) = rest.strip_prefix(b"=") else {
+            continue;
+        };
+        let rest = rest.trim_ascii_start();
+        let rest = rest
+            .strip_prefix(b"\"")
+            .or_else(|| rest.strip_prefix(b"'"))
+            .unwrap_or(rest);
+        let len = rest
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\'' | b';' | b'/' | b'>') || b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        if let Some(e) = Encoding::for_label(&rest[..len]) {
+            return Some(e);
+        }
+    }
+    None
 }
 
 /// Whitespace-collapsing text accumulator, holding at most `cap` bytes.
@@ -438,7 +468,7 @@ pub fn parse(
     content_type: Option<&str>,
     limits: ParseLimits,
 ) -> ParsedPage {
-    let (text, encoding) = decode(body, content_type);
+    let (text, encoding) = decode_from(body, content_type, url.host_str());
     let mut page = extract::extract(&text, url, limits);
     page.encoding = encoding.name();
     page
@@ -720,7 +750,8 @@ mod tests {
         // BOM wins over the header
         let (t, e) = decode(b"\xef\xbb\xbfhi", Some("text/html; charset=windows-1252"));
         assert_eq!((t.as_ref(), e.name()), ("hi", "UTF-8"));
-        // undeclared, invalid UTF-8 falls back to windows-1252, never panics
+        // undeclared, invalid UTF-8: the detector says windows-1252 for
+        // Latin text; never a panic
         let (t, e) = decode(b"caf\xe9", None);
         assert_eq!((t.as_ref(), e.name()), ("café", "windows-1252"));
         // undeclared valid UTF-8
@@ -729,39 +760,91 @@ mod tests {
     }
 
     #[test]
-    fn html_detection() {
-        assert!(is_html(Some("text/html; charset=utf-8"), b""));
-        assert!(is_html(Some("application/xhtml+xml"), b""));
-        assert!(!is_html(Some("application/pdf"), b"<html>"));
-        assert!(is_html(None, b"  <!DOCTYPE html><html>"));
-        assert!(is_html(None, b"<HTML>"));
-        assert!(!is_html(None, b"%PDF-1.4"));
-        // Binary served as HTML: a PNG, zeros, a NUL in the first 1 KiB.
-        assert!(!is_html(
-            Some("text/html"),
-            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"
-        ));
-        assert!(!is_html(Some("text/html"), &[0u8; 4096]));
-        let nul_at = |i: usize| {
-            let mut b = b"<p>".repeat(500);
-            b[i] = 0;
-            b
-        };
-        assert!(!is_html(Some("text/html"), &nul_at(1000)));
-        // ...but a NUL after the first 1 KiB, ESC (ISO-2022-JP), form
-        // feeds and UTF-16 with its BOM are text.
-        assert!(is_html(Some("text/html"), &nul_at(1100)));
-        assert!(is_html(Some("text/html"), b"<p>\x1b$B$3$s\x1b(B\x0c</p>"));
-        // A few stray control characters in a real page are not binary;
-        // many are.
-        let stray = [
-            b"<p>a\x0b b\x1a c\x01</p>".as_slice(),
-            &b"<p>text</p>".repeat(80),
+    fn undeclared_legacy_encodings_are_detected_and_late_metas_honoured() {
+        let cp1251 = |s: &str| encoding_rs::WINDOWS_1251.encode(s).0.into_owned();
+        // Cyrillic in windows-1251, declared nowhere: detected, on any host.
+        let ru = cp1251(
+            "<title>Новости</title><p>Сегодня в городе прошёл дождь, а завтра обещают солнце.</p>",
+        );
+        for host in [
+            None,
+            Some("example.com"),
+            Some("пример.рф"),
+            Some("127.0.0.1"),
+        ] {
+            let (t, e) = decode_from(&ru, None, host);
+            assert_eq!(e.name(), "windows-1251", "{host:?}");
+            assert!(t.contains("Сегодня в городе"), "{host:?}");
+        }
+        // A <meta charset> past the first 1024 bytes is honoured over a
+        // guess: x-mac-cyrillic, which the detector never guesses (its
+        // capitals are other letters in windows-1251).
+        let mac = encoding_rs::Encoding::for_label(b"x-mac-cyrillic").unwrap();
+        let late = [
+            format!("<html><head><!-- {} -->", "x".repeat(1100)).as_bytes(),
+            b"<meta charset=\"x-mac-cyrillic\">",
+            &mac.encode("<title>Привет, мир</title><p>Новости дня.</p>")
+                .0,
         ]
         .concat();
-        assert!(is_html(Some("text/html"), &stray));
-        assert!(!is_html(Some("text/html"), &b"<p>\x01\x02\x03".repeat(50)));
-        assert!(is_html(Some("text/html"), b"\xff\xfe<\0p\0>\0"));
-        assert!(looks_binary(b"\xef\xbb\xbf<p>\0"));
+        let (t, e) = decode(&late, None);
+        assert_eq!(e.name(), "x-mac-cyrillic");
+        assert!(t.contains("<title>Привет, мир</title>"));
+        // ...but not over a declaration, nor over valid UTF-8.
+        let (_, e) = decode(&late, Some("text/html; charset=windows-1251"));
+        assert_eq!(e.name(), "windows-1251");
+        let utf8 = format!("{}<meta charset=windows-1251><p>Привет", " ".repeat(1100));
+        assert_eq!(decode(utf8.as_bytes(), None).1.name(), "UTF-8");
+        // A late label naming UTF-16 means UTF-8.
+        let u16 = [
+            " ".repeat(1100).as_bytes(),
+            b"<meta charset=utf-16><p>caf\xe9",
+        ]
+        .concat();
+        assert_eq!(decode(&u16, None).1.name(), "UTF-8");
+    }
+
+    #[test]
+    fn the_prescan_skips_comments_and_reads_both_meta_forms() {
+        let enc = |b: &[u8]| meta_charset(b).map(|e| e.name());
+        assert_eq!(enc(b"<meta charset=koi8-r>"), Some("KOI8-R"));
+        assert_eq!(enc(b"<META CHARSET='Shift_JIS'/>"), Some("Shift_JIS"));
+        assert_eq!(
+            enc(b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1251\">"),
+            Some("windows-1251")
+        );
+        assert_eq!(
+            enc(b"<!-- <meta charset=koi8-r> --><meta charset=iso-8859-2>"),
+            Some("ISO-8859-2")
+        );
+        assert_eq!(enc(b"<!--><meta charset=koi8-r>"), Some("KOI8-R"));
+        assert_eq!(enc(b"<!-- <meta charset=koi8-r>"), None);
+        // Not a meta tag; a charset word with no value, then one with.
+        assert_eq!(enc(b"<metadata charset=koi8-r>"), None);
+        assert_eq!(
+            enc(b"<meta name=charset content=x charset=euc-kr>"),
+            Some("EUC-KR")
+        );
+        assert_eq!(enc(b"<meta charset=bogus><meta charset=gbk>"), Some("GBK"));
+        assert_eq!(enc(b"<p>charset=koi8-r"), None);
+    }
+
+    #[test]
+    fn top_level_domains_as_the_detector_takes_them() {
+        fn tld(h: &str) -> Option<String> {
+            top_level_domain(Some(h)).map(|t| String::from_utf8_lossy(t).into_owned())
+        }
+        assert_eq!(tld("news.example.ru").as_deref(), Some("ru"));
+        assert_eq!(tld("example.com.").as_deref(), Some("com"));
+        assert_eq!(tld("xn--p1ai").as_deref(), Some("xn--p1ai"));
+        assert_eq!(tld("localhost").as_deref(), Some("localhost"));
+        assert_eq!(tld("127.0.0.1"), None);
+        assert_eq!(tld("[::1]"), None);
+        assert_eq!(
+            tld("Example.COM"),
+            None,
+            "never upper case (chardetng panics)"
+        );
+        assert_eq!(top_level_domain(None), None);
     }
 }

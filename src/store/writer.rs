@@ -187,6 +187,8 @@ pub struct HostRecord {
     pub origin: String,
     pub robots: crate::robots::RobotsFetch,
     pub crawl_delay_ms: Option<i64>,
+    /// Rules of our group that could not be used (left out).
+    pub unusable_rules: u32,
 }
 
 /// A URL handed to the crawler by a refill.
@@ -522,11 +524,11 @@ async fn commit(
                     }
                     WriteOp::Host(h) => {
                         sqlx::query(
-                            "INSERT INTO hosts (origin, robots_status, robots_body, robots_error, robots_fetched_at, crawl_delay_ms) \
-                             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET \
+                            "INSERT INTO hosts (origin, robots_status, robots_body, robots_error, robots_fetched_at, crawl_delay_ms, \
+                             robots_unusable_rules) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET \
                              robots_status = excluded.robots_status, robots_body = excluded.robots_body, \
                              robots_error = excluded.robots_error, robots_fetched_at = excluded.robots_fetched_at, \
-                             crawl_delay_ms = excluded.crawl_delay_ms",
+                             crawl_delay_ms = excluded.crawl_delay_ms, robots_unusable_rules = excluded.robots_unusable_rules",
                         )
                         .bind(&h.origin)
                         .bind(h.robots.status.map(i64::from))
@@ -534,6 +536,7 @@ async fn commit(
                         .bind(&h.robots.error)
                         .bind(h.robots.fetched_at)
                         .bind(h.crawl_delay_ms)
+                        .bind(i64::from(h.unusable_rules))
                         .execute(&mut *tx)
                         .await?;
                     }

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real servers on 127.0.0.1:0, no internet.
 
 mod cli;
+mod content;
 mod crawl;
 mod edges;
 mod export;
