@@ -250,7 +250,17 @@ fn summary_line(r: &StageReport) -> String {
             r.prompt_tokens, r.completion_tokens
         ));
     }
-    if r.budget_spent {
+    if r.truncated > 0 {
+        s.push_str(&format!(
+            ", {} cut at max_tokens (stored, marked truncated)",
+            r.truncated
+        ));
+    }
+    if let Some(why) = &r.unreachable {
+        s.push_str(&format!(
+            "; the LLM endpoint is unreachable: {why}; the rest wait for `trawl summarize`"
+        ));
+    } else if r.budget_spent {
         s.push_str(", token budget spent (the rest wait for `trawl summarize`)");
     } else if r.stopped {
         s.push_str(", stopped (the rest wait for `trawl summarize`)");
@@ -313,7 +323,7 @@ async fn run_summarize(args: &SummarizeArgs, stderr: Stderr) -> u8 {
         force: args.force,
     };
     let result = stage::run(
-        summarizer,
+        summarizer.clone(),
         store.pool().clone(),
         conn,
         None,
@@ -324,9 +334,18 @@ async fn run_summarize(args: &SummarizeArgs, stderr: Stderr) -> u8 {
     .await;
     let code = match result {
         Ok(r) => {
-            let pending = stage::counts(store.pool()).await.map_or(0, |c| c.2);
-            eprintln!("{}; {pending} pages without any summary", summary_line(&r));
+            let pending = stage::counts_for(store.pool(), summarizer.key())
+                .await
+                .map_or(0, |c| c.pending);
+            eprintln!(
+                "{}; {pending} pages without a {} summary",
+                summary_line(&r),
+                summarizer.key().backend
+            );
             match SIGNAL.load(Ordering::SeqCst) {
+                // The endpoint was unusable: nothing was summarized that
+                // could have been.
+                0 if r.unreachable.is_some() => EXIT_FAILURE,
                 0 => EXIT_OK,
                 sig => sig,
             }
@@ -374,7 +393,7 @@ async fn summarize_one(
         }) as crate::summarize::TokenSink
     });
     let streamed = sink.is_some() && summarizer.key().backend == "llm";
-    let outcome = summarizer.summarize(text, kinds, sink).await;
+    let outcome = summarizer.summarize(text, kinds, sink, None).await;
     let printed = match &outcome.summary {
         Ok(_) if streamed => print_stdout(b"\n"),
         Ok(s) => print_stdout(format!("{s}\n").as_bytes()),

@@ -121,7 +121,9 @@ pub struct SummaryArgs {
     /// Retries of a transient LLM failure (429, 5xx, timeout, connection error) [default: 4].
     #[arg(long, value_name = "N")]
     pub llm_retries: Option<u32>,
-    /// Stop starting new summaries once this many tokens are spent; the rest stay pending.
+    /// Spend at most this many LLM tokens (prompt plus answer) in a run: each request's
+    /// tokens are reserved before it is sent, and one that would pass the budget is not
+    /// sent; the rest stay pending. 0: no limit.
     #[arg(long, value_name = "N")]
     pub llm_max_total_tokens: Option<u64>,
 }
@@ -184,7 +186,8 @@ impl SummaryArgs {
             l.retries = v;
         }
         if self.llm_max_total_tokens.is_some() {
-            l.max_total_tokens = self.llm_max_total_tokens;
+            // 0 is no limit, as elsewhere on the command line.
+            l.max_total_tokens = self.llm_max_total_tokens.filter(|&n| n > 0);
         }
         Ok(())
     }
@@ -391,6 +394,9 @@ pub struct ExportArgs {
     /// With --what pages: also the URLs not stored (skipped or failed), with their reason.
     #[arg(long)]
     pub include_skipped: bool,
+    /// With --what summaries: also the summaries that failed, with `state` and `error`.
+    #[arg(long)]
+    pub include_failed: bool,
     /// Only this host: docs.example.com (any port), docs.example.com:8080
     /// (that port), or an origin as `status` prints it,
     /// https://docs.example.com:443 (that scheme and port).
@@ -528,6 +534,11 @@ impl ExportArgs {
                 }
             }
         }
+        if self.include_failed && self.what != What::Summaries {
+            return Err(ConfigError(
+                "--include-failed goes with --what summaries".into(),
+            ));
+        }
         if let Some(code) = self.status
             && !(100..=599).contains(&code)
         {
@@ -558,6 +569,7 @@ impl ExportArgs {
             with_text: self.with_text,
             include_noindex: self.include_noindex,
             include_skipped: self.include_skipped,
+            include_failed: self.include_failed,
             host: self
                 .host
                 .as_deref()

@@ -507,6 +507,9 @@ async fn run(
         None => None,
     };
     watch_stop.abort();
+    if outcome == CrawlOutcome::Finished {
+        store.finish_summarizing(crawl_id).await?;
+    }
 
     let counts = store.state_counts().await?;
     let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
@@ -765,10 +768,17 @@ impl Coordinator {
                     })
                     .await?;
             }
+            // With a summary stage still at work, the crawl is
+            // `summarizing` until it ends.
+            let state = if self.summary_tx.is_some() {
+                CrawlState::Summarizing
+            } else {
+                CrawlState::Finished
+            };
             self.writer
                 .send(WriteOp::CrawlState {
                     id: self.crawl_id,
-                    state: CrawlState::Finished,
+                    state,
                 })
                 .await?;
             CrawlOutcome::Finished
@@ -1364,6 +1374,7 @@ impl Coordinator {
             return;
         }
         let _ = tx.try_send(Item {
+            url: page.final_url.clone(),
             content_hash: hash.clone(),
             text: text.clone(),
             kinds: page.text_kinds.clone(),

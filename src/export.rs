@@ -68,6 +68,9 @@ pub struct ExportOptions {
     /// Pages only: also URLs that were not stored (skipped, or failed
     /// without an answer), with their reason.
     pub include_skipped: bool,
+    /// Summaries only: also the failed ones, with their `state` and
+    /// `error`.
+    pub include_failed: bool,
     /// Only this host (any port), host and port, or origin.
     pub host: Option<HostFilter>,
     /// Only rows fetched (summaries: summarized) at or after this time, in
@@ -85,6 +88,7 @@ impl ExportOptions {
             with_text: false,
             include_noindex: false,
             include_skipped: false,
+            include_failed: false,
             host: None,
             since: None,
             status: None,
@@ -268,29 +272,37 @@ fn spec(opts: &ExportOptions) -> Spec {
         What::Summaries => {
             let mut sql = String::from(
                 "SELECT u.url, p.title, s.summary, s.backend, s.model, s.prompt_version, \
-                 s.prompt_tokens, s.completion_tokens, p.fetched_at, s.updated_at \
+                 s.prompt_tokens, s.completion_tokens, p.fetched_at, s.updated_at, s.truncated, \
+                 s.state, s.error \
                  FROM pages p JOIN urls u ON u.id = p.url_id \
                  JOIN summaries s ON s.content_hash = p.content_hash \
-                 WHERE s.state = 'done' AND u.sitemap = 0 AND (? OR p.noindex = 0)",
+                 WHERE (s.state = 'done' OR ?) AND u.sitemap = 0 AND (? OR p.noindex = 0)",
             );
+            binds.push(Bind::Bool(opts.include_failed));
             binds.push(Bind::Bool(opts.include_noindex));
             filters(opts, "s.updated_at", &mut sql, &mut binds);
             sql.push_str(" ORDER BY p.url_id, s.backend, s.model, s.prompt_version");
+            let mut columns = vec![
+                ("url", Text),
+                ("title", Text),
+                ("summary", Text),
+                ("summarizer", Text),
+                ("model", Text),
+                ("prompt_version", Text),
+                ("prompt_tokens", Int),
+                ("completion_tokens", Int),
+                ("fetched_at", Time),
+                ("summarized_at", Time),
+                ("truncated", Bool),
+            ];
+            if opts.include_failed {
+                columns.push(("state", Text));
+                columns.push(("error", Text));
+            }
             Spec {
                 sql,
                 binds,
-                columns: vec![
-                    ("url", Text),
-                    ("title", Text),
-                    ("summary", Text),
-                    ("summarizer", Text),
-                    ("model", Text),
-                    ("prompt_version", Text),
-                    ("prompt_tokens", Int),
-                    ("completion_tokens", Int),
-                    ("fetched_at", Time),
-                    ("summarized_at", Time),
-                ],
+                columns,
             }
         }
         What::Pages => {

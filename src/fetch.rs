@@ -206,7 +206,7 @@ impl FetchError {
         !matches!(self, Self::Request(_) | Self::Blocked(_))
     }
 
-    fn from_reqwest(e: reqwest::Error, in_body: bool) -> Self {
+    pub(crate) fn from_reqwest(e: reqwest::Error, in_body: bool) -> Self {
         // The guard's refusal comes back wrapped by the connector.
         let mut src: Option<&dyn std::error::Error> = Some(&e);
         while let Some(s) = src {

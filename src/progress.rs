@@ -108,6 +108,8 @@ pub struct Counters {
     /// Contents the stage still has to summarize: in flight, or found by
     /// its sweep and not started yet.
     pub summaries_pending: AtomicU64,
+    /// LLM tokens (prompt and completion) the stage has spent in this run.
+    pub summary_tokens: AtomicU64,
 }
 
 impl Counters {
@@ -118,22 +120,36 @@ impl Counters {
     /// The progress line's text.
     fn line(&self, elapsed: Duration) -> String {
         let fetched = self.get(&self.fetched);
+        let done = self.get(&self.summaries_done);
+        let tokens = self.get(&self.summary_tokens);
+        let summaries = format!(
+            "summaries: {done} done ({:.1}/min), {} failed, {} pending{}",
+            done as f64 * 60.0 / elapsed.as_secs_f64().max(0.001),
+            self.get(&self.summaries_failed),
+            self.get(&self.summaries_pending),
+            if tokens > 0 {
+                format!(", {tokens} tokens")
+            } else {
+                String::new()
+            }
+        );
         if self.waiting_for_summaries.load(Relaxed) {
-            return format!(
-                "{fetched} fetched; waiting for summaries: {} done, {} failed, {} pending",
-                self.get(&self.summaries_done),
-                self.get(&self.summaries_failed),
-                self.get(&self.summaries_pending),
-            );
+            return format!("{fetched} fetched; waiting for {summaries}");
         }
-        format!(
+        let mut line = format!(
             "{fetched} fetched ({:.0}/s), {} queued, {} in flight, {} failed, {} skipped",
             fetched as f64 / elapsed.as_secs_f64().max(0.001),
             self.get(&self.queued),
             self.get(&self.in_flight),
             self.get(&self.failed),
             self.get(&self.skipped),
-        )
+        );
+        // The LLM stage works beside the crawl: say how far it is.
+        if done + self.get(&self.summaries_failed) + self.get(&self.summaries_pending) > 0 {
+            line.push_str("; ");
+            line.push_str(&summaries);
+        }
+        line
     }
 }
 
@@ -203,13 +219,22 @@ mod tests {
             c.line(Duration::from_secs(4)),
             "12 fetched (3/s), 3 queued, 0 in flight, 0 failed, 0 skipped"
         );
+        // Summaries under way beside the crawl.
+        c.summaries_done.store(2, Relaxed);
+        c.summaries_pending.store(9, Relaxed);
+        c.summary_tokens.store(880, Relaxed);
+        assert_eq!(
+            c.line(Duration::from_secs(60)),
+            "12 fetched (0/s), 3 queued, 0 in flight, 0 failed, 0 skipped; \
+             summaries: 2 done (2.0/min), 0 failed, 9 pending, 880 tokens"
+        );
         c.waiting_for_summaries.store(true, Relaxed);
         c.summaries_done.store(5, Relaxed);
         c.summaries_failed.store(1, Relaxed);
         c.summaries_pending.store(7, Relaxed);
         assert_eq!(
-            c.line(Duration::from_secs(4)),
-            "12 fetched; waiting for summaries: 5 done, 1 failed, 7 pending"
+            c.line(Duration::from_secs(60)),
+            "12 fetched; waiting for summaries: 5 done (5.0/min), 1 failed, 7 pending, 880 tokens"
         );
     }
 }

@@ -47,6 +47,12 @@ pub struct Status {
     pub summaries_pending: i64,
     pub summary_prompt_tokens: i64,
     pub summary_completion_tokens: i64,
+    /// Per summarizer (backend, model, prompt version) that has made any:
+    /// done (and of those, cut at max_tokens), failed and pending.
+    pub summaries_by_summarizer: Vec<SummarizerCounts>,
+    /// Failed summaries by the start of their error (`HTTP 400`,
+    /// `malformed response`…), most first.
+    pub summaries_failed_by_reason: BTreeMap<String, i64>,
     /// Sitemaps by state and reason (`done`, `failed:http_404`).
     pub sitemaps: BTreeMap<String, i64>,
     /// Hosts whose robots.txt had rules for trawl that could not be used
@@ -59,6 +65,16 @@ pub struct HostRules {
     pub origin: String,
     /// Rules of trawl's group left out.
     pub rules: i64,
+}
+
+/// One summarizer's summaries (see `summarize::stage::KeyCounts`).
+#[derive(Debug, Serialize)]
+pub struct SummarizerCounts {
+    pub backend: String,
+    pub model: String,
+    pub prompt_version: String,
+    #[serde(flatten)]
+    pub counts: crate::summarize::stage::KeyCounts,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,7 +123,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             let mut state: String = r.get("state");
             // `running` in the table after the process is gone means it
             // was killed; only the lock tells the two apart.
-            if state == "running" && !DbLock::is_held(store.path()) {
+            if (state == "running" || state == "summarizing") && !DbLock::is_held(store.path()) {
                 state = "interrupted".into();
             }
             let mut settings: serde_json::Value =
@@ -176,6 +192,41 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     )
     .fetch_one(pool)
     .await?;
+    let keys: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT DISTINCT backend, model, prompt_version FROM summaries ORDER BY backend, model, prompt_version",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut summaries_by_summarizer = Vec::new();
+    for (backend, model, prompt_version) in keys {
+        let key = crate::summarize::SummaryKey {
+            backend: if backend == "llm" {
+                "llm"
+            } else {
+                "extractive"
+            },
+            model: model.clone(),
+            prompt_version: prompt_version.clone(),
+        };
+        let counts = crate::summarize::stage::counts_for(pool, &key).await?;
+        summaries_by_summarizer.push(SummarizerCounts {
+            backend,
+            model,
+            prompt_version,
+            counts,
+        });
+    }
+    let errors: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT COALESCE(error, ''), COUNT(*) FROM summaries WHERE state = 'failed' GROUP BY error",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut summaries_failed_by_reason = BTreeMap::new();
+    for (error, n) in errors {
+        *summaries_failed_by_reason
+            .entry(failure_kind(&error))
+            .or_insert(0) += n;
+    }
     let sitemaps = store.sitemap_counts().await?.into_iter().collect();
     let robots_unusable_rules = sqlx::query(
         "SELECT origin, robots_unusable_rules FROM hosts WHERE robots_unusable_rules > 0 \
@@ -208,9 +259,19 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         summaries_pending,
         summary_prompt_tokens: tokens.get(0),
         summary_completion_tokens: tokens.get(1),
+        summaries_by_summarizer,
+        summaries_failed_by_reason,
         sitemaps,
         robots_unusable_rules,
     })
+}
+
+/// The kind of a summary's error: its text up to the first `:` (`HTTP
+/// 400`, `malformed response`), at most 60 characters.
+fn failure_kind(error: &str) -> String {
+    let head = error.split(':').next().unwrap_or("").trim();
+    let head = if head.is_empty() { "unknown" } else { head };
+    head.chars().take(60).collect()
 }
 
 /// Rewrites every duration in stored settings (serde's `{"secs": 30,
@@ -358,6 +419,29 @@ impl Status {
             ));
         }
         s.push('\n');
+        for k in &self.summaries_by_summarizer {
+            let c = &k.counts;
+            s.push_str(&format!(
+                "    {} {} ({}): {} done{}, {} failed, {} pending\n",
+                k.backend,
+                k.model,
+                k.prompt_version,
+                c.done,
+                if c.truncated > 0 {
+                    format!(" ({} cut at max_tokens)", c.truncated)
+                } else {
+                    String::new()
+                },
+                c.failed,
+                c.pending
+            ));
+        }
+        if !self.summaries_failed_by_reason.is_empty() {
+            s.push_str(&format!(
+                "  summaries failed by reason: {}\n",
+                joined(&self.summaries_failed_by_reason)
+            ));
+        }
         if !self.sitemaps.is_empty() {
             s.push_str(&format!("  sitemaps: {}\n", joined(&self.sitemaps)));
         }

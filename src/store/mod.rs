@@ -103,6 +103,8 @@ impl StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrawlState {
     Running,
+    /// Every URL is settled; only summaries are still being made.
+    Summarizing,
     Stopped,
     Finished,
 }
@@ -111,6 +113,7 @@ impl CrawlState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
+            Self::Summarizing => "summarizing",
             Self::Stopped => "stopped",
             Self::Finished => "finished",
         }
@@ -358,6 +361,29 @@ impl Store {
         Ok(sqlx::query_as("SELECT host, jar FROM cookies")
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// Marks a crawl that was `summarizing` finished (its summary stage
+    /// is done; the writer has stopped), and truncates the WAL.
+    pub async fn finish_summarizing(&self, id: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE crawls SET state = 'finished', updated_at = ?, finished_at = ? \
+             WHERE id = ? AND state = 'summarizing'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        // The last write of a crawl: leave no WAL behind.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::debug!("final checkpoint: {e}");
+        }
+        Ok(())
     }
 
     /// Queues these URLs again, clearing their reason, in one

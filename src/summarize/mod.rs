@@ -20,7 +20,7 @@ pub mod llm;
 pub mod stage;
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -38,8 +38,10 @@ gives you in at most three sentences, in the page's language. State what the pag
 its key facts. Answer with the summary only.";
 
 /// Added to the prompt when the input is partial summaries of one page.
-const REDUCE_NOTE: &str = "The text below consists of summaries of consecutive parts of one long \
-page, in order. Summarize them as one page.";
+const REDUCE_NOTE: &str = "This time the user's message is not a page itself: it is several \
+partial summaries of consecutive parts of ONE long web page, in order, each headed \"Part N of \
+M\". Combine them into one summary of the whole page, as the instructions above say. Do not \
+comment on the summaries; answer with the summary of the page only.";
 
 /// Texts up to this many bytes are summarized extractively on the calling
 /// task (about 0.1 ms at most); longer ones on the blocking pool.
@@ -238,6 +240,12 @@ pub struct Outcome {
     pub chunks: u32,
     /// Requests made (retries included); 1 for extractive.
     pub attempts: u32,
+    /// The answer stopped at `max_tokens` (`finish_reason: "length"`) even
+    /// after a retry with more room, or a part it was made from did.
+    pub truncated: bool,
+    /// Not summarized and not failed: the page stays pending (the endpoint
+    /// is unreachable, the token budget is spent), for this reason.
+    pub pending: Option<String>,
 }
 
 impl Default for Outcome {
@@ -248,8 +256,29 @@ impl Default for Outcome {
             completion_tokens: 0,
             chunks: 0,
             attempts: 0,
+            truncated: false,
+            pending: None,
         }
     }
+}
+
+/// A part of a split page, summarized: kept (see [`Parts`]) so that a
+/// page whose reduce step fails, or whose run is cut short, does not pay
+/// for its parts again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartDone {
+    pub text: String,
+    /// The part's answer stopped at `max_tokens`.
+    pub cut: bool,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// Where the summaries of a page's parts are kept between attempts, by the
+/// SHA-256 (hex) of the system prompt and the part's text.
+pub trait Parts: Send + Sync {
+    fn get(&self, key: &str) -> Option<PartDone>;
+    fn put(&self, key: String, part: PartDone);
 }
 
 /// A configured backend, shared by the stage's tasks.
@@ -270,8 +299,58 @@ struct LlmRunner {
     rpm: Option<DefaultDirectRateLimiter>,
     tpm: Option<(DefaultDirectRateLimiter, u32)>,
     cfg: LlmConfig,
+    /// Tokens the server reported (or, without usage, counted) so far.
     spent: AtomicU64,
+    /// Tokens of requests in flight, estimated before sending, so the
+    /// budget is never overshot by requests already under way.
+    reserved: AtomicU64,
+    /// A request was not sent because its reservation would pass the
+    /// budget: the budget is spent.
+    refused: std::sync::atomic::AtomicBool,
     jitter: std::sync::Mutex<Jitter>,
+    /// What the server said about itself, asked once.
+    info: tokio::sync::OnceCell<llm::ServerInfo>,
+    /// Tokens of context per request as learned (0: not known). Shrinks
+    /// when an overflow answer says less.
+    context: AtomicUsize,
+    /// Server tokens per offline (o200k) token, when the server cannot
+    /// count: [`OFFLINE_MARGIN`] at first, raised by what overflow answers
+    /// show.
+    scale: std::sync::Mutex<f64>,
+    breaker: std::sync::Mutex<Breaker>,
+}
+
+/// The endpoint's health: consecutive requests that got no answer, and
+/// since when (and why) it is considered unreachable.
+#[derive(Debug, Default)]
+struct Breaker {
+    consecutive: u32,
+    open: Option<(std::time::SystemTime, String)>,
+}
+
+/// Transport failures in a row that open the breaker (a refused
+/// connection opens it at once).
+const BREAKER_FAILURES: u32 = 5;
+/// Waits between probes of an unreachable endpoint before the stage gives
+/// up and leaves the rest pending (15 s in all).
+const BREAKER_PROBES: [u64; 4] = [1, 2, 4, 8];
+/// Offline token counts are scaled by this when the server cannot count:
+/// o200k undercounts small models' tokenizers by up to ~14%.
+const OFFLINE_MARGIN: f64 = 1.2;
+/// Tokens a chat template adds around the system and user messages.
+const TEMPLATE_TOKENS: usize = 32;
+/// Overflow answers taken in for one page before it fails.
+const MAX_OVERFLOWS: u32 = 3;
+
+/// Why a request did not give a usable answer.
+enum CallError {
+    /// The context is smaller than thought (now learned): split again.
+    Overflow,
+    /// Leave the page pending: the endpoint is unreachable or the budget
+    /// is spent.
+    Pending(String),
+    /// Record the page as failed.
+    Failed(String),
 }
 
 /// Tokens in `text` (o200k_base, offline).
@@ -331,7 +410,13 @@ impl Summarizer {
                         tpm: l.tpm.and_then(|n| per_minute(n).map(|r| (r, n))),
                         cfg: l.clone(),
                         spent: AtomicU64::new(0),
+                        reserved: AtomicU64::new(0),
+                        refused: std::sync::atomic::AtomicBool::new(false),
                         jitter: std::sync::Mutex::new(Jitter::new()),
+                        info: tokio::sync::OnceCell::new(),
+                        context: AtomicUsize::new(0),
+                        scale: std::sync::Mutex::new(OFFLINE_MARGIN),
+                        breaker: std::sync::Mutex::new(Breaker::default()),
                     })),
                 })
             }
@@ -367,21 +452,21 @@ impl Summarizer {
     pub fn budget_spent(&self) -> bool {
         match &self.kind {
             Kind::Extractive { .. } => false,
-            Kind::Llm(r) => r
-                .cfg
-                .max_total_tokens
-                .is_some_and(|max| r.spent.load(Relaxed) >= max),
+            // Spent once a request did not fit.
+            Kind::Llm(r) => r.cfg.max_total_tokens.is_some() && r.refused.load(Relaxed),
         }
     }
 
     /// Summarizes `text`; `kinds` is the kind of each of its lines when
     /// known (one byte a line, see [`crate::parse::extract::kind`]).
-    /// `on_token` (LLM only) sees the final answer's text as it streams in.
+    /// `on_token` (LLM only) sees the final answer's text as it streams in;
+    /// `parts` (LLM only) keeps the summaries of a split page's parts.
     pub async fn summarize(
         &self,
         text: String,
         kinds: Option<String>,
         on_token: Option<TokenSink>,
+        parts: Option<&dyn Parts>,
     ) -> Outcome {
         match &self.kind {
             Kind::Extractive { sentences } => {
@@ -402,98 +487,340 @@ impl Summarizer {
                     ..Outcome::default()
                 }
             }
-            Kind::Llm(r) => r.summarize(&text, on_token).await,
+            Kind::Llm(r) => r.summarize(&text, on_token, parts).await,
+        }
+    }
+
+    /// Why the endpoint cannot be reached, if it cannot (the breaker is
+    /// open): the stage stops starting summaries.
+    pub fn unreachable(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Extractive { .. } => None,
+            Kind::Llm(r) => r.unreachable(),
+        }
+    }
+
+    /// Probes an unreachable endpoint with back-off (about 30 s in all);
+    /// true once it answers again.
+    pub async fn wait_for_endpoint(&self) -> bool {
+        match &self.kind {
+            Kind::Extractive { .. } => true,
+            Kind::Llm(r) => r.wait_for_endpoint().await,
         }
     }
 }
 
 impl LlmRunner {
-    async fn summarize(&self, text: &str, mut on_token: Option<TokenSink>) -> Outcome {
-        let mut out = Outcome::default();
-        let reduce_prompt = format!("{}\n\n{REDUCE_NOTE}", self.prompt);
-        let budget = self.cfg.max_input_tokens - count_tokens(&reduce_prompt) - 64;
-        let mut input = text.to_string();
-        let mut system = self.prompt.as_str();
-        let mut rounds = 0;
-        loop {
-            let tokens = count_tokens(&input);
-            if tokens <= budget {
-                out.chunks = out.chunks.max(1);
-                out.summary = self
-                    .call(system, &input, on_token.as_mut(), &mut out)
-                    .await
-                    .map(|c| c.text);
-                return out;
+    /// What the server said about itself, asked on first use; logs once
+    /// what limit was learned and from where.
+    async fn info(&self) -> &llm::ServerInfo {
+        self.info
+            .get_or_init(|| async {
+                let info = self.client.probe().await;
+                match info.context {
+                    Some((n, from)) => {
+                        self.learn(n);
+                        tracing::info!(
+                            "LLM {}: {n} tokens of context per request (from {from}); {}",
+                            self.client.endpoint(),
+                            if info.tokenize {
+                                "tokens counted by the server's /tokenize"
+                            } else {
+                                "tokens counted offline with a 20% margin"
+                            }
+                        );
+                    }
+                    None => tracing::info!(
+                        "LLM {}: the server does not say its context; requests are kept under \
+                         --llm-max-input-tokens {} and learn the limit from an overflow answer",
+                        self.client.endpoint(),
+                        self.cfg.max_input_tokens
+                    ),
+                }
+                info
+            })
+            .await
+    }
+
+    /// Takes a context limit in; only ever shrinks it.
+    fn learn(&self, n: usize) {
+        let _ = self
+            .context
+            .fetch_update(Relaxed, Relaxed, |c| (c == 0 || n < c).then_some(n));
+    }
+
+    fn context(&self) -> Option<usize> {
+        Some(self.context.load(Relaxed)).filter(|&n| n > 0)
+    }
+
+    /// `max_tokens` asked for: `--llm-max-output-tokens`, at most a
+    /// quarter of a known context (an answer must leave room for input).
+    fn max_tokens(&self) -> u32 {
+        match self.context() {
+            Some(ctx) => self.cfg.max_output_tokens.min((ctx / 4).max(16) as u32),
+            None => self.cfg.max_output_tokens,
+        }
+    }
+
+    /// Tokens of `text` as the server counts them: its own `/tokenize`
+    /// where it has one, else the offline count with a margin.
+    async fn count(&self, text: &str) -> usize {
+        if self.info().await.tokenize
+            && let Some(n) = self.client.server_count(text).await
+        {
+            return n;
+        }
+        self.offline(text)
+    }
+
+    /// The offline count of `text`, scaled to the server's tokenizer as
+    /// far as it is known.
+    fn offline(&self, text: &str) -> usize {
+        (count_tokens(text) as f64 * *self.scale.lock().expect("scale")).ceil() as usize
+    }
+
+    /// Tokens of user text one request with `system` may carry: the
+    /// context less the answer, the prompt and the template, capped by
+    /// `--llm-max-input-tokens` (prompt plus text).
+    async fn text_budget(&self, system: &str) -> Result<usize, String> {
+        let system_tokens = self.count(system).await + TEMPLATE_TOKENS;
+        let mut room = self.cfg.max_input_tokens;
+        if let Some(ctx) = self.context() {
+            room = room.min(ctx.saturating_sub(self.max_tokens() as usize));
+        }
+        match room.checked_sub(system_tokens) {
+            Some(b) if b >= 64 => Ok(b),
+            _ => Err(format!(
+                "the model's context ({} tokens) leaves no room for a page: the prompt takes \
+                 {system_tokens} tokens and the answer {}",
+                self.context().unwrap_or(self.cfg.max_input_tokens),
+                self.max_tokens()
+            )),
+        }
+    }
+
+    fn unreachable(&self) -> Option<String> {
+        let b = self.breaker.lock().expect("breaker");
+        b.open.as_ref().map(|(since, why)| {
+            let since = crate::util::rfc3339(
+                since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+            );
+            format!("{why} (since {since})")
+        })
+    }
+
+    fn open_breaker(&self, why: String) {
+        let mut b = self.breaker.lock().expect("breaker");
+        if b.open.is_none() {
+            tracing::warn!("LLM endpoint unreachable: {why}; no more requests until it answers");
+            b.open = Some((std::time::SystemTime::now(), why));
+        }
+    }
+
+    /// Probes an unreachable endpoint with back-off; true once it answers.
+    async fn wait_for_endpoint(&self) -> bool {
+        for secs in BREAKER_PROBES {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            if self.client.reachable().await {
+                let mut b = self.breaker.lock().expect("breaker");
+                b.open = None;
+                b.consecutive = 0;
+                tracing::info!("LLM endpoint {} answers again", self.client.endpoint());
+                return true;
             }
-            if rounds == MAX_REDUCE_ROUNDS {
+        }
+        false
+    }
+
+    async fn summarize(
+        &self,
+        text: &str,
+        mut on_token: Option<TokenSink>,
+        parts: Option<&dyn Parts>,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        if let Some(why) = self.unreachable() {
+            out.pending = Some(why);
+            return out;
+        }
+        self.info().await;
+        let mut input = text.to_string();
+        let mut system = self.prompt.clone();
+        let mut rounds = 0;
+        let mut overflows = 0;
+        loop {
+            if overflows > MAX_OVERFLOWS {
                 out.summary = Err(format!(
-                    "still {tokens} tokens, over --llm-max-input-tokens, after {MAX_REDUCE_ROUNDS} rounds of map-reduce"
+                    "the server refused {overflows} requests as longer than its context"
                 ));
                 return out;
             }
-            rounds += 1;
-            // Map: each chunk on its own, concurrently (the semaphore and
-            // the rate limits still apply to every request).
-            let parts = split_by_tokens(&input, budget);
-            out.chunks += parts.len() as u32;
-            let calls = parts.iter().map(|p| async {
-                let mut o = Outcome::default();
-                let r = self.call(system, p, None, &mut o).await;
-                (r, o)
+            let budget = match self.text_budget(&system).await {
+                Ok(b) => b,
+                Err(e) => {
+                    out.summary = Err(e);
+                    return out;
+                }
+            };
+            let tokens = self.count(&input).await;
+            if tokens <= budget {
+                out.chunks = out.chunks.max(1);
+                match self
+                    .call(&system, &input, on_token.as_mut(), &mut out)
+                    .await
+                {
+                    Ok(c) => {
+                        out.truncated |= c.cut();
+                        out.summary = Ok(c.text);
+                        return out;
+                    }
+                    Err(CallError::Overflow) => {
+                        overflows += 1;
+                        continue;
+                    }
+                    Err(CallError::Pending(why)) => {
+                        out.pending = Some(why);
+                        return out;
+                    }
+                    Err(CallError::Failed(e)) => {
+                        out.summary = Err(e);
+                        return out;
+                    }
+                }
+            }
+            if rounds == MAX_REDUCE_ROUNDS {
+                out.summary = Err(format!(
+                    "still {tokens} tokens, over the {budget} a request may carry, after \
+                     {MAX_REDUCE_ROUNDS} rounds of map-reduce"
+                ));
+                return out;
+            }
+            // Split by the offline count, scaled to the server's.
+            let scale = tokens as f64 / count_tokens(&input).max(1) as f64;
+            let offline_budget = ((budget as f64 / scale.max(0.1)) * 0.95) as usize;
+            let pieces = split_by_tokens(&input, offline_budget.max(16));
+            let calls = pieces.iter().map(|p| {
+                let system = system.as_str();
+                async move {
+                    let key = crate::worker::sha256_hex(format!("{system}\n\0{p}").as_bytes());
+                    if let Some(done) = parts.and_then(|c| c.get(&key)) {
+                        return (Ok(done), Outcome::default(), true);
+                    }
+                    let mut o = Outcome::default();
+                    let r = self.call(system, p, None, &mut o).await.map(|c| PartDone {
+                        cut: c.cut(),
+                        text: c.text,
+                        prompt_tokens: c.prompt_tokens,
+                        completion_tokens: c.completion_tokens,
+                    });
+                    if let (Ok(done), Some(cache)) = (&r, parts) {
+                        cache.put(key, done.clone());
+                    }
+                    (r, o, false)
+                }
             });
-            let mut partials = Vec::with_capacity(parts.len());
+            let mut partials = Vec::with_capacity(pieces.len());
+            let mut overflowed = false;
+            let mut pending = None;
             let mut failure = None;
-            for (r, o) in futures_util::future::join_all(calls).await {
+            for (r, o, _reused) in futures_util::future::join_all(calls).await {
                 out.prompt_tokens += o.prompt_tokens;
                 out.completion_tokens += o.completion_tokens;
                 out.attempts += o.attempts;
                 match r {
-                    Ok(c) => partials.push(c.text),
-                    Err(e) => failure = failure.or(Some(e)),
+                    Ok(done) => partials.push(done),
+                    Err(CallError::Overflow) => overflowed = true,
+                    Err(CallError::Pending(why)) => pending = pending.or(Some(why)),
+                    Err(CallError::Failed(e)) => failure = failure.or(Some(e)),
                 }
             }
             if let Some(e) = failure {
                 out.summary = Err(e);
                 return out;
             }
-            let next = partials.join("\n\n");
-            if count_tokens(&next) >= tokens {
+            if let Some(why) = pending {
+                out.pending = Some(why);
+                return out;
+            }
+            if overflowed {
+                // The parts that fit are kept; the same text is split
+                // again, smaller.
+                overflows += 1;
+                continue;
+            }
+            rounds += 1;
+            out.chunks += pieces.len() as u32;
+            let n = partials.len();
+            let mut next = String::new();
+            for (i, p) in partials.iter().enumerate() {
+                if i > 0 {
+                    next.push_str("\n\n");
+                }
+                next.push_str(&format!("Part {} of {n}:\n{}", i + 1, p.text));
+                if p.cut {
+                    // A cut answer is never passed on as if complete.
+                    next.push_str(" [this partial summary was cut off]");
+                    out.truncated = true;
+                }
+            }
+            let next_tokens = self.count(&next).await;
+            if next_tokens >= tokens {
                 out.summary = Err(format!(
-                    "map-reduce does not shrink the text ({tokens} tokens became {}); raise --llm-max-input-tokens or lower --llm-max-output-tokens",
-                    count_tokens(&next)
+                    "map-reduce does not shrink the text ({tokens} tokens became {next_tokens}); \
+                     the model's context is too small for its answers"
                 ));
                 return out;
             }
             input = next;
-            system = &reduce_prompt;
+            system = format!("{}\n\n{REDUCE_NOTE}", self.prompt);
         }
     }
 
-    /// One request, retried while the failure is transient and retries are
-    /// left. Usage is added to `out` and to the run's total.
+    /// One request, with retries of transient failures. A cut answer is
+    /// asked again once with twice the `max_tokens` when the context has
+    /// room for it. Tokens are reserved against `--llm-max-total-tokens`
+    /// before sending.
     async fn call(
         &self,
         system: &str,
         user: &str,
         mut on_token: Option<&mut TokenSink>,
         out: &mut Outcome,
-    ) -> Result<Completion, String> {
+    ) -> Result<Completion, CallError> {
         let mut attempt = 0u32;
+        let mut max_tokens = self.max_tokens();
+        let mut longer = false;
         loop {
+            if let Some(why) = self.unreachable() {
+                return Err(CallError::Pending(why));
+            }
+            let estimate = (self.offline(system) + self.offline(user)) as u64
+                + TEMPLATE_TOKENS as u64
+                + u64::from(max_tokens);
+            if !self.reserve(estimate) {
+                self.refused.store(true, Relaxed);
+                return Err(CallError::Pending(
+                    "the token budget (--llm-max-total-tokens) is spent".into(),
+                ));
+            }
             attempt += 1;
             out.attempts += 1;
             let mut emitted = false;
             let res = {
-                let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+                let permit = self.permits.acquire().await;
+                if permit.is_err() {
+                    self.reserved.fetch_sub(estimate, Relaxed);
+                    return Err(CallError::Failed("the LLM stage is closed".into()));
+                }
                 if let Some(l) = &self.rpm {
                     l.until_ready().await;
                 }
-                if let Some((l, cap)) = &self.tpm {
-                    let want = (count_tokens(system) + count_tokens(user)) as u32
-                        + self.cfg.max_output_tokens;
-                    if let Some(n) = NonZeroU32::new(want.min(*cap)) {
-                        let _ = l.until_n_ready(n).await;
-                    }
+                if let Some((l, cap)) = &self.tpm
+                    && let Some(n) = NonZeroU32::new((estimate as u32).min(*cap))
+                {
+                    let _ = l.until_n_ready(n).await;
                 }
                 match on_token.as_mut() {
                     Some(f) => {
@@ -504,31 +831,73 @@ impl LlmRunner {
                             })
                             .await
                     }
-                    None => self.client.complete(system, user).await,
+                    None => self.client.complete(system, user, Some(max_tokens)).await,
                 }
             };
+            self.reserved.fetch_sub(estimate, Relaxed);
             match res {
-                Ok(c) if c.text.is_empty() => {
-                    return Err("the LLM answered with no text".into());
-                }
                 Ok(mut c) => {
-                    // A server that reports no usage: count it ourselves,
-                    // so the totals and --llm-max-total-tokens still hold.
-                    if c.prompt_tokens == 0 && c.completion_tokens == 0 {
-                        c.prompt_tokens = (count_tokens(system) + count_tokens(user)) as u64;
-                        c.completion_tokens = count_tokens(&c.text) as u64;
+                    self.answered();
+                    self.account(&mut c, system, user, out);
+                    if c.text.is_empty() {
+                        return Err(CallError::Failed("the LLM answered with no text".into()));
                     }
-                    out.prompt_tokens += c.prompt_tokens;
-                    out.completion_tokens += c.completion_tokens;
-                    self.spent
-                        .fetch_add(c.prompt_tokens + c.completion_tokens, Relaxed);
+                    let room = self.context().is_none_or(|ctx| {
+                        c.prompt_tokens as usize + 2 * max_tokens as usize <= ctx
+                    });
+                    if c.cut() && !longer && !emitted && room {
+                        tracing::debug!(
+                            "an answer stopped at max_tokens {max_tokens}; asking again with {}",
+                            2 * max_tokens
+                        );
+                        longer = true;
+                        max_tokens *= 2;
+                        continue;
+                    }
                     return Ok(c);
+                }
+                Err(LlmError::Overflow {
+                    reason,
+                    context,
+                    prompt,
+                }) => {
+                    if !self.info().await.tokenize {
+                        // The offline count fell short of the server's: count
+                        // higher from now on, by what the server said, else
+                        // by a quarter.
+                        let ours = (count_tokens(system) + count_tokens(user)).max(1) as f64;
+                        let mut scale = self.scale.lock().expect("scale");
+                        *scale = match prompt {
+                            Some(p) => scale.max(p as f64 / ours * 1.05),
+                            None => *scale * 1.25,
+                        };
+                    }
+                    let asked = self.count(system).await + self.count(user).await;
+                    let ctx = context
+                        .unwrap_or_else(|| (asked + max_tokens as usize) * 3 / 4)
+                        .max(64);
+                    if self.context().is_none_or(|c| ctx < c) {
+                        tracing::warn!(
+                            "LLM {}: requests are limited to {ctx} tokens of context (learned \
+                             from the server's answer: {reason}); splitting pages to fit",
+                            self.client.endpoint()
+                        );
+                    }
+                    self.learn(ctx);
+                    return Err(CallError::Overflow);
+                }
+                Err(LlmError::Unreachable(why)) => {
+                    self.open_breaker(why.clone());
+                    return Err(CallError::Pending(why));
                 }
                 // Text already printed cannot be taken back: no retry.
                 Err(LlmError::Transient {
                     reason,
                     retry_after,
                 }) if attempt <= self.cfg.retries && !emitted => {
+                    if self.transport_failed(&reason) {
+                        return Err(CallError::Pending(reason));
+                    }
                     let backoff = Duration::from_secs(1 << (attempt - 1).min(6));
                     let wait = match retry_after {
                         Some(asked) => asked.min(self.cfg.max_retry_after),
@@ -537,9 +906,74 @@ impl LlmRunner {
                     tracing::debug!("LLM request failed ({reason}); retrying in {wait:.1?}");
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(LlmError::Transient { reason, .. }) => {
+                    if self.transport_failed(&reason) {
+                        return Err(CallError::Pending(reason));
+                    }
+                    return Err(CallError::Failed(reason));
+                }
+                Err(e) => return Err(CallError::Failed(e.to_string())),
             }
         }
+    }
+
+    /// Reserves `n` tokens against the budget; false if they would pass it.
+    fn reserve(&self, n: u64) -> bool {
+        let Some(max) = self.cfg.max_total_tokens else {
+            self.reserved.fetch_add(n, Relaxed);
+            return true;
+        };
+        loop {
+            let held = self.reserved.load(Relaxed);
+            if self.spent.load(Relaxed) + held + n > max {
+                return false;
+            }
+            if self
+                .reserved
+                .compare_exchange(held, held + n, Relaxed, Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+        }
+    }
+
+    /// Counts a completion's tokens (counting them offline when the server
+    /// reports no usage) into the totals and the outcome.
+    fn account(&self, c: &mut Completion, system: &str, user: &str, out: &mut Outcome) {
+        if c.prompt_tokens == 0 && c.completion_tokens == 0 {
+            c.prompt_tokens = (count_tokens(system) + count_tokens(user)) as u64;
+            c.completion_tokens = count_tokens(&c.text) as u64;
+        }
+        out.prompt_tokens += c.prompt_tokens;
+        out.completion_tokens += c.completion_tokens;
+        self.spent
+            .fetch_add(c.prompt_tokens + c.completion_tokens, Relaxed);
+    }
+
+    fn answered(&self) {
+        self.breaker.lock().expect("breaker").consecutive = 0;
+    }
+
+    /// A request that got no answer (HTTP errors are answers); true once
+    /// [`BREAKER_FAILURES`] came in a row and the breaker opened.
+    fn transport_failed(&self, reason: &str) -> bool {
+        if reason.starts_with("HTTP ") {
+            return false;
+        }
+        let n = {
+            let mut b = self.breaker.lock().expect("breaker");
+            b.consecutive += 1;
+            b.consecutive
+        };
+        if n >= BREAKER_FAILURES {
+            self.open_breaker(format!(
+                "{}: {n} requests in a row got no answer (last: {reason})",
+                self.client.endpoint()
+            ));
+            return true;
+        }
+        false
     }
 }
 

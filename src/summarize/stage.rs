@@ -10,7 +10,7 @@
 //! a kill, a spent token budget, a full channel) is found again by the next
 //! sweep, in `trawl summarize` or a resumed crawl.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, Summarizer};
+use super::{Outcome, PartDone, Parts, Summarizer};
 use crate::progress::Counters;
 use crate::store::StoreError;
 use crate::util::now_ms;
@@ -28,6 +28,8 @@ use crate::util::now_ms;
 /// A page to summarize.
 #[derive(Debug, Clone)]
 pub struct Item {
+    /// A URL with this content (for messages).
+    pub url: String,
     pub content_hash: String,
     pub text: String,
     /// One byte per line of `text`, when known (see
@@ -55,9 +57,15 @@ pub struct StageReport {
     pub budget_spent: bool,
     /// Stopped on request; the rest is pending.
     pub stopped: bool,
+    /// Answers cut at `max_tokens` (stored, marked `truncated`).
+    pub truncated: u64,
+    /// The endpoint could not be reached and the stage gave up: why, and
+    /// since when. The rest is pending.
+    pub unreachable: Option<String>,
 }
 
-/// Results written per transaction.
+/// Results written per transaction by the extractive summarizer (an LLM
+/// summary is written as soon as it is made: it was paid for).
 const FLUSH_EVERY: usize = 32;
 /// Pages read per sweep query.
 const SWEEP_BATCH: i64 = 256;
@@ -70,9 +78,13 @@ pub const SUMMARIZABLE: &str = "p.status BETWEEN 200 AND 299 AND p.noindex = 0 \
 
 struct Run {
     summarizer: Arc<Summarizer>,
+    pool: SqlitePool,
     conn: SqliteConnection,
     handled: HashSet<String>,
-    tasks: JoinSet<(String, Outcome)>,
+    tasks: JoinSet<(String, String, Outcome)>,
+    /// Parts of split pages as they finish, to be written at once.
+    parts_tx: mpsc::UnboundedSender<(String, String, PartDone)>,
+    parts_rx: mpsc::UnboundedReceiver<(String, String, PartDone)>,
     buffer: Vec<(String, Outcome)>,
     report: StageReport,
     /// A crawl's progress display, told what the crawl waits for.
@@ -94,8 +106,12 @@ pub async fn run(
     stop: CancellationToken,
     progress: Option<Arc<Counters>>,
 ) -> Result<StageReport, StoreError> {
+    let (parts_tx, parts_rx) = mpsc::unbounded_channel();
     let mut run = Run {
         summarizer,
+        pool: pool.clone(),
+        parts_tx,
+        parts_rx,
         conn,
         handled: HashSet::new(),
         tasks: JoinSet::new(),
@@ -114,11 +130,15 @@ pub async fn run(
                 _ = stop.cancelled() => break,
                 _ = tick.tick(), if run.progress.is_some() => {}
                 Some(res) = run.tasks.join_next(), if !run.tasks.is_empty() => run.collect(res).await?,
+                Some(part) = run.parts_rx.recv() => run.write_part(part).await?,
                 item = rx.recv(), if run.tasks.len() < limit => match item {
                     None => break,
                     Some(item) => {
+                        if run.summarizer.unreachable().is_some() && !run.recover(&stop).await? {
+                            break;
+                        }
                         if !run.summarizer.budget_spent() && run.wanted(&pool, &item.content_hash, sweep).await? {
-                            run.spawn(item.content_hash, item.text, item.kinds);
+                            run.spawn(item.url, item.content_hash, item.text, item.kinds);
                         }
                     }
                 },
@@ -139,36 +159,60 @@ pub async fn run(
         }
     }
     let mut after = i64::MIN;
-    'sweep: while !stop.is_cancelled() && !run.summarizer.budget_spent() {
-        let rows = pending(&pool, &run.summarizer, after, sweep).await?;
-        let Some(last) = rows.last() else { break };
-        after = last.0;
-        for (_, content_hash, text, kinds) in rows {
-            if !run.handled.insert(content_hash.clone()) {
-                continue;
-            }
-            while run.tasks.len() >= limit {
-                tokio::select! {
-                    _ = stop.cancelled() => break 'sweep,
-                    Some(res) = run.tasks.join_next() => run.collect(res).await?,
+    'sweep: loop {
+        'pass: while !stop.is_cancelled()
+            && !run.summarizer.budget_spent()
+            && run.report.unreachable.is_none()
+        {
+            let rows = pending(&pool, &run.summarizer, after, sweep).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            for (_, url, content_hash, text, kinds) in rows {
+                if !run.handled.insert(content_hash.clone()) {
+                    continue;
                 }
+                while run.tasks.len() >= limit {
+                    tokio::select! {
+                        _ = stop.cancelled() => break 'pass,
+                        Some(part) = run.parts_rx.recv() => run.write_part(part).await?,
+                        Some(res) = run.tasks.join_next() => run.collect(res).await?,
+                    }
+                }
+                if run.summarizer.unreachable().is_some() && !run.recover(&stop).await? {
+                    break 'pass;
+                }
+                if run.summarizer.budget_spent() {
+                    break 'pass;
+                }
+                run.unstarted = run.unstarted.saturating_sub(1);
+                run.spawn(url, content_hash, text, kinds);
             }
-            if run.summarizer.budget_spent() {
-                break 'sweep;
-            }
-            run.unstarted = run.unstarted.saturating_sub(1);
-            run.spawn(content_hash, text, kinds);
         }
+        while !run.tasks.is_empty() {
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    // Summaries in flight are dropped; their pages stay pending.
+                    run.tasks.abort_all();
+                    break;
+                }
+                Some(part) = run.parts_rx.recv() => run.write_part(part).await?,
+                Some(res) = run.tasks.join_next() => run.collect(res).await?,
+            }
+        }
+        // Pages left pending because the endpoint went away: once it is
+        // back, sweep again.
+        if !stop.is_cancelled()
+            && run.report.unreachable.is_none()
+            && run.summarizer.unreachable().is_some()
+            && run.recover(&stop).await?
+        {
+            after = i64::MIN;
+            continue 'sweep;
+        }
+        break;
     }
-    while !run.tasks.is_empty() {
-        tokio::select! {
-            _ = stop.cancelled() => {
-                // Summaries in flight are dropped; their pages stay pending.
-                run.tasks.abort_all();
-                break;
-            }
-            Some(res) = run.tasks.join_next() => run.collect(res).await?,
-        }
+    while let Ok(part) = run.parts_rx.try_recv() {
+        run.write_part(part).await?;
     }
     run.flush().await?;
     // Summaries are the last writes of a run: leave no WAL behind.
@@ -215,13 +259,75 @@ impl Run {
         Ok(true)
     }
 
-    fn spawn(&mut self, content_hash: String, text: String, kinds: Option<String>) {
+    fn spawn(&mut self, url: String, content_hash: String, text: String, kinds: Option<String>) {
         let s = self.summarizer.clone();
+        let pool = self.pool.clone();
+        let tx = self.parts_tx.clone();
         self.tasks.spawn(async move {
-            let outcome = s.summarize(text, kinds, None).await;
-            (content_hash, outcome)
+            let parts = if s.key().backend == "llm" {
+                StoredParts::load(&pool, &s, &content_hash, tx).await
+            } else {
+                None
+            };
+            let outcome = s
+                .summarize(text, kinds, None, parts.as_ref().map(|p| p as &dyn Parts))
+                .await;
+            (url, content_hash, outcome)
         });
         self.show();
+    }
+
+    /// The endpoint cannot be reached: lets the requests in flight end,
+    /// then probes it with back-off. True if it answers again; else the
+    /// stage stops, leaving the rest pending, and says so once.
+    async fn recover(&mut self, stop: &CancellationToken) -> Result<bool, StoreError> {
+        while !self.tasks.is_empty() {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(false),
+                Some(part) = self.parts_rx.recv() => self.write_part(part).await?,
+                Some(res) = self.tasks.join_next() => self.collect(res).await?,
+            }
+        }
+        self.flush().await?;
+        let Some(why) = self.summarizer.unreachable() else {
+            return Ok(true);
+        };
+        let back = tokio::select! {
+            _ = stop.cancelled() => false,
+            back = self.summarizer.wait_for_endpoint() => back,
+        };
+        if !back && !stop.is_cancelled() {
+            tracing::error!(
+                "LLM endpoint unreachable: {why}; the pages not summarized stay pending: run                  `trawl summarize` when it is back"
+            );
+            self.report.unreachable = Some(why);
+        }
+        Ok(back)
+    }
+
+    async fn write_part(
+        &mut self,
+        (hash, key, part): (String, String, PartDone),
+    ) -> Result<(), StoreError> {
+        let k = self.summarizer.key();
+        sqlx::query(
+            "INSERT INTO summary_parts (content_hash, backend, model, prompt_version, part_key, summary, \
+             cut, prompt_tokens, completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&hash)
+        .bind(k.backend)
+        .bind(&k.model)
+        .bind(&k.prompt_version)
+        .bind(&key)
+        .bind(&part.text)
+        .bind(part.cut)
+        .bind(part.prompt_tokens as i64)
+        .bind(part.completion_tokens as i64)
+        .bind(now_ms())
+        .execute(&mut self.conn)
+        .await?;
+        Ok(())
     }
 
     /// Tells the crawl's progress display that the crawl waits for the
@@ -245,26 +351,48 @@ impl Run {
 
     async fn collect(
         &mut self,
-        res: Result<(String, Outcome), tokio::task::JoinError>,
+        res: Result<(String, String, Outcome), tokio::task::JoinError>,
     ) -> Result<(), StoreError> {
-        let Ok((hash, outcome)) = res else {
+        let Ok((url, hash, outcome)) = res else {
             return Ok(()); // aborted; the page stays pending
         };
         self.report.prompt_tokens += outcome.prompt_tokens;
         self.report.completion_tokens += outcome.completion_tokens;
+        if let Some(c) = &self.progress {
+            c.summary_tokens.store(
+                self.report.prompt_tokens + self.report.completion_tokens,
+                Relaxed,
+            );
+        }
+        if let Some(why) = &outcome.pending {
+            // Neither done nor failed: the page waits for a later run.
+            tracing::debug!("summary of {url} left pending: {why}");
+            self.handled.remove(&hash);
+            return Ok(());
+        }
         match &outcome.summary {
-            Ok(_) => self.report.done += 1,
+            Ok(_) => {
+                self.report.done += 1;
+                if outcome.truncated {
+                    self.report.truncated += 1;
+                    tracing::info!(
+                        "the summary of {url} was cut at max_tokens; stored, marked truncated"
+                    );
+                }
+            }
             Err(e) => {
-                tracing::warn!(
-                    "summary of content {} failed: {e}",
-                    &hash[..12.min(hash.len())]
-                );
+                tracing::warn!("summary of {url} failed: {e}");
                 self.report.failed += 1;
             }
         }
         self.show();
         self.buffer.push((hash, outcome));
-        if self.buffer.len() >= FLUSH_EVERY || self.tasks.is_empty() {
+        let every = if self.summarizer.key().backend == "llm" {
+            1
+        } else {
+            FLUSH_EVERY
+        };
+        if self.buffer.len() >= every || self.tasks.is_empty() {
             self.flush().await?;
         }
         Ok(())
@@ -290,19 +418,34 @@ pub async fn write(
     let now = now_ms();
     let mut tx = sqlx::Connection::begin(conn).await?;
     for (hash, o) in rows {
+        if o.pending.is_some() {
+            continue;
+        }
         let (state, summary, error) = match &o.summary {
             Ok(s) => ("done", Some(s.as_str()), None),
             Err(e) => ("failed", None, Some(e.as_str())),
         };
+        if o.summary.is_ok() {
+            sqlx::query(
+                "DELETE FROM summary_parts WHERE content_hash = ? AND backend = ? AND model = ? \
+                 AND prompt_version = ?",
+            )
+            .bind(hash)
+            .bind(key.backend)
+            .bind(&key.model)
+            .bind(&key.prompt_version)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, summary, error, \
-             prompt_tokens, completion_tokens, chunks, attempts, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             prompt_tokens, completion_tokens, chunks, attempts, created_at, updated_at, truncated) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (content_hash, backend, model, prompt_version) DO UPDATE SET \
              state = excluded.state, summary = excluded.summary, error = excluded.error, \
              prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, \
              chunks = excluded.chunks, attempts = summaries.attempts + excluded.attempts, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, truncated = excluded.truncated",
         )
         .bind(hash)
         .bind(key.backend)
@@ -317,6 +460,7 @@ pub async fn write(
         .bind(o.attempts as i64)
         .bind(now)
         .bind(now)
+        .bind(o.truncated)
         .execute(&mut *tx)
         .await?;
     }
@@ -352,17 +496,20 @@ async fn pending_count(
     Ok(n.max(0) as u64)
 }
 
+/// A row of [`pending`]: url id, URL, content hash, text, line kinds.
+type PendingRow = (i64, String, String, String, Option<String>);
+
 /// Summarizable pages after `after` (by URL id) that need a summary under
-/// the summarizer's key, as (url id, content hash, text, line kinds).
+/// the summarizer's key.
 async fn pending(
     pool: &SqlitePool,
     summarizer: &Summarizer,
     after: i64,
     sweep: SweepOptions,
-) -> Result<Vec<(i64, String, String, Option<String>)>, StoreError> {
+) -> Result<Vec<PendingRow>, StoreError> {
     let key = summarizer.key();
     let sql = format!(
-        "SELECT p.url_id, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
+        "SELECT p.url_id, u.url, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
          WHERE p.url_id > ? AND {SUMMARIZABLE} AND {NEEDS_SUMMARY} ORDER BY p.url_id LIMIT ?"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -377,8 +524,104 @@ async fn pending(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect())
+}
+
+/// The stored parts of one page, and where new ones go.
+struct StoredParts {
+    hash: String,
+    known: std::sync::Mutex<HashMap<String, PartDone>>,
+    tx: mpsc::UnboundedSender<(String, String, PartDone)>,
+}
+
+impl StoredParts {
+    async fn load(
+        pool: &SqlitePool,
+        summarizer: &Summarizer,
+        hash: &str,
+        tx: mpsc::UnboundedSender<(String, String, PartDone)>,
+    ) -> Option<StoredParts> {
+        let key = summarizer.key();
+        let rows = sqlx::query(
+            "SELECT part_key, summary, cut FROM summary_parts WHERE content_hash = ? AND backend = ? \
+             AND model = ? AND prompt_version = ?",
+        )
+        .bind(hash)
+        .bind(key.backend)
+        .bind(&key.model)
+        .bind(&key.prompt_version)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| tracing::debug!("reading stored parts: {e}"))
+        .ok()?;
+        let known = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    PartDone {
+                        text: r.get(1),
+                        cut: r.get(2),
+                        prompt_tokens: 0,
+                        completion_tokens: 0,
+                    },
+                )
+            })
+            .collect();
+        Some(StoredParts {
+            hash: hash.to_string(),
+            known: std::sync::Mutex::new(known),
+            tx,
+        })
+    }
+}
+
+impl Parts for StoredParts {
+    fn get(&self, key: &str) -> Option<PartDone> {
+        self.known.lock().expect("parts").get(key).cloned()
+    }
+
+    fn put(&self, key: String, part: PartDone) {
+        let _ = self.tx.send((self.hash.clone(), key.clone(), part.clone()));
+        self.known.lock().expect("parts").insert(key, part);
+    }
+}
+
+/// Summaries of the pages' distinct contents under one summarizer key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KeyCounts {
+    pub done: i64,
+    /// Done, but cut at `max_tokens`.
+    pub truncated: i64,
+    pub failed: i64,
+    /// No summary under this key yet.
+    pub pending: i64,
+}
+
+/// [`KeyCounts`] for `key` over the summarizable pages.
+pub async fn counts_for(
+    pool: &SqlitePool,
+    key: &super::SummaryKey,
+) -> Result<KeyCounts, StoreError> {
+    let sql = format!(
+        "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
+         SELECT COALESCE(SUM(s.state = 'done'), 0), COALESCE(SUM(s.state = 'done' AND s.truncated), 0), \
+         COALESCE(SUM(s.state = 'failed'), 0), COALESCE(SUM(s.state IS NULL), 0) \
+         FROM c LEFT JOIN summaries s ON s.content_hash = c.h AND s.backend = ? AND s.model = ? AND s.prompt_version = ?"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(key.backend)
+        .bind(&key.model)
+        .bind(&key.prompt_version)
+        .fetch_one(pool)
+        .await?;
+    Ok(KeyCounts {
+        done: row.get(0),
+        truncated: row.get(1),
+        failed: row.get(2),
+        pending: row.get(3),
+    })
 }
 
 /// Summary counts for `status`: (done, failed, pending) over summarizable

@@ -7,6 +7,7 @@ mod edges;
 mod export;
 mod firstrun;
 mod hostile;
+mod llm_limits;
 mod pages;
 mod politeness;
 mod props;

@@ -158,7 +158,7 @@ async fn fake_llm(delay_ms: u64) -> FakeLlm {
 }
 
 /// A site of `n` pages, each with its own text (and `marks[i]` in page i).
-async fn site(texts: Vec<String>) -> Server {
+pub async fn site(texts: Vec<String>) -> Server {
     let l = listener().await;
     let addr = l.local_addr().unwrap();
     let mut pages: HashMap<String, String> = HashMap::new();
@@ -203,7 +203,7 @@ async fn site(texts: Vec<String>) -> Server {
     Server { addr, log }
 }
 
-fn text(i: usize, mark: &str) -> String {
+pub fn text(i: usize, mark: &str) -> String {
     format!(
         "Topic{i} is what page number {i} is about. It says several things about topic{i}. \
          Each of them matters to readers of page {i}. {mark}"
@@ -212,7 +212,7 @@ fn text(i: usize, mark: &str) -> String {
 
 /// Runs trawl with the API key in its environment (and no other LLM
 /// settings from the machine's).
-async fn trawl_llm(args: Vec<String>) -> Output {
+pub async fn trawl_llm(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_trawl"))
             .args(&args)
@@ -229,13 +229,13 @@ async fn trawl_llm(args: Vec<String>) -> Output {
     .unwrap()
 }
 
-fn args(list: &[&str]) -> Vec<String> {
+pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
 /// content text → (state, summary or error, chunks), for every summary row
 /// joined to the page it belongs to.
-async fn summaries(db: &str) -> HashMap<String, (String, String, i64)> {
+pub async fn summaries(db: &str) -> HashMap<String, (String, String, i64)> {
     let mut conn = crate::util::read_only(db).await;
     let rows = sqlx::query(
         "SELECT p.text, s.state, COALESCE(s.summary, s.error), s.chunks FROM summaries s \
@@ -434,17 +434,34 @@ async fn a_token_budget_or_a_server_killed_mid_run_leaves_pages_for_summarize() 
     let llm_state = llm.state.clone();
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    // 110 tokens a page: the budget is spent after the second.
+    // 110 tokens a page, and each request reserves its prompt (~90 with
+    // the margin), the template (32) and max_tokens (100) before it is
+    // sent: the third would pass 400, and is not sent.
     let o = trawl_llm(crawl_args(
         &s,
         &llm,
         &db,
-        &["--llm-max-total-tokens", "200", "--llm-concurrency", "1"],
+        &[
+            "--llm-max-total-tokens",
+            "400",
+            "--llm-max-output-tokens",
+            "100",
+            "--llm-concurrency",
+            "1",
+        ],
     ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("token budget spent"), "{}", stderr(&o));
     assert_eq!(llm.seen().len(), 2);
+    // Never past the budget.
+    let mut conn = crate::util::read_only(&db).await;
+    let spent: i64 =
+        sqlx::query_scalar("SELECT SUM(prompt_tokens + completion_tokens) FROM summaries")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(spent <= 400, "{spent} tokens");
     let o = trawl_llm(args(&["status", "--db", &db])).await;
     let status = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
@@ -473,8 +490,17 @@ async fn a_token_budget_or_a_server_killed_mid_run_leaves_pages_for_summarize() 
         "0",
     ]))
     .await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("1 done, 3 failed"), "{}", stderr(&o));
+    // The request in flight failed (no retries); then the endpoint
+    // refused connections: the rest are left pending, not failed, and
+    // summarize says so and exits 1.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 done, 1 failed"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the LLM endpoint is unreachable"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("connection refused"), "{}", stderr(&o));
     killer.await.unwrap();
     let first = state_answered(&llm_state);
 
