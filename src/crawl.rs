@@ -438,6 +438,7 @@ async fn run(
         tasks: JoinSet::new(),
         task_jobs: HashMap::new(),
         slow_running: HashMap::new(),
+        given_up: Vec::new(),
         dispatched: fetched_before,
         ctx,
         counters: counters.clone(),
@@ -561,6 +562,8 @@ struct Coordinator {
     task_jobs: HashMap<tokio::task::Id, Running>,
     /// Per origin, requests running that gave their slot back as slow.
     slow_running: HashMap<Arc<str>, u32>,
+    /// URLs of hosts given up on, to be recorded as failed.
+    given_up: Vec<i64>,
     /// Fetches started, including earlier runs of this crawl.
     dispatched: u64,
     ctx: Arc<WorkerCtx>,
@@ -684,6 +687,8 @@ impl Coordinator {
                     self.add_sitemaps(&origin, &[]).await?;
                 }
                 self.dispatch();
+                let given_up = std::mem::take(&mut self.given_up);
+                self.fail(given_up, crate::hosts::HOST_UNRESPONSIVE).await?;
                 let trapped = std::mem::take(&mut self.trapped);
                 self.skip(trapped, SkipReason::Trap).await?;
                 self.maybe_refill().await?;
@@ -1166,6 +1171,20 @@ impl Coordinator {
     fn retry(&mut self, origin: &Arc<str>, job: Job, retry_after: Option<Duration>) -> Option<Job> {
         let now = Instant::now();
         let backoff = self.hosts.failed(origin);
+        if self.hosts.give_up(origin) {
+            // The host is not answering: its queued URLs fail now rather
+            // than wait out minutes of back-off each.
+            let rest = self.sched.remove_where(origin, |_| true);
+            tracing::warn!(
+                "{origin} failed {} requests in a row; giving up on it: its {} queued URLs are \
+                 recorded as failed ({}); `trawl resume` tries again",
+                self.hosts.failures(origin),
+                rest.len(),
+                crate::hosts::HOST_UNRESPONSIVE
+            );
+            self.given_up.extend(rest.iter().map(|j| j.id as i64));
+            return Some(job);
+        }
         let wait = match retry_after {
             Some(asked) => {
                 let max = self.cfg.politeness.max_retry_after;
@@ -1312,7 +1331,15 @@ impl Coordinator {
                     rec.became_sitemap = !job.sitemap;
                     self.on_sitemap(&job, read, f.links, &mut rec);
                 } else {
-                    if let Some(target) = f.refresh.take() {
+                    // A refresh to the page itself is a redirect only to
+                    // set up a session (it set a cookie, cookies are on),
+                    // once: asked again, it is the page.
+                    let refresh = f.refresh.take().filter(|t| {
+                        canon::fingerprint(t) != job.id
+                            || (f.sets_cookie && self.jar.is_some() && !job.chain.contains(&job.id))
+                    });
+                    let refresh_fp = refresh.as_ref().map(canon::fingerprint);
+                    if let Some(target) = refresh {
                         // A refresh at once (header or meta): the next hop
                         // of a redirect; the page itself is kept too.
                         let cookie = f.sets_cookie;
@@ -1323,6 +1350,18 @@ impl Coordinator {
                     }
                     for link in f.links {
                         let to_id = link.fp as i64;
+                        if Some(link.fp) == refresh_fp {
+                            // The hop's target: an edge, never a second
+                            // way in (a chain cut by --max-redirects or a
+                            // loop stays cut).
+                            rec.links.push(LinkRecord {
+                                to_id,
+                                anchor: link.anchor,
+                                nofollow: link.nofollow,
+                                kind: Some(link.kind.as_str()),
+                            });
+                            continue;
+                        }
                         // A nofollow page's links are recorded as edges;
                         // their targets are not fetched on its account.
                         let scope = match link.scope {
@@ -1545,7 +1584,11 @@ impl Coordinator {
         let mut chain = job.chain.clone();
         chain.push(job.id);
         if back {
-            // Seen already: queued again directly, ahead of its host.
+            // Seen already: queued again directly, ahead of its host, and
+            // leased again in the store (its row was settled by the hop
+            // that set the cookie), so a stop or the page budget leaves
+            // it to `resume`.
+            rec.relet.push(fp as i64);
             let again = Job {
                 id: fp,
                 url: target,

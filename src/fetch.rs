@@ -189,8 +189,9 @@ pub enum FetchError {
 impl FetchError {
     /// The reason recorded in the store: `timeout`, `connection_refused`,
     /// `dns` (the name does not resolve), `tls` (no TLS handshake, e.g.
-    /// `https://` to a plain-HTTP port), `connect` (another failure to
-    /// connect), `body`, `request`, `blocked_address`.
+    /// `https://` to a plain-HTTP port), `connect_timeout` (no connection,
+    /// TCP or TLS, within `--connect-timeout`), `connect` (another failure
+    /// to connect), `body`, `request`, `blocked_address`.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
@@ -216,7 +217,14 @@ impl FetchError {
             src = s.source();
         }
         let detail = error_chain(&e);
-        if e.is_timeout() {
+        if e.is_timeout() && e.is_connect() {
+            // No connection (TCP or TLS) within --connect-timeout: as
+            // unreachable as a refusal, not a slow answer.
+            Self::Connect {
+                kind: "connect_timeout",
+                detail,
+            }
+        } else if e.is_timeout() {
             Self::Timeout
         } else if e.is_connect() {
             Self::Connect {
@@ -268,6 +276,7 @@ fn connect_summary(kind: &str) -> &'static str {
         "connection_refused" => "connection refused",
         "dns" => "host name not found",
         "tls" => "TLS handshake failed",
+        "connect_timeout" => "no connection within --connect-timeout",
         _ => "connection failed",
     }
 }

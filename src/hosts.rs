@@ -91,6 +91,15 @@ struct Recent {
     mean_ms: Option<f64>,
 }
 
+/// Transient failures in a row (timeouts, connection errors, 5xx, 408,
+/// 429) after which a host that has not answered once in this run is given
+/// up on: about 30 s of back-off.
+pub const GIVE_UP_SILENT: u32 = 5;
+/// The same for a host that did answer before: about 15 minutes.
+pub const GIVE_UP_ANSWERED: u32 = 10;
+/// The reason of URLs failed, unfetched, on a host given up on.
+pub const HOST_UNRESPONSIVE: &str = "host_unresponsive";
+
 impl Recent {
     fn push(&mut self, timeout: bool) {
         self.timeouts = (self.timeouts << 1) | u8::from(timeout);
@@ -114,6 +123,9 @@ pub struct Hosts {
     failures: HashMap<Arc<str>, u32>,
     /// How each origin has been answering lately.
     recent: HashMap<Arc<str>, Recent>,
+    /// Origins given up on in this run (see [`Hosts::give_up`]): their URLs
+    /// fail with this reason, unfetched.
+    down: HashMap<Arc<str>, &'static str>,
     rng: Jitter,
 }
 
@@ -127,6 +139,7 @@ impl Hosts {
             entries: HashMap::new(),
             failures: HashMap::new(),
             recent: HashMap::new(),
+            down: HashMap::new(),
             rng: Jitter::new(),
         }
     }
@@ -134,6 +147,9 @@ impl Hosts {
     /// Whether `url` on `origin` may be fetched. `Load` also records that
     /// loading has begun, so it is returned once per origin.
     pub fn verdict(&mut self, origin: &str, url: &Url) -> Verdict {
+        if let Some(reason) = self.down.get(origin) {
+            return Verdict::Fail(reason);
+        }
         if !self.obey_robots {
             return Verdict::Allowed;
         }
@@ -234,6 +250,11 @@ impl Hosts {
         self.recent.remove(origin);
     }
 
+    /// Transient failures in a row on `origin`.
+    pub fn failures(&self, origin: &str) -> u32 {
+        self.failures.get(origin).copied().unwrap_or(0)
+    }
+
     /// A transient failure (timeout, connection error, 5xx, 408, 429) on
     /// `origin`: how long to leave the host alone, growing with
     /// consecutive failures, with jitter.
@@ -250,6 +271,25 @@ impl Hosts {
     /// A fetch on `origin` got an answer that is not a transient failure.
     pub fn succeeded(&mut self, origin: &str) {
         self.failures.remove(origin);
+    }
+
+    /// Whether `origin` has failed so many times in a row (see
+    /// [`GIVE_UP_SILENT`], [`GIVE_UP_ANSWERED`]) that waiting on it any
+    /// longer would only hold the crawl: if so, from now on its URLs
+    /// [`Verdict::Fail`] with [`HOST_UNRESPONSIVE`] (until `resume`).
+    pub fn give_up(&mut self, origin: &Arc<str>) -> bool {
+        let n = self.failures.get(origin).copied().unwrap_or(0);
+        let answered = self.recent.get(origin).is_some_and(|r| r.mean_ms.is_some());
+        let limit = if answered {
+            GIVE_UP_ANSWERED
+        } else {
+            GIVE_UP_SILENT
+        };
+        if n >= limit {
+            self.down.insert(origin.clone(), HOST_UNRESPONSIVE);
+            return true;
+        }
+        false
     }
 
     /// `origin` answered a request (any status) in `elapsed`.

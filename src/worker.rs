@@ -233,7 +233,7 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         .refresh
         .as_deref()
         .filter(|_| ok)
-        .and_then(|v| parse::Refresh::parse(v, url));
+        .and_then(|v| parse::Refresh::parse(v, url).or_else(|| parse::Refresh::reload(v, url)));
     if matches!(body, Body::Sitemap | Body::MaybeSitemap) {
         let read = sitemap::parse(&resp.body, resp.truncated).map(|map| {
             links = map
@@ -291,10 +291,12 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         &ctx.agent,
     );
     page.noindex = directives.noindex;
+    // A refresh to the page itself is a redirect only when it sets a
+    // cookie (a session set up; the coordinator decides with cookies on).
     let refresh = refresh
         .filter(|r| {
             r.delay <= MAX_REFRESH_REDIRECT_SECS
-                && canon::fingerprint(&r.url) != canon::fingerprint(url)
+                && (resp.sets_cookie || canon::fingerprint(&r.url) != canon::fingerprint(url))
         })
         .map(|r| r.url);
     // A page that sends its reader on at once is a redirect: its target

@@ -592,9 +592,12 @@ impl State<'_> {
                 self.page.language = super::non_empty(content.trim().to_string());
             } else if h.eq_ignore_ascii_case("refresh") && self.page.refresh.is_none() {
                 self.resolved_before_base |= self.page.base.is_none();
-                self.page.refresh = super::Refresh::parse(content, &self.base);
+                self.page.refresh = super::Refresh::parse(content, &self.base)
+                    .or_else(|| super::Refresh::reload(content, self.url));
                 // Where the page sends its reader: at least a link.
-                if let Some(r) = &self.page.refresh {
+                if let Some(r) = &self.page.refresh
+                    && r.url != *self.url
+                {
                     let url = r.url.clone();
                     self.push_link(url, String::new(), false, LinkKind::Refresh);
                 }

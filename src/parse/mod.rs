@@ -106,6 +106,23 @@ pub struct Refresh {
 }
 
 impl Refresh {
+    /// Reads a refresh `content` value that names no URL (`5`, `0;`): the
+    /// page reloads itself, `page` (the document's own URL), after the
+    /// delay. `None` when the value names a URL or is not a refresh.
+    pub fn reload(content: &str, page: &Url) -> Option<Refresh> {
+        let s = content.trim_matches(|c: char| c.is_ascii_whitespace() || c == ';' || c == ',');
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let rest = s[digits..].trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        if (digits == 0 && !s.starts_with('.')) || !rest.trim().is_empty() {
+            return None;
+        }
+        let delay = s[..digits].parse::<u32>().unwrap_or(0);
+        Some(Refresh {
+            delay,
+            url: page.clone(),
+        })
+    }
+
     /// Reads a refresh `content` value, resolving its URL against `base`.
     /// `None` when it names no URL (a page that reloads itself) or the URL
     /// is not one a crawler can follow.

@@ -136,6 +136,10 @@ pub struct FetchRecord {
     pub page: Option<PageRecord>,
     pub links: Vec<LinkRecord>,
     pub new_urls: Vec<NewUrl>,
+    /// URLs seen before that are leased again by this fetch (a redirect
+    /// back into its chain that set a cookie): set back to `leased` after
+    /// the fetch's own row is settled.
+    pub relet: Vec<i64>,
     /// Earlier hops of a redirect chain that ended at this URL: their
     /// `final_url` becomes this page's URL.
     pub chain: Vec<i64>,
@@ -170,6 +174,7 @@ impl FetchRecord {
             new_urls: Vec::new(),
             became_sitemap: false,
             chain: Vec::new(),
+            relet: Vec::new(),
             attempts: 1,
         }
     }
@@ -666,6 +671,21 @@ async fn write_pending(
         let mut qb: QueryBuilder<Sqlite> =
             QueryBuilder::new("UPDATE urls SET sitemap = 1 WHERE id IN ");
         push_id_list(&mut qb, &became);
+        execute_once(conn, qb).await?;
+    }
+    // A URL leased again stays leased unless its own later fetch is in
+    // this batch too.
+    let relet: Vec<i64> = fetches
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| f.relet.iter().map(move |&id| (i, id)))
+        .filter(|&(i, id)| !fetches[i + 1..].iter().any(|g| g.url_id == id))
+        .map(|(_, id)| id)
+        .collect();
+    if !relet.is_empty() {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("UPDATE urls SET state = 'leased', reason = NULL WHERE id IN ");
+        push_id_list(&mut qb, &relet);
         execute_once(conn, qb).await?;
     }
     for f in &fetches {

@@ -595,3 +595,134 @@ async fn a_stalled_request_gives_its_host_slot_back() {
     );
     assert!(c.urls_in("failed").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_session_cut_by_the_page_budget_is_finished_by_resume() {
+    let s = cookie_site().await;
+    let mut cfg = config(&[s.url("/shop/")]);
+    cfg.limits.max_pages = Some(1);
+    let c = run(cfg).await;
+    // The hop that set the cookie spent the budget; the page itself waits.
+    let skipped = c.urls_in("skipped").await;
+    assert_eq!(
+        skipped.get(&s.url("/shop/")).map(String::as_str),
+        Some("max_pages")
+    );
+    resume(&c.store, |cfg| cfg.limits.max_pages = None).await;
+    assert_eq!(
+        c.page_field(&s.url("/shop/"), "title").await.as_deref(),
+        Some("Shop")
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_that_sets_a_cookie_on_itself_is_asked_again_once() {
+    let s = site(|path, headers, _| match path {
+        "/m" if has_cookie(headers, "m=1") => Some(html("<title>m ok</title>")),
+        "/m" => Some(with_header(
+            html("<meta http-equiv=refresh content=\"0\"><title>m wait</title>"),
+            "set-cookie",
+            b"m=1",
+        )),
+        // Reloads itself every 5 s and sets a cookie every time: a page.
+        "/live" => Some(with_header(
+            html("<meta http-equiv=refresh content=\"5\"><title>live</title>"),
+            "set-cookie",
+            b"seen=1",
+        )),
+        _ => None,
+    })
+    .await;
+    let c = run(config(&[s.url("/m"), s.url("/live")])).await;
+    assert_eq!(
+        c.page_field(&s.url("/m"), "title").await.as_deref(),
+        Some("m ok")
+    );
+    assert_eq!(
+        c.page_field(&s.url("/live"), "title").await.as_deref(),
+        Some("live")
+    );
+    assert_eq!(
+        c.page_field(&s.url("/live"), "status").await.as_deref(),
+        Some("200")
+    );
+    assert!(c.urls_in("failed").await.is_empty());
+    let live = s.requests().iter().filter(|p| *p == "/live").count();
+    assert_eq!(live, 2, "asked again once, with the cookie");
+}
+
+#[tokio::test]
+async fn a_chain_of_meta_refreshes_stops_at_max_redirects() {
+    let s = site(|path, _, _| {
+        let n: u32 = path.strip_prefix("/r")?.parse().ok()?;
+        Some(html(format!(
+            "<meta http-equiv=refresh content=\"0; url=/r{}\"><p>hop {n}",
+            n + 1
+        )))
+    })
+    .await;
+    let mut cfg = config(&[s.url("/r0")]);
+    cfg.limits.max_redirects = 3;
+    let c = run(cfg).await;
+    assert_eq!(s.requests(), ["/r0", "/r1", "/r2", "/r3"]);
+    assert_eq!(
+        c.urls_in("failed")
+            .await
+            .get(&s.url("/r3"))
+            .map(String::as_str),
+        Some("too_many_redirects")
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_never_answers_is_given_up_in_seconds() {
+    let s = site(|path, _, _| match path {
+        "/robots.txt" => None,
+        _ => Some(status(HANG)),
+    })
+    .await;
+    let seeds: Vec<String> = ["/a", "/b", "/c", "/d", "/e", "/f", "/g"]
+        .iter()
+        .map(|p| s.url(p))
+        .collect();
+    let mut cfg = config(&seeds);
+    cfg.fetch.timeout = Duration::from_secs(1);
+    cfg.fetch.read_timeout = Duration::from_secs(1);
+    let c = run(cfg).await;
+    let failed = c.urls_in("failed").await;
+    assert_eq!(failed.len(), 7, "{failed:?}");
+    let unresponsive = failed
+        .values()
+        .filter(|r| r.as_str() == "host_unresponsive")
+        .count();
+    assert!(unresponsive >= 1, "{failed:?}");
+    assert!(
+        failed
+            .values()
+            .all(|r| r == "timeout" || r == "host_unresponsive"),
+        "{failed:?}"
+    );
+    // Far fewer requests than 7 URLs × 3 attempts.
+    assert!(s.requests().len() < 15, "{:?}", s.requests());
+}
+
+#[tokio::test]
+async fn https_to_a_server_that_never_answers_the_handshake_fails_as_connect_timeout() {
+    // Accepts connections and never says a word.
+    let l = listener().await;
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = l.accept().await {
+            held.push(sock);
+        }
+    });
+    let seed = format!("https://127.0.0.1:{port}/");
+    let mut cfg = config(std::slice::from_ref(&seed));
+    cfg.fetch.connect_timeout = Duration::from_secs(1);
+    let c = run(cfg).await;
+    assert_eq!(
+        c.urls_in("failed").await.get(&seed).map(String::as_str),
+        Some("connect_timeout")
+    );
+}
