@@ -1,0 +1,339 @@
+//! Recrawls: conditional requests, change records, page history, removed
+//! and new pages, due revisits on a controlled clock, summaries redone only
+//! for changed content, and exports of the changes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sqlx::Row;
+use trawl::crawl::{self, Controls, RecrawlOptions};
+use trawl::progress::Counters;
+use trawl::store::Store;
+
+use crate::crawl::{Crawled, config, run};
+use crate::util::listener;
+
+/// A site whose pages the test edits between runs. With `validators`, it
+/// sends an ETag (and Last-Modified) and answers 304 to a request that
+/// matches; without, it ignores conditional requests and always sends 200.
+struct Site {
+    port: u16,
+    pages: Arc<Mutex<BTreeMap<String, String>>>,
+    log: Arc<Mutex<Vec<String>>>,
+    not_modified: Arc<AtomicUsize>,
+}
+
+impl Site {
+    async fn start(validators: bool) -> Site {
+        let l = listener().await;
+        let port = l.local_addr().unwrap().port();
+        let pages: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let not_modified = Arc::new(AtomicUsize::new(0));
+        let (p, lg, nm) = (pages.clone(), log.clone(), not_modified.clone());
+        let app = Router::new().fallback(move |req: axum::extract::Request| {
+            let (pages, log, nm) = (p.clone(), lg.clone(), nm.clone());
+            async move {
+                let path = req.uri().path().to_string();
+                log.lock().unwrap().push(path.clone());
+                let Some(body) = pages.lock().unwrap().get(&path).cloned() else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                if !validators {
+                    return html(body, None);
+                }
+                let tag = etag(&body);
+                if req
+                    .headers()
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    == Some(tag.as_str())
+                {
+                    nm.fetch_add(1, Ordering::SeqCst);
+                    return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+                }
+                html(body, Some(tag))
+            }
+        });
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        Site {
+            port,
+            pages,
+            log,
+            not_modified,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn set(&self, path: &str, title: &str, links: &[&str]) {
+        let links: String = links
+            .iter()
+            .map(|l| format!("<a href=\"{l}\">{l}</a> "))
+            .collect();
+        let body = format!(
+            "<html><head><title>{title}</title></head><body><h1>{title}</h1>\
+             <p>{title} is a page about {title}. It has sentences about {title} to summarize.</p>\
+             <p>{links}</p></body></html>"
+        );
+        self.pages.lock().unwrap().insert(path.into(), body);
+    }
+
+    fn remove(&self, path: &str) {
+        self.pages.lock().unwrap().remove(path);
+    }
+
+    /// Page requests since the last call (robots.txt left out).
+    fn take_requests(&self) -> Vec<String> {
+        let mut log = self.log.lock().unwrap();
+        let mut out: Vec<String> = log.drain(..).filter(|p| p != "/robots.txt").collect();
+        out.sort();
+        out
+    }
+
+    fn take_not_modified(&self) -> usize {
+        self.not_modified.swap(0, Ordering::SeqCst)
+    }
+}
+
+fn etag(body: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("\"{:x}\"", h.finish())
+}
+
+fn html(body: String, tag: Option<String>) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    if let Some(tag) = tag {
+        r.headers_mut().insert(header::ETAG, tag.parse().unwrap());
+        r.headers_mut().insert(
+            header::LAST_MODIFIED,
+            "Mon, 30 Nov 2026 00:00:00 GMT".parse().unwrap(),
+        );
+    }
+    r
+}
+
+/// The test clock's start, in epoch milliseconds.
+const T0: i64 = 1_800_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+async fn recrawl(store: &Store, due_only: bool, now: i64) -> crawl::CrawlReport {
+    crawl::recrawl(
+        store,
+        |_| {},
+        RecrawlOptions { due_only, now },
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap()
+}
+
+/// A four-page site: `/` links to `/a`, `/b` and `/c`.
+async fn four_pages(validators: bool) -> (Site, Crawled) {
+    let site = Site::start(validators).await;
+    site.set("/", "Home", &["/a", "/b", "/c"]);
+    site.set("/a", "Alpha", &[]);
+    site.set("/b", "Beta", &[]);
+    site.set("/c", "Gamma", &[]);
+    let c = run(config(&[site.url("/")])).await;
+    assert_eq!(c.report.fetched, 4);
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    (site, c)
+}
+
+/// The changes recorded for a run, by path.
+async fn changes(site: &Site, store: &Store, run: i64) -> BTreeMap<String, String> {
+    sqlx::query("SELECT u.url, c.change FROM page_changes c JOIN urls u ON u.id = c.url_id WHERE c.run_id = ?")
+        .bind(run)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let url: String = r.get(0);
+            (url.replace(&site.url(""), ""), r.get(1))
+        })
+        .collect()
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+fn map(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
+    let (site, c) = four_pages(true).await;
+    let summaries_before = count(&c.store, "SELECT COUNT(*) FROM summaries").await;
+    assert_eq!(summaries_before, 4);
+    // Between runs: /b changes and links a new page, /c goes away.
+    site.set("/b", "Beta two", &["/d"]);
+    site.set("/d", "Delta", &[]);
+    site.remove("/c");
+
+    let report = recrawl(&c.store, false, T0).await;
+    assert_eq!(report.outcome, crawl::CrawlOutcome::Finished);
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c", "/d"]);
+    // `/` and `/a` answered 304: nothing downloaded for them.
+    assert_eq!(site.take_not_modified(), 2);
+    let run = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(
+        changes(&site, &c.store, run).await,
+        map(&[
+            ("/", "unchanged"),
+            ("/a", "unchanged"),
+            ("/b", "changed"),
+            ("/c", "removed"),
+            ("/d", "new"),
+        ])
+    );
+    // The changed page keeps its history; the new version is stored.
+    let versions = sqlx::query("SELECT v.title, v.run_id FROM page_versions v")
+        .fetch_all(c.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].get::<String, _>(0), "Beta");
+    assert_eq!(versions[0].get::<i64, _>(1), run);
+    assert_eq!(
+        c.page_field(&site.url("/b"), "title").await.as_deref(),
+        Some("Beta two")
+    );
+    // Its links were replaced: /b links only to /d now.
+    let b = trawl::canon::fingerprint(&url::Url::parse(&site.url("/b")).unwrap()) as i64;
+    let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE from_id = ?")
+        .bind(b)
+        .fetch_one(c.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(links, 1);
+    // The removed page stays, marked with the run that saw it go.
+    assert_eq!(
+        c.page_field(&site.url("/c"), "title").await.as_deref(),
+        Some("Gamma")
+    );
+    assert_eq!(
+        c.page_field(&site.url("/c"), "removed_run").await,
+        Some(run.to_string())
+    );
+    // The unchanged pages were checked at the recrawl's time, not refetched.
+    assert_eq!(
+        c.page_field(&site.url("/a"), "checked_at").await,
+        Some(T0.to_string())
+    );
+    // Summaries only for the new contents: /b's second version and /d.
+    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 6);
+    assert_eq!(
+        count(
+            &c.store,
+            "SELECT COUNT(DISTINCT content_hash) FROM pages WHERE content_hash IN (SELECT content_hash FROM summaries)"
+        )
+        .await,
+        5
+    );
+
+    // The runs, as status shows them.
+    let runs = c.store.runs().await.unwrap();
+    let kinds: Vec<&str> = runs.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["crawl", "recrawl"]);
+    let r = &runs[1];
+    assert_eq!(
+        (r.checked, r.unchanged, r.changed, r.new, r.removed),
+        (4, 2, 1, 1, 1)
+    );
+    assert!(r.finished_at.is_some());
+
+    // A second recrawl with nothing changed: every page answers 304; the
+    // page that is gone is still gone, which is no change.
+    let _ = recrawl(&c.store, false, T0 + HOUR).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c", "/d"]);
+    assert_eq!(site.take_not_modified(), 4);
+    let run2 = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(
+        changes(&site, &c.store, run2).await,
+        map(&[
+            ("/", "unchanged"),
+            ("/a", "unchanged"),
+            ("/b", "unchanged"),
+            ("/d", "unchanged"),
+        ])
+    );
+    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 6);
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_conditional_requests_is_unchanged_by_hash() {
+    let (site, c) = four_pages(false).await;
+    site.set("/a", "Alpha two", &[]);
+    let _ = recrawl(&c.store, false, T0).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    assert_eq!(site.take_not_modified(), 0);
+    let run = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(
+        changes(&site, &c.store, run).await,
+        map(&[
+            ("/", "unchanged"),
+            ("/a", "changed"),
+            ("/b", "unchanged"),
+            ("/c", "unchanged"),
+        ])
+    );
+    // Four pages, one new version: five summaries, one per content.
+    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 5);
+    // The unchanged pages' links were kept, not written twice.
+    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM links").await, 3);
+}
+
+#[tokio::test]
+async fn due_recrawl_revisits_only_pages_that_are_due() {
+    let (site, c) = four_pages(true).await;
+    site.set("/b", "Beta two", &[]);
+    // First recrawl at T0: everything is due (never revisited). /b
+    // changed (next in 12 h), the rest did not (next in 48 h).
+    let _ = recrawl(&c.store, true, T0).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    site.take_not_modified();
+    assert_eq!(
+        c.page_field(&site.url("/b"), "due_at").await,
+        Some((T0 + 12 * HOUR).to_string())
+    );
+    assert_eq!(
+        c.page_field(&site.url("/a"), "due_at").await,
+        Some((T0 + 48 * HOUR).to_string())
+    );
+    // A day later only /b is due.
+    let _ = recrawl(&c.store, true, T0 + 24 * HOUR).await;
+    assert_eq!(site.take_requests(), ["/b"]);
+    assert_eq!(site.take_not_modified(), 1);
+    // /b unchanged this time: its interval doubles back to 24 h.
+    assert_eq!(
+        c.page_field(&site.url("/b"), "due_at").await,
+        Some((T0 + 48 * HOUR).to_string())
+    );
+    // Nothing is due an hour later; two days later, all of them are.
+    let _ = recrawl(&c.store, true, T0 + 25 * HOUR).await;
+    assert!(site.take_requests().is_empty());
+    let _ = recrawl(&c.store, true, T0 + 48 * HOUR).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    // Without --due, every page is revisited whatever its schedule.
+    let _ = recrawl(&c.store, false, T0 + 48 * HOUR).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+}
