@@ -467,6 +467,14 @@ pub struct ExportArgs {
     /// from such pages).
     #[arg(long, value_name = "CODE")]
     pub status: Option<u16>,
+    /// With --what changes: the changes of this run (`trawl status` lists
+    /// runs; default: the latest recrawl, or with --since every run started
+    /// since).
+    #[arg(long, value_name = "N")]
+    pub run: Option<i64>,
+    /// With --what changes: also the pages found unchanged.
+    #[arg(long)]
+    pub include_unchanged: bool,
 }
 
 fn secs(flag: &str, v: f64) -> Result<Duration, ConfigError> {
@@ -592,6 +600,33 @@ impl ExportArgs {
                 }
             }
         }
+        if self.what == What::Changes {
+            for (given, flag) in [
+                (self.host.is_some(), "--host"),
+                (self.status.is_some(), "--status"),
+                (self.include_noindex, "--include-noindex"),
+            ] {
+                if given {
+                    return Err(ConfigError(format!(
+                        "{flag} does not go with --what changes"
+                    )));
+                }
+            }
+            if self.run.is_some() && self.since.is_some() {
+                return Err(ConfigError(
+                    "--run and --since each pick runs; give one".into(),
+                ));
+            }
+        } else {
+            for (given, flag) in [
+                (self.run.is_some(), "--run"),
+                (self.include_unchanged, "--include-unchanged"),
+            ] {
+                if given {
+                    return Err(ConfigError(format!("{flag} goes with --what changes")));
+                }
+            }
+        }
         if self.include_failed && self.what != What::Summaries {
             return Err(ConfigError(
                 "--include-failed goes with --what summaries".into(),
@@ -636,6 +671,8 @@ impl ExportArgs {
                 .map_err(ConfigError)?,
             since,
             status: self.status,
+            run: self.run,
+            include_unchanged: self.include_unchanged,
             ..ExportOptions::new(self.what, self.format)
         })
     }

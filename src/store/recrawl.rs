@@ -183,28 +183,23 @@ impl Store {
     /// The pages `run_id` found new, changed or removed (and unchanged,
     /// with `unchanged`), by URL. The previous version is the one the run
     /// replaced; for an unchanged or removed page it is the stored one.
-    /// `summary_key` picks the summaries shown (`backend`, `model`,
-    /// `prompt_version`).
+    /// The summary shown is the current content's (the first by
+    /// summarizer, model and prompt version when there are several).
     pub async fn changes(
         &self,
         run_id: i64,
         unchanged: bool,
-        summary_key: Option<(&str, &str, &str)>,
     ) -> Result<Vec<ChangeRow>, StoreError> {
-        let (backend, model, prompt) = summary_key.unwrap_or(("", "", ""));
         let rows = sqlx::query(
             "SELECT c.run_id, u.url, c.change, v.title AS prev_title, v.content_hash AS prev_hash, \
-             v.fetched_at AS prev_fetched, v.text AS prev_text, p.title, p.content_hash, p.fetched_at, p.text, s.summary \
+             v.fetched_at AS prev_fetched, v.text AS prev_text, p.title, p.content_hash, p.fetched_at, p.text, \
+             (SELECT s.summary FROM summaries s WHERE s.content_hash = p.content_hash AND s.state = 'done' \
+              ORDER BY s.backend, s.model, s.prompt_version LIMIT 1) AS summary \
              FROM page_changes c JOIN urls u ON u.id = c.url_id \
              LEFT JOIN pages p ON p.url_id = c.url_id \
              LEFT JOIN page_versions v ON v.url_id = c.url_id AND v.run_id = c.run_id \
-             LEFT JOIN summaries s ON s.content_hash = p.content_hash AND s.backend = ? AND s.model = ? \
-               AND s.prompt_version = ? AND s.state = 'done' \
              WHERE c.run_id = ? AND (? OR c.change != 'unchanged') ORDER BY u.url",
         )
-        .bind(backend)
-        .bind(model)
-        .bind(prompt)
         .bind(run_id)
         .bind(unchanged)
         .fetch_all(&self.pool)

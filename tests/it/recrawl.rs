@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sqlx::Row;
 use trawl::crawl::{self, Controls, RecrawlOptions};
+use trawl::export::{self, ExportOptions, Format, What};
 use trawl::progress::Counters;
 use trawl::store::Store;
 
@@ -336,4 +337,84 @@ async fn due_recrawl_revisits_only_pages_that_are_due() {
     // Without --due, every page is revisited whatever its schedule.
     let _ = recrawl(&c.store, false, T0 + 48 * HOUR).await;
     assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+}
+
+async fn export_changes(store: &Store, format: Format, unchanged: bool) -> Vec<u8> {
+    let mut opts = ExportOptions::new(What::Changes, format);
+    opts.include_unchanged = unchanged;
+    let mut out = Vec::new();
+    export::export(store, &opts, &mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn exports_of_changes_parse_back_and_are_byte_identical() {
+    let (site, c) = four_pages(true).await;
+    site.set("/b", "Beta two", &["/d"]);
+    site.set("/d", "Delta", &[]);
+    site.remove("/c");
+    let _ = recrawl(&c.store, false, T0).await;
+
+    let jsonl = export_changes(&c.store, Format::Jsonl, false).await;
+    assert_eq!(jsonl, export_changes(&c.store, Format::Jsonl, false).await);
+    let rows: Vec<serde_json::Value> = std::str::from_utf8(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["url"].as_str().unwrap().replace(&site.url(""), ""),
+                r["change"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [("/b", "changed"), ("/c", "removed"), ("/d", "new")];
+    assert_eq!(
+        got,
+        want.map(|(u, c)| (u.to_string(), c.to_string())).to_vec()
+    );
+    let b = &rows[0];
+    assert_eq!(b["previous_title"], "Beta");
+    assert_eq!(b["title"], "Beta two");
+    assert_ne!(b["previous_content_hash"], b["content_hash"]);
+    assert_eq!(b["diff_truncated"], false);
+    let diff = b["diff"].as_str().unwrap();
+    assert!(diff.starts_with("--- previous\n+++ current\n@@"), "{diff}");
+    assert!(
+        diff.contains("-Beta\n") && diff.contains("+Beta two\n"),
+        "{diff}"
+    );
+    assert!(rows[1]["diff"].is_null() && rows[2]["diff"].is_null());
+    assert!(rows[2]["summary"].as_str().unwrap().contains("Delta"));
+
+    let csv_bytes = export_changes(&c.store, Format::Csv, true).await;
+    assert_eq!(csv_bytes, export_changes(&c.store, Format::Csv, true).await);
+    let mut reader = csv::Reader::from_reader(&csv_bytes[..]);
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[2], "change");
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    // With --include-unchanged: `/` and `/a` too.
+    assert_eq!(records.len(), 5);
+    let changes: Vec<&str> = records.iter().map(|r| &r[2]).collect();
+    assert_eq!(
+        changes,
+        ["unchanged", "unchanged", "changed", "removed", "new"]
+    );
+    // A diff begins with `-`: like every cell a spreadsheet would run as
+    // a formula, it gets a `'` in front.
+    assert_eq!(records[2][10], format!("'{diff}"));
+
+    let md = export_changes(&c.store, Format::Markdown, false).await;
+    assert_eq!(md, export_changes(&c.store, Format::Markdown, false).await);
+    let md = String::from_utf8(md).unwrap();
+    assert!(
+        md.starts_with("# What changed\n\nRun 2: 1 changed, 1 new, 1 removed.\n\n"),
+        "{md}"
+    );
+    assert!(md.contains("## changed: Beta two\n"), "{md}");
+    assert!(md.contains("```diff\n--- previous\n"), "{md}");
+    assert!(md.contains("## new: Delta\n"), "{md}");
 }
