@@ -418,3 +418,41 @@ async fn exports_of_changes_parse_back_and_are_byte_identical() {
     assert!(md.contains("```diff\n--- previous\n"), "{md}");
     assert!(md.contains("## new: Delta\n"), "{md}");
 }
+
+#[tokio::test]
+async fn status_lists_the_runs_with_what_each_found() {
+    let (site, c) = four_pages(true).await;
+    site.set("/a", "Alpha two", &[]);
+    let _ = recrawl(&c.store, false, T0).await;
+    let status = trawl::status::collect(&c.store).await.unwrap();
+    let runs: Vec<(&str, i64, i64, i64, i64, i64)> = status
+        .runs
+        .iter()
+        .map(|r| {
+            let k = r.kind.as_str();
+            (k, r.checked, r.unchanged, r.changed, r.new, r.removed)
+        })
+        .collect();
+    assert_eq!(runs, [("crawl", 0, 0, 0, 0, 0), ("recrawl", 4, 3, 1, 0, 0)]);
+    // The first crawl downloaded the four bodies; the recrawl only the one
+    // that changed (three 304s).
+    let first = status.runs[0].bytes;
+    let second = status.runs[1].bytes;
+    let a_size: i64 = c
+        .page_field(&site.url("/a"), "size")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first > 0);
+    assert_eq!(second, a_size);
+    let text = status.to_text();
+    assert!(
+        text.contains("recrawl, started ")
+            && text.contains(": 4 checked, 3 unchanged, 1 changed, 0 new, 0 removed, "),
+        "{text}"
+    );
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["runs"][1]["kind"], "recrawl");
+    assert_eq!(json["runs"][1]["changed"], 1);
+}
