@@ -456,3 +456,102 @@ async fn status_lists_the_runs_with_what_each_found() {
     assert_eq!(json["runs"][1]["kind"], "recrawl");
     assert_eq!(json["runs"][1]["changed"], 1);
 }
+
+fn spawn_trawl(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run trawl")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recrawl_killed_and_resumed_fetches_again_at_most_the_pages_in_flight() {
+    use crate::cli::{db_arg, stderr, trawl_async};
+    let server = crate::util::serve_site(listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let o = trawl_async(args(&[
+        "crawl",
+        &server.url("/big/1"),
+        "--db",
+        &db,
+        "--concurrency",
+        "4",
+        "--per-host-concurrency",
+        "4",
+        "--per-host-rate",
+        "0",
+        "-q",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let first = server.requests().len();
+    assert!(first as u64 >= crate::util::BIG_PAGES);
+
+    // The recrawl, killed a third of the way through, then resumed.
+    let mut child = spawn_trawl(&["recrawl", "--db", &db, "-q"]);
+    while server.requests().len() < first + 1000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("trawl exited ({status}) before 1000 requests");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let o = trawl_async(args(&["resume", "--db", &db, "-q"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // Every page was revisited: once, plus what the kill cost (the
+    // fetches in flight and those waiting for their batch's commit).
+    let again = server.requests().len() - first;
+    let per_kill = 4 + trawl::crawl::uncommitted_bound(4);
+    eprintln!("revisit requests: {again} with one kill, {first} pages");
+    assert!(
+        again >= first && again <= first + per_kill,
+        "{again} requests to revisit {first} pages"
+    );
+    let store = Store::open_with(std::path::Path::new(&db), trawl::store::Access::Read)
+        .await
+        .unwrap();
+    let runs: Vec<(String, bool)> = store
+        .runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.kind, r.finished_at.is_some()))
+        .collect();
+    let want = [("crawl", true), ("recrawl", false), ("resume", true)];
+    assert_eq!(runs, want.map(|(k, f)| (k.to_string(), f)).to_vec());
+    // The resume recorded its findings under the recrawl it continued:
+    // one row per page, all unchanged (the server sends the same bodies).
+    let pages = count(
+        &store,
+        "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+    )
+    .await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM page_changes WHERE run_id = 2 AND change = 'unchanged'"
+        )
+        .await,
+        pages
+    );
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM page_changes").await,
+        pages
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM urls WHERE state IN ('queued', 'leased')"
+        )
+        .await,
+        0
+    );
+}
