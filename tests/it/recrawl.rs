@@ -555,3 +555,99 @@ async fn a_recrawl_killed_and_resumed_fetches_again_at_most_the_pages_in_flight(
         0
     );
 }
+
+/// Runs the binary with `TRAWL_NOW` set, to completion.
+async fn trawl_at(now: i64, args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trawl"))
+            .args(&args)
+            .env("TRAWL_NOW", now.to_string())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run trawl")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_command_line_recrawls_due_pages_on_the_given_clock_and_exports_changes() {
+    use crate::cli::stderr;
+    let site = Site::start(true).await;
+    site.set("/", "Home", &["/a"]);
+    site.set("/a", "Alpha", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db").display().to_string();
+    let seed = site.url("/");
+    let o = trawl_at(
+        T0,
+        &[
+            "crawl",
+            &seed,
+            "--db",
+            &db,
+            "--per-host-rate",
+            "0",
+            "--no-sitemaps",
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    site.take_requests();
+    site.set("/a", "Alpha two", &[]);
+    let o = trawl_at(T0, &["recrawl", "--db", &db, "--due", "-q"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(site.take_requests(), ["/", "/a"]);
+    // Twelve hours on, only the page that changed is due.
+    let o = trawl_at(T0 + 12 * HOUR, &["recrawl", "--db", &db, "--due", "-q"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(site.take_requests(), ["/a"]);
+
+    let export = |run: &'static str| {
+        let db = db.clone();
+        async move {
+            let o = trawl_at(
+                T0,
+                &[
+                    "export", "--db", &db, "--what", "changes", "--run", run, "--format", "csv",
+                ],
+            )
+            .await;
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            o.stdout
+        }
+    };
+    let csv = export("2").await;
+    assert_eq!(csv, export("2").await);
+    let mut reader = csv::Reader::from_reader(&csv[..]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((&rows[0][2], &rows[0][4]), ("changed", "Alpha two"));
+    // The third run found nothing that changed.
+    let csv = export("3").await;
+    assert_eq!(csv::Reader::from_reader(&csv[..]).records().count(), 0);
+
+    let o = trawl_at(T0, &["status", "--db", &db]).await;
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("2 recrawl, started "), "{text}");
+    assert!(
+        text.contains(": 2 checked, 1 unchanged, 1 changed, 0 new, 0 removed, "),
+        "{text}"
+    );
+    assert!(
+        text.contains(": 1 checked, 1 unchanged, 0 changed, 0 new, 0 removed, "),
+        "{text}"
+    );
+
+    // --run belongs to --what changes.
+    let o = trawl_at(
+        T0,
+        &["export", "--db", &db, "--what", "pages", "--run", "2"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--run goes with --what changes"));
+}
