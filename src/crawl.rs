@@ -283,6 +283,7 @@ pub async fn recrawl(
     let json =
         serde_json::to_string(&cfg).map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
     let now = crate::util::now_ms();
+    store.index_links_by_page().await?;
     let (run_id, changes_run) = store.begin_run(row.id, RunKind::Recrawl, now).await?;
     // Leases a killed run left are queued again by `run`, as on resume.
     let queued = store

@@ -111,6 +111,18 @@ impl Store {
         Ok(())
     }
 
+    /// Makes a page's links quick to find, which a recrawl needs to
+    /// replace the links of the pages that changed. A crawl never looks
+    /// them up, so the index is only built (once) when a database is
+    /// first recrawled: a crawl that is never recrawled does not pay for
+    /// it on every link it inserts.
+    pub async fn index_links_by_page(&self) -> Result<(), StoreError> {
+        sqlx::query("CREATE INDEX IF NOT EXISTS links_from ON links (from_id)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Puts the stored URLs a recrawl revisits back in the frontier:
     /// fetched pages (`done`) and `failed` URLs, sitemaps too, or with
     /// `due_at` only those whose next revisit is due by then (a URL never

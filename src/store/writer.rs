@@ -961,8 +961,8 @@ async fn write_revisits(
         .execute(&mut *conn)
         .await?;
     }
-    // A page stored again replaces its links: one pass over `links` (it
-    // has no index) for all the batch's pages that were stored before.
+    // A page stored again replaces its links (found by the index a
+    // recrawl makes).
     let replaced: Vec<i64> = fetches
         .iter()
         .filter(|f| {
