@@ -1,6 +1,6 @@
 //! Crawl benchmark on loopback.
 //!
-//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy] [--no-summaries] [--concurrency N] [--per-host-concurrency N] [--crawl-only]`
+//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy] [--no-summaries] [--concurrency N] [--per-host-concurrency N] [--crawl-only] [--recrawl]`
 //!
 //! Serves a synthetic multi-host site (default 20,000 pages of ~20 KB with
 //! 20–60 links each, over 8 hosts) from a child process, crawls all of it
@@ -11,6 +11,11 @@
 //! `--text-heavy` makes them almost all text, the store's worst case. The
 //! crawl summarizes as it goes (the extractive default) unless
 //! `--no-summaries`; the summarizer alone is timed on one core too.
+//!
+//! `--recrawl`: the server sends an ETag with each page and answers 304 to
+//! a request that matches; after the crawl, 5% of the pages (every 20th)
+//! change, and a recrawl of every page is timed against the crawl (wall
+//! time, CPU, bytes received, changes found).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -190,6 +195,24 @@ struct HostSite {
     index: u64,
     hosts: u64,
     pages: Arc<Vec<bytes::Bytes>>,
+    /// The second versions of the pages that change (every 20th), served
+    /// once `/bump` was asked for (any host).
+    changed: Arc<Vec<bytes::Bytes>>,
+    bumped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HostSite {
+    /// The body of page `id` now and its ETag.
+    fn body(&self, id: u64) -> (bytes::Bytes, String) {
+        if id.is_multiple_of(20) && self.bumped.load(std::sync::atomic::Ordering::Relaxed) {
+            (
+                self.changed[(id / 20) as usize].clone(),
+                format!("\"{id}-2\""),
+            )
+        } else {
+            (self.pages[id as usize].clone(), format!("\"{id}-1\""))
+        }
+    }
 }
 
 async fn serve(pages: u64, hosts: usize, text_heavy: bool) {
@@ -217,11 +240,24 @@ async fn serve(pages: u64, hosts: usize, text_heavy: bool) {
             .map(|id| bytes::Bytes::from(page(&site, id)))
             .collect(),
     );
+    let changed: Arc<Vec<bytes::Bytes>> = Arc::new(
+        (0..pages)
+            .step_by(20)
+            .map(|id| {
+                let p = page(&site, id);
+                let p = p.replacen("</h1>", "</h1><p>This page was edited since.</p>", 1);
+                bytes::Bytes::from(p)
+            })
+            .collect(),
+    );
+    let bumped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for (index, l) in listeners.into_iter().enumerate() {
         let state = Arc::new(HostSite {
             index: index as u64,
             hosts: hosts as u64,
             pages: bodies.clone(),
+            changed: changed.clone(),
+            bumped: bumped.clone(),
         });
         let app = Router::new()
             .route(
@@ -236,18 +272,38 @@ async fn serve(pages: u64, hosts: usize, text_heavy: bool) {
             .route(
                 "/p/{id}",
                 axum::routing::get(
-                    |State(h): State<Arc<HostSite>>, Path(id): Path<u64>| async move {
+                    |State(h): State<Arc<HostSite>>,
+                     Path(id): Path<u64>,
+                     headers: axum::http::HeaderMap| async move {
                         // Page n lives on host n % hosts only.
                         if id >= h.pages.len() as u64 || id % h.hosts != h.index {
                             return (axum::http::StatusCode::NOT_FOUND, "no").into_response();
                         }
+                        let (body, etag) = h.body(id);
+                        if headers
+                            .get(header::IF_NONE_MATCH)
+                            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+                        {
+                            return (axum::http::StatusCode::NOT_MODIFIED, [(header::ETAG, etag)])
+                                .into_response();
+                        }
                         (
-                            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                            h.pages[id as usize].clone(),
+                            [
+                                (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+                                (header::ETAG, etag),
+                            ],
+                            body,
                         )
                             .into_response()
                     },
                 ),
+            )
+            .route(
+                "/bump",
+                axum::routing::get(|State(h): State<Arc<HostSite>>| async move {
+                    h.bumped.store(true, std::sync::atomic::Ordering::Relaxed);
+                    "bumped"
+                }),
             )
             .with_state(state);
         tokio::spawn(async move { axum::serve(l, app).await });
@@ -323,8 +379,6 @@ fn main() {
 
     let (report, wall, cpu) = common::crawl(&db, cfg, Arc::new(Counters::default()));
     let rss_mb = proc_status("VmHWM:") as f64 / 1024.0;
-    let _ = child.kill();
-    let _ = child.wait();
     let db_mb = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!(
         "crawl              {} pages, summaries {}, per-host concurrency {}",
@@ -353,6 +407,34 @@ fn main() {
     if let Some(s) = &report.summaries {
         println!("summaries (crawl)  {} done, {} failed", s.done, s.failed);
     }
+    if args.iter().any(|a| a == "--recrawl") {
+        // Two runs' figures, side by side.
+        let (first_wall, first_cpu, first_bytes) = (wall, cpu, report.bytes);
+        bump(ports[0]);
+        let (r, wall, cpu) = common::recrawl(&db, Arc::new(Counters::default()));
+        let _ = child.kill();
+        let _ = child.wait();
+        let changes = changes(&db);
+        println!("recrawl            {} pages asked again", r.fetched);
+        println!("changes            {changes}");
+        println!(
+            "wall time          {wall:.2} s ({:.0}% of the crawl's {first_wall:.2} s)",
+            100.0 * wall / first_wall
+        );
+        println!(
+            "crawler CPU        {cpu:.2} s ({:.0}% of the crawl's {first_cpu:.2} s)",
+            100.0 * cpu / first_cpu
+        );
+        println!(
+            "MB received        {:.1} ({:.1}% of the crawl's {:.0})",
+            r.bytes as f64 / 1e6,
+            100.0 * r.bytes as f64 / first_bytes.max(1) as f64,
+            first_bytes as f64 / 1e6
+        );
+        return;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
     if args.iter().any(|a| a == "--crawl-only") {
         return;
     }
@@ -415,4 +497,34 @@ fn main() {
         texts.len() as f64 / summarize_secs,
         summarize_secs * 1000.0 / texts.len() as f64
     );
+}
+
+/// Asks the server to serve the second versions of the pages that change.
+fn bump(port: u16) {
+    use std::io::Read;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.write_all(b"GET /bump HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("bump");
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).expect("bump answer");
+    assert!(answer.contains("bumped"), "{answer}");
+}
+
+/// The latest recrawl's changes, by kind.
+fn changes(db: &std::path::Path) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let store = trawl::store::Store::open_with(db, trawl::store::Access::Read)
+            .await
+            .expect("open");
+        let runs = store.runs().await.expect("runs");
+        let r = runs.last().expect("a run");
+        format!(
+            "{} unchanged, {} changed, {} new, {} removed",
+            r.unchanged, r.changed, r.new, r.removed
+        )
+    })
 }

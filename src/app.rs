@@ -67,6 +67,33 @@ pub async fn run(cli: Cli, stderr: Stderr) -> ExitCode {
             })
             .await
         }
+        Command::Recrawl(args) => {
+            if let Err(e) = args.resume.check() {
+                return fail(EXIT_USAGE, &e.to_string());
+            }
+            let Some(store) = open(&args.resume.db.db, Access::WriteExisting).await else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let fail_on_error = args.resume.fail_on_error;
+            let opts = crawl::RecrawlOptions {
+                due_only: args.due,
+                now: crate::util::clock_ms(),
+            };
+            run_crawl(
+                &store,
+                &stderr,
+                cli.quiet,
+                fail_on_error,
+                |controls, counters| {
+                    let store = store.clone();
+                    async move {
+                        crawl::recrawl(&store, |cfg| args.apply(cfg), opts, controls, counters)
+                            .await
+                    }
+                },
+            )
+            .await
+        }
         Command::Export(args) => run_export(&args).await,
         Command::Summarize(args) => run_summarize(&args, stderr).await,
         Command::Completions { shell } => {

@@ -35,6 +35,10 @@ pub enum Command {
     Crawl(CrawlArgs),
     /// Continue the crawl stored in a database (after a stop, a crash or to raise limits).
     Resume(ResumeArgs),
+    /// Revisit the stored pages of a crawl (conditional requests), continue the crawl from them and record what changed.
+    ///
+    /// A killed recrawl is continued by `trawl resume`; `trawl export --what changes` lists what it found.
+    Recrawl(RecrawlArgs),
     /// Write stored summaries, pages or links out as JSON Lines, CSV or Markdown.
     Export(ExportArgs),
     /// Show where the crawl in a database stands.
@@ -371,6 +375,59 @@ pub struct ResumeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RecrawlArgs {
+    /// The database and the limits to change, as `resume` takes them.
+    #[command(flatten)]
+    pub resume: ResumeArgs,
+    /// Revisit only the pages whose next revisit is due (a page never
+    /// revisited is due).
+    #[arg(long)]
+    pub due: bool,
+    /// Shortest interval between revisits of a page (`30m`, `1h`, `2d`;
+    /// default 1h, stored with the crawl).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub min_revisit: Option<std::time::Duration>,
+    /// Longest interval between revisits of a page (default 30d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_revisit: Option<std::time::Duration>,
+}
+
+impl RecrawlArgs {
+    /// Applies the overrides to a stored configuration.
+    pub fn apply(&self, cfg: &mut CrawlConfig) {
+        self.resume.apply(cfg);
+        if let Some(d) = self.min_revisit {
+            cfg.revisit.min_revisit = d;
+        }
+        if let Some(d) = self.max_revisit {
+            cfg.revisit.max_revisit = d;
+        }
+    }
+}
+
+/// A duration as a number and a unit: `90s`, `30m`, `1h`, `2d` (a bare
+/// number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30m, 1h or 2d"))?;
+    let secs = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return Err(format!("`{s}`: the unit is s, m, h or d")),
+    };
+    if !(n.is_finite() && n > 0.0) {
+        return Err(format!("`{s}` must be greater than zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(n * secs))
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub db: ExistingDbArg,
@@ -410,6 +467,14 @@ pub struct ExportArgs {
     /// from such pages).
     #[arg(long, value_name = "CODE")]
     pub status: Option<u16>,
+    /// With --what changes: the changes of this run (`trawl status` lists
+    /// runs; default: the latest recrawl, or with --since every run started
+    /// since).
+    #[arg(long, value_name = "N")]
+    pub run: Option<i64>,
+    /// With --what changes: also the pages found unchanged.
+    #[arg(long)]
+    pub include_unchanged: bool,
 }
 
 fn secs(flag: &str, v: f64) -> Result<Duration, ConfigError> {
@@ -468,6 +533,7 @@ impl CrawlArgs {
                 self.summary.apply(&mut s)?;
                 s
             },
+            revisit: crate::config::RevisitConfig::default(),
         }
         .validated()
     }
@@ -534,6 +600,33 @@ impl ExportArgs {
                 }
             }
         }
+        if self.what == What::Changes {
+            for (given, flag) in [
+                (self.host.is_some(), "--host"),
+                (self.status.is_some(), "--status"),
+                (self.include_noindex, "--include-noindex"),
+            ] {
+                if given {
+                    return Err(ConfigError(format!(
+                        "{flag} does not go with --what changes"
+                    )));
+                }
+            }
+            if self.run.is_some() && self.since.is_some() {
+                return Err(ConfigError(
+                    "--run and --since each pick runs; give one".into(),
+                ));
+            }
+        } else {
+            for (given, flag) in [
+                (self.run.is_some(), "--run"),
+                (self.include_unchanged, "--include-unchanged"),
+            ] {
+                if given {
+                    return Err(ConfigError(format!("{flag} goes with --what changes")));
+                }
+            }
+        }
         if self.include_failed && self.what != What::Summaries {
             return Err(ConfigError(
                 "--include-failed goes with --what summaries".into(),
@@ -578,6 +671,8 @@ impl ExportArgs {
                 .map_err(ConfigError)?,
             since,
             status: self.status,
+            run: self.run,
+            include_unchanged: self.include_unchanged,
             ..ExportOptions::new(self.what, self.format)
         })
     }

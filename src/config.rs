@@ -124,6 +124,27 @@ pub struct CrawlConfig {
     /// Stored crawls from before summaries take the defaults.
     #[serde(default)]
     pub summarize: crate::summarize::SummarizeConfig,
+    /// How often recrawls come back to a page; stored crawls from before
+    /// recrawls take the defaults.
+    #[serde(default)]
+    pub revisit: RevisitConfig,
+}
+
+/// Bounds of the adaptive revisit interval (see `recrawl`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct RevisitConfig {
+    pub min_revisit: Duration,
+    pub max_revisit: Duration,
+}
+
+impl Default for RevisitConfig {
+    fn default() -> Self {
+        Self {
+            min_revisit: Duration::from_secs(3600),
+            max_revisit: Duration::from_secs(30 * 86_400),
+        }
+    }
 }
 
 /// A configuration that cannot be used, with a message for the user.
@@ -142,6 +163,7 @@ impl CrawlConfig {
             limits: LimitsConfig::default(),
             fetch: FetchConfig::default(),
             summarize: crate::summarize::SummarizeConfig::default(),
+            revisit: RevisitConfig::default(),
         };
         cfg.validated()
     }
@@ -172,6 +194,12 @@ impl CrawlConfig {
         if self.fetch.max_body_size == 0 {
             return Err(ConfigError(
                 "--max-body-size must be at least 1 byte".into(),
+            ));
+        }
+        if self.revisit.min_revisit.is_zero() || self.revisit.min_revisit > self.revisit.max_revisit
+        {
+            return Err(ConfigError(
+                "--min-revisit must be greater than zero and at most --max-revisit".into(),
             ));
         }
         if self.fetch.user_agent.trim().is_empty() {

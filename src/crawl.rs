@@ -34,14 +34,15 @@ use crate::hosts::{Hosts, Loaded, Verdict, parse_retry_after};
 use crate::parse::{LinkKind, ParseLimits};
 use crate::progress::Counters;
 use crate::reason::SkipReason;
+use crate::recrawl::{self as revisits, Answer};
 use crate::robots::{self, RobotsFetch};
 use crate::scheduler::{Next, Scheduler};
 use crate::sitemap::{self, SitemapError};
 use crate::store::writer::{
-    self, Committed, FetchRecord, HostRecord, LeasedUrl, LinkRecord, NewUrl, UrlState, WriteOp,
-    WriterHandle, WriterStats,
+    self, Committed, FetchRecord, HostRecord, LeasedUrl, LinkRecord, NewUrl, RevisitRecord,
+    UrlState, WriteOp, WriterHandle, WriterStats,
 };
-use crate::store::{CrawlState, Store, StoreError};
+use crate::store::{CrawlState, RunKind, Store, StoreError};
 use crate::summarize::Summarizer;
 use crate::summarize::stage::{self, Item, StageReport, SweepOptions};
 use crate::util::FpSet;
@@ -184,7 +185,15 @@ pub async fn start(
     let json =
         serde_json::to_string(&cfg).map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
     let crawl_id = store.create_crawl(&json).await?;
-    run(store, crawl_id, cfg, false, controls, counters).await
+    let now = crate::util::now_ms();
+    let (run_id, _) = store.begin_run(crawl_id, RunKind::Crawl, now).await?;
+    let this = ThisRun {
+        id: run_id,
+        kind: RunKind::Crawl,
+        changes_run: None,
+        clock: now,
+    };
+    run(store, crawl_id, cfg, this, controls, counters).await
 }
 
 /// Continues the crawl stored in `store`, with its stored configuration
@@ -231,7 +240,83 @@ pub async fn resume(
         .execute(store.pool())
         .await
         .map_err(StoreError::from)?;
-    run(store, row.id, cfg, true, controls, counters).await
+    let (run_id, changes_run) = store.begin_run(row.id, RunKind::Resume, now).await?;
+    let this = ThisRun {
+        id: run_id,
+        kind: RunKind::Resume,
+        changes_run,
+        clock: crate::util::clock_ms(),
+    };
+    run(store, row.id, cfg, this, controls, counters).await
+}
+
+/// What a recrawl revisits.
+#[derive(Debug, Clone, Copy)]
+pub struct RecrawlOptions {
+    /// Only the pages whose next revisit is due by `now`.
+    pub due_only: bool,
+    /// The time revisit schedules are read and set by, in epoch
+    /// milliseconds (see [`crate::util::clock_ms`]).
+    pub now: i64,
+}
+
+/// A new run of the crawl stored in `store` that revisits its stored
+/// pages (every one, or only those due) with conditional requests and
+/// continues the crawl from them with its stored configuration changed by
+/// `adjust`. Records what changed; a killed recrawl is continued by
+/// [`resume`].
+pub async fn recrawl(
+    store: &Store,
+    adjust: impl FnOnce(&mut CrawlConfig),
+    opts: RecrawlOptions,
+    controls: Controls,
+    counters: Arc<Counters>,
+) -> Result<CrawlReport, CrawlError> {
+    let path = store.path().display().to_string();
+    let Some(row) = store.crawl().await? else {
+        return Err(CrawlError::NothingToResume { path });
+    };
+    let mut cfg: CrawlConfig = serde_json::from_str(&row.config)
+        .map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    adjust(&mut cfg);
+    let cfg = cfg.validated()?;
+    let json =
+        serde_json::to_string(&cfg).map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    let now = crate::util::now_ms();
+    store.index_links_by_page().await?;
+    let (run_id, changes_run) = store.begin_run(row.id, RunKind::Recrawl, now).await?;
+    // Leases a killed run left are queued again by `run`, as on resume.
+    let queued = store
+        .queue_revisits(opts.due_only.then_some(opts.now), now)
+        .await?;
+    tracing::info!("recrawl: {queued} stored URLs to revisit");
+    sqlx::query("UPDATE crawls SET state = 'running', config = ?, updated_at = ?, run_started_at = ?, finished_at = NULL WHERE id = ?")
+        .bind(json)
+        .bind(now)
+        .bind(now)
+        .bind(row.id)
+        .execute(store.pool())
+        .await
+        .map_err(StoreError::from)?;
+    let this = ThisRun {
+        id: run_id,
+        kind: RunKind::Recrawl,
+        changes_run,
+        clock: opts.now,
+    };
+    run(store, row.id, cfg, this, controls, counters).await
+}
+
+/// The run being made.
+#[derive(Debug, Clone, Copy)]
+struct ThisRun {
+    id: i64,
+    kind: RunKind,
+    /// The recrawl whose changes fetches record (`None`: a first crawl
+    /// and its resumes record none).
+    changes_run: Option<i64>,
+    /// Revisit schedules are set from this time.
+    clock: i64,
 }
 
 /// Queues again the URLs recorded `trap` because their host had reached
@@ -279,11 +364,12 @@ async fn run(
     store: &Store,
     crawl_id: i64,
     cfg: CrawlConfig,
-    resuming: bool,
+    this: ThisRun,
     controls: Controls,
     counters: Arc<Counters>,
 ) -> Result<CrawlReport, CrawlError> {
     let started = Instant::now();
+    let resuming = this.kind != RunKind::Crawl;
     let scope = cfg.scope()?;
     // Hosts the user named may be internal (a crawl of one's own intranet);
     // any other host that resolves to an internal address is refused.
@@ -333,13 +419,15 @@ async fn run(
         let max_depth = cfg.limits.max_depth.map_or(i64::MAX, i64::from);
         let now = crate::util::now_ms();
         // A run that was killed left its leases behind; URLs skipped for a
-        // limit that has since been raised get their turn.
+        // limit that has since been raised get their turn. (Not in a
+        // recrawl: the page budget is the revisits' first.)
         sqlx::query(
             "UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased' \
-             OR (state = 'skipped' AND reason IN ('max_pages', 'robots_unavailable')) \
+             OR (state = 'skipped' AND reason IN ('max_pages', 'robots_unavailable') AND ?) \
              OR (state = 'skipped' AND reason = 'max_depth' AND depth <= ?)",
         )
         .bind(now)
+        .bind(this.kind != RunKind::Recrawl)
         .bind(max_depth)
         .execute(pool)
         .await
@@ -425,6 +513,7 @@ async fn run(
         ),
         cfg: Arc::new(cfg),
         crawl_id,
+        this,
         writer,
         committed,
         sent: Committed::default(),
@@ -508,6 +597,14 @@ async fn run(
         None => None,
     };
     watch_stop.abort();
+    // Before the final checkpoint, which leaves no WAL behind.
+    store
+        .finish_run(
+            this.id,
+            counters.get(&counters.bytes),
+            crate::util::now_ms(),
+        )
+        .await?;
     if outcome == CrawlOutcome::Finished {
         store.finish_summarizing(crawl_id).await?;
     }
@@ -540,6 +637,7 @@ async fn run(
 struct Coordinator {
     cfg: Arc<CrawlConfig>,
     crawl_id: i64,
+    this: ThisRun,
     writer: WriterHandle,
     /// What the writer has committed, of what was `sent` to it. Waiting
     /// fetches count against [`uncommitted_bound`] (which bounds what a
@@ -860,6 +958,7 @@ impl Coordinator {
         self.writer
             .send(WriteOp::Refill {
                 limit: limit as u32,
+                revisits: self.this.changes_run.is_some(),
                 reply: tx,
             })
             .await?;
@@ -895,6 +994,7 @@ impl Coordinator {
                 chain: Vec::new(),
                 attempts: 0,
                 sitemap: row.sitemap,
+                revisit: row.revisit.map(Arc::new),
             };
             match self.enqueue(&origin, job, row.sitemap, now) {
                 None => {}
@@ -1289,6 +1389,11 @@ impl Coordinator {
         let mut rec = FetchRecord::new(job.id as i64);
         rec.attempts = job.attempts + 1;
         rec.chain = job.chain.iter().map(|&f| f as i64).collect();
+        // For a recrawl's record: what came back, and the validators of a
+        // stored page that is kept.
+        let mut answered: Option<(u16, Option<String>)> = None;
+        let mut kept_validators = (None, None);
+        let mut bytes = 0;
         match out.outcome {
             Outcome::Failed(e) => {
                 tracing::debug!("{}: {e}", job.url);
@@ -1303,8 +1408,23 @@ impl Coordinator {
                 if !job.sitemap {
                     c.bytes.fetch_add(f.page.size, Relaxed);
                 }
+                bytes = f.page.size;
                 let status = f.page.status;
-                if (300..400).contains(&status)
+                answered = Some((status, f.page.content_hash.clone()));
+                // A revisited page that is the same (304, or the stored
+                // body), or that failed, keeps its stored version.
+                let keep = job.revisit.as_deref().is_some_and(|r| {
+                    r.was_ok
+                        && (status == 304
+                            || status >= 400
+                            || (r.status == Some(status) && r.content_hash == f.page.content_hash))
+                });
+                if keep {
+                    if status >= 400 {
+                        rec.fail(format!("http_{status}"));
+                    }
+                    kept_validators = (f.page.etag.take(), f.page.last_modified.take());
+                } else if (300..400).contains(&status)
                     && let Some(location) = f.location.take()
                 {
                     match canon::resolve(&job.url, &location) {
@@ -1389,8 +1509,38 @@ impl Coordinator {
                         });
                     }
                 }
-                rec.page = Some(f.page);
+                if !keep {
+                    rec.page = Some(f.page);
+                }
             }
+        }
+        if let Some(run_id) = self.this.changes_run
+            && !job.sitemap
+        {
+            let answer = match &answered {
+                None => Answer::Failed,
+                Some((304, _)) => Answer::NotModified,
+                Some((404 | 410, _)) => Answer::Gone,
+                Some(_) if rec.state == UrlState::Failed => Answer::Failed,
+                Some((status, hash)) => Answer::Page {
+                    status: *status,
+                    content_hash: hash.as_deref().unwrap_or(""),
+                },
+            };
+            let change = revisits::classify(job.revisit.as_deref(), answer);
+            let previous = job.revisit.as_ref().and_then(|r| r.revisit_ms);
+            let interval = revisits::next_interval(previous, change, &self.cfg.revisit);
+            let (etag, last_modified) = kept_validators;
+            rec.revisit = Some(RevisitRecord {
+                run_id,
+                change,
+                checked_at: self.this.clock,
+                revisit_ms: interval,
+                due_at: self.this.clock + interval,
+                bytes,
+                etag,
+                last_modified,
+            });
         }
         // Page failures are what the report and the exit code count; a
         // missing sitemap is recorded, not a failed page.
@@ -1597,6 +1747,7 @@ impl Coordinator {
                 chain,
                 attempts: 0,
                 sitemap: job.sitemap,
+                revisit: None,
             };
             let origin = canon::origin_key(&again.url);
             self.sched.push(&origin, again, true, Instant::now());
@@ -1651,7 +1802,11 @@ impl Coordinator {
             Some(reason)
         } else if !sitemap && self.cfg.limits.max_depth.is_some_and(|m| depth > m) {
             Some(SkipReason::MaxDepth)
-        } else if self.budget_spent() || (sitemap && self.budget_covered()) {
+        } else if self.budget_spent()
+            || ((sitemap || self.this.changes_run.is_some()) && self.budget_covered())
+        {
+            // In a recrawl, the pages queued for a revisit have the budget
+            // first: a new page is only queued if it leaves room for them.
             Some(SkipReason::MaxPages)
         } else {
             None
@@ -1688,6 +1843,7 @@ impl Coordinator {
                 chain: chain.unwrap_or_default(),
                 attempts: 0,
                 sitemap,
+                revisit: None,
             };
             match self.enqueue(&origin, job, front, Instant::now()) {
                 None => {}

@@ -28,6 +28,9 @@ pub enum What {
     Pages,
     /// One row per link edge.
     Links,
+    /// One row per page a recrawl found new, changed or removed, with a
+    /// diff of the main text of changed pages.
+    Changes,
 }
 
 /// Output format.
@@ -78,6 +81,11 @@ pub struct ExportOptions {
     pub since: Option<i64>,
     /// Only pages with this HTTP status.
     pub status: Option<u16>,
+    /// Changes only: those of this run (default: the latest recrawl, or
+    /// with `since` every run started since).
+    pub run: Option<i64>,
+    /// Changes only: also the pages found unchanged.
+    pub include_unchanged: bool,
 }
 
 impl ExportOptions {
@@ -92,6 +100,8 @@ impl ExportOptions {
             host: None,
             since: None,
             status: None,
+            run: None,
+            include_unchanged: false,
         }
     }
 }
@@ -363,6 +373,7 @@ fn spec(opts: &ExportOptions) -> Spec {
                 columns,
             }
         }
+        What::Changes => unreachable!("exported by export_changes"),
         What::Links => {
             let mut sql = String::from(
                 "SELECT u.url, t.url, l.anchor, l.nofollow, COALESCE(l.kind, 'a') \
@@ -392,6 +403,9 @@ pub async fn export(
     opts: &ExportOptions,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
+    if opts.what == What::Changes {
+        return export_changes(store, opts, out).await;
+    }
     let spec = spec(opts);
     let names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
     if opts.format == Format::Csv {
@@ -549,6 +563,7 @@ fn write_markdown(
                 }
             }
         }
+        What::Changes => unreachable!("written by write_change_markdown"),
         What::Links => {
             let anchor = get("anchor").filter(|a| !a.trim().is_empty());
             let to = get("to").unwrap_or_default();
@@ -639,6 +654,216 @@ mod tests {
         assert_eq!(
             md("# not a *heading*\n[x](y)"),
             "\\# not a \\*heading\\* \\[x\\](y)"
+        );
+    }
+}
+
+/// Longest diff exported for one page; a longer one is cut at a line and
+/// marked `diff_truncated`.
+pub const MAX_DIFF_BYTES: usize = 64 << 10;
+
+/// The columns of `--what changes`.
+const CHANGE_COLUMNS: [(&str, Kind); 13] = [
+    ("run", Kind::Int),
+    ("url", Kind::Text),
+    ("change", Kind::Text),
+    ("previous_title", Kind::Text),
+    ("title", Kind::Text),
+    ("previous_content_hash", Kind::Text),
+    ("content_hash", Kind::Text),
+    ("previous_fetched_at", Kind::Time),
+    ("fetched_at", Kind::Time),
+    ("summary", Kind::Text),
+    ("diff", Kind::Text),
+    ("diff_truncated", Kind::Bool),
+    ("diff_bytes", Kind::Int),
+];
+
+/// A unified diff of two versions of a page's main text, by line, cut at
+/// [`MAX_DIFF_BYTES`] (on a line boundary): the diff, whether it was cut,
+/// and its whole length.
+pub fn text_diff(previous: &str, current: &str) -> (String, bool, usize) {
+    let diff = similar::TextDiff::from_lines(previous, current)
+        .unified_diff()
+        .context_radius(2)
+        .header("previous", "current")
+        .to_string();
+    let whole = diff.len();
+    if whole <= MAX_DIFF_BYTES {
+        return (diff, false, whole);
+    }
+    let mut cut = MAX_DIFF_BYTES;
+    while !diff.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let end = diff[..cut].rfind('\n').map_or(cut, |i| i + 1);
+    (diff[..end].to_string(), true, whole)
+}
+
+async fn export_changes(
+    store: &Store,
+    opts: &ExportOptions,
+    out: &mut dyn Write,
+) -> Result<u64, ExportError> {
+    let runs = match (opts.run, opts.since) {
+        (Some(run), _) => vec![run],
+        (None, Some(since)) => store.runs_since(since).await?,
+        (None, None) => store.latest_recrawl().await?.into_iter().collect(),
+    };
+    let names: Vec<&str> = CHANGE_COLUMNS.iter().map(|(n, _)| *n).collect();
+    match opts.format {
+        Format::Csv => {
+            let header: Vec<Cell> = names.iter().map(|n| Cell::Text(n.to_string())).collect();
+            write_csv(out, &header)?;
+        }
+        Format::Markdown => {
+            out.write_all(b"# What changed\n\n")?;
+        }
+        Format::Jsonl => {}
+    }
+    let mut n = 0;
+    for run in runs {
+        let rows = store.changes(run, opts.include_unchanged).await?;
+        if opts.format == Format::Markdown {
+            let count = |c: &str| rows.iter().filter(|r| r.change == c).count();
+            out.write_all(
+                format!(
+                    "Run {run}: {} changed, {} new, {} removed{}.\n\n",
+                    count("changed"),
+                    count("new"),
+                    count("removed"),
+                    if opts.include_unchanged {
+                        format!(", {} unchanged", count("unchanged"))
+                    } else {
+                        String::new()
+                    }
+                )
+                .as_bytes(),
+            )?;
+        }
+        for r in rows {
+            let (diff, cut, whole) = if r.change == "changed" {
+                let (d, cut, whole) = text_diff(
+                    r.previous_text.as_deref().unwrap_or(""),
+                    r.text.as_deref().unwrap_or(""),
+                );
+                (Some(d), cut, whole)
+            } else {
+                (None, false, 0)
+            };
+            let text = |v: Option<String>| v.map_or(Cell::Null, Cell::Text);
+            let time = |v: Option<i64>| v.map_or(Cell::Null, |ms| Cell::Text(rfc3339(ms)));
+            let cells = vec![
+                Cell::Int(r.run_id),
+                Cell::Text(r.url),
+                Cell::Text(r.change),
+                text(r.previous_title),
+                text(r.title),
+                text(r.previous_hash),
+                text(r.content_hash),
+                time(r.previous_fetched_at),
+                time(r.fetched_at),
+                text(r.summary),
+                text(diff),
+                Cell::Bool(cut),
+                Cell::Int(whole as i64),
+            ];
+            match opts.format {
+                Format::Jsonl => write_json(out, &names, &cells)?,
+                Format::Csv => write_csv(out, &cells)?,
+                Format::Markdown => write_change_markdown(out, &names, &cells)?,
+            }
+            n += 1;
+        }
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+/// A section of the "what changed" digest: the page, what happened to
+/// it, its summary, and for a changed page the diff of its text.
+fn write_change_markdown(
+    out: &mut dyn Write,
+    names: &[&str],
+    cells: &[Cell],
+) -> std::io::Result<()> {
+    let get = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| cells[i].text())
+    };
+    let url = get("url").unwrap_or_default();
+    let change = get("change").unwrap_or_default();
+    let title = get("title").filter(|t| !t.trim().is_empty());
+    let mut s = format!(
+        "## {}: {}\n\n<{url}>\n\n",
+        change,
+        md(title.as_deref().unwrap_or(&url))
+    );
+    let mut facts = Vec::new();
+    if let Some(prev) = get("previous_title").filter(|p| Some(p) != title.as_ref()) {
+        facts.push(format!("was titled {}", md(&prev)));
+    }
+    if let Some(t) = get("previous_fetched_at") {
+        facts.push(format!("previous version fetched {t}"));
+    }
+    if let Some(t) = get("fetched_at") {
+        facts.push(format!("fetched {t}"));
+    }
+    if !facts.is_empty() {
+        s.push_str(&facts.join(" · "));
+        s.push_str("\n\n");
+    }
+    if change != "removed"
+        && let Some(summary) = get("summary")
+    {
+        s.push_str(&format!("{}\n\n", md(&summary)));
+    }
+    if let Some(diff) = get("diff") {
+        // A fence longer than any run of backticks in the diff.
+        let mut longest = 0;
+        let mut run = 0;
+        for c in diff.chars() {
+            run = if c == '`' { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
+        let fence = "`".repeat(longest.max(2) + 1);
+        s.push_str(&format!("{fence}diff\n{diff}"));
+        if !diff.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str(&format!("{fence}\n\n"));
+        if get("diff_truncated").as_deref() == Some("true") {
+            s.push_str(&format!(
+                "*The diff is cut at {} KiB of {} bytes.*\n\n",
+                MAX_DIFF_BYTES >> 10,
+                get("diff_bytes").unwrap_or_default()
+            ));
+        }
+    }
+    out.write_all(s.as_bytes())
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_diff_is_cut_at_a_line_and_marked() {
+        let previous: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let current: String = (0..20_000)
+            .map(|i| format!("line {} changed\n", i))
+            .collect();
+        let (diff, cut, whole) = text_diff(&previous, &current);
+        assert!(cut);
+        assert!(whole > MAX_DIFF_BYTES);
+        assert!(diff.len() <= MAX_DIFF_BYTES && diff.ends_with('\n'));
+        let (small, cut, _) = text_diff("a\nb\n", "a\nc\n");
+        assert!(!cut);
+        assert_eq!(
+            small,
+            "--- previous\n+++ current\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n"
         );
     }
 }

@@ -378,23 +378,28 @@ impl Fetcher {
     /// only the first `keep(status, content_type)` bytes in memory: the rest is
     /// hashed and counted, not held. A page whose parse stops at 4 MiB
     /// need not hold 10 MiB while it waits.
+    ///
+    /// With `validators` (a stored page's ETag and Last-Modified), the
+    /// request is conditional: an unchanged page answers 304, no body.
     pub async fn get_page(
         &self,
         url: &Url,
+        validators: Option<(&str, &str)>,
         keep: impl Fn(u16, Option<&str>) -> usize,
     ) -> Result<Response, FetchError> {
-        self.fetch(url, self.max_body, keep).await
+        self.fetch(url, self.max_body, validators, keep).await
     }
 
     /// GETs `url`, reading at most `max_body` bytes of its body.
     pub async fn get_limited(&self, url: &Url, max_body: u64) -> Result<Response, FetchError> {
-        self.fetch(url, max_body, |_, _| usize::MAX).await
+        self.fetch(url, max_body, None, |_, _| usize::MAX).await
     }
 
     async fn fetch(
         &self,
         url: &Url,
         max_body: u64,
+        validators: Option<(&str, &str)>,
         keep: impl Fn(u16, Option<&str>) -> usize,
     ) -> Result<Response, FetchError> {
         if let Some(trusted) = &self.trusted {
@@ -412,9 +417,17 @@ impl Fetcher {
             }
         }
         let started = Instant::now();
-        let resp = self
-            .client
-            .get(url.as_str())
+        let mut req = self.client.get(url.as_str());
+        if let Some((etag, last_modified)) = validators {
+            // An empty value is a validator the page did not have.
+            if !etag.is_empty() {
+                req = req.header(header::IF_NONE_MATCH, etag);
+            }
+            if !last_modified.is_empty() {
+                req = req.header(header::IF_MODIFIED_SINCE, last_modified);
+            }
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| FetchError::from_reqwest(e, false))?;

@@ -17,6 +17,8 @@
 //! - [`parse`]: charset decoding and one streaming pass over the HTML
 //!   (a tokenizer and a stack of open-element flags, no tree) for links,
 //!   metadata and the main text with its line kinds.
+//! - [`recrawl`]: what a revisit of a stored page found (new, changed,
+//!   unchanged, removed) and when to come back.
 //! - [`store`]: the SQLite database and its single writer task.
 //! - [`summarize`]: the summary stage: the extractive summarizer (run
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
@@ -40,6 +42,7 @@ pub mod memory;
 pub mod parse;
 pub mod progress;
 pub mod reason;
+pub mod recrawl;
 pub mod robots;
 pub mod scheduler;
 pub mod scope;

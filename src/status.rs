@@ -39,6 +39,9 @@ pub struct Status {
     /// The ten hosts with the most stored pages.
     pub top_hosts: Vec<HostCount>,
     pub last_run: Option<RunInfo>,
+    /// Every run of the crawl (first crawl, resumes, recrawls), oldest
+    /// first, with what a recrawl found.
+    pub runs: Vec<RunLine>,
     /// Distinct page contents with a summary by any summarizer.
     pub summaries_done: i64,
     /// Contents whose every summary attempt failed.
@@ -108,6 +111,26 @@ pub struct RunInfo {
     pub duration_secs: f64,
     /// `pages` over `duration_secs`, to one decimal.
     pub pages_per_sec: f64,
+}
+
+/// A run as `status` shows it.
+#[derive(Debug, Serialize)]
+pub struct RunLine {
+    pub id: i64,
+    /// `crawl`, `resume` or `recrawl`.
+    pub kind: String,
+    pub started_at: String,
+    /// `null` while it runs (or after it was killed).
+    pub finished_at: Option<String>,
+    /// Stored pages asked for again that answered: unchanged, changed or
+    /// removed.
+    pub checked: i64,
+    pub unchanged: i64,
+    pub changed: i64,
+    pub new: i64,
+    pub removed: i64,
+    /// Body bytes downloaded (counted when the run ends).
+    pub bytes: i64,
 }
 
 pub async fn collect(store: &Store) -> Result<Status, StoreError> {
@@ -185,6 +208,23 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         duration_secs: run.duration().as_secs_f64(),
         pages_per_sec: run.pages_per_sec(),
     });
+    let runs = store
+        .runs()
+        .await?
+        .into_iter()
+        .map(|r| RunLine {
+            id: r.id,
+            kind: r.kind,
+            started_at: rfc3339(r.started_at),
+            finished_at: r.finished_at.map(rfc3339),
+            checked: r.checked,
+            unchanged: r.unchanged,
+            changed: r.changed,
+            new: r.new,
+            removed: r.removed,
+            bytes: r.bytes,
+        })
+        .collect();
     let (summaries_done, summaries_failed, summaries_pending) =
         crate::summarize::stage::counts(pool).await?;
     let tokens = sqlx::query(
@@ -254,6 +294,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         pages_binary,
         top_hosts,
         last_run,
+        runs,
         summaries_done,
         summaries_failed,
         summaries_pending,
@@ -406,6 +447,28 @@ impl Status {
             s.push_str(&format!(
                 "  last run: started {}, {} pages in {:.1}s, {:.1} pages/s\n",
                 r.started_at, r.pages, r.duration_secs, r.pages_per_sec
+            ));
+        }
+        if !self.runs.is_empty() {
+            s.push_str("  runs:\n");
+        }
+        for r in &self.runs {
+            s.push_str(&format!(
+                "    {} {}, started {}",
+                r.id, r.kind, r.started_at
+            ));
+            if r.finished_at.is_none() {
+                s.push_str(", not finished");
+            }
+            if r.kind == "recrawl" || r.checked + r.new > 0 {
+                s.push_str(&format!(
+                    ": {} checked, {} unchanged, {} changed, {} new, {} removed",
+                    r.checked, r.unchanged, r.changed, r.new, r.removed
+                ));
+            }
+            s.push_str(&format!(
+                ", {} downloaded\n",
+                crate::util::human_bytes(r.bytes)
             ));
         }
         s.push_str(&format!(

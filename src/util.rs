@@ -38,6 +38,36 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The time recrawl schedules read, in epoch milliseconds: the clock,
+/// unless the hidden `TRAWL_NOW` environment variable (epoch
+/// milliseconds) sets it. `TRAWL_NOW` is for tests, which must move time
+/// forward between recrawls without waiting; nothing else reads it.
+pub fn clock_ms() -> i64 {
+    std::env::var("TRAWL_NOW")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(now_ms)
+}
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `12.0 MiB`, `3.2 GiB`.
+pub fn human_bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    let units = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024.0 {
+        return format!("{n} B");
+    }
+    let mut v = n / 1024.0;
+    let mut unit = units[0];
+    for u in &units[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
 /// Formats epoch milliseconds as RFC 3339 UTC (`2026-11-22T05:51:00.123Z`).
 pub fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

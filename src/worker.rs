@@ -42,6 +42,8 @@ pub struct Job {
     pub attempts: u32,
     /// A sitemap to read for URLs, not a page.
     pub sitemap: bool,
+    /// What was stored about the URL, when a recrawl revisits it.
+    pub revisit: Option<Arc<crate::recrawl::Revisit>>,
 }
 
 /// A link as the coordinator needs it.
@@ -128,8 +130,18 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
         // A page's HTML is read whole (up to --max-body-size): the
         // streaming parse holds nothing per element. XML may be a sitemap,
         // also read whole; other types, and error pages, are only hashed.
+        let validators = job
+            .revisit
+            .as_ref()
+            .filter(|r| r.was_ok && (r.etag.is_some() || r.last_modified.is_some()))
+            .map(|r| {
+                (
+                    r.etag.as_deref().unwrap_or(""),
+                    r.last_modified.as_deref().unwrap_or(""),
+                )
+            });
         ctx.fetcher
-            .get_page(&job.url, |status, ct| {
+            .get_page(&job.url, validators, |status, ct| {
                 if !(200..300).contains(&status) {
                     0
                 } else if parse::may_be_html(ct) || maybe_sitemap(ct) {
@@ -143,7 +155,14 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
     let outcome = match fetch {
         Err(e) => Outcome::Failed(e),
         Ok(resp) => {
-            let body = if !(200..300).contains(&resp.status) {
+            let same = job.revisit.as_ref().is_some_and(|r| {
+                r.was_ok
+                    && r.status == Some(resp.status)
+                    && r.content_hash.as_deref() == Some(resp.content_hash.as_str())
+            });
+            let body = if !(200..300).contains(&resp.status) || same {
+                // A revisited page whose body is the stored one: nothing
+                // to read again.
                 Body::Other
             } else if job.sitemap {
                 Body::Sitemap

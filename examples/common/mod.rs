@@ -36,6 +36,36 @@ pub fn crawl(db: &Path, cfg: CrawlConfig, counters: Arc<Counters>) -> (CrawlRepo
     )
 }
 
+/// Recrawls the crawl in `db` on a fresh runtime, every page; returns the
+/// report, the wall time and the CPU seconds used.
+// Only the crawl benchmark recrawls; the other examples share this module.
+#[allow(dead_code)]
+pub fn recrawl(db: &Path, counters: Arc<Counters>) -> (CrawlReport, f64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let cpu0 = cpu_seconds();
+    let started = Instant::now();
+    let opts = crawl::RecrawlOptions {
+        due_only: false,
+        now: trawl::util::now_ms(),
+    };
+    let report = rt
+        .block_on(async {
+            let store = Store::open(db).await.map_err(|e| e.to_string())?;
+            let r = crawl::recrawl(&store, |_| {}, opts, Controls::default(), counters).await;
+            store.close().await;
+            r.map_err(|e| e.to_string())
+        })
+        .expect("recrawl");
+    (
+        report,
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu0,
+    )
+}
+
 /// Runs this program again with `args` (its server mode, in a process of
 /// its own so it does not count in the crawler's CPU and memory) and
 /// returns it with the ports it prints on its first line.

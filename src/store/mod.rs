@@ -12,9 +12,11 @@
 
 pub mod lock;
 mod open;
+mod recrawl;
 mod runs;
 pub mod writer;
 
+pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
 
 use std::path::{Path, PathBuf};

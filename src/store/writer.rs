@@ -147,6 +147,27 @@ pub struct FetchRecord {
     pub attempts: u32,
     /// Fetched as a page, the body turned out to be a sitemap.
     pub became_sitemap: bool,
+    /// In a recrawl: what the fetch found, and the page's next revisit.
+    pub revisit: Option<RevisitRecord>,
+}
+
+/// What a recrawl's fetch of a URL found.
+#[derive(Debug, Clone)]
+pub struct RevisitRecord {
+    /// The run the change is recorded under.
+    pub run_id: i64,
+    /// `None`: nothing to record (a broken URL still broken, a passing
+    /// failure of a stored page).
+    pub change: Option<crate::recrawl::Change>,
+    pub checked_at: i64,
+    pub revisit_ms: i64,
+    pub due_at: i64,
+    /// Body bytes downloaded.
+    pub bytes: u64,
+    /// With no `page` in the record, the stored page is kept: these
+    /// validators (a 304 may send new ones) replace its own when given.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 impl FetchRecord {
@@ -176,6 +197,7 @@ impl FetchRecord {
             chain: Vec::new(),
             relet: Vec::new(),
             attempts: 1,
+            revisit: None,
         }
     }
 
@@ -204,6 +226,8 @@ pub struct LeasedUrl {
     pub depth: u32,
     pub redirect_hops: u32,
     pub sitemap: bool,
+    /// What is stored of its page, when a recrawl revisits it.
+    pub revisit: Option<crate::recrawl::Revisit>,
 }
 
 pub enum WriteOp {
@@ -214,6 +238,8 @@ pub enum WriteOp {
     /// Lease up to `limit` queued URLs, shallowest first.
     Refill {
         limit: u32,
+        /// Read what is stored of each URL's page (a recrawl).
+        revisits: bool,
         reply: oneshot::Sender<Vec<LeasedUrl>>,
     },
     /// Mark every queued or leased URL skipped with this reason.
@@ -496,8 +522,12 @@ async fn commit(
             other => {
                 write_pending(&mut tx, &mut pending, now).await?;
                 match other {
-                    WriteOp::Refill { limit, reply } => {
-                        let rows = refill(&mut tx, limit, now).await?;
+                    WriteOp::Refill {
+                        limit,
+                        revisits,
+                        reply,
+                    } => {
+                        let rows = refill(&mut tx, limit, revisits, now).await?;
                         replies.push(Reply::Refill(reply, rows));
                     }
                     WriteOp::SkipPending { reason } => {
@@ -591,6 +621,7 @@ async fn write_pending(
     for chunk in ladder(&urls) {
         insert_urls(conn, chunk, now).await?;
     }
+    write_revisits(conn, &fetches).await?;
     let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
     for chunk in ladder(&with_pages) {
         insert_pages(conn, chunk).await?;
@@ -793,7 +824,8 @@ async fn insert_pages(
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT OR REPLACE INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
          fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
-         base_href, meta_robots, encoding, text, text_kinds, links_count, noindex, x_robots_tag) ",
+         base_href, meta_robots, encoding, text, text_kinds, links_count, noindex, x_robots_tag, \
+         checked_at, revisit_ms, due_at) ",
     );
     qb.push_values(rows, |mut b, f| {
         let p = f.page.as_ref().expect("filtered to fetches with pages");
@@ -820,7 +852,10 @@ async fn insert_pages(
             .push_bind(p.text_kinds.clone())
             .push_bind(p.links_count as i64)
             .push_bind(p.noindex)
-            .push_bind(p.x_robots_tag.clone());
+            .push_bind(p.x_robots_tag.clone())
+            .push_bind(f.revisit.as_ref().map_or(p.fetched_at, |r| r.checked_at))
+            .push_bind(f.revisit.as_ref().map(|r| r.revisit_ms))
+            .push_bind(f.revisit.as_ref().map(|r| r.due_at));
     });
     execute_cached(conn, qb).await?;
     Ok(())
@@ -829,6 +864,7 @@ async fn insert_pages(
 async fn refill(
     conn: &mut SqliteConnection,
     limit: u32,
+    revisits: bool,
     now: i64,
 ) -> Result<Vec<LeasedUrl>, StoreError> {
     let rows = sqlx::query(
@@ -848,9 +884,120 @@ async fn refill(
             depth: r.get::<i64, _>("depth") as u32,
             redirect_hops: r.get::<i64, _>("redirect_hops") as u32,
             sitemap: r.get("sitemap"),
+            revisit: None,
         })
         .collect();
+    if revisits {
+        read_revisits(conn, &mut out).await?;
+    }
     // RETURNING gives no order guarantee; keep breadth-first order.
     out.sort_by_key(|u| (u.depth, u.id));
     Ok(out)
+}
+
+/// Fills in what is stored of the leased URLs' pages.
+async fn read_revisits(
+    conn: &mut SqliteConnection,
+    leased: &mut [LeasedUrl],
+) -> Result<(), StoreError> {
+    let ids: Vec<i64> = leased.iter().map(|u| u.id).collect();
+    let mut stored = HashMap::new();
+    for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT url_id, status, etag, last_modified, content_hash, revisit_ms, removed_run \
+             FROM pages WHERE url_id IN ",
+        );
+        push_id_list(&mut qb, chunk);
+        for r in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+            let status: i64 = r.get("status");
+            let removed: Option<i64> = r.get("removed_run");
+            stored.insert(
+                r.get::<i64, _>("url_id"),
+                crate::recrawl::Revisit {
+                    was_ok: status < 400 && removed.is_none(),
+                    status: u16::try_from(status).ok(),
+                    etag: r.get("etag"),
+                    last_modified: r.get("last_modified"),
+                    content_hash: r.get("content_hash"),
+                    revisit_ms: r.get("revisit_ms"),
+                },
+            );
+        }
+    }
+    for u in leased {
+        u.revisit = stored.remove(&u.id);
+    }
+    Ok(())
+}
+
+/// A recrawl's records: the change of each page, the earlier version of a
+/// page that changed (and its links, replaced by the new ones), and the
+/// check time, validators and schedule of a page that is kept.
+async fn write_revisits(
+    conn: &mut SqliteConnection,
+    fetches: &[FetchRecord],
+) -> Result<(), StoreError> {
+    use crate::recrawl::Change;
+    for f in fetches {
+        let Some(r) = &f.revisit else { continue };
+        if let Some(change) = r.change {
+            sqlx::query(
+                "INSERT OR REPLACE INTO page_changes (run_id, url_id, change, checked_at, bytes) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(r.run_id)
+            .bind(f.url_id)
+            .bind(change.as_str())
+            .bind(r.checked_at)
+            .bind(r.bytes as i64)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if f.page.is_some() {
+            if r.change == Some(Change::Changed) {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO page_versions (url_id, run_id, status, fetched_at, content_hash, title, text) \
+                     SELECT url_id, ?, status, fetched_at, content_hash, title, text FROM pages WHERE url_id = ?",
+                )
+                .bind(r.run_id)
+                .bind(f.url_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            continue;
+        }
+        let removed = (r.change == Some(Change::Removed)).then_some(r.run_id);
+        sqlx::query(
+            "UPDATE pages SET checked_at = ?, revisit_ms = ?, due_at = ?, etag = COALESCE(?, etag), \
+             last_modified = COALESCE(?, last_modified), removed_run = COALESCE(?, removed_run) WHERE url_id = ?",
+        )
+        .bind(r.checked_at)
+        .bind(r.revisit_ms)
+        .bind(r.due_at)
+        .bind(&r.etag)
+        .bind(&r.last_modified)
+        .bind(removed)
+        .bind(f.url_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    // A page stored again replaces its links (found by the index a
+    // recrawl makes).
+    let replaced: Vec<i64> = fetches
+        .iter()
+        .filter(|f| {
+            f.page.is_some()
+                && f.revisit.as_ref().is_some_and(|r| {
+                    // A page back after it was gone may have links stored.
+                    matches!(r.change, Some(Change::Changed | Change::New))
+                })
+        })
+        .map(|f| f.url_id)
+        .collect();
+    for chunk in replaced.chunks(URL_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM links WHERE from_id IN ");
+        push_id_list(&mut qb, chunk);
+        execute_once(conn, qb).await?;
+    }
+    Ok(())
 }

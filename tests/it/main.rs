@@ -11,6 +11,7 @@ mod llm_limits;
 mod pages;
 mod politeness;
 mod props;
+mod recrawl;
 mod resume;
 mod sitemaps;
 mod summaries;

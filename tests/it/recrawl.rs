@@ -1,0 +1,653 @@
+//! Recrawls: conditional requests, change records, page history, removed
+//! and new pages, due revisits on a controlled clock, summaries redone only
+//! for changed content, and exports of the changes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sqlx::Row;
+use trawl::crawl::{self, Controls, RecrawlOptions};
+use trawl::export::{self, ExportOptions, Format, What};
+use trawl::progress::Counters;
+use trawl::store::Store;
+
+use crate::crawl::{Crawled, config, run};
+use crate::util::listener;
+
+/// A site whose pages the test edits between runs. With `validators`, it
+/// sends an ETag (and Last-Modified) and answers 304 to a request that
+/// matches; without, it ignores conditional requests and always sends 200.
+struct Site {
+    port: u16,
+    pages: Arc<Mutex<BTreeMap<String, String>>>,
+    log: Arc<Mutex<Vec<String>>>,
+    not_modified: Arc<AtomicUsize>,
+}
+
+impl Site {
+    async fn start(validators: bool) -> Site {
+        let l = listener().await;
+        let port = l.local_addr().unwrap().port();
+        let pages: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let not_modified = Arc::new(AtomicUsize::new(0));
+        let (p, lg, nm) = (pages.clone(), log.clone(), not_modified.clone());
+        let app = Router::new().fallback(move |req: axum::extract::Request| {
+            let (pages, log, nm) = (p.clone(), lg.clone(), nm.clone());
+            async move {
+                let path = req.uri().path().to_string();
+                log.lock().unwrap().push(path.clone());
+                let Some(body) = pages.lock().unwrap().get(&path).cloned() else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                if !validators {
+                    return html(body, None);
+                }
+                let tag = etag(&body);
+                if req
+                    .headers()
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    == Some(tag.as_str())
+                {
+                    nm.fetch_add(1, Ordering::SeqCst);
+                    return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+                }
+                html(body, Some(tag))
+            }
+        });
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        Site {
+            port,
+            pages,
+            log,
+            not_modified,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn set(&self, path: &str, title: &str, links: &[&str]) {
+        let links: String = links
+            .iter()
+            .map(|l| format!("<a href=\"{l}\">{l}</a> "))
+            .collect();
+        let body = format!(
+            "<html><head><title>{title}</title></head><body><h1>{title}</h1>\
+             <p>{title} is a page about {title}. It has sentences about {title} to summarize.</p>\
+             <p>{links}</p></body></html>"
+        );
+        self.pages.lock().unwrap().insert(path.into(), body);
+    }
+
+    fn remove(&self, path: &str) {
+        self.pages.lock().unwrap().remove(path);
+    }
+
+    /// Page requests since the last call (robots.txt left out).
+    fn take_requests(&self) -> Vec<String> {
+        let mut log = self.log.lock().unwrap();
+        let mut out: Vec<String> = log.drain(..).filter(|p| p != "/robots.txt").collect();
+        out.sort();
+        out
+    }
+
+    fn take_not_modified(&self) -> usize {
+        self.not_modified.swap(0, Ordering::SeqCst)
+    }
+}
+
+fn etag(body: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("\"{:x}\"", h.finish())
+}
+
+fn html(body: String, tag: Option<String>) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    if let Some(tag) = tag {
+        r.headers_mut().insert(header::ETAG, tag.parse().unwrap());
+        r.headers_mut().insert(
+            header::LAST_MODIFIED,
+            "Mon, 30 Nov 2026 00:00:00 GMT".parse().unwrap(),
+        );
+    }
+    r
+}
+
+/// The test clock's start, in epoch milliseconds.
+const T0: i64 = 1_800_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+async fn recrawl(store: &Store, due_only: bool, now: i64) -> crawl::CrawlReport {
+    crawl::recrawl(
+        store,
+        |_| {},
+        RecrawlOptions { due_only, now },
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap()
+}
+
+/// A four-page site: `/` links to `/a`, `/b` and `/c`.
+async fn four_pages(validators: bool) -> (Site, Crawled) {
+    let site = Site::start(validators).await;
+    site.set("/", "Home", &["/a", "/b", "/c"]);
+    site.set("/a", "Alpha", &[]);
+    site.set("/b", "Beta", &[]);
+    site.set("/c", "Gamma", &[]);
+    let c = run(config(&[site.url("/")])).await;
+    assert_eq!(c.report.fetched, 4);
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    (site, c)
+}
+
+/// The changes recorded for a run, by path.
+async fn changes(site: &Site, store: &Store, run: i64) -> BTreeMap<String, String> {
+    sqlx::query("SELECT u.url, c.change FROM page_changes c JOIN urls u ON u.id = c.url_id WHERE c.run_id = ?")
+        .bind(run)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let url: String = r.get(0);
+            (url.replace(&site.url(""), ""), r.get(1))
+        })
+        .collect()
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+fn map(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
+    let (site, c) = four_pages(true).await;
+    let summaries_before = count(&c.store, "SELECT COUNT(*) FROM summaries").await;
+    assert_eq!(summaries_before, 4);
+    // Between runs: /b changes and links a new page, /c goes away.
+    site.set("/b", "Beta two", &["/d"]);
+    site.set("/d", "Delta", &[]);
+    site.remove("/c");
+
+    let report = recrawl(&c.store, false, T0).await;
+    assert_eq!(report.outcome, crawl::CrawlOutcome::Finished);
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c", "/d"]);
+    // `/` and `/a` answered 304: nothing downloaded for them.
+    assert_eq!(site.take_not_modified(), 2);
+    let run = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(
+        changes(&site, &c.store, run).await,
+        map(&[
+            ("/", "unchanged"),
+            ("/a", "unchanged"),
+            ("/b", "changed"),
+            ("/c", "removed"),
+            ("/d", "new"),
+        ])
+    );
+    // The changed page keeps its history; the new version is stored.
+    let versions = sqlx::query("SELECT v.title, v.run_id FROM page_versions v")
+        .fetch_all(c.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].get::<String, _>(0), "Beta");
+    assert_eq!(versions[0].get::<i64, _>(1), run);
+    assert_eq!(
+        c.page_field(&site.url("/b"), "title").await.as_deref(),
+        Some("Beta two")
+    );
+    // Its links were replaced: /b links only to /d now.
+    let b = trawl::canon::fingerprint(&url::Url::parse(&site.url("/b")).unwrap()) as i64;
+    let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE from_id = ?")
+        .bind(b)
+        .fetch_one(c.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(links, 1);
+    // The removed page stays, marked with the run that saw it go.
+    assert_eq!(
+        c.page_field(&site.url("/c"), "title").await.as_deref(),
+        Some("Gamma")
+    );
+    assert_eq!(
+        c.page_field(&site.url("/c"), "removed_run").await,
+        Some(run.to_string())
+    );
+    // The unchanged pages were checked at the recrawl's time, not refetched.
+    assert_eq!(
+        c.page_field(&site.url("/a"), "checked_at").await,
+        Some(T0.to_string())
+    );
+    // Summaries only for the new contents: /b's second version and /d.
+    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 6);
+    assert_eq!(
+        count(
+            &c.store,
+            "SELECT COUNT(DISTINCT content_hash) FROM pages WHERE content_hash IN (SELECT content_hash FROM summaries)"
+        )
+        .await,
+        5
+    );
+
+    // The runs, as status shows them.
+    let runs = c.store.runs().await.unwrap();
+    let kinds: Vec<&str> = runs.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["crawl", "recrawl"]);
+    let r = &runs[1];
+    assert_eq!(
+        (r.checked, r.unchanged, r.changed, r.new, r.removed),
+        (4, 2, 1, 1, 1)
+    );
+    assert!(r.finished_at.is_some());
+
+    // A second recrawl with nothing changed: every page answers 304; the
+    // page that is gone is still gone, which is no change.
+    let _ = recrawl(&c.store, false, T0 + HOUR).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c", "/d"]);
+    assert_eq!(site.take_not_modified(), 4);
+    let run2 = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(
+        changes(&site, &c.store, run2).await,
+        map(&[
+            ("/", "unchanged"),
+            ("/a", "unchanged"),
+            ("/b", "unchanged"),
+            ("/d", "unchanged"),
+        ])
+    );
+    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 6);
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_conditional_requests_is_unchanged_by_hash() {
+    let (site, c) = four_pages(false).await;
+    site.set("/a", "Alpha two", &[]);
+    let _ = recrawl(&c.store, false, T0).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    assert_eq!(site.take_not_modified(), 0);
+    let run = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(
+        changes(&site, &c.store, run).await,
+        map(&[
+            ("/", "unchanged"),
+            ("/a", "changed"),
+            ("/b", "unchanged"),
+            ("/c", "unchanged"),
+        ])
+    );
+    // Four pages, one new version: five summaries, one per content.
+    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 5);
+    // The unchanged pages' links were kept, not written twice.
+    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM links").await, 3);
+}
+
+#[tokio::test]
+async fn due_recrawl_revisits_only_pages_that_are_due() {
+    let (site, c) = four_pages(true).await;
+    site.set("/b", "Beta two", &[]);
+    // First recrawl at T0: everything is due (never revisited). /b
+    // changed (next in 12 h), the rest did not (next in 48 h).
+    let _ = recrawl(&c.store, true, T0).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    site.take_not_modified();
+    assert_eq!(
+        c.page_field(&site.url("/b"), "due_at").await,
+        Some((T0 + 12 * HOUR).to_string())
+    );
+    assert_eq!(
+        c.page_field(&site.url("/a"), "due_at").await,
+        Some((T0 + 48 * HOUR).to_string())
+    );
+    // A day later only /b is due.
+    let _ = recrawl(&c.store, true, T0 + 24 * HOUR).await;
+    assert_eq!(site.take_requests(), ["/b"]);
+    assert_eq!(site.take_not_modified(), 1);
+    // /b unchanged this time: its interval doubles back to 24 h.
+    assert_eq!(
+        c.page_field(&site.url("/b"), "due_at").await,
+        Some((T0 + 48 * HOUR).to_string())
+    );
+    // Nothing is due an hour later; two days later, all of them are.
+    let _ = recrawl(&c.store, true, T0 + 25 * HOUR).await;
+    assert!(site.take_requests().is_empty());
+    let _ = recrawl(&c.store, true, T0 + 48 * HOUR).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    // Without --due, every page is revisited whatever its schedule.
+    let _ = recrawl(&c.store, false, T0 + 48 * HOUR).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+}
+
+async fn export_changes(store: &Store, format: Format, unchanged: bool) -> Vec<u8> {
+    let mut opts = ExportOptions::new(What::Changes, format);
+    opts.include_unchanged = unchanged;
+    let mut out = Vec::new();
+    export::export(store, &opts, &mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn exports_of_changes_parse_back_and_are_byte_identical() {
+    let (site, c) = four_pages(true).await;
+    site.set("/b", "Beta two", &["/d"]);
+    site.set("/d", "Delta", &[]);
+    site.remove("/c");
+    let _ = recrawl(&c.store, false, T0).await;
+
+    let jsonl = export_changes(&c.store, Format::Jsonl, false).await;
+    assert_eq!(jsonl, export_changes(&c.store, Format::Jsonl, false).await);
+    let rows: Vec<serde_json::Value> = std::str::from_utf8(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["url"].as_str().unwrap().replace(&site.url(""), ""),
+                r["change"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [("/b", "changed"), ("/c", "removed"), ("/d", "new")];
+    assert_eq!(
+        got,
+        want.map(|(u, c)| (u.to_string(), c.to_string())).to_vec()
+    );
+    let b = &rows[0];
+    assert_eq!(b["previous_title"], "Beta");
+    assert_eq!(b["title"], "Beta two");
+    assert_ne!(b["previous_content_hash"], b["content_hash"]);
+    assert_eq!(b["diff_truncated"], false);
+    let diff = b["diff"].as_str().unwrap();
+    assert!(diff.starts_with("--- previous\n+++ current\n@@"), "{diff}");
+    assert!(
+        diff.contains("-Beta\n") && diff.contains("+Beta two\n"),
+        "{diff}"
+    );
+    assert!(rows[1]["diff"].is_null() && rows[2]["diff"].is_null());
+    assert!(rows[2]["summary"].as_str().unwrap().contains("Delta"));
+
+    let csv_bytes = export_changes(&c.store, Format::Csv, true).await;
+    assert_eq!(csv_bytes, export_changes(&c.store, Format::Csv, true).await);
+    let mut reader = csv::Reader::from_reader(&csv_bytes[..]);
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[2], "change");
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    // With --include-unchanged: `/` and `/a` too.
+    assert_eq!(records.len(), 5);
+    let changes: Vec<&str> = records.iter().map(|r| &r[2]).collect();
+    assert_eq!(
+        changes,
+        ["unchanged", "unchanged", "changed", "removed", "new"]
+    );
+    // A diff begins with `-`: like every cell a spreadsheet would run as
+    // a formula, it gets a `'` in front.
+    assert_eq!(records[2][10], format!("'{diff}"));
+
+    let md = export_changes(&c.store, Format::Markdown, false).await;
+    assert_eq!(md, export_changes(&c.store, Format::Markdown, false).await);
+    let md = String::from_utf8(md).unwrap();
+    assert!(
+        md.starts_with("# What changed\n\nRun 2: 1 changed, 1 new, 1 removed.\n\n"),
+        "{md}"
+    );
+    assert!(md.contains("## changed: Beta two\n"), "{md}");
+    assert!(md.contains("```diff\n--- previous\n"), "{md}");
+    assert!(md.contains("## new: Delta\n"), "{md}");
+}
+
+#[tokio::test]
+async fn status_lists_the_runs_with_what_each_found() {
+    let (site, c) = four_pages(true).await;
+    site.set("/a", "Alpha two", &[]);
+    let _ = recrawl(&c.store, false, T0).await;
+    let status = trawl::status::collect(&c.store).await.unwrap();
+    let runs: Vec<(&str, i64, i64, i64, i64, i64)> = status
+        .runs
+        .iter()
+        .map(|r| {
+            let k = r.kind.as_str();
+            (k, r.checked, r.unchanged, r.changed, r.new, r.removed)
+        })
+        .collect();
+    assert_eq!(runs, [("crawl", 0, 0, 0, 0, 0), ("recrawl", 4, 3, 1, 0, 0)]);
+    // The first crawl downloaded the four bodies; the recrawl only the one
+    // that changed (three 304s).
+    let first = status.runs[0].bytes;
+    let second = status.runs[1].bytes;
+    let a_size: i64 = c
+        .page_field(&site.url("/a"), "size")
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(first > 0);
+    assert_eq!(second, a_size);
+    let text = status.to_text();
+    assert!(
+        text.contains("recrawl, started ")
+            && text.contains(": 4 checked, 3 unchanged, 1 changed, 0 new, 0 removed, "),
+        "{text}"
+    );
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["runs"][1]["kind"], "recrawl");
+    assert_eq!(json["runs"][1]["changed"], 1);
+}
+
+fn spawn_trawl(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run trawl")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recrawl_killed_and_resumed_fetches_again_at_most_the_pages_in_flight() {
+    use crate::cli::{db_arg, stderr, trawl_async};
+    let server = crate::util::serve_site(listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_arg(dir.path());
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let o = trawl_async(args(&[
+        "crawl",
+        &server.url("/big/1"),
+        "--db",
+        &db,
+        "--concurrency",
+        "4",
+        "--per-host-concurrency",
+        "4",
+        "--per-host-rate",
+        "0",
+        "-q",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let first = server.requests().len();
+    assert!(first as u64 >= crate::util::BIG_PAGES);
+
+    // The recrawl, killed a third of the way through, then resumed.
+    let mut child = spawn_trawl(&["recrawl", "--db", &db, "-q"]);
+    while server.requests().len() < first + 1000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("trawl exited ({status}) before 1000 requests");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let o = trawl_async(args(&["resume", "--db", &db, "-q"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // Every page was revisited: once, plus what the kill cost (the
+    // fetches in flight and those waiting for their batch's commit).
+    let again = server.requests().len() - first;
+    let per_kill = 4 + trawl::crawl::uncommitted_bound(4);
+    eprintln!("revisit requests: {again} with one kill, {first} pages");
+    assert!(
+        again >= first && again <= first + per_kill,
+        "{again} requests to revisit {first} pages"
+    );
+    let store = Store::open_with(std::path::Path::new(&db), trawl::store::Access::Read)
+        .await
+        .unwrap();
+    let runs: Vec<(String, bool)> = store
+        .runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.kind, r.finished_at.is_some()))
+        .collect();
+    let want = [("crawl", true), ("recrawl", false), ("resume", true)];
+    assert_eq!(runs, want.map(|(k, f)| (k.to_string(), f)).to_vec());
+    // The resume recorded its findings under the recrawl it continued:
+    // one row per page, all unchanged (the server sends the same bodies).
+    let pages = count(
+        &store,
+        "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+    )
+    .await;
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM page_changes WHERE run_id = 2 AND change = 'unchanged'"
+        )
+        .await,
+        pages
+    );
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM page_changes").await,
+        pages
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM urls WHERE state IN ('queued', 'leased')"
+        )
+        .await,
+        0
+    );
+}
+
+/// Runs the binary with `TRAWL_NOW` set, to completion.
+async fn trawl_at(now: i64, args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trawl"))
+            .args(&args)
+            .env("TRAWL_NOW", now.to_string())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run trawl")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_command_line_recrawls_due_pages_on_the_given_clock_and_exports_changes() {
+    use crate::cli::stderr;
+    let site = Site::start(true).await;
+    site.set("/", "Home", &["/a"]);
+    site.set("/a", "Alpha", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db").display().to_string();
+    let seed = site.url("/");
+    let o = trawl_at(
+        T0,
+        &[
+            "crawl",
+            &seed,
+            "--db",
+            &db,
+            "--per-host-rate",
+            "0",
+            "--no-sitemaps",
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    site.take_requests();
+    site.set("/a", "Alpha two", &[]);
+    let o = trawl_at(T0, &["recrawl", "--db", &db, "--due", "-q"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(site.take_requests(), ["/", "/a"]);
+    // Twelve hours on, only the page that changed is due.
+    let o = trawl_at(T0 + 12 * HOUR, &["recrawl", "--db", &db, "--due", "-q"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(site.take_requests(), ["/a"]);
+
+    let export = |run: &'static str| {
+        let db = db.clone();
+        async move {
+            let o = trawl_at(
+                T0,
+                &[
+                    "export", "--db", &db, "--what", "changes", "--run", run, "--format", "csv",
+                ],
+            )
+            .await;
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            o.stdout
+        }
+    };
+    let csv = export("2").await;
+    assert_eq!(csv, export("2").await);
+    let mut reader = csv::Reader::from_reader(&csv[..]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((&rows[0][2], &rows[0][4]), ("changed", "Alpha two"));
+    // The third run found nothing that changed.
+    let csv = export("3").await;
+    assert_eq!(csv::Reader::from_reader(&csv[..]).records().count(), 0);
+
+    let o = trawl_at(T0, &["status", "--db", &db]).await;
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("2 recrawl, started "), "{text}");
+    assert!(
+        text.contains(": 2 checked, 1 unchanged, 1 changed, 0 new, 0 removed, "),
+        "{text}"
+    );
+    assert!(
+        text.contains(": 1 checked, 1 unchanged, 0 changed, 0 new, 0 removed, "),
+        "{text}"
+    );
+
+    // --run belongs to --what changes.
+    let o = trawl_at(
+        T0,
+        &["export", "--db", &db, "--what", "pages", "--run", "2"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--run goes with --what changes"));
+}
