@@ -851,9 +851,12 @@ mod diff_tests {
 
     #[test]
     fn a_long_diff_is_cut_at_a_line_and_marked() {
-        let previous: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
-        let current: String = (0..20_000)
-            .map(|i| format!("line {} changed\n", i))
+        // Every line differs: 2,000 lines give a diff of ~200 KiB.
+        let previous: String = (0..2_000)
+            .map(|i| format!("line {i} of the page as it was, long enough to fill the diff\n"))
+            .collect();
+        let current: String = (0..2_000)
+            .map(|i| format!("line {i} of the page as it is now, long enough to fill the diff\n"))
             .collect();
         let (diff, cut, whole) = text_diff(&previous, &current);
         assert!(cut);
