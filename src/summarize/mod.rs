@@ -668,7 +668,7 @@ impl LlmRunner {
             if tokens <= budget {
                 out.chunks = out.chunks.max(1);
                 match self
-                    .call(&system, &input, on_token.as_mut(), &mut out)
+                    .call(&system, &input, on_token.as_mut(), &mut out, None)
                     .await
                 {
                     Ok(c) => {
@@ -701,6 +701,13 @@ impl LlmRunner {
             let scale = tokens as f64 / count_tokens(&input).max(1) as f64;
             let offline_budget = ((budget as f64 / scale.max(0.1)) * 0.95) as usize;
             let pieces = split_by_tokens(&input, offline_budget.max(16));
+            // The parts' answers must fit one reduce request together:
+            // each gets its share of the reduce step's budget (less its
+            // "Part i of n" heading), and is not asked again for more.
+            let reduce_system = format!("{}\n\n{REDUCE_NOTE}", self.prompt);
+            let reduce_budget = self.text_budget(&reduce_system).await.unwrap_or(budget);
+            let share = (reduce_budget / pieces.len().max(1)).saturating_sub(12);
+            let part_tokens = (share as u32).clamp(32, self.max_tokens());
             let calls = pieces.iter().map(|p| {
                 let system = system.as_str();
                 async move {
@@ -709,12 +716,15 @@ impl LlmRunner {
                         return (Ok(done), Outcome::default(), true);
                     }
                     let mut o = Outcome::default();
-                    let r = self.call(system, p, None, &mut o).await.map(|c| PartDone {
-                        cut: c.cut(),
-                        text: c.text,
-                        prompt_tokens: c.prompt_tokens,
-                        completion_tokens: c.completion_tokens,
-                    });
+                    let r = self
+                        .call(system, p, None, &mut o, Some(part_tokens))
+                        .await
+                        .map(|c| PartDone {
+                            cut: c.cut(),
+                            text: c.text,
+                            prompt_tokens: c.prompt_tokens,
+                            completion_tokens: c.completion_tokens,
+                        });
                     if let (Ok(done), Some(cache)) = (&r, parts) {
                         cache.put(key, done.clone());
                     }
@@ -782,16 +792,19 @@ impl LlmRunner {
     /// asked again once with twice the `max_tokens` when the context has
     /// room for it. Tokens are reserved against `--llm-max-total-tokens`
     /// before sending.
+    /// `part_tokens`: a part of a split page, answered in at most this
+    /// many tokens and never asked again for more.
     async fn call(
         &self,
         system: &str,
         user: &str,
         mut on_token: Option<&mut TokenSink>,
         out: &mut Outcome,
+        part_tokens: Option<u32>,
     ) -> Result<Completion, CallError> {
         let mut attempt = 0u32;
-        let mut max_tokens = self.max_tokens();
-        let mut longer = false;
+        let mut max_tokens = part_tokens.unwrap_or_else(|| self.max_tokens());
+        let mut longer = part_tokens.is_some();
         loop {
             if let Some(why) = self.unreachable() {
                 return Err(CallError::Pending(why));
