@@ -333,6 +333,10 @@ pub struct ServerInfo {
     /// The server counts tokens itself at `{root}/tokenize` (llama.cpp,
     /// vLLM).
     pub tokenize: bool,
+    /// Requests the server works on at once (llama.cpp's `total_slots`);
+    /// more would only queue there, their time counting against the
+    /// client's timeout.
+    pub slots: Option<usize>,
 }
 
 impl LlmClient {
@@ -370,11 +374,13 @@ impl LlmClient {
     pub async fn probe(&self) -> ServerInfo {
         let mut info = ServerInfo::default();
         let as_ctx = |v: &serde_json::Value| v.as_u64().filter(|&n| n > 0).map(|n| n as usize);
-        if let Some(props) = self.get_json(format!("{}/props", self.root), None).await
-            && let Some(n) = as_ctx(&props["default_generation_settings"]["n_ctx"])
+        if let Some(props) = self.get_json(format!("{}/props", self.root), None).await {
+            info.slots = as_ctx(&props["total_slots"]);
+            if let Some(n) = as_ctx(&props["default_generation_settings"]["n_ctx"])
                 .or_else(|| as_ctx(&props["n_ctx"]))
-        {
-            info.context = Some((n, "/props"));
+            {
+                info.context = Some((n, "/props"));
+            }
         }
         if info.context.is_none()
             && let Some(models) = self

@@ -517,6 +517,17 @@ impl LlmRunner {
         self.info
             .get_or_init(|| async {
                 let info = self.client.probe().await;
+                if let Some(slots) = info.slots
+                    && slots < self.cfg.concurrency
+                {
+                    // Requests beyond the server's slots would wait there,
+                    // their wait counted against --llm-timeout.
+                    self.permits.forget_permits(self.cfg.concurrency - slots);
+                    tracing::info!(
+                        "LLM {}: the server works on {slots} requests at once; sending no more",
+                        self.client.endpoint()
+                    );
+                }
                 match info.context {
                     Some((n, from)) => {
                         self.learn(n);
