@@ -346,7 +346,8 @@ async fn requeue_host_budget_traps(store: &Store, cfg: &CrawlConfig) -> Result<u
 async fn limits_allow_more(store: &Store, cfg: &CrawlConfig) -> Result<bool, StoreError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM urls WHERE state IN ('queued', 'leased') \
-         OR (state = 'skipped' AND reason = 'max_pages') \
+         OR (state = 'skipped' AND reason IN ('max_pages', 'robots_unavailable')) \
+         OR (state = 'failed' AND reason = 'host_unresponsive') \
          OR (state = 'skipped' AND reason = 'max_depth' AND depth <= ?)",
     )
     .bind(cfg.limits.max_depth.map_or(i64::MAX, i64::from))
@@ -419,11 +420,13 @@ async fn run(
         let max_depth = cfg.limits.max_depth.map_or(i64::MAX, i64::from);
         let now = crate::util::now_ms();
         // A run that was killed left its leases behind; URLs skipped for a
-        // limit that has since been raised get their turn. (Not in a
-        // recrawl: the page budget is the revisits' first.)
+        // limit that has since been raised, or never asked because their
+        // host was given up on, get their turn. (Not in a recrawl: the
+        // page budget is the revisits' first.)
         sqlx::query(
             "UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased' \
              OR (state = 'skipped' AND reason IN ('max_pages', 'robots_unavailable') AND ?) \
+             OR (state = 'failed' AND reason = 'host_unresponsive') \
              OR (state = 'skipped' AND reason = 'max_depth' AND depth <= ?)",
         )
         .bind(now)

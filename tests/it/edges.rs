@@ -703,7 +703,20 @@ async fn a_host_that_never_answers_is_given_up_in_seconds() {
         "{failed:?}"
     );
     // Far fewer requests than 7 URLs × 3 attempts.
-    assert!(s.requests().len() < 15, "{:?}", s.requests());
+    let asked = s.requests().len();
+    assert!(asked < 15, "{:?}", s.requests());
+    // `resume` asks the host again for the URLs it gave up on.
+    resume(&c.store, |_| {}).await;
+    let again: Vec<String> = s.requests()[asked..].to_vec();
+    let never_asked: Vec<String> = failed
+        .iter()
+        .filter(|(_, r)| r.as_str() == "host_unresponsive")
+        .map(|(u, _)| u.rsplit('/').next().map(|p| format!("/{p}")).unwrap())
+        .collect();
+    assert!(
+        never_asked.iter().any(|p| again.contains(p)),
+        "{never_asked:?} not asked again: {again:?}"
+    );
 }
 
 #[tokio::test]
