@@ -1416,11 +1416,20 @@ impl Coordinator {
                 answered = Some((status, f.page.content_hash.clone()));
                 // A revisited page that is the same (304, or the stored
                 // body), or that failed, keeps its stored version.
+                // A redirect is the same only if it still leads where it
+                // led (then its target is revisited on its own account).
+                let target = f
+                    .location
+                    .as_deref()
+                    .and_then(|l| canon::resolve(&job.url, l))
+                    .map(|u| u.to_string());
                 let keep = job.revisit.as_deref().is_some_and(|r| {
                     r.was_ok
                         && (status == 304
                             || status >= 400
-                            || (r.status == Some(status) && r.content_hash == f.page.content_hash))
+                            || (r.status == Some(status)
+                                && r.content_hash == f.page.content_hash
+                                && (!(300..400).contains(&status) || r.redirect_to == target)))
                 });
                 if keep {
                     if status >= 400 {
@@ -1528,6 +1537,14 @@ impl Coordinator {
                 Some((status, hash)) => Answer::Page {
                     status: *status,
                     content_hash: hash.as_deref().unwrap_or(""),
+                    redirect_to: match &rec.page {
+                        Some(p) => p.redirect_to.as_deref(),
+                        // Kept: the stored target, unchanged.
+                        None => job
+                            .revisit
+                            .as_deref()
+                            .and_then(|r| r.redirect_to.as_deref()),
+                    },
                 },
             };
             let change = revisits::classify(job.revisit.as_deref(), answer);

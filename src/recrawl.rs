@@ -19,6 +19,8 @@ pub struct Revisit {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub content_hash: Option<String>,
+    /// Where the stored answer redirected to (a 3xx's target).
+    pub redirect_to: Option<String>,
     /// The revisit interval so far (`None`: never revisited).
     pub revisit_ms: Option<i64>,
 }
@@ -54,6 +56,8 @@ pub enum Answer<'a> {
     Page {
         status: u16,
         content_hash: &'a str,
+        /// A redirect's target.
+        redirect_to: Option<&'a str>,
     },
     NotModified,
     /// 404 or 410.
@@ -73,9 +77,15 @@ pub fn classify(revisit: Option<&Revisit>, answer: Answer<'_>) -> Option<Change>
         Answer::Page {
             status,
             content_hash,
+            redirect_to,
         } => {
             let r = revisit.expect("was_ok implies a revisit");
-            if r.status == Some(status) && r.content_hash.as_deref() == Some(content_hash) {
+            // A redirect that now leads elsewhere is a change, whatever
+            // its (often empty) body.
+            if r.status == Some(status)
+                && r.content_hash.as_deref() == Some(content_hash)
+                && r.redirect_to.as_deref() == redirect_to
+            {
                 Some(Change::Unchanged)
             } else {
                 Some(Change::Changed)
@@ -127,6 +137,7 @@ mod tests {
         let page = |h| Answer::Page {
             status: 200,
             content_hash: h,
+            redirect_to: None,
         };
         let ok = stored("a");
         let broken = Revisit::default();
@@ -149,8 +160,29 @@ mod tests {
         let a = Answer::Page {
             status: 301,
             content_hash: "a",
+            redirect_to: Some("http://e.test/x"),
         };
         assert_eq!(classify(Some(&ok), a), Some(Change::Changed));
+        // A redirect that leads somewhere else now, with the same status
+        // and body; and one that leads where it did.
+        let moved = Revisit {
+            status: Some(301),
+            redirect_to: Some("http://e.test/x".into()),
+            ..stored("a")
+        };
+        let to = |t| Answer::Page {
+            status: 301,
+            content_hash: "a",
+            redirect_to: Some(t),
+        };
+        assert_eq!(
+            classify(Some(&moved), to("http://e.test/y")),
+            Some(Change::Changed)
+        );
+        assert_eq!(
+            classify(Some(&moved), to("http://e.test/x")),
+            Some(Change::Unchanged)
+        );
     }
 
     #[test]

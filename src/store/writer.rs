@@ -904,7 +904,7 @@ async fn read_revisits(
     let mut stored = HashMap::new();
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT url_id, status, etag, last_modified, content_hash, revisit_ms, removed_run \
+            "SELECT url_id, status, etag, last_modified, content_hash, redirect_to, revisit_ms, removed_run \
              FROM pages WHERE url_id IN ",
         );
         push_id_list(&mut qb, chunk);
@@ -919,6 +919,7 @@ async fn read_revisits(
                     etag: r.get("etag"),
                     last_modified: r.get("last_modified"),
                     content_hash: r.get("content_hash"),
+                    redirect_to: r.get("redirect_to"),
                     revisit_ms: r.get("revisit_ms"),
                 },
             );

@@ -44,6 +44,11 @@ impl Site {
                 let Some(body) = pages.lock().unwrap().get(&path).cloned() else {
                     return StatusCode::NOT_FOUND.into_response();
                 };
+                // A redirect, as the test set it (see `Site::redirect`).
+                if let Some(to) = body.strip_prefix("REDIRECT ") {
+                    return (StatusCode::FOUND, [(header::LOCATION, to.to_string())])
+                        .into_response();
+                }
                 if !validators {
                     return html(body, None);
                 }
@@ -71,6 +76,14 @@ impl Site {
 
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `path` answers `302 Location: to`, with an empty body.
+    fn redirect(&self, path: &str, to: &str) {
+        self.pages
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), format!("REDIRECT {to}"));
     }
 
     fn set(&self, path: &str, title: &str, links: &[&str]) {
@@ -650,4 +663,29 @@ async fn the_command_line_recrawls_due_pages_on_the_given_clock_and_exports_chan
     .await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--run goes with --what changes"));
+}
+
+#[tokio::test]
+async fn a_redirect_that_leads_elsewhere_now_is_a_change_and_its_new_target_is_crawled() {
+    let site = Site::start(true).await;
+    site.set("/", "Home", &["/moved"]);
+    site.redirect("/moved", "/old");
+    site.set("/old", "Old place", &[]);
+    site.set("/new", "New place", &[]);
+    let c = run(config(&[site.url("/")])).await;
+    assert_eq!(site.take_requests(), ["/", "/moved", "/old"]);
+
+    // The redirect now leads to /new, with the same status and empty body.
+    site.redirect("/moved", "/new");
+    let report = recrawl(&c.store, false, T0).await;
+    assert_eq!(report.outcome, crawl::CrawlOutcome::Finished);
+    let run: i64 = count(&c.store, "SELECT MAX(id) FROM runs").await;
+    let found = changes(&site, &c.store, run).await;
+    assert_eq!(found.get("/moved").map(String::as_str), Some("changed"));
+    assert_eq!(found.get("/new").map(String::as_str), Some("new"));
+    assert_eq!(
+        c.page_field(&site.url("/moved"), "redirect_to").await,
+        Some(site.url("/new"))
+    );
+    assert!(site.take_requests().contains(&"/new".to_string()));
 }
