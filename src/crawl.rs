@@ -205,11 +205,7 @@ pub async fn resume(
     counters: Arc<Counters>,
 ) -> Result<CrawlReport, CrawlError> {
     let path = store.path().display().to_string();
-    let Some(row) = store.crawl().await? else {
-        return Err(CrawlError::NothingToResume { path });
-    };
-    let mut cfg: CrawlConfig = serde_json::from_str(&row.config)
-        .map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    let (row, mut cfg) = stored_crawl(store).await?;
     let per_host_before = cfg.limits.max_pages_per_host;
     adjust(&mut cfg);
     let cfg = cfg.validated()?;
@@ -232,14 +228,7 @@ pub async fn resume(
     let json =
         serde_json::to_string(&cfg).map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
     let now = crate::util::now_ms();
-    sqlx::query("UPDATE crawls SET state = 'running', config = ?, updated_at = ?, run_started_at = ?, finished_at = NULL WHERE id = ?")
-        .bind(json)
-        .bind(now)
-        .bind(now)
-        .bind(row.id)
-        .execute(store.pool())
-        .await
-        .map_err(StoreError::from)?;
+    store.run_again(row.id, &json, now).await?;
     let (run_id, changes_run) = store.begin_run(row.id, RunKind::Resume, now).await?;
     let this = ThisRun {
         id: run_id,
@@ -248,6 +237,17 @@ pub async fn resume(
         clock: crate::util::clock_ms(),
     };
     run(store, row.id, cfg, this, controls, counters).await
+}
+
+/// The crawl stored in `store` and its settings, for a new run of it.
+async fn stored_crawl(store: &Store) -> Result<(crate::store::CrawlRow, CrawlConfig), CrawlError> {
+    let Some(row) = store.crawl().await? else {
+        let path = store.path().display().to_string();
+        return Err(CrawlError::NothingToResume { path });
+    };
+    let cfg = serde_json::from_str(&row.config)
+        .map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    Ok((row, cfg))
 }
 
 /// What a recrawl revisits.
@@ -272,12 +272,7 @@ pub async fn recrawl(
     controls: Controls,
     counters: Arc<Counters>,
 ) -> Result<CrawlReport, CrawlError> {
-    let path = store.path().display().to_string();
-    let Some(row) = store.crawl().await? else {
-        return Err(CrawlError::NothingToResume { path });
-    };
-    let mut cfg: CrawlConfig = serde_json::from_str(&row.config)
-        .map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    let (row, mut cfg) = stored_crawl(store).await?;
     adjust(&mut cfg);
     let cfg = cfg.validated()?;
     let json =
@@ -290,14 +285,7 @@ pub async fn recrawl(
         .queue_revisits(opts.due_only.then_some(opts.now), now)
         .await?;
     tracing::info!("recrawl: {queued} stored URLs to revisit");
-    sqlx::query("UPDATE crawls SET state = 'running', config = ?, updated_at = ?, run_started_at = ?, finished_at = NULL WHERE id = ?")
-        .bind(json)
-        .bind(now)
-        .bind(now)
-        .bind(row.id)
-        .execute(store.pool())
-        .await
-        .map_err(StoreError::from)?;
+    store.run_again(row.id, &json, now).await?;
     let this = ThisRun {
         id: run_id,
         kind: RunKind::Recrawl,
@@ -1418,18 +1406,20 @@ impl Coordinator {
                 // body), or that failed, keeps its stored version.
                 // A redirect is the same only if it still leads where it
                 // led (then its target is revisited on its own account).
-                let target = f
-                    .location
-                    .as_deref()
-                    .and_then(|l| canon::resolve(&job.url, l))
-                    .map(|u| u.to_string());
+                let same_target = |r: &revisits::Revisit| {
+                    let target = f
+                        .location
+                        .as_deref()
+                        .and_then(|l| canon::resolve(&job.url, l));
+                    r.redirect_to.as_deref() == target.as_ref().map(Url::as_str)
+                };
                 let keep = job.revisit.as_deref().is_some_and(|r| {
                     r.was_ok
                         && (status == 304
                             || status >= 400
                             || (r.status == Some(status)
                                 && r.content_hash == f.page.content_hash
-                                && (!(300..400).contains(&status) || r.redirect_to == target)))
+                                && (!(300..400).contains(&status) || same_target(r))))
                 });
                 if keep {
                     if status >= 400 {

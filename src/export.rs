@@ -515,18 +515,21 @@ fn md(s: &str) -> String {
     out
 }
 
+/// The text of the cell under column `name` of a row, if any.
+fn cell_text(names: &[&str], cells: &[Cell], name: &str) -> Option<String> {
+    names
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|i| cells[i].text())
+}
+
 fn write_markdown(
     out: &mut dyn Write,
     what: What,
     names: &[&str],
     cells: &[Cell],
 ) -> std::io::Result<()> {
-    let get = |name: &str| {
-        names
-            .iter()
-            .position(|n| *n == name)
-            .and_then(|i| cells[i].text())
-    };
+    let get = |name: &str| cell_text(names, cells, name);
     let url = get("url").unwrap_or_default();
     let mut s = String::new();
     match what {
@@ -787,12 +790,7 @@ fn write_change_markdown(
     names: &[&str],
     cells: &[Cell],
 ) -> std::io::Result<()> {
-    let get = |name: &str| {
-        names
-            .iter()
-            .position(|n| *n == name)
-            .and_then(|i| cells[i].text())
-    };
+    let get = |name: &str| cell_text(names, cells, name);
     let url = get("url").unwrap_or_default();
     let change = get("change").unwrap_or_default();
     let title = get("title").filter(|t| !t.trim().is_empty());

@@ -365,6 +365,22 @@ impl Store {
             .await?)
     }
 
+    /// Starts another run of crawl `id` (resume, recrawl) at `now`, with
+    /// its settings as `config` (JSON): `running`, not finished.
+    pub async fn run_again(&self, id: i64, config: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE crawls SET state = 'running', config = ?, updated_at = ?, run_started_at = ?, \
+             finished_at = NULL WHERE id = ?",
+        )
+        .bind(config)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Marks a crawl that was `summarizing` finished (its summary stage
     /// is done; the writer has stopped), and truncates the WAL.
     pub async fn finish_summarizing(&self, id: i64) -> Result<(), StoreError> {

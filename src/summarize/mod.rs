@@ -317,6 +317,9 @@ struct LlmRunner {
     /// count: [`OFFLINE_MARGIN`] at first, raised by what overflow answers
     /// show.
     scale: std::sync::Mutex<f64>,
+    /// The server's counts of the system prompts (the map and the reduce
+    /// prompt), asked once: they are the same for every page.
+    prompt_counts: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     breaker: std::sync::Mutex<Breaker>,
 }
 
@@ -416,6 +419,7 @@ impl Summarizer {
                         info: tokio::sync::OnceCell::new(),
                         context: AtomicUsize::new(0),
                         scale: std::sync::Mutex::new(OFFLINE_MARGIN),
+                        prompt_counts: std::sync::Mutex::default(),
                         breaker: std::sync::Mutex::new(Breaker::default()),
                     })),
                 })
@@ -584,6 +588,28 @@ impl LlmRunner {
         self.offline(text)
     }
 
+    /// Tokens of a system prompt, as [`LlmRunner::count`] gives them; the
+    /// server is asked once per prompt.
+    async fn count_prompt(&self, system: &str) -> usize {
+        if !self.info().await.tokenize {
+            return self.offline(system);
+        }
+        if let Some(&n) = self
+            .prompt_counts
+            .lock()
+            .expect("prompt counts")
+            .get(system)
+        {
+            return n;
+        }
+        let n = self.count(system).await;
+        self.prompt_counts
+            .lock()
+            .expect("prompt counts")
+            .insert(system.to_string(), n);
+        n
+    }
+
     /// The offline count of `text`, scaled to the server's tokenizer as
     /// far as it is known.
     fn offline(&self, text: &str) -> usize {
@@ -594,7 +620,7 @@ impl LlmRunner {
     /// context less the answer, the prompt and the template, capped by
     /// `--llm-max-input-tokens` (prompt plus text).
     async fn text_budget(&self, system: &str) -> Result<usize, String> {
-        let system_tokens = self.count(system).await + TEMPLATE_TOKENS;
+        let system_tokens = self.count_prompt(system).await + TEMPLATE_TOKENS;
         let mut room = self.cfg.max_input_tokens;
         if let Some(ctx) = self.context() {
             room = room.min(ctx.saturating_sub(self.max_tokens() as usize));
@@ -896,7 +922,7 @@ impl LlmRunner {
                             None => *scale * 1.25,
                         };
                     }
-                    let asked = self.count(system).await + self.count(user).await;
+                    let asked = self.count_prompt(system).await + self.count(user).await;
                     let ctx = context
                         .unwrap_or_else(|| (asked + max_tokens as usize) * 3 / 4)
                         .max(64);

@@ -231,6 +231,19 @@ fn llm_crawl(site: &Server, base: &str, db: &str, extra: &[&str]) -> Vec<String>
     a
 }
 
+/// Starts `trawl` with these arguments, output discarded, no API key.
+fn spawn_trawl(args: Vec<String>) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args(args)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("TRAWL_LLM_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_context_is_learned_from_the_server_and_no_request_overflows() {
     for style in [Style::LlamaCpp, Style::Vllm] {
@@ -362,15 +375,7 @@ async fn each_summary_is_committed_as_it_is_made() {
     f.hang_after.store(3, SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trawl"))
-        .args(llm_crawl(&s, &base, &db, &["--llm-concurrency", "1"]))
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("TRAWL_LLM_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_trawl(llm_crawl(&s, &base, &db, &["--llm-concurrency", "1"]));
     // The fourth request is sent after the third answer was handled.
     while f.requests.lock().unwrap().len() < 4 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -496,15 +501,7 @@ async fn status_says_summarizing_while_only_summaries_remain() {
     f.hang_after.store(1, SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trawl"))
-        .args(llm_crawl(&s, &base, &db, &["--llm-concurrency", "1"]))
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("TRAWL_LLM_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_trawl(llm_crawl(&s, &base, &db, &["--llm-concurrency", "1"]));
     // Every page is fetched; the second summary hangs. (A crawl that never
     // leaves `running` fails after a minute.)
     let mut polls = 0;
