@@ -52,6 +52,8 @@ struct Fake {
     /// Hang every chat request after this many were answered (0: never).
     hang_after: AtomicUsize,
     answered: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 /// The fake tokenizer: two tokens a word, more than o200k counts for
@@ -79,6 +81,11 @@ async fn complete(State(f): State<Arc<Fake>>, body: String) -> Response {
         user: user.clone(),
         max_tokens,
     });
+    // Long enough for requests sent together to overlap here.
+    let now = f.in_flight.fetch_add(1, SeqCst) + 1;
+    f.max_in_flight.fetch_max(now, SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    f.in_flight.fetch_sub(1, SeqCst);
     let hang = f.hang_after.load(SeqCst);
     if hang > 0 && f.answered.load(SeqCst) >= hang {
         std::future::pending::<()>().await;
@@ -196,6 +203,8 @@ async fn fake(style: Style, n_ctx: usize) -> (Arc<Fake>, String) {
         fail_reduce: AtomicBool::new(false),
         hang_after: AtomicUsize::new(0),
         answered: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: AtomicUsize::new(0),
     });
     let app = Router::new()
         .route("/v1/chat/completions", post(complete))
@@ -262,7 +271,8 @@ async fn the_context_is_learned_from_the_server_and_no_request_overflows() {
             stderr(&o)
         );
         assert_eq!(f.overflows.load(SeqCst), 0, "{style:?}");
-        for r in f.requests.lock().unwrap().iter() {
+        let requests = f.requests.lock().unwrap().clone();
+        for r in &requests {
             let n = tokens(&r.system) + tokens(&r.user) + 10;
             assert!(
                 n + r.max_tokens <= 1024,
@@ -270,6 +280,24 @@ async fn the_context_is_learned_from_the_server_and_no_request_overflows() {
                 r.max_tokens
             );
             assert!(r.max_tokens <= 256, "{style:?}: room kept for input");
+        }
+        // A split page's parts are answered within their share of one
+        // reduce request.
+        for tag in ["Alpha", "Beta"] {
+            let parts: Vec<&Request> = requests
+                .iter()
+                .filter(|r| !r.system.contains("partial summaries") && r.user.contains(tag))
+                .collect();
+            let room: usize = parts.iter().map(|r| r.max_tokens + 12).sum();
+            assert!(
+                room <= 1024 - 256,
+                "{style:?} {tag}: {} parts, {room} tokens",
+                parts.len()
+            );
+        }
+        // llama.cpp says it has 2 slots: no more requests at once.
+        if style == Style::LlamaCpp {
+            assert!(f.max_in_flight.load(SeqCst) <= 2, "{style:?}");
         }
         let sums = summaries(&db).await;
         assert!(
