@@ -213,6 +213,9 @@ enum Cell {
     Text(String),
     Int(i64),
     Bool(bool),
+    /// A list of URLs: a JSON array; in CSV and Markdown text, separated
+    /// by spaces (a canonical URL has none).
+    List(Vec<String>),
 }
 
 impl Cell {
@@ -239,6 +242,7 @@ impl Cell {
             Cell::Text(s) => Some(s.clone()),
             Cell::Int(n) => Some(n.to_string()),
             Cell::Bool(b) => Some(b.to_string()),
+            Cell::List(items) => Some(items.join(" ")),
         }
     }
 }
@@ -453,6 +457,7 @@ fn write_json(out: &mut dyn Write, names: &[&str], cells: &[Cell]) -> std::io::R
             Cell::Text(s) => serde_json::Value::from(s.as_str()),
             Cell::Int(n) => serde_json::Value::from(*n),
             Cell::Bool(b) => serde_json::Value::from(*b),
+            Cell::List(items) => serde_json::Value::from(items.as_slice()),
         };
         line.push_str(&v.to_string());
     }
@@ -482,6 +487,7 @@ fn write_csv(out: &mut dyn Write, cells: &[Cell]) -> std::io::Result<()> {
         .map(|c| match c {
             // Numbers and booleans are ours; only text can be hostile.
             Cell::Text(s) => csv_cell(s),
+            Cell::List(_) => csv_cell(&c.text().unwrap_or_default()),
             other => other.text().unwrap_or_default(),
         })
         .collect();
@@ -666,7 +672,7 @@ mod tests {
 pub const MAX_DIFF_BYTES: usize = 64 << 10;
 
 /// The columns of `--what changes`.
-const CHANGE_COLUMNS: [(&str, Kind); 13] = [
+const CHANGE_COLUMNS: [(&str, Kind); 15] = [
     ("run", Kind::Int),
     ("url", Kind::Text),
     ("change", Kind::Text),
@@ -680,6 +686,8 @@ const CHANGE_COLUMNS: [(&str, Kind); 13] = [
     ("diff", Kind::Text),
     ("diff_truncated", Kind::Bool),
     ("diff_bytes", Kind::Int),
+    ("links_added", Kind::Text),
+    ("links_gone", Kind::Text),
 ];
 
 /// A unified diff of two versions of a page's main text, by line, cut at
@@ -770,6 +778,8 @@ async fn export_changes(
                 text(diff),
                 Cell::Bool(cut),
                 Cell::Int(whole as i64),
+                Cell::List(r.links_added),
+                Cell::List(r.links_gone),
             ];
             match opts.format {
                 Format::Jsonl => write_json(out, &names, &cells)?,
@@ -839,6 +849,16 @@ fn write_change_markdown(
                 get("diff_bytes").unwrap_or_default()
             ));
         }
+    }
+    for (name, label) in [("links_added", "Links added"), ("links_gone", "Links gone")] {
+        let Some(urls) = get(name).filter(|l| !l.is_empty()) else {
+            continue;
+        };
+        s.push_str(&format!("{label}:\n\n"));
+        for url in urls.split(' ') {
+            s.push_str(&format!("- <{url}>\n"));
+        }
+        s.push('\n');
     }
     out.write_all(s.as_bytes())
 }

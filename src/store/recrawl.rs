@@ -4,6 +4,8 @@
 //! revisit. Out: run ids, the frontier set up for a recrawl, and what each
 //! run found ([`RunSummary`], [`ChangeRow`]) for `status` and `export`.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::{Store, StoreError};
@@ -63,6 +65,10 @@ pub struct ChangeRow {
     pub previous_text: Option<String>,
     pub text: Option<String>,
     pub summary: Option<String>,
+    /// A changed page's links not there before, by URL.
+    pub links_added: Vec<String>,
+    /// A changed page's links no longer there, by URL.
+    pub links_gone: Vec<String>,
 }
 
 impl Store {
@@ -203,7 +209,7 @@ impl Store {
         unchanged: bool,
     ) -> Result<Vec<ChangeRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.run_id, u.url, c.change, v.title AS prev_title, v.content_hash AS prev_hash, \
+            "SELECT c.run_id, c.url_id, u.url, c.change, v.title AS prev_title, v.content_hash AS prev_hash, \
              v.fetched_at AS prev_fetched, v.text AS prev_text, p.title, p.content_hash, p.fetched_at, p.text, \
              (SELECT s.summary FROM summaries s WHERE s.content_hash = p.content_hash AND s.state = 'done' \
               ORDER BY s.backend, s.model, s.prompt_version LIMIT 1) AS summary \
@@ -216,9 +222,28 @@ impl Store {
         .bind(unchanged)
         .fetch_all(&self.pool)
         .await?;
+        let mut links: HashMap<i64, (Vec<String>, Vec<String>)> = HashMap::new();
+        let link_rows = sqlx::query(
+            "SELECT l.from_id, u.url, l.change FROM link_changes l JOIN urls u ON u.id = l.to_id \
+             WHERE l.run_id = ? ORDER BY l.from_id, u.url",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &link_rows {
+            let (added, gone) = links.entry(r.get("from_id")).or_default();
+            let url: String = r.get("url");
+            if r.get::<String, _>("change") == "added" {
+                added.push(url);
+            } else {
+                gone.push(url);
+            }
+        }
         Ok(rows
             .iter()
             .map(|r| {
+                let (links_added, links_gone) =
+                    links.remove(&r.get::<i64, _>("url_id")).unwrap_or_default();
                 let change: String = r.get("change");
                 let changed = change == "changed";
                 // Only a changed page has a previous version apart from
@@ -235,6 +260,8 @@ impl Store {
                     fetched_at: r.get("fetched_at"),
                     text: r.get("text"),
                     summary: r.get("summary"),
+                    links_added,
+                    links_gone,
                     change,
                 }
             })

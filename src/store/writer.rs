@@ -621,7 +621,7 @@ async fn write_pending(
     for chunk in ladder(&urls) {
         insert_urls(conn, chunk, now).await?;
     }
-    write_revisits(conn, &fetches).await?;
+    let changed = write_revisits(conn, &fetches).await?;
     let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
     for chunk in ladder(&with_pages) {
         insert_pages(conn, chunk).await?;
@@ -669,6 +669,7 @@ async fn write_pending(
         });
         execute_cached(conn, qb).await?;
     }
+    diff_links(conn, &changed).await?;
     // One statement per (state, reason, attempts) rather than one per page:
     // the attempt counter is incremented in SQL.
     let mut groups: HashMap<(UrlState, Option<&str>, u32), Vec<i64>> = HashMap::new();
@@ -932,12 +933,14 @@ async fn read_revisits(
 }
 
 /// A recrawl's records: the change of each page, the earlier version of a
-/// page that changed (and its links, replaced by the new ones), and the
-/// check time, validators and schedule of a page that is kept.
+/// page that changed (and its links, replaced by the new ones: each old
+/// link is noted `gone` in `link_changes` until [`diff_links`] finds it
+/// again), and the check time, validators and schedule of a page that is
+/// kept. Returns the `(run, url id)` of each page that changed.
 async fn write_revisits(
     conn: &mut SqliteConnection,
     fetches: &[FetchRecord],
-) -> Result<(), StoreError> {
+) -> Result<Vec<(i64, i64)>, StoreError> {
     use crate::recrawl::Change;
     for f in fetches {
         let Some(r) = &f.revisit else { continue };
@@ -995,10 +998,53 @@ async fn write_revisits(
         })
         .map(|f| f.url_id)
         .collect();
+    let changed: Vec<(i64, i64)> = fetches
+        .iter()
+        .filter_map(|f| {
+            let r = f.revisit.as_ref()?;
+            (f.page.is_some() && r.change == Some(Change::Changed)).then_some((r.run_id, f.url_id))
+        })
+        .collect();
+    for (run, url_id) in &changed {
+        sqlx::query(
+            "INSERT OR REPLACE INTO link_changes (run_id, from_id, to_id, change) \
+             SELECT ?, from_id, to_id, 'gone' FROM links WHERE from_id = ?",
+        )
+        .bind(run)
+        .bind(url_id)
+        .execute(&mut *conn)
+        .await?;
+    }
     for chunk in replaced.chunks(URL_ROWS_PER_STMT) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM links WHERE from_id IN ");
         push_id_list(&mut qb, chunk);
         execute_once(conn, qb).await?;
+    }
+    Ok(changed)
+}
+
+/// Once the new links of the pages that changed are stored: a link not
+/// there before is `added`, and an old link found again is no longer
+/// `gone`.
+async fn diff_links(conn: &mut SqliteConnection, changed: &[(i64, i64)]) -> Result<(), StoreError> {
+    for (run, url_id) in changed {
+        sqlx::query(
+            "INSERT OR IGNORE INTO link_changes (run_id, from_id, to_id, change) \
+             SELECT ?, from_id, to_id, 'added' FROM links WHERE from_id = ?",
+        )
+        .bind(run)
+        .bind(url_id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "DELETE FROM link_changes WHERE run_id = ? AND from_id = ? AND change = 'gone' \
+             AND to_id IN (SELECT to_id FROM links WHERE from_id = ?)",
+        )
+        .bind(run)
+        .bind(url_id)
+        .bind(url_id)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }

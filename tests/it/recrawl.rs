@@ -363,6 +363,8 @@ async fn export_changes(store: &Store, format: Format, unchanged: bool) -> Vec<u
 #[tokio::test]
 async fn exports_of_changes_parse_back_and_are_byte_identical() {
     let (site, c) = four_pages(true).await;
+    // The home page now links /d instead of /c.
+    site.set("/", "Home", &["/a", "/b", "/d"]);
     site.set("/b", "Beta two", &["/d"]);
     site.set("/d", "Delta", &[]);
     site.remove("/c");
@@ -384,12 +386,23 @@ async fn exports_of_changes_parse_back_and_are_byte_identical() {
             )
         })
         .collect();
-    let want = [("/b", "changed"), ("/c", "removed"), ("/d", "new")];
+    let want = [
+        ("/", "changed"),
+        ("/b", "changed"),
+        ("/c", "removed"),
+        ("/d", "new"),
+    ];
     assert_eq!(
         got,
         want.map(|(u, c)| (u.to_string(), c.to_string())).to_vec()
     );
-    let b = &rows[0];
+    // The links each changed page gained and lost.
+    let home = &rows[0];
+    assert_eq!(home["links_added"], serde_json::json!([site.url("/d")]));
+    assert_eq!(home["links_gone"], serde_json::json!([site.url("/c")]));
+    let b = &rows[1];
+    assert_eq!(b["links_added"], serde_json::json!([site.url("/d")]));
+    assert_eq!(b["links_gone"], serde_json::json!([]));
     assert_eq!(b["previous_title"], "Beta");
     assert_eq!(b["title"], "Beta two");
     assert_ne!(b["previous_content_hash"], b["content_hash"]);
@@ -400,8 +413,9 @@ async fn exports_of_changes_parse_back_and_are_byte_identical() {
         diff.contains("-Beta\n") && diff.contains("+Beta two\n"),
         "{diff}"
     );
-    assert!(rows[1]["diff"].is_null() && rows[2]["diff"].is_null());
-    assert!(rows[2]["summary"].as_str().unwrap().contains("Delta"));
+    assert!(rows[2]["diff"].is_null() && rows[3]["diff"].is_null());
+    assert!(rows[3]["summary"].as_str().unwrap().contains("Delta"));
+    assert_eq!(rows[3]["links_added"], serde_json::json!([]));
 
     let csv_bytes = export_changes(&c.store, Format::Csv, true).await;
     assert_eq!(csv_bytes, export_changes(&c.store, Format::Csv, true).await);
@@ -414,8 +428,10 @@ async fn exports_of_changes_parse_back_and_are_byte_identical() {
     let changes: Vec<&str> = records.iter().map(|r| &r[2]).collect();
     assert_eq!(
         changes,
-        ["unchanged", "unchanged", "changed", "removed", "new"]
+        ["changed", "unchanged", "changed", "removed", "new"]
     );
+    assert_eq!(&headers[14], "links_gone");
+    assert_eq!(&records[0][14], site.url("/c"));
     // A diff begins with `-`: like every cell a spreadsheet would run as
     // a formula, it gets a `'` in front.
     assert_eq!(records[2][10], format!("'{diff}"));
@@ -424,12 +440,20 @@ async fn exports_of_changes_parse_back_and_are_byte_identical() {
     assert_eq!(md, export_changes(&c.store, Format::Markdown, false).await);
     let md = String::from_utf8(md).unwrap();
     assert!(
-        md.starts_with("# What changed\n\nRun 2: 1 changed, 1 new, 1 removed.\n\n"),
+        md.starts_with("# What changed\n\nRun 2: 2 changed, 1 new, 1 removed.\n\n"),
         "{md}"
     );
     assert!(md.contains("## changed: Beta two\n"), "{md}");
     assert!(md.contains("```diff\n--- previous\n"), "{md}");
     assert!(md.contains("## new: Delta\n"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "Links added:\n\n- <{}>\n\nLinks gone:\n\n- <{}>\n",
+            site.url("/d"),
+            site.url("/c")
+        )),
+        "{md}"
+    );
 }
 
 #[tokio::test]
