@@ -713,3 +713,75 @@ async fn a_redirect_that_leads_elsewhere_now_is_a_change_and_its_new_target_is_c
     );
     assert!(site.take_requests().contains(&"/new".to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recrawl_asks_the_llm_only_for_content_it_has_not_summarized() {
+    use crate::summaries::{args, fake_llm, trawl_llm};
+    let site = Site::start(true).await;
+    site.set("/", "Home", &["/a", "/b", "/c"]);
+    site.set("/a", "Alpha", &[]);
+    site.set("/b", "Beta", &[]);
+    site.set("/c", "Gamma", &[]);
+    let llm = fake_llm(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db").display().to_string();
+    let o = trawl_llm(args(&[
+        "crawl",
+        &site.url("/"),
+        "--db",
+        &db,
+        "--per-host-rate",
+        "0",
+        "-q",
+        "--summarizer",
+        "llm",
+        "--llm-base-url",
+        &llm.base,
+        "--llm-model",
+        "fake-1",
+    ]))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));
+    let asked = |from: usize| -> Vec<String> {
+        let mut titles: Vec<String> = llm.seen()[from..]
+            .iter()
+            .map(|s| {
+                ["Home", "Alpha", "Beta two", "Beta", "Gamma", "Delta"]
+                    .into_iter()
+                    .find(|t| s.user.contains(&format!("{t} is a page about")))
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect();
+        titles.sort();
+        titles
+    };
+    assert_eq!(asked(0), ["Alpha", "Beta", "Gamma", "Home"]);
+
+    // /b changes and links a new page; the rest answers 304.
+    site.set("/b", "Beta two", &["/d"]);
+    site.set("/d", "Delta", &[]);
+    let _ = site.take_requests();
+    let o = trawl_llm(args(&["recrawl", "--db", &db, "-q"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));
+    let pages: Vec<String> = site
+        .take_requests()
+        .into_iter()
+        .filter(|p| p != "/sitemap.xml")
+        .collect();
+    assert_eq!(pages, ["/", "/a", "/b", "/c", "/d"]);
+    assert_eq!(site.take_not_modified(), 3);
+    // The LLM saw the changed page's new text and the new page, nothing else.
+    assert_eq!(asked(4), ["Beta two", "Delta"]);
+
+    // /b goes back to its first text: that summary is in the cache, so a
+    // change costs no request. Nothing else changed: nothing is asked.
+    site.set("/b", "Beta", &[]);
+    let o = trawl_llm(args(&["recrawl", "--db", &db, "-q"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));
+    assert_eq!(site.take_not_modified(), 4);
+    assert_eq!(asked(6), Vec::<String>::new());
+    let sums = crate::summaries::summaries(&db).await;
+    assert_eq!(sums.len(), 5, "{sums:?}");
+    assert!(sums.values().all(|(state, _, _)| state == "done"));
+}

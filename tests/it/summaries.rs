@@ -22,10 +22,10 @@ const KEY: &str = "sk-test-SECRET-4242";
 
 /// One request as the fake server saw it.
 #[derive(Debug, Clone)]
-struct Seen {
+pub struct Seen {
     at: std::time::Instant,
     system: String,
-    user: String,
+    pub user: String,
     auth: Option<String>,
 }
 
@@ -46,14 +46,15 @@ struct Llm {
     broken: AtomicBool,
 }
 
-struct FakeLlm {
+pub struct FakeLlm {
     state: Arc<Llm>,
-    base: String,
+    pub base: String,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl FakeLlm {
-    fn seen(&self) -> Vec<Seen> {
+    /// Every request so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()
     }
 }
@@ -143,7 +144,9 @@ async fn complete(State(llm): State<Arc<Llm>>, headers: HeaderMap, body: String)
     )
 }
 
-async fn fake_llm(delay_ms: u64) -> FakeLlm {
+/// An OpenAI-compatible chat completions server on loopback that answers
+/// each request after `delay_ms` with "Summary of …".
+pub async fn fake_llm(delay_ms: u64) -> FakeLlm {
     let l = listener().await;
     let base = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
     let state = Arc::new(Llm {
