@@ -29,7 +29,9 @@ pub struct Status {
     pub skipped: BTreeMap<String, i64>,
     /// Page URLs by state (`queued`, `leased`, `done`, `failed`, `skipped`).
     pub urls_by_state: BTreeMap<String, i64>,
-    /// Stored pages by HTTP status.
+    /// Stored pages by the HTTP status of their latest answer (a page a
+    /// recrawl found gone, kept with its last version, counts under the
+    /// 404 or 410 that removed it).
     pub http_status: BTreeMap<String, i64>,
     /// Pages stored in part: the body passed `--max-body-size`, or the
     /// text past 1 MiB (`parse::MAX_TEXT_BYTES`).
@@ -175,8 +177,11 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     let failed_by_reason = store.reason_counts("failed").await?.into_iter().collect();
     let skipped = store.reason_counts("skipped").await?.into_iter().collect();
     let http_status: BTreeMap<String, i64> = sqlx::query_as(
-        "SELECT CAST(p.status AS TEXT), COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id \
-         WHERE u.sitemap = 0 GROUP BY p.status",
+        // A page a recrawl found gone keeps its last version, but its
+        // latest answer is the 404 or 410 its URL failed with.
+        "SELECT CASE WHEN p.removed_run IS NOT NULL AND u.reason LIKE 'http\\_%' ESCAPE '\\' \
+         THEN substr(u.reason, 6) ELSE CAST(p.status AS TEXT) END AS answer, COUNT(*) \
+         FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 GROUP BY answer",
     )
     .fetch_all(pool)
     .await?

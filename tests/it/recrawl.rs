@@ -248,6 +248,16 @@ async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
         c.page_field(&site.url("/c"), "removed_run").await,
         Some(run.to_string())
     );
+    // `status` counts it under the answer that removed it.
+    let status = trawl::status::collect(&c.store).await.unwrap();
+    assert_eq!(
+        status.http_status,
+        map(&[("200", "4"), ("404", "1")])
+            .into_iter()
+            .map(|(k, v)| (k, v.parse().unwrap()))
+            .collect()
+    );
+    assert_eq!(status.pages_stored, 5);
     // The unchanged pages were checked at the recrawl's time, not refetched.
     assert_eq!(
         c.page_field(&site.url("/a"), "checked_at").await,
