@@ -132,12 +132,14 @@ impl Store {
     /// Puts the stored URLs a recrawl revisits back in the frontier:
     /// fetched pages (`done`) and `failed` URLs, sitemaps too, or with
     /// `due_at` only those whose next revisit is due by then (a URL never
-    /// revisited is due). Returns how many were queued.
+    /// revisited is due). Returns how many were queued. Each keeps its
+    /// state and reason in `revisit_state`/`revisit_reason`, for a page
+    /// budget that leaves it unvisited (see `WriteOp::SkipPending`).
     pub async fn queue_revisits(&self, due_at: Option<i64>, now: i64) -> Result<u64, StoreError> {
         let due = due_at.unwrap_or(i64::MAX);
         let n = sqlx::query(
-            "UPDATE urls SET state = 'queued', reason = NULL, updated_at = ? \
-             WHERE state IN ('done', 'failed') AND id NOT IN \
+            "UPDATE urls SET revisit_state = state, revisit_reason = reason, state = 'queued', reason = NULL, \
+             updated_at = ? WHERE state IN ('done', 'failed') AND id NOT IN \
              (SELECT url_id FROM pages WHERE due_at IS NOT NULL AND due_at > ?)",
         )
         .bind(now)

@@ -242,7 +242,9 @@ pub enum WriteOp {
         revisits: bool,
         reply: oneshot::Sender<Vec<LeasedUrl>>,
     },
-    /// Mark every queued or leased URL skipped with this reason.
+    /// Mark every queued or leased URL skipped with this reason, except
+    /// a recrawl's revisits, which go back to the state they were queued
+    /// from (`urls.revisit_state`, schema v12).
     SkipPending { reason: &'static str },
     /// Mark these URLs skipped with this reason (robots.txt said no).
     Skip { ids: Vec<i64>, reason: &'static str },
@@ -494,7 +496,8 @@ async fn settle(
     now: i64,
 ) -> Result<(), StoreError> {
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE urls SET state = ");
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("UPDATE urls SET revisit_state = NULL, state = ");
         qb.push_bind(state.as_str())
             .push(", reason = ")
             .push_bind(reason)
@@ -531,8 +534,14 @@ async fn commit(
                         replies.push(Reply::Refill(reply, rows));
                     }
                     WriteOp::SkipPending { reason } => {
+                        // A revisit not made goes back to what it was
+                        // (a stored page stays `done`); a new URL is
+                        // skipped.
                         sqlx::query(
-                            "UPDATE urls SET state = 'skipped', reason = ?, updated_at = ? WHERE state IN ('queued', 'leased')",
+                            "UPDATE urls SET state = COALESCE(revisit_state, 'skipped'), \
+                             reason = CASE WHEN revisit_state IS NULL THEN ? ELSE revisit_reason END, \
+                             revisit_state = NULL, revisit_reason = NULL, updated_at = ? \
+                             WHERE state IN ('queued', 'leased')",
                         )
                         .bind(reason)
                         .bind(now)
@@ -681,7 +690,9 @@ async fn write_pending(
     }
     for ((state, reason, attempts), ids) in groups {
         for chunk in ladder(&ids) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE urls SET state = ");
+            // A revisit made forgets the state it was queued from.
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("UPDATE urls SET revisit_state = NULL, state = ");
             qb.push_bind(state.as_str())
                 .push(", reason = ")
                 .push_bind(reason.map(str::to_string))

@@ -362,6 +362,58 @@ async fn due_recrawl_revisits_only_pages_that_are_due() {
     assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
 }
 
+#[tokio::test]
+async fn revisits_a_page_budget_leaves_unmade_are_kept_for_the_next_recrawl() {
+    let (site, c) = four_pages(true).await;
+    site.remove("/c");
+    let _ = recrawl(&c.store, false, T0).await;
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+    // A recrawl with room for one page: the home page (shallowest first).
+    let report = crawl::recrawl(
+        &c.store,
+        |cfg| cfg.limits.max_pages = Some(1),
+        RecrawlOptions {
+            due_only: false,
+            now: T0 + HOUR,
+        },
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, crawl::CrawlOutcome::Finished);
+    assert_eq!(site.take_requests(), ["/"]);
+    // The others keep what they were: pages done, the gone one failed
+    // with its reason; none is skipped for the budget.
+    let states: BTreeMap<String, String> = c
+        .urls_in("done")
+        .await
+        .into_iter()
+        .chain(c.urls_in("failed").await)
+        .map(|(u, r)| (u.replace(&site.url(""), ""), r))
+        .collect();
+    assert_eq!(
+        states,
+        map(&[("/", ""), ("/a", ""), ("/b", ""), ("/c", "http_404")])
+    );
+    assert!(c.urls_in("skipped").await.is_empty());
+    // So the next recrawl, with the budget lifted, asks for all of them
+    // again.
+    crawl::recrawl(
+        &c.store,
+        |cfg| cfg.limits.max_pages = None,
+        RecrawlOptions {
+            due_only: false,
+            now: T0 + 2 * HOUR,
+        },
+        Controls::default(),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+}
+
 async fn export_changes(store: &Store, format: Format, unchanged: bool) -> Vec<u8> {
     let mut opts = ExportOptions::new(What::Changes, format);
     opts.include_unchanged = unchanged;
