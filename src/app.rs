@@ -483,6 +483,12 @@ pub fn final_line(r: &CrawlReport, run: Option<&RunStats>, db: &str) -> String {
     if r.queued > 0 {
         s.push_str(&format!(", {} still queued", r.queued));
     }
+    if r.unchanged_by_sitemap > 0 {
+        s.push_str(&format!(
+            ", {} not asked (unchanged by sitemap lastmod)",
+            r.unchanged_by_sitemap
+        ));
+    }
     s.push_str(&format!("; {} pages in {db}", r.pages_stored));
     if let Some(sr) = &r.summaries {
         s.push_str(&format!("; {}", summary_line(sr)));

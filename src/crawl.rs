@@ -45,7 +45,7 @@ use crate::store::writer::{
 use crate::store::{CrawlState, RunKind, Store, StoreError};
 use crate::summarize::Summarizer;
 use crate::summarize::stage::{self, Item, StageReport, SweepOptions};
-use crate::util::FpSet;
+use crate::util::{FpMap, FpSet};
 use crate::worker::{self, Job, Outcome, SitemapRead, WorkerCtx, WorkerOutput};
 
 /// URLs held in memory, ready to be scheduled. Beyond this, discovered URLs
@@ -75,6 +75,23 @@ pub fn uncommitted_bound(concurrency: usize) -> usize {
 }
 /// How long in-flight fetches may run on after a stop is requested.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Most sitemap `<lastmod>` values a recrawl keeps (16 bytes each).
+const MAX_LASTMODS: usize = 4_000_000;
+
+/// Whether `job` revisits a stored page whose URL a sitemap gave a
+/// `<lastmod>` before the page was last fetched or confirmed unchanged.
+fn unchanged_since(lastmods: &FpMap<i64>, job: &Job) -> bool {
+    let Some(r) = job.revisit.as_deref() else {
+        return false;
+    };
+    let (Some(checked), true) = (r.checked_at, r.was_ok && !job.sitemap) else {
+        return false;
+    };
+    lastmods
+        .get(&canon::fingerprint(&job.url))
+        .is_some_and(|&lastmod| lastmod < checked)
+}
+
 /// Deepest chain of sitemap indexes followed (robots.txt's sitemap is 0).
 const MAX_SITEMAP_NESTING: u32 = 3;
 
@@ -122,6 +139,9 @@ pub struct CrawlReport {
     pub failed: u64,
     /// Body bytes received in this run.
     pub bytes: u64,
+    /// Recrawl revisits not asked because a sitemap's `<lastmod>` showed
+    /// the page unchanged since its last check.
+    pub unchanged_by_sitemap: u64,
     pub elapsed: Duration,
     /// Totals over the whole crawl, from the database.
     pub pages_stored: i64,
@@ -530,6 +550,8 @@ async fn run(
         sitemaps_wanted: Vec::new(),
         host_pages,
         trapped: Vec::new(),
+        lastmods: FpMap::default(),
+        unchanged_by_sitemap: Vec::new(),
         summary_tx,
         jar,
     };
@@ -613,6 +635,7 @@ async fn run(
         fetched: counters.get(&counters.fetched),
         failed: counters.get(&counters.failed),
         bytes: counters.get(&counters.bytes),
+        unchanged_by_sitemap: counters.get(&counters.unchanged_by_sitemap),
         elapsed: started.elapsed(),
         pages_stored,
         failed_by_reason: store.reason_counts("failed").await?,
@@ -672,6 +695,12 @@ struct Coordinator {
     /// taken out of the queue when their host's budget ran out.
     host_pages: HashMap<Arc<str>, u64>,
     trapped: Vec<i64>,
+    /// In a recrawl: the `<lastmod>` the sitemaps read in this run gave
+    /// each URL (epoch ms, by fingerprint; at most [`MAX_LASTMODS`]).
+    lastmods: FpMap<i64>,
+    /// Revisits a sitemap's `<lastmod>` showed unchanged since their last
+    /// check, to record as such without a request.
+    unchanged_by_sitemap: Vec<Job>,
     /// Stored pages offered to the summary stage; when its queue is full
     /// the page waits in the database for the stage's sweep.
     summary_tx: Option<tokio::sync::mpsc::Sender<Item>>,
@@ -780,6 +809,9 @@ impl Coordinator {
                 self.fail(given_up, crate::hosts::HOST_UNRESPONSIVE).await?;
                 let trapped = std::mem::take(&mut self.trapped);
                 self.skip(trapped, SkipReason::Trap).await?;
+                for job in std::mem::take(&mut self.unchanged_by_sitemap) {
+                    self.record_unchanged_by_sitemap(job).await?;
+                }
                 self.maybe_refill().await?;
             }
             self.publish();
@@ -987,6 +1019,10 @@ impl Coordinator {
                 sitemap: row.sitemap,
                 revisit: row.revisit.map(Arc::new),
             };
+            if self.unchanged_since_lastmod(&job) {
+                self.unchanged_by_sitemap.push(job);
+                continue;
+            }
             match self.enqueue(&origin, job, row.sitemap, now) {
                 None => {}
                 Some(NotQueued::Skip(reason)) => skipped.entry(reason).or_default().push(row.id),
@@ -1413,14 +1449,16 @@ impl Coordinator {
                         .and_then(|l| canon::resolve(&job.url, l));
                     r.redirect_to.as_deref() == target.as_ref().map(Url::as_str)
                 };
-                let keep = job.revisit.as_deref().is_some_and(|r| {
-                    r.was_ok
-                        && (status == 304
-                            || status >= 400
-                            || (r.status == Some(status)
-                                && r.content_hash == f.page.content_hash
-                                && (!(300..400).contains(&status) || same_target(r))))
-                });
+                // (A sitemap is always read: see `unchanged_since`.)
+                let keep = !job.sitemap
+                    && job.revisit.as_deref().is_some_and(|r| {
+                        r.was_ok
+                            && (status == 304
+                                || status >= 400
+                                || (r.status == Some(status)
+                                    && r.content_hash == f.page.content_hash
+                                    && (!(300..400).contains(&status) || same_target(r))))
+                    });
                 if keep {
                     if status >= 400 {
                         rec.fail(format!("http_{status}"));
@@ -1615,6 +1653,24 @@ impl Coordinator {
             return;
         }
         tracing::debug!("{}: sitemap lists {} URLs", job.url, links.len());
+        if self.this.changes_run.is_some() && !read.lastmods.is_empty() {
+            // A recrawl: revisits waiting in the window that the sitemap
+            // shows unchanged since their last check are not asked.
+            let room = MAX_LASTMODS.saturating_sub(self.lastmods.len());
+            self.lastmods
+                .extend(read.lastmods.iter().take(room).copied());
+            let origins: HashSet<Arc<str>> = links
+                .iter()
+                .map(|l| Arc::from(canon::origin_key(&l.url)))
+                .collect();
+            for origin in origins {
+                let lastmods = &self.lastmods;
+                let unchanged = self
+                    .sched
+                    .remove_where(&origin, |j| unchanged_since(lastmods, j));
+                self.unchanged_by_sitemap.extend(unchanged);
+            }
+        }
         for link in links {
             self.discover(
                 Found {
@@ -1637,6 +1693,38 @@ impl Coordinator {
                 &mut rec.new_urls,
             );
         }
+    }
+
+    /// Whether a recrawl's sitemaps show `job`, a revisit of a stored
+    /// page, unchanged since it was last checked.
+    fn unchanged_since_lastmod(&self, job: &Job) -> bool {
+        self.this.changes_run.is_some() && unchanged_since(&self.lastmods, job)
+    }
+
+    /// Records a revisit a sitemap's `<lastmod>` showed unchanged: the page
+    /// is kept, checked now, its interval doubled, as after a 304, with no
+    /// request made.
+    async fn record_unchanged_by_sitemap(&mut self, job: Job) -> Result<(), CrawlError> {
+        let Some(run_id) = self.this.changes_run else {
+            return Ok(());
+        };
+        let previous = job.revisit.as_ref().and_then(|r| r.revisit_ms);
+        let change = Some(revisits::Change::Unchanged);
+        let interval = revisits::next_interval(previous, change, &self.cfg.revisit);
+        let mut rec = FetchRecord::new(job.id as i64);
+        rec.attempts = 0;
+        rec.revisit = Some(RevisitRecord {
+            run_id,
+            change,
+            checked_at: self.this.clock,
+            revisit_ms: interval,
+            due_at: self.this.clock + interval,
+            bytes: 0,
+            etag: None,
+            last_modified: None,
+        });
+        self.counters.unchanged_by_sitemap.fetch_add(1, Relaxed);
+        self.send_fetch(rec).await
     }
 
     /// Queues `origin`'s sitemaps: those its robots.txt names, or else

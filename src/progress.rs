@@ -94,6 +94,9 @@ pub struct Counters {
     pub in_flight: AtomicU64,
     /// Body bytes received.
     pub bytes: AtomicU64,
+    /// Recrawl revisits not asked: a sitemap's `<lastmod>` showed them
+    /// unchanged since their last check.
+    pub unchanged_by_sitemap: AtomicU64,
     /// Nanoseconds spent analysing bodies (decode, parse, hash, scope).
     pub parse_nanos: AtomicU64,
     /// Pages summarized with their parse (see `summarize::Inline`).

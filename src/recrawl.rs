@@ -23,6 +23,10 @@ pub struct Revisit {
     pub redirect_to: Option<String>,
     /// The revisit interval so far (`None`: never revisited).
     pub revisit_ms: Option<i64>,
+    /// When the stored version was last fetched or confirmed (a 304),
+    /// epoch ms: a sitemap `<lastmod>` before it says the page has not
+    /// changed since.
+    pub checked_at: Option<i64>,
 }
 
 /// What a run found about a page.

@@ -33,6 +33,10 @@ pub struct Sitemap {
     pub kind: Kind,
     /// `<loc>` values (or lines), trimmed, in document order.
     pub locs: Vec<String>,
+    /// For each of `locs`, its `<lastmod>` as the latest instant it can
+    /// name, in epoch milliseconds (see [`lastmod`]); `None` when absent
+    /// or unreadable.
+    pub lastmods: Vec<Option<i64>>,
     /// Why reading stopped early, if it did (a cap, malformed XML).
     pub cut: Option<String>,
 }
@@ -98,6 +102,11 @@ fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
     let mut reader = Reader::from_str(&text);
     let mut kind = None;
     let mut locs = Vec::new();
+    let mut lastmods = Vec::new();
+    // The `<lastmod>` of the entry being read.
+    let mut entry_lastmod = None;
+    // How many locs were read before the entry.
+    let mut entry_start = 0;
     let mut cut = None;
     // Local names of the open elements: only a `<loc>` directly inside a
     // `<url>` or `<sitemap>` entry counts (not `<image:loc>` and the like,
@@ -106,6 +115,16 @@ fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
     loop {
         match reader.read_event() {
             Ok(Event::End(_)) => {
+                if open.len() == 2 && open[1] == "url" {
+                    // The entry's lastmod, wherever it stood in it, goes
+                    // with its loc.
+                    let entry_has_loc = locs.len() > entry_start;
+                    if let (true, Some(slot), Some(t)) =
+                        (entry_has_loc, lastmods.last_mut(), entry_lastmod.take())
+                    {
+                        *slot = Some(t);
+                    }
+                }
                 open.pop();
             }
             Ok(Event::Start(e)) => {
@@ -113,6 +132,11 @@ fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
                 let is_entry_loc = name.as_ref() == "loc"
                     && open.len() == 2
                     && matches!(open[1].as_str(), "url" | "sitemap");
+                let is_lastmod = name.as_ref() == "lastmod" && open.len() == 2 && open[1] == "url";
+                if open.len() == 1 && name.as_ref() == "url" {
+                    entry_lastmod = None;
+                    entry_start = locs.len();
+                }
                 match kind {
                     None => {
                         kind = Some(match name.as_ref() {
@@ -137,8 +161,19 @@ fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
                                 }
                                 if let Some(loc) = loc_text(&text.into_inner()) {
                                     locs.push(loc);
+                                    lastmods.push(None);
                                 }
                             }
+                            Err(e) => {
+                                cut = Some(format!("malformed XML: {e}"));
+                                break;
+                            }
+                        }
+                    }
+                    Some(_) if is_lastmod => {
+                        let end = e.name().as_ref().to_string();
+                        match reader.read_text(quick_xml::name::QName(&end)) {
+                            Ok(text) => entry_lastmod = lastmod(text.trim()),
                             Err(e) => {
                                 cut = Some(format!("malformed XML: {e}"));
                                 break;
@@ -174,7 +209,61 @@ fn parse_xml(data: &[u8]) -> Result<Sitemap, SitemapError> {
     let Some(kind) = kind else {
         return Err(SitemapError::NotSitemap("no root element".into()));
     };
-    Ok(Sitemap { kind, locs, cut })
+    Ok(Sitemap {
+        kind,
+        locs,
+        lastmods,
+        cut,
+    })
+}
+
+/// A `<lastmod>` value (W3C Datetime, as the sitemaps.org protocol
+/// requires: `2026-11-30`, `2026-11-30T10:15+01:00`,
+/// `2026-11-30T10:15:30.5Z`; also `2026` and `2026-11`) as the latest
+/// instant it can name, in epoch milliseconds: a bare date is taken as
+/// the end of that day in the last time zone to see it end (12:00 UTC the
+/// next day), a month or year as the end of it likewise. A page is only
+/// ever taken as unchanged from a lastmod before its last fetch, so a
+/// value is read late rather than early. `None` when it is none of these.
+pub fn lastmod(s: &str) -> Option<i64> {
+    use time::format_description::well_known::{Iso8601, Rfc3339};
+    const HALF_DAY_MS: i64 = 12 * 3_600_000;
+    let ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(ms(t));
+    }
+    if s.contains('T') {
+        // Hours and minutes with no seconds, as W3C Datetime allows.
+        return time::OffsetDateTime::parse(s, &Iso8601::PARSING)
+            .ok()
+            .map(ms);
+    }
+    let next_midnight = |d: time::Date| {
+        let next = d.next_day()?;
+        Some(ms(next.midnight().assume_utc()) + HALF_DAY_MS)
+    };
+    let parts: Vec<&str> = s.split('-').collect();
+    let num = |p: &str, len: usize| {
+        (p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<i32>().ok())
+            .flatten()
+    };
+    let year = num(parts.first()?, 4)?;
+    match parts[1..] {
+        [m, d] => {
+            let month = time::Month::try_from(u8::try_from(num(m, 2)?).ok()?).ok()?;
+            let day = u8::try_from(num(d, 2)?).ok()?;
+            next_midnight(time::Date::from_calendar_date(year, month, day).ok()?)
+        }
+        [m] => {
+            let month = time::Month::try_from(u8::try_from(num(m, 2)?).ok()?).ok()?;
+            let first = time::Date::from_calendar_date(year, month, 1).ok()?;
+            let last = first.replace_day(month.length(year)).ok()?;
+            next_midnight(last)
+        }
+        [] => next_midnight(time::Date::from_calendar_date(year, time::Month::December, 31).ok()?),
+        _ => None,
+    }
 }
 
 /// The URL in a `<loc>`'s raw content: CDATA unwrapped, entities
@@ -222,8 +311,10 @@ fn parse_text(data: &[u8]) -> Result<Sitemap, SitemapError> {
         }
         locs.push(line.to_string());
     }
+    let lastmods = vec![None; locs.len()];
     Ok(Sitemap {
         kind: Kind::UrlSet,
+        lastmods,
         locs,
         cut,
     })
@@ -238,6 +329,53 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
+    }
+
+    #[test]
+    fn lastmods_go_with_their_entries_and_read_late() {
+        let xml = br#"<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <url><lastmod>2026-11-30T10:15:30Z</lastmod><loc>http://e.com/a</loc></url>
+  <url><loc>http://e.com/b</loc></url>
+  <url><loc>http://e.com/c</loc><lastmod> 2026-11-30 </lastmod><changefreq>daily</changefreq></url>
+  <url><loc>http://e.com/d</loc><lastmod>last tuesday</lastmod></url>
+  <url><lastmod>2026-11-30</lastmod></url>
+  <url><loc>http://e.com/e</loc></url>
+</urlset>"#;
+        let m = parse(xml, false).unwrap();
+        assert_eq!(m.locs.len(), 5);
+        let day = 86_400_000;
+        let nov30 = 20_787 * day; // 2026-11-30T00:00:00Z
+        assert_eq!(
+            m.lastmods,
+            [
+                Some(nov30 + 10 * 3_600_000 + 15 * 60_000 + 30_000),
+                None,
+                // The end of the 30th wherever it ends last.
+                Some(nov30 + day + day / 2),
+                None,
+                // An entry with no loc lends its lastmod to no one.
+                None,
+            ]
+        );
+        // W3C Datetime's reduced forms and offsets.
+        assert_eq!(
+            lastmod("2026-11-30T10:15+01:00"),
+            Some(nov30 + 9 * 3_600_000 + 15 * 60_000)
+        );
+        assert_eq!(lastmod("2026-11-30T10:15:30.25Z"), Some(nov30 + 36_930_250));
+        // A month or year: its end, read late.
+        assert_eq!(lastmod("2026-11"), Some(nov30 + day + day / 2));
+        assert_eq!(lastmod("2026"), Some(nov30 + 32 * day + day / 2));
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "26-11-30",
+            "2026-11-30T25:00Z",
+            "yesterday",
+        ] {
+            assert_eq!(lastmod(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct SitemapRead {
     pub kind: sitemap::Kind,
     /// Why reading stopped before the end (a cap, malformed XML).
     pub cut: Option<String>,
+    /// `(fingerprint, lastmod)` of each listed URL that gave a readable
+    /// `<lastmod>` (epoch ms, read late: see [`sitemap::lastmod`]).
+    pub lastmods: Vec<(u64, i64)>,
 }
 
 #[derive(Debug)]
@@ -155,11 +158,14 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
     let outcome = match fetch {
         Err(e) => Outcome::Failed(e),
         Ok(resp) => {
-            let same = job.revisit.as_ref().is_some_and(|r| {
-                r.was_ok
-                    && r.status == Some(resp.status)
-                    && r.content_hash.as_deref() == Some(resp.content_hash.as_str())
-            });
+            // A sitemap is read again even when it is the same: its
+            // `<lastmod>`s are what a recrawl uses it for.
+            let same = !job.sitemap
+                && job.revisit.as_ref().is_some_and(|r| {
+                    r.was_ok
+                        && r.status == Some(resp.status)
+                        && r.content_hash.as_deref() == Some(resp.content_hash.as_str())
+                });
             let body = if !(200..300).contains(&resp.status) || same {
                 // A revisited page whose body is the stored one: nothing
                 // to read again.
@@ -255,16 +261,25 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         .and_then(|v| parse::Refresh::parse(v, url).or_else(|| parse::Refresh::reload(v, url)));
     if matches!(body, Body::Sitemap | Body::MaybeSitemap) {
         let read = sitemap::parse(&resp.body, resp.truncated).map(|map| {
+            let mut lastmods = Vec::new();
             links = map
                 .locs
                 .iter()
-                .filter_map(|loc| canon::resolve(url, loc))
-                .map(|u| scoped(ctx, u, String::new(), false, parse::LinkKind::Anchor))
+                .zip(&map.lastmods)
+                .filter_map(|(loc, lastmod)| Some((canon::resolve(url, loc)?, lastmod)))
+                .map(|(u, lastmod)| {
+                    let link = scoped(ctx, u, String::new(), false, parse::LinkKind::Anchor);
+                    if let Some(t) = lastmod {
+                        lastmods.push((link.fp, *t));
+                    }
+                    link
+                })
                 .collect();
             page.links_count = map.locs.len() as u32;
             SitemapRead {
                 kind: map.kind,
                 cut: map.cut,
+                lastmods,
             }
         });
         if body == Body::Sitemap || read.is_ok() {

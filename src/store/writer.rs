@@ -916,7 +916,8 @@ async fn read_revisits(
     let mut stored = HashMap::new();
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT url_id, status, etag, last_modified, content_hash, redirect_to, revisit_ms, removed_run \
+            "SELECT url_id, status, etag, last_modified, content_hash, redirect_to, revisit_ms, removed_run, \
+             COALESCE(checked_at, fetched_at) AS checked_at \
              FROM pages WHERE url_id IN ",
         );
         push_id_list(&mut qb, chunk);
@@ -933,6 +934,7 @@ async fn read_revisits(
                     content_hash: r.get("content_hash"),
                     redirect_to: r.get("redirect_to"),
                     revisit_ms: r.get("revisit_ms"),
+                    checked_at: r.get("checked_at"),
                 },
             );
         }

@@ -99,6 +99,11 @@ impl Site {
         self.pages.lock().unwrap().insert(path.into(), body);
     }
 
+    /// `path` answers `body` as it is.
+    fn raw(&self, path: &str, body: String) {
+        self.pages.lock().unwrap().insert(path.into(), body);
+    }
+
     fn remove(&self, path: &str) {
         self.pages.lock().unwrap().remove(path);
     }
@@ -412,6 +417,100 @@ async fn revisits_a_page_budget_leaves_unmade_are_kept_for_the_next_recrawl() {
     .await
     .unwrap();
     assert_eq!(site.take_requests(), ["/", "/a", "/b", "/c"]);
+}
+
+/// A sitemap listing `entries` of (path, lastmod).
+fn sitemap(site: &Site, entries: &[(&str, Option<&str>)]) -> String {
+    let body: String = entries
+        .iter()
+        .map(|(path, lastmod)| {
+            let lastmod = lastmod.map_or(String::new(), |t| format!("<lastmod>{t}</lastmod>"));
+            format!("<url><loc>{}</loc>{lastmod}</url>\n", site.url(path))
+        })
+        .collect();
+    format!("<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n{body}</urlset>\n")
+}
+
+#[tokio::test]
+async fn a_sitemap_lastmod_before_the_last_check_spares_the_request() {
+    let site = Site::start(true).await;
+    site.set("/", "Home", &["/a", "/b", "/c"]);
+    site.set("/a", "Alpha", &[]);
+    site.set("/b", "Beta", &[]);
+    site.set("/c", "Gamma", &[]);
+    let entries = |a: &'static str| {
+        [
+            ("/", Some("2020-01-01")),
+            ("/a", Some(a)),
+            ("/b", Some("2099-01-01T00:00:00Z")),
+            ("/c", None),
+        ]
+    };
+    site.raw(
+        "/sitemap.xml",
+        sitemap(&site, &entries("2020-01-01T10:00+02:00")),
+    );
+    let mut cfg = config(&[site.url("/")]);
+    cfg.politeness.sitemaps = true;
+    // One request at a time per host: the sitemap, pushed to the front of
+    // its host's queue, is read before any page is asked.
+    cfg.politeness.per_host_concurrency = 1;
+    let c = run(cfg).await;
+    assert_eq!(c.report.fetched, 4);
+    site.take_requests();
+
+    // /b changes (its lastmod is later than any check); the sitemap says
+    // `/` and /a have not changed since 2020; /c gives no lastmod.
+    site.set("/b", "Beta two", &[]);
+    let report = recrawl(&c.store, false, T0).await;
+    assert_eq!(site.take_requests(), ["/b", "/c", "/sitemap.xml"]);
+    assert_eq!(report.unchanged_by_sitemap, 2);
+    assert_eq!(site.take_not_modified(), 1);
+    let run1 = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(
+        changes(&site, &c.store, run1).await,
+        map(&[
+            ("/", "unchanged"),
+            ("/a", "unchanged"),
+            ("/b", "changed"),
+            ("/c", "unchanged"),
+        ])
+    );
+    // Checked now (the sitemap vouches for it), its interval doubled.
+    assert_eq!(
+        c.page_field(&site.url("/a"), "checked_at").await,
+        Some(T0.to_string())
+    );
+    assert_eq!(
+        c.page_field(&site.url("/a"), "due_at").await,
+        Some((T0 + 48 * HOUR).to_string())
+    );
+    assert_eq!(
+        c.urls_in("done").await.len(),
+        5,
+        "the pages and the sitemap stay done"
+    );
+
+    // The next recrawl: /a's lastmod is now after its last check (T0).
+    site.set("/a", "Alpha two", &[]);
+    site.raw(
+        "/sitemap.xml",
+        sitemap(&site, &entries("2027-01-15T08:30:00Z")),
+    );
+    assert!(trawl::sitemap::lastmod("2027-01-15T08:30:00Z").unwrap() > T0);
+    let report = recrawl(&c.store, false, T0 + HOUR).await;
+    assert_eq!(report.unchanged_by_sitemap, 1);
+    assert_eq!(site.take_requests(), ["/a", "/b", "/c", "/sitemap.xml"]);
+    let run2 = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(
+        changes(&site, &c.store, run2).await,
+        map(&[
+            ("/", "unchanged"),
+            ("/a", "changed"),
+            ("/b", "unchanged"),
+            ("/c", "unchanged"),
+        ])
+    );
 }
 
 async fn export_changes(store: &Store, format: Format, unchanged: bool) -> Vec<u8> {
