@@ -431,6 +431,12 @@ fn main() {
             100.0 * r.bytes as f64 / first_bytes.max(1) as f64,
             first_bytes as f64 / 1e6
         );
+        println!(
+            "writer             {} transactions, {} ops, busy {:.2} s",
+            r.writer.transactions,
+            r.writer.ops,
+            r.writer.busy.as_secs_f64()
+        );
         return;
     }
     let _ = child.kill();

@@ -1463,7 +1463,19 @@ impl Coordinator {
                     if status >= 400 {
                         rec.fail(format!("http_{status}"));
                     }
-                    kept_validators = (f.page.etag.take(), f.page.last_modified.take());
+                    // Only validators that differ from the stored ones
+                    // are written (nearly every 304 repeats them).
+                    let stored = job.revisit.as_deref();
+                    let new = |v: Option<String>, old: Option<&str>| {
+                        v.filter(|v| Some(v.as_str()) != old)
+                    };
+                    kept_validators = (
+                        new(f.page.etag.take(), stored.and_then(|r| r.etag.as_deref())),
+                        new(
+                            f.page.last_modified.take(),
+                            stored.and_then(|r| r.last_modified.as_deref()),
+                        ),
+                    );
                 } else if (300..400).contains(&status)
                     && let Some(location) = f.location.take()
                 {

@@ -179,9 +179,10 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     let http_status: BTreeMap<String, i64> = sqlx::query_as(
         // A page a recrawl found gone keeps its last version, but its
         // latest answer is the 404 or 410 its URL failed with.
-        "SELECT CASE WHEN p.removed_run IS NOT NULL AND u.reason LIKE 'http\\_%' ESCAPE '\\' \
+        "SELECT CASE WHEN c.removed_run IS NOT NULL AND u.reason LIKE 'http\\_%' ESCAPE '\\' \
          THEN substr(u.reason, 6) ELSE CAST(p.status AS TEXT) END AS answer, COUNT(*) \
-         FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 GROUP BY answer",
+         FROM pages p JOIN urls u ON u.id = p.url_id LEFT JOIN page_checks c ON c.url_id = p.url_id \
+         WHERE u.sitemap = 0 GROUP BY answer",
     )
     .fetch_all(pool)
     .await?

@@ -140,7 +140,7 @@ impl Store {
         let n = sqlx::query(
             "UPDATE urls SET revisit_state = state, revisit_reason = reason, state = 'queued', reason = NULL, \
              updated_at = ? WHERE state IN ('done', 'failed') AND id NOT IN \
-             (SELECT url_id FROM pages WHERE due_at IS NOT NULL AND due_at > ?)",
+             (SELECT url_id FROM page_checks WHERE due_at IS NOT NULL AND due_at > ?)",
         )
         .bind(now)
         .bind(due)

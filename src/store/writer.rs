@@ -20,7 +20,7 @@
 //! holds back new fetches while too many rows wait, which bounds the memory
 //! of a backlog of link-heavy pages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -630,7 +630,7 @@ async fn write_pending(
     for chunk in ladder(&urls) {
         insert_urls(conn, chunk, now).await?;
     }
-    let changed = write_revisits(conn, &fetches).await?;
+    let same_links = write_revisits(conn, &fetches).await?;
     let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
     for chunk in ladder(&with_pages) {
         insert_pages(conn, chunk).await?;
@@ -664,6 +664,7 @@ async fn write_pending(
     }
     let links: Vec<(i64, &LinkRecord)> = fetches
         .iter()
+        .filter(|f| !same_links.contains(&f.url_id))
         .flat_map(|f| f.links.iter().map(move |l| (f.url_id, l)))
         .collect();
     for chunk in ladder(&links) {
@@ -678,7 +679,6 @@ async fn write_pending(
         });
         execute_cached(conn, qb).await?;
     }
-    diff_links(conn, &changed).await?;
     // One statement per (state, reason, attempts) rather than one per page:
     // the attempt counter is incremented in SQL.
     let mut groups: HashMap<(UrlState, Option<&str>, u32), Vec<i64>> = HashMap::new();
@@ -836,8 +836,7 @@ async fn insert_pages(
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT OR REPLACE INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
          fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
-         base_href, meta_robots, encoding, text, text_kinds, links_count, noindex, x_robots_tag, \
-         checked_at, revisit_ms, due_at) ",
+         base_href, meta_robots, encoding, text, text_kinds, links_count, noindex, x_robots_tag) ",
     );
     qb.push_values(rows, |mut b, f| {
         let p = f.page.as_ref().expect("filtered to fetches with pages");
@@ -864,10 +863,7 @@ async fn insert_pages(
             .push_bind(p.text_kinds.clone())
             .push_bind(p.links_count as i64)
             .push_bind(p.noindex)
-            .push_bind(p.x_robots_tag.clone())
-            .push_bind(f.revisit.as_ref().map_or(p.fetched_at, |r| r.checked_at))
-            .push_bind(f.revisit.as_ref().map(|r| r.revisit_ms))
-            .push_bind(f.revisit.as_ref().map(|r| r.due_at));
+            .push_bind(p.x_robots_tag.clone());
     });
     execute_cached(conn, qb).await?;
     Ok(())
@@ -916,9 +912,9 @@ async fn read_revisits(
     let mut stored = HashMap::new();
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT url_id, status, etag, last_modified, content_hash, redirect_to, revisit_ms, removed_run, \
-             COALESCE(checked_at, fetched_at) AS checked_at \
-             FROM pages WHERE url_id IN ",
+            "SELECT p.url_id, p.status, p.etag, p.last_modified, p.content_hash, p.redirect_to, c.revisit_ms, \
+             c.removed_run, COALESCE(c.checked_at, p.fetched_at) AS checked_at \
+             FROM pages p LEFT JOIN page_checks c ON c.url_id = p.url_id WHERE p.url_id IN ",
         );
         push_id_list(&mut qb, chunk);
         for r in qb.build().persistent(false).fetch_all(&mut *conn).await? {
@@ -946,118 +942,162 @@ async fn read_revisits(
 }
 
 /// A recrawl's records: the change of each page, the earlier version of a
-/// page that changed (and its links, replaced by the new ones: each old
-/// link is noted `gone` in `link_changes` until [`diff_links`] finds it
-/// again), and the check time, validators and schedule of a page that is
-/// kept. Returns the `(run, url id)` of each page that changed.
+/// page that changed (and its links, replaced by the new ones, with the
+/// links added and gone in `link_changes`), and the check time, schedule
+/// and new validators of a page that is kept. Returns the pages stored
+/// again whose links are the ones stored: their links are not written
+/// again.
 async fn write_revisits(
     conn: &mut SqliteConnection,
     fetches: &[FetchRecord],
-) -> Result<Vec<(i64, i64)>, StoreError> {
+) -> Result<HashSet<i64>, StoreError> {
     use crate::recrawl::Change;
+    // Batched like the rest of the writer: an unchanged page (nearly every
+    // revisit) costs a row in a multi-row INSERT and one in a multi-row
+    // UPDATE, not two statements of its own.
+    let changes: Vec<(i64, &RevisitRecord)> = fetches
+        .iter()
+        .filter_map(|f| Some((f.url_id, f.revisit.as_ref()?)))
+        .filter(|(_, r)| r.change.is_some())
+        .collect();
+    for chunk in ladder(&changes) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR REPLACE INTO page_changes (run_id, url_id, change, checked_at, bytes) ",
+        );
+        qb.push_values(chunk, |mut b, (url_id, r)| {
+            b.push_bind(r.run_id)
+                .push_bind(*url_id)
+                .push_bind(r.change.expect("filtered").as_str())
+                .push_bind(r.checked_at)
+                .push_bind(r.bytes as i64);
+        });
+        execute_cached(conn, qb).await?;
+    }
     for f in fetches {
         let Some(r) = &f.revisit else { continue };
-        if let Some(change) = r.change {
+        if f.page.is_some() && r.change == Some(Change::Changed) {
             sqlx::query(
-                "INSERT OR REPLACE INTO page_changes (run_id, url_id, change, checked_at, bytes) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO page_versions (url_id, run_id, status, fetched_at, content_hash, title, text) \
+                 SELECT url_id, ?, status, fetched_at, content_hash, title, text FROM pages WHERE url_id = ?",
             )
             .bind(r.run_id)
             .bind(f.url_id)
-            .bind(change.as_str())
-            .bind(r.checked_at)
-            .bind(r.bytes as i64)
             .execute(&mut *conn)
             .await?;
         }
-        if f.page.is_some() {
-            if r.change == Some(Change::Changed) {
-                sqlx::query(
-                    "INSERT OR REPLACE INTO page_versions (url_id, run_id, status, fetched_at, content_hash, title, text) \
-                     SELECT url_id, ?, status, fetched_at, content_hash, title, text FROM pages WHERE url_id = ?",
-                )
-                .bind(r.run_id)
-                .bind(f.url_id)
-                .execute(&mut *conn)
-                .await?;
-            }
+    }
+    // Check time, schedule and removal of every page revisited, kept or
+    // stored again (a page stored again is no longer removed), in the
+    // narrow `page_checks`: a kept page's row in `pages`, text and all, is
+    // not rewritten.
+    for stored in [false, true] {
+        let checks: Vec<(i64, &RevisitRecord)> = fetches
+            .iter()
+            .filter(|f| f.page.is_some() == stored)
+            .filter_map(|f| Some((f.url_id, f.revisit.as_ref()?)))
+            .collect();
+        for chunk in ladder(&checks) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO page_checks (url_id, checked_at, revisit_ms, due_at, removed_run) ",
+            );
+            qb.push_values(chunk, |mut b, (url_id, r)| {
+                let removed = (r.change == Some(Change::Removed)).then_some(r.run_id);
+                b.push_bind(*url_id)
+                    .push_bind(r.checked_at)
+                    .push_bind(r.revisit_ms)
+                    .push_bind(r.due_at)
+                    .push_bind(removed);
+            });
+            qb.push(
+                " ON CONFLICT (url_id) DO UPDATE SET checked_at = excluded.checked_at, \
+                 revisit_ms = excluded.revisit_ms, due_at = excluded.due_at, removed_run = ",
+            );
+            // A kept page stays removed until a page is stored again.
+            qb.push(if stored {
+                "excluded.removed_run"
+            } else {
+                "COALESCE(excluded.removed_run, removed_run)"
+            });
+            execute_cached(conn, qb).await?;
+        }
+    }
+    // New validators a 304 sent (rare: the coordinator leaves out those
+    // equal to the stored ones).
+    for f in fetches.iter().filter(|f| f.page.is_none()) {
+        let Some(r) = &f.revisit else { continue };
+        if r.etag.is_none() && r.last_modified.is_none() {
             continue;
         }
-        let removed = (r.change == Some(Change::Removed)).then_some(r.run_id);
         sqlx::query(
-            "UPDATE pages SET checked_at = ?, revisit_ms = ?, due_at = ?, etag = COALESCE(?, etag), \
-             last_modified = COALESCE(?, last_modified), removed_run = COALESCE(?, removed_run) WHERE url_id = ?",
+            "UPDATE pages SET etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified) \
+             WHERE url_id = ?",
         )
-        .bind(r.checked_at)
-        .bind(r.revisit_ms)
-        .bind(r.due_at)
         .bind(&r.etag)
         .bind(&r.last_modified)
-        .bind(removed)
         .bind(f.url_id)
         .execute(&mut *conn)
         .await?;
     }
-    // A page stored again replaces its links (found by the index a
-    // recrawl makes).
-    let replaced: Vec<i64> = fetches
-        .iter()
-        .filter(|f| {
-            f.page.is_some()
-                && f.revisit.as_ref().is_some_and(|r| {
-                    // A page back after it was gone may have links stored.
-                    matches!(r.change, Some(Change::Changed | Change::New))
-                })
-        })
-        .map(|f| f.url_id)
-        .collect();
-    let changed: Vec<(i64, i64)> = fetches
-        .iter()
-        .filter_map(|f| {
-            let r = f.revisit.as_ref()?;
-            (f.page.is_some() && r.change == Some(Change::Changed)).then_some((r.run_id, f.url_id))
-        })
-        .collect();
-    for (run, url_id) in &changed {
-        sqlx::query(
-            "INSERT OR REPLACE INTO link_changes (run_id, from_id, to_id, change) \
-             SELECT ?, from_id, to_id, 'gone' FROM links WHERE from_id = ?",
+    // A page stored again (changed, or back after it was gone) replaces
+    // its links, found by the index a recrawl makes, unless they are the
+    // same ones (the usual edit leaves a page's links alone). For a page
+    // that changed, the links added and gone are recorded.
+    let mut same_links = HashSet::new();
+    let mut link_changes: Vec<(i64, i64, i64, &str)> = Vec::new();
+    let mut replaced: Vec<i64> = Vec::new();
+    for f in fetches {
+        let Some(r) = &f.revisit else { continue };
+        if f.page.is_none() || !matches!(r.change, Some(Change::Changed | Change::New)) {
+            continue;
+        }
+        let old: Vec<(i64, String, bool, Option<String>)> = sqlx::query_as(
+            "SELECT to_id, anchor, nofollow, kind FROM links WHERE from_id = ? ORDER BY rowid",
         )
-        .bind(run)
-        .bind(url_id)
-        .execute(&mut *conn)
+        .bind(f.url_id)
+        .fetch_all(&mut *conn)
         .await?;
+        let same = old.len() == f.links.len()
+            && old.iter().zip(&f.links).all(|(o, n)| {
+                o.0 == n.to_id && o.1 == n.anchor && o.2 == n.nofollow && o.3.as_deref() == n.kind
+            });
+        if same {
+            same_links.insert(f.url_id);
+            continue;
+        }
+        if !old.is_empty() {
+            replaced.push(f.url_id);
+        }
+        if r.change == Some(Change::Changed) {
+            let before: HashSet<i64> = old.iter().map(|o| o.0).collect();
+            let after: HashSet<i64> = f.links.iter().map(|l| l.to_id).collect();
+            link_changes.extend(
+                after
+                    .difference(&before)
+                    .map(|&to| (r.run_id, f.url_id, to, "added")),
+            );
+            link_changes.extend(
+                before
+                    .difference(&after)
+                    .map(|&to| (r.run_id, f.url_id, to, "gone")),
+            );
+        }
     }
     for chunk in replaced.chunks(URL_ROWS_PER_STMT) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM links WHERE from_id IN ");
         push_id_list(&mut qb, chunk);
         execute_once(conn, qb).await?;
     }
-    Ok(changed)
-}
-
-/// Once the new links of the pages that changed are stored: a link not
-/// there before is `added`, and an old link found again is no longer
-/// `gone`.
-async fn diff_links(conn: &mut SqliteConnection, changed: &[(i64, i64)]) -> Result<(), StoreError> {
-    for (run, url_id) in changed {
-        sqlx::query(
-            "INSERT OR IGNORE INTO link_changes (run_id, from_id, to_id, change) \
-             SELECT ?, from_id, to_id, 'added' FROM links WHERE from_id = ?",
-        )
-        .bind(run)
-        .bind(url_id)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "DELETE FROM link_changes WHERE run_id = ? AND from_id = ? AND change = 'gone' \
-             AND to_id IN (SELECT to_id FROM links WHERE from_id = ?)",
-        )
-        .bind(run)
-        .bind(url_id)
-        .bind(url_id)
-        .execute(&mut *conn)
-        .await?;
+    for chunk in ladder(&link_changes) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT OR REPLACE INTO link_changes (run_id, from_id, to_id, change) ",
+        );
+        qb.push_values(chunk, |mut b, (run, from, to, change)| {
+            b.push_bind(*run)
+                .push_bind(*from)
+                .push_bind(*to)
+                .push_bind(*change);
+        });
+        execute_cached(conn, qb).await?;
     }
-    Ok(())
+    Ok(same_links)
 }

@@ -43,9 +43,12 @@ impl Crawled {
             .collect()
     }
 
+    /// A column of `url`'s page (or of its `page_checks` row: a recrawl's
+    /// check time, schedule and removal).
     pub async fn page_field(&self, url: &str, field: &str) -> Option<String> {
         let sql = format!(
-            "SELECT CAST(p.{field} AS TEXT) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.url = ?"
+            "SELECT CAST({field} AS TEXT) FROM pages p JOIN urls u ON u.id = p.url_id \
+             LEFT JOIN page_checks c ON c.url_id = p.url_id WHERE u.url = ?"
         );
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(url)
