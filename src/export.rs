@@ -213,6 +213,8 @@ enum Cell {
     Text(String),
     Int(i64),
     Bool(bool),
+    /// A value written as JSON (the `extracted` object of a page).
+    Json(serde_json::Value),
 }
 
 impl Cell {
@@ -239,6 +241,7 @@ impl Cell {
             Cell::Text(s) => Some(s.clone()),
             Cell::Int(n) => Some(n.to_string()),
             Cell::Bool(b) => Some(b.to_string()),
+            Cell::Json(v) => Some(v.to_string()),
         }
     }
 }
@@ -332,8 +335,8 @@ fn spec(opts: &ExportOptions) -> Spec {
             let mut sql = format!(
                 "SELECT u.url, p.final_url, p.status, u.depth, u.state, u.reason, p.redirect_to, \
                  p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
-                 p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, CASE WHEN ? THEN p.text END \
-                 {from} WHERE u.sitemap = 0{page_filter}"
+                 p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, CASE WHEN ? THEN p.text END, \
+                 u.id {from} WHERE u.sitemap = 0{page_filter}"
             );
             binds.push(Bind::Bool(opts.with_text));
             binds.push(Bind::Bool(opts.include_noindex));
@@ -407,11 +410,32 @@ pub async fn export(
         return export_changes(store, opts, out).await;
     }
     let spec = spec(opts);
-    let names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
+    // Pages carry their fields after `fetched_at`: one `extracted` object
+    // in JSON, a column per field in CSV.
+    let field_names = match opts.what {
+        What::Pages => export_field_names(store).await?,
+        _ => Vec::new(),
+    };
+    let fields_at = names.iter().position(|n| *n == "fetched_at").map(|i| i + 1);
+    let fields_at = fields_at.filter(|_| !field_names.is_empty());
+    if let Some(at) = fields_at {
+        names.insert(at, "extracted");
+    }
     if opts.format == Format::Csv {
-        let header: Vec<Cell> = names.iter().map(|n| Cell::Text(n.to_string())).collect();
+        let mut header: Vec<Cell> = names.iter().map(|n| Cell::Text(n.to_string())).collect();
+        if let Some(at) = fields_at {
+            header.splice(
+                at..=at,
+                field_names
+                    .iter()
+                    .map(|f| Cell::Text(format!("extracted.{f}"))),
+            );
+        }
         write_csv(out, &header)?;
     }
+    let mut stored = Box::pin(store.stored_fields());
+    let mut next_field: Option<crate::store::fields::StoredField> = None;
     let mut query = sqlx::query(sqlx::AssertSqlSafe(spec.sql.clone()));
     for b in &spec.binds {
         query = match b {
@@ -423,12 +447,50 @@ pub async fn export(
     let mut rows = query.fetch(store.pool());
     let mut n = 0u64;
     while let Some(r) = rows.try_next().await? {
-        let cells = spec
+        let mut cells = spec
             .columns
             .iter()
             .enumerate()
             .map(|(i, (_, kind))| Cell::read(&r, i, *kind))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(at) = fields_at {
+            // Both streams are in URL id order: take this page's fields
+            // and pass over those of pages the filters left out.
+            // `u.id`, selected last.
+            let id: i64 = r.try_get(r.len() - 1)?;
+            let mut found: Vec<crate::store::fields::StoredField> = Vec::new();
+            loop {
+                if next_field.is_none() {
+                    next_field = stored.try_next().await?;
+                }
+                match next_field.take() {
+                    Some(f) if f.url_id < id => {}
+                    Some(f) if f.url_id == id => found.push(f),
+                    other => {
+                        next_field = other;
+                        break;
+                    }
+                }
+            }
+            let value = |name: &str| found.iter().find(|f| f.name == name).map(|f| &f.json);
+            if opts.format == Format::Csv {
+                let cols = field_names
+                    .iter()
+                    .map(|n| value(n).map_or(Cell::Null, |j| Cell::Text(j.clone())));
+                cells.splice(at..at, cols);
+            } else {
+                let object: serde_json::Map<String, serde_json::Value> = field_names
+                    .iter()
+                    .map(|n| {
+                        let v = value(n)
+                            .and_then(|j| serde_json::from_str(j).ok())
+                            .unwrap_or(serde_json::Value::Null);
+                        (n.clone(), v)
+                    })
+                    .collect();
+                cells.insert(at, Cell::Json(serde_json::Value::Object(object)));
+            }
+        }
         match opts.format {
             Format::Jsonl => write_json(out, &names, &cells)?,
             Format::Csv => write_csv(out, &cells)?,
@@ -438,6 +500,23 @@ pub async fn export(
     }
     out.flush()?;
     Ok(n)
+}
+
+/// The fields a pages export has columns for: the crawl's, in the order
+/// they were given, then any other name stored (sorted).
+async fn export_field_names(store: &Store) -> Result<Vec<String>, ExportError> {
+    let mut names: Vec<String> = match store.crawl().await? {
+        Some(row) => serde_json::from_str::<crate::config::CrawlConfig>(&row.config)
+            .map(|c| c.extract.fields.into_iter().map(|f| f.name).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    for n in store.field_names().await? {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    Ok(names)
 }
 
 fn write_json(out: &mut dyn Write, names: &[&str], cells: &[Cell]) -> std::io::Result<()> {
@@ -453,6 +532,7 @@ fn write_json(out: &mut dyn Write, names: &[&str], cells: &[Cell]) -> std::io::R
             Cell::Text(s) => serde_json::Value::from(s.as_str()),
             Cell::Int(n) => serde_json::Value::from(*n),
             Cell::Bool(b) => serde_json::Value::from(*b),
+            Cell::Json(v) => v.clone(),
         };
         line.push_str(&v.to_string());
     }

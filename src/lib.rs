@@ -37,6 +37,7 @@ pub mod cookies;
 pub mod crawl;
 pub mod export;
 pub mod fetch;
+pub mod fields;
 pub mod hosts;
 pub mod memory;
 pub mod parse;

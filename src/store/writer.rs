@@ -107,6 +107,10 @@ pub struct PageRecord {
     /// written to `summaries` in the page's transaction.
     pub summary: Option<SummaryRecord>,
     pub links_count: u32,
+    /// The body, compressed, when the crawl keeps HTML (`page_html`).
+    pub html: Option<super::fields::KeptHtml>,
+    /// Fields found by the crawl's selectors that matched (`extracted`).
+    pub fields: Vec<super::fields::FieldRow>,
 }
 
 /// A summary made during the crawl, under its summarizer's key.
@@ -172,15 +176,16 @@ pub struct RevisitRecord {
 
 impl FetchRecord {
     /// What the record weighs in the writer's backlog, in rows: its links
-    /// and newly found URLs, and its page's text at a row per KiB (so that
-    /// pages with a megabyte of text each cannot pile up by the hundred).
+    /// and newly found URLs, and its page's text, kept body and fields at
+    /// a row per KiB (so that pages with a megabyte of text each cannot
+    /// pile up by the hundred).
     pub fn rows(&self) -> u64 {
-        let text = self
-            .page
-            .as_ref()
-            .and_then(|p| p.text.as_ref())
-            .map_or(0, |t| t.len() / 1024);
-        (self.links.len() + self.new_urls.len() + text) as u64
+        let bytes = self.page.as_ref().map_or(0, |p| {
+            p.text.as_ref().map_or(0, String::len)
+                + p.html.as_ref().map_or(0, |h| h.packed.len())
+                + p.fields.iter().map(|f| f.json.len()).sum::<usize>()
+        });
+        (self.links.len() + self.new_urls.len() + bytes / 1024) as u64
     }
 
     /// A successful fetch of `url_id` with nothing recorded yet. (Attempts
@@ -626,6 +631,38 @@ async fn write_pending(
     for chunk in ladder(&with_pages) {
         insert_pages(conn, chunk).await?;
     }
+    // Kept bodies and fields (only crawls that keep HTML or extract).
+    let kept: Vec<(i64, &super::fields::KeptHtml)> = with_pages
+        .iter()
+        .filter_map(|f| Some((f.url_id, f.page.as_ref()?.html.as_ref()?)))
+        .collect();
+    for chunk in ladder(&kept) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT OR REPLACE INTO page_html (url_id, size, body) ");
+        qb.push_values(chunk, |mut b, (id, h)| {
+            b.push_bind(*id)
+                .push_bind(h.size as i64)
+                .push_bind(h.packed.clone());
+        });
+        execute_cached(conn, qb).await?;
+    }
+    let fields: Vec<(i64, &super::fields::FieldRow)> = with_pages
+        .iter()
+        .flat_map(|f| {
+            let rows = f.page.as_ref().map_or(&[][..], |p| &p.fields[..]);
+            rows.iter().map(move |r| (f.url_id, r))
+        })
+        .collect();
+    for chunk in ladder(&fields) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT OR REPLACE INTO extracted (url_id, name, vals) ");
+        qb.push_values(chunk, |mut b, (id, r)| {
+            b.push_bind(*id)
+                .push_bind(r.name.clone())
+                .push_bind(r.json.clone());
+        });
+        execute_cached(conn, qb).await?;
+    }
     let summaries: Vec<(&str, &SummaryRecord)> = with_pages
         .iter()
         .filter_map(|f| {
@@ -996,9 +1033,17 @@ async fn write_revisits(
         .map(|f| f.url_id)
         .collect();
     for chunk in replaced.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM links WHERE from_id IN ");
-        push_id_list(&mut qb, chunk);
-        execute_once(conn, qb).await?;
+        // Its kept body and fields were the old version's too (the new
+        // version's come with it, if it has any).
+        for sql in [
+            "DELETE FROM links WHERE from_id IN ",
+            "DELETE FROM page_html WHERE url_id IN ",
+            "DELETE FROM extracted WHERE url_id IN ",
+        ] {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(sql);
+            push_id_list(&mut qb, chunk);
+            execute_once(conn, qb).await?;
+        }
     }
     Ok(())
 }
