@@ -213,8 +213,9 @@ enum Cell {
     Text(String),
     Int(i64),
     Bool(bool),
-    /// A value written as JSON (the `extracted` object of a page).
-    Json(serde_json::Value),
+    /// A value already written as JSON (the `extracted` object of a
+    /// page, its keys in the order the fields were given).
+    Json(String),
 }
 
 impl Cell {
@@ -241,7 +242,7 @@ impl Cell {
             Cell::Text(s) => Some(s.clone()),
             Cell::Int(n) => Some(n.to_string()),
             Cell::Bool(b) => Some(b.to_string()),
-            Cell::Json(v) => Some(v.to_string()),
+            Cell::Json(v) => Some(v.clone()),
         }
     }
 }
@@ -479,16 +480,17 @@ pub async fn export(
                     .map(|n| value(n).map_or(Cell::Null, |j| Cell::Text(j.clone())));
                 cells.splice(at..at, cols);
             } else {
-                let object: serde_json::Map<String, serde_json::Value> = field_names
-                    .iter()
-                    .map(|n| {
-                        let v = value(n)
-                            .and_then(|j| serde_json::from_str(j).ok())
-                            .unwrap_or(serde_json::Value::Null);
-                        (n.clone(), v)
-                    })
-                    .collect();
-                cells.insert(at, Cell::Json(serde_json::Value::Object(object)));
+                let mut object = String::from("{");
+                for (i, n) in field_names.iter().enumerate() {
+                    if i > 0 {
+                        object.push(',');
+                    }
+                    object.push_str(&serde_json::Value::from(n.as_str()).to_string());
+                    object.push(':');
+                    object.push_str(value(n).map_or("null", String::as_str));
+                }
+                object.push('}');
+                cells.insert(at, Cell::Json(object));
             }
         }
         match opts.format {
@@ -532,7 +534,10 @@ fn write_json(out: &mut dyn Write, names: &[&str], cells: &[Cell]) -> std::io::R
             Cell::Text(s) => serde_json::Value::from(s.as_str()),
             Cell::Int(n) => serde_json::Value::from(*n),
             Cell::Bool(b) => serde_json::Value::from(*b),
-            Cell::Json(v) => v.clone(),
+            Cell::Json(json) => {
+                line.push_str(json);
+                continue;
+            }
         };
         line.push_str(&v.to_string());
     }

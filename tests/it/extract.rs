@@ -121,6 +121,15 @@ async fn a_crawl_with_fields_exports_them_as_json_lines_and_csv() {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     assert_eq!(got, want);
+    // The object's keys come in the order the fields were given.
+    let lines = export(&db, &[]).await;
+    let kettle = lines.lines().find(|l| l.contains("kettle.html")).unwrap();
+    assert!(
+        kettle.contains(
+            r#""extracted":{"price":["9.99","12.50"],"author":["Grace Hopper"],"sku":["K-1","K-2"],"name":["Kettle, steel","Kettle, copper"],"missing":null}"#
+        ),
+        "{kettle}"
+    );
 
     // Each HTML page's body is kept (compressed); the fields that matched
     // are rows.
@@ -292,6 +301,11 @@ async fn trawl_extract_on_kept_html_gives_what_the_crawl_extracted() {
         json!({"name": "price", "selector": "h1", "attr": null})
     );
     assert_eq!(fields.as_array().unwrap().len(), 5);
+    let text = run_ok(args(&["status", "--db", &later])).await;
+    assert!(
+        text.contains("  extraction: HTML kept; fields: price=h1 author=meta[name=author]@content sku=.product@data-sku"),
+        "{text}"
+    );
 
     // A page whose body was not kept is counted, and left as it was.
     {
