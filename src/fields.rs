@@ -15,6 +15,7 @@
 //! cut at [`MAX_VALUE_BYTES`], and [`MAX_FIELD_BYTES`] per field in all.
 
 pub mod stored;
+pub mod tree;
 
 use scraper::{ElementRef, Html, Selector};
 use serde::{Deserialize, Serialize};
@@ -182,9 +183,10 @@ impl Fields {
     }
 
     /// Applies every field to an HTML document: one [`FieldValues`] per
-    /// field, in the order given. Builds the document's tree once.
+    /// field, in the order given. Builds the document's tree once, up to
+    /// where it nests deeper than [`tree::MAX_TREE_DEPTH`].
     pub fn extract(&self, html: &str) -> Vec<FieldValues> {
-        let doc = Html::parse_document(html);
+        let (doc, _cut) = tree::parse(html);
         self.fields
             .iter()
             .map(|(spec, sel)| FieldValues {
