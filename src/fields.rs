@@ -37,9 +37,13 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// Stored as it is in the crawl's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldSpec {
+    /// The key in exports (`extracted.NAME` in CSV): 1 to 64 ASCII
+    /// letters, digits, `_` or `-`, not starting with a digit or `-`.
     pub name: String,
+    /// A CSS selector list, as given (checked to parse).
     pub selector: String,
-    /// `None`: the element's text content.
+    /// The attribute whose value is taken, lower-cased (HTML attribute
+    /// names are); `None`: the element's text content.
     pub attr: Option<String>,
 }
 
@@ -70,8 +74,9 @@ impl FieldSpec {
         }
         Selector::parse(selector).map_err(|e| {
             bad(format!(
-                "`{selector}` is not a CSS selector ({e}); the text is taken by default, \
-                 `@attr` at the end takes an attribute"
+                "`{selector}` is not a CSS selector ({}); the text is taken by default, \
+                 `@attr` at the end takes an attribute",
+                describe(&e)
             ))
         })?;
         Ok(FieldSpec {
@@ -88,6 +93,28 @@ impl FieldSpec {
             None => format!("{}={}", self.name, self.selector),
         }
     }
+}
+
+/// A selector's parse error in words: the selectors crate's kind
+/// (`ClassNeedsIdent` → "class needs ident") rather than scraper's
+/// request to report it.
+fn describe(e: &scraper::error::SelectorErrorKind) -> String {
+    use scraper::error::SelectorErrorKind as K;
+    let kind = match e {
+        K::UnexpectedSelectorParseError(kind) => kind,
+        K::EndOfLine => return "it ends too soon".into(),
+        other => return other.to_string().to_lowercase(),
+    };
+    let debug = format!("{kind:?}");
+    let (name, rest) = debug.split_at(debug.find('(').unwrap_or(debug.len()));
+    let mut words = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    format!("{words}{rest}")
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -313,8 +340,9 @@ mod tests {
             ("price=", "no selector"),
             ("price=@content", "no selector"),
             ("price=..price", "is not a CSS selector"),
-            ("price=div[", "is not a CSS selector"),
+            ("price=div[", "is not a CSS selector (it ends too soon)"),
             ("price=p::text", "is not a CSS selector"),
+            ("price=..x", "(class needs ident)"),
         ];
         for (arg, why) in cases {
             let e = FieldSpec::parse(arg).unwrap_err();

@@ -90,9 +90,13 @@ impl FieldRow {
 #[derive(Debug)]
 pub struct KeptPage {
     pub url_id: i64,
+    /// The URL as crawled (its host is the charset detector's hint).
     pub url: String,
+    /// The page's stored `Content-Type` (its charset decides the decoding).
     pub content_type: Option<String>,
+    /// Bytes of the body before compression.
     pub size: u64,
+    /// The body, zlib (see [`unpack`]).
     pub packed: Vec<u8>,
 }
 
@@ -101,6 +105,7 @@ pub struct KeptPage {
 pub struct StoredField {
     pub url_id: i64,
     pub name: String,
+    /// The values, a JSON array of strings in document order.
     pub json: String,
 }
 
