@@ -435,3 +435,65 @@ async fn resume_and_recrawl_extract_with_the_stored_fields() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM page_html").await, 4);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM extracted").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_in_a_legacy_encoding_gives_the_same_fields_later() {
+    // windows-1251 declared by a <meta> only, and one that declares
+    // nothing: the kept bytes are decoded again as the crawl decoded them.
+    let l = util::listener().await;
+    let server = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    let (cyrillic, _, _) = encoding_rs::WINDOWS_1251.encode("Чайник за 9,99");
+    let declared = [
+        b"<html><head><meta charset=\"windows-1251\"><title>t</title></head><body><h1>".to_vec(),
+        cyrillic.to_vec(),
+        b"</h1><a href=\"/plain\">plain</a></body></html>".to_vec(),
+    ]
+    .concat();
+    let plain = [
+        b"<html><body><h1>".to_vec(),
+        cyrillic.repeat(20),
+        b"</h1></body></html>".to_vec(),
+    ]
+    .concat();
+    let app = Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || async move {
+                ([("content-type", "text/html")], declared.clone()).into_response()
+            }),
+        )
+        .route(
+            "/plain",
+            axum::routing::get(move || async move {
+                ([("content-type", "text/html")], plain.clone()).into_response()
+            }),
+        );
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let during = dir.path().join("during.db").display().to_string();
+    let later = dir.path().join("later.db").display().to_string();
+    let seed = format!("{server}/");
+    crawl(&seed, &during, &extract_flags(&["h=h1"])).await;
+    crawl(&seed, &later, &args(&["--keep-html"])).await;
+    run_ok(args(&["extract", "--db", &later, "--extract", "h=h1"])).await;
+    let h = |db: String| async move {
+        export(&db, &[])
+            .await
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|r| {
+                (
+                    r["url"].as_str().unwrap().to_string(),
+                    r["extracted"]["h"].clone(),
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let got = h(during).await;
+    assert_eq!(got[&seed], json!(["Чайник за 9,99"]));
+    assert_eq!(
+        got[&format!("{server}/plain")],
+        json!(["Чайник за 9,99".repeat(20)])
+    );
+    assert_eq!(h(later).await, got);
+}
