@@ -1,6 +1,6 @@
 //! Crawl benchmark on loopback.
 //!
-//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy] [--no-summaries] [--concurrency N] [--per-host-concurrency N] [--crawl-only] [--recrawl]`
+//! `cargo run --release --example bench -- [PAGES] [HOSTS] [--text-heavy] [--no-summaries] [--concurrency N] [--per-host-concurrency N] [--crawl-only] [--recrawl] [--keep-html] [--extract NAME=SELECTOR]...`
 //!
 //! Serves a synthetic multi-host site (default 20,000 pages of ~20 KB with
 //! 20–60 links each, over 8 hosts) from a child process, crawls all of it
@@ -11,6 +11,10 @@
 //! `--text-heavy` makes them almost all text, the store's worst case. The
 //! crawl summarizes as it goes (the extractive default) unless
 //! `--no-summaries`; the summarizer alone is timed on one core too.
+//!
+//! `--keep-html` and `--extract` (repeatable) crawl with those settings;
+//! then compressing a page's body and applying the fields are timed alone
+//! on one core too (and the fields on a page of 100,000 nested elements).
 //!
 //! `--recrawl`: the server sends an ETag with each page and answers 304 to
 //! a request that matches; after the crawl, 5% of the pages (every 20th)
@@ -343,12 +347,18 @@ fn main() {
     }
     let text_heavy = args.iter().any(|a| a == "--text-heavy");
     let summaries = !args.iter().any(|a| a == "--no-summaries");
+    let keep_html = args.iter().any(|a| a == "--keep-html");
+    let fields: Vec<String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--extract")
+        .map(|w| w[1].clone())
+        .collect();
     // Positional numbers: those not after a flag.
     let nums: Vec<u64> = args
         .iter()
         .enumerate()
         .skip(1)
-        .filter(|(i, _)| !args[i - 1].ends_with("concurrency"))
+        .filter(|(i, _)| !args[i - 1].ends_with("concurrency") && args[i - 1] != "--extract")
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
     let pages: u64 = nums.first().copied().unwrap_or(20_000);
@@ -376,15 +386,26 @@ fn main() {
         cfg.politeness.per_host_concurrency = n as u32;
     }
     cfg.summarize.enabled = summaries;
+    cfg.extract = trawl::config::ExtractConfig::from_args(&fields, keep_html).expect("--extract");
 
     let (report, wall, cpu) = common::crawl(&db, cfg, Arc::new(Counters::default()));
     let rss_mb = proc_status("VmHWM:") as f64 / 1024.0;
     let db_mb = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!(
-        "crawl              {} pages, summaries {}, per-host concurrency {}",
+        "crawl              {} pages, summaries {}, per-host concurrency {}, HTML {}, fields: {}",
         report.fetched,
         if summaries { "on" } else { "off" },
-        flag_value(&args, "--per-host-concurrency").unwrap_or(2)
+        flag_value(&args, "--per-host-concurrency").unwrap_or(2),
+        if keep_html || !fields.is_empty() {
+            "kept"
+        } else {
+            "not kept"
+        },
+        if fields.is_empty() {
+            "none".to_string()
+        } else {
+            fields.join(" ")
+        }
     );
     println!("pages stored       {}", report.pages_stored);
     println!("failed             {}", report.failed);
@@ -503,6 +524,56 @@ fn main() {
         texts.len() as f64 / summarize_secs,
         summarize_secs * 1000.0 / texts.len() as f64
     );
+    if keep_html || !fields.is_empty() {
+        let t = Instant::now();
+        let (mut raw, mut packed) = (0, 0);
+        for p in &sample {
+            let kept = trawl::store::fields::KeptHtml::pack(p.as_bytes());
+            raw += kept.size;
+            packed += kept.packed.len();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "keep HTML alone    {:.3} ms/page on one core, {:.1}% of its size ({:.0} of {:.0} bytes)",
+            secs * 1000.0 / sample.len() as f64,
+            100.0 * packed as f64 / raw as f64,
+            packed as f64 / sample.len() as f64,
+            raw as f64 / sample.len() as f64,
+        );
+    }
+    if let Some(f) = cfg_fields(&fields) {
+        let t = Instant::now();
+        let mut values = 0;
+        for p in &sample {
+            values += f.extract(p).iter().map(|v| v.values.len()).sum::<usize>();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "fields alone       {:.3} ms/page on one core ({} values)",
+            secs * 1000.0 / sample.len() as f64,
+            values
+        );
+        let deep = format!(
+            "<html><body>{}deep text{}</body></html>",
+            "<div>".repeat(100_000),
+            "</div>".repeat(100_000)
+        );
+        let t = Instant::now();
+        let got = f.extract(&deep);
+        println!(
+            "fields, deep page  {:.0} ms for 100,000 nested divs ({} values)",
+            t.elapsed().as_secs_f64() * 1000.0,
+            got.iter().map(|v| v.values.len()).sum::<usize>()
+        );
+    }
+}
+
+/// The compiled `--extract` fields, if any.
+fn cfg_fields(fields: &[String]) -> Option<trawl::fields::Fields> {
+    trawl::config::ExtractConfig::from_args(fields, false)
+        .expect("--extract")
+        .compiled()
+        .expect("fields")
 }
 
 /// Asks the server to serve the second versions of the pages that change.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, ExportArgs, SummarizeArgs};
+use crate::cli::{Cli, Command, ExportArgs, ExtractArgs, SummarizeArgs};
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
 use crate::progress::{self, Counters, ProgressMode, Stderr};
@@ -95,6 +95,7 @@ pub async fn run(cli: Cli, stderr: Stderr) -> ExitCode {
             .await
         }
         Command::Export(args) => run_export(&args).await,
+        Command::Extract(args) => run_extract(&args).await,
         Command::Summarize(args) => run_summarize(&args, stderr).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -533,6 +534,60 @@ async fn run_export(args: &ExportArgs) -> u8 {
         Err(e) => {
             eprintln!("trawl: export failed: {e}");
             EXIT_FAILURE
+        }
+    }
+}
+
+/// `trawl extract`: the fields applied to the kept pages, and one line
+/// that says what was done.
+async fn run_extract(args: &ExtractArgs) -> u8 {
+    let specs = match args.to_specs() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let Some(store) = open(&args.db.db, Access::WriteExisting).await else {
+        return EXIT_USAGE;
+    };
+    let result = crate::fields::stored::apply(&store, &specs).await;
+    store.close().await;
+    match result {
+        Ok(r) => {
+            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            let mut line = format!(
+                "extracted {} from {} pages ({} with a match)",
+                names.join(", "),
+                r.pages,
+                r.matched
+            );
+            if r.without_body > 0 {
+                line.push_str(&format!(
+                    "; {} HTML pages have no kept body and were left as they were",
+                    r.without_body
+                ));
+            }
+            if r.unreadable > 0 {
+                line.push_str(&format!(
+                    "; {} kept bodies could not be read and were left as they were",
+                    r.unreadable
+                ));
+            }
+            eprintln!("{line}");
+            if r.unreadable > 0 {
+                EXIT_FAILURE
+            } else {
+                EXIT_OK
+            }
+        }
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            if e.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            }
         }
     }
 }

@@ -48,6 +48,12 @@ pub enum Command {
     /// Summary options not given here take the values the crawl was started
     /// with, then the defaults shown.
     Summarize(SummarizeArgs),
+    /// Apply CSS selectors to the pages a crawl stored, without fetching them again.
+    ///
+    /// The crawl must have kept its HTML (`crawl --keep-html`, or `--extract`).
+    /// Fields of the same names are replaced; the fields join the crawl's
+    /// settings, so `resume` and `recrawl` extract them too.
+    Extract(ExtractArgs),
     /// Print a shell completion script (e.g. `trawl completions bash > ~/.local/share/bash-completion/completions/trawl`).
     Completions {
         #[arg(value_enum)]
@@ -244,6 +250,24 @@ pub struct CrawlArgs {
     pub no_summaries: bool,
     #[command(flatten)]
     pub summary: SummaryArgs,
+    #[command(flatten)]
+    pub extract: ExtractFieldArgs,
+}
+
+/// Structured extraction during a crawl.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Extraction")]
+pub struct ExtractFieldArgs {
+    /// Take a field from every HTML page: NAME=SELECTOR (the text of every
+    /// element the CSS selector matches) or NAME=SELECTOR@ATTR (that
+    /// attribute), e.g. 'price=.product .price' or
+    /// 'author=meta[name=author]@content'. Repeatable; implies --keep-html.
+    #[arg(long = "extract", value_name = "NAME=SELECTOR")]
+    pub fields: Vec<String>,
+    /// Keep each HTML page's body (compressed) so `trawl extract` can
+    /// apply selectors later without fetching again.
+    #[arg(long)]
+    pub keep_html: bool,
 }
 
 #[derive(Debug, Args)]
@@ -428,6 +452,23 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 #[derive(Debug, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    pub db: ExistingDbArg,
+    /// A field: NAME=SELECTOR (text) or NAME=SELECTOR@ATTR (an attribute).
+    /// Repeatable.
+    #[arg(long = "extract", value_name = "NAME=SELECTOR", required = true)]
+    pub fields: Vec<String>,
+}
+
+impl ExtractArgs {
+    /// The fields, checked before the database is opened.
+    pub fn to_specs(&self) -> Result<Vec<crate::fields::FieldSpec>, ConfigError> {
+        Ok(crate::config::ExtractConfig::from_args(&self.fields, true)?.fields)
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub db: ExistingDbArg,
@@ -534,6 +575,10 @@ impl CrawlArgs {
                 s
             },
             revisit: crate::config::RevisitConfig::default(),
+            extract: crate::config::ExtractConfig::from_args(
+                &self.extract.fields,
+                self.extract.keep_html,
+            )?,
         }
         .validated()
     }

@@ -128,6 +128,49 @@ pub struct CrawlConfig {
     /// recrawls take the defaults.
     #[serde(default)]
     pub revisit: RevisitConfig,
+    /// Fields taken from HTML pages by CSS selectors, and whether each
+    /// HTML page's body is kept; stored crawls from before take none.
+    #[serde(default)]
+    pub extract: ExtractConfig,
+}
+
+/// Structured extraction (see `fields`): the fields applied to every HTML
+/// page, and whether its body is kept for `trawl extract`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ExtractConfig {
+    /// Keep each HTML page's body (compressed, in `page_html`). Implied by
+    /// any field.
+    pub keep_html: bool,
+    /// `--extract` fields in the order given (names unique).
+    pub fields: Vec<crate::fields::FieldSpec>,
+}
+
+impl ExtractConfig {
+    /// From `--extract` arguments and `--keep-html`: each argument read
+    /// with [`crate::fields::FieldSpec::parse`], names unique.
+    pub fn from_args(args: &[String], keep_html: bool) -> Result<Self, ConfigError> {
+        let fields = args
+            .iter()
+            .map(|a| crate::fields::FieldSpec::parse(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ConfigError)?;
+        crate::fields::check_unique(&fields).map_err(ConfigError)?;
+        Ok(Self {
+            keep_html: keep_html || !fields.is_empty(),
+            fields,
+        })
+    }
+
+    /// The compiled fields, or `None` when there are none.
+    pub fn compiled(&self) -> Result<Option<crate::fields::Fields>, ConfigError> {
+        if self.fields.is_empty() {
+            return Ok(None);
+        }
+        crate::fields::Fields::new(&self.fields)
+            .map(Some)
+            .map_err(ConfigError)
+    }
 }
 
 /// Bounds of the adaptive revisit interval (see `recrawl`).
@@ -164,6 +207,7 @@ impl CrawlConfig {
             fetch: FetchConfig::default(),
             summarize: crate::summarize::SummarizeConfig::default(),
             revisit: RevisitConfig::default(),
+            extract: ExtractConfig::default(),
         };
         cfg.validated()
     }
@@ -210,6 +254,10 @@ impl CrawlConfig {
         })?;
         self.scope()?;
         self.summarize.validate()?;
+        self.extract.compiled()?;
+        if !self.extract.fields.is_empty() {
+            self.extract.keep_html = true;
+        }
         Ok(self)
     }
 

@@ -412,6 +412,8 @@ async fn run(
         agent: robots::product_token(&cfg.fetch.user_agent),
         summary: summarizer.as_ref().and_then(|s| s.inline()),
         fetch_assets: cfg.scope.fetch_assets,
+        fields: cfg.extract.compiled()?,
+        keep_html: cfg.extract.keep_html,
     });
     if !cfg.politeness.robots {
         tracing::warn!(

@@ -216,6 +216,9 @@ enum Cell {
     /// A list of URLs: a JSON array; in CSV and Markdown text, separated
     /// by spaces (a canonical URL has none).
     List(Vec<String>),
+    /// A value already written as JSON (the `extracted` object of a
+    /// page, its keys in the order the fields were given).
+    Json(String),
 }
 
 impl Cell {
@@ -243,6 +246,7 @@ impl Cell {
             Cell::Int(n) => Some(n.to_string()),
             Cell::Bool(b) => Some(b.to_string()),
             Cell::List(items) => Some(items.join(" ")),
+            Cell::Json(v) => Some(v.clone()),
         }
     }
 }
@@ -336,8 +340,8 @@ fn spec(opts: &ExportOptions) -> Spec {
             let mut sql = format!(
                 "SELECT u.url, p.final_url, p.status, u.depth, u.state, u.reason, p.redirect_to, \
                  p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
-                 p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, CASE WHEN ? THEN p.text END \
-                 {from} WHERE u.sitemap = 0{page_filter}"
+                 p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, CASE WHEN ? THEN p.text END, \
+                 u.id {from} WHERE u.sitemap = 0{page_filter}"
             );
             binds.push(Bind::Bool(opts.with_text));
             binds.push(Bind::Bool(opts.include_noindex));
@@ -411,11 +415,32 @@ pub async fn export(
         return export_changes(store, opts, out).await;
     }
     let spec = spec(opts);
-    let names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
+    // Pages carry their fields after `fetched_at`: one `extracted` object
+    // in JSON, a column per field in CSV.
+    let field_names = match opts.what {
+        What::Pages => export_field_names(store).await?,
+        _ => Vec::new(),
+    };
+    let fields_at = names.iter().position(|n| *n == "fetched_at").map(|i| i + 1);
+    let fields_at = fields_at.filter(|_| !field_names.is_empty());
+    if let Some(at) = fields_at {
+        names.insert(at, "extracted");
+    }
     if opts.format == Format::Csv {
-        let header: Vec<Cell> = names.iter().map(|n| Cell::Text(n.to_string())).collect();
+        let mut header: Vec<Cell> = names.iter().map(|n| Cell::Text(n.to_string())).collect();
+        if let Some(at) = fields_at {
+            header.splice(
+                at..=at,
+                field_names
+                    .iter()
+                    .map(|f| Cell::Text(format!("extracted.{f}"))),
+            );
+        }
         write_csv(out, &header)?;
     }
+    let mut stored = Box::pin(store.stored_fields());
+    let mut next_field: Option<crate::store::fields::StoredField> = None;
     let mut query = sqlx::query(sqlx::AssertSqlSafe(spec.sql.clone()));
     for b in &spec.binds {
         query = match b {
@@ -427,12 +452,51 @@ pub async fn export(
     let mut rows = query.fetch(store.pool());
     let mut n = 0u64;
     while let Some(r) = rows.try_next().await? {
-        let cells = spec
+        let mut cells = spec
             .columns
             .iter()
             .enumerate()
             .map(|(i, (_, kind))| Cell::read(&r, i, *kind))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(at) = fields_at {
+            // Both streams are in URL id order: take this page's fields
+            // and pass over those of pages the filters left out.
+            // `u.id`, selected last.
+            let id: i64 = r.try_get(r.len() - 1)?;
+            let mut found: Vec<crate::store::fields::StoredField> = Vec::new();
+            loop {
+                if next_field.is_none() {
+                    next_field = stored.try_next().await?;
+                }
+                match next_field.take() {
+                    Some(f) if f.url_id < id => {}
+                    Some(f) if f.url_id == id => found.push(f),
+                    other => {
+                        next_field = other;
+                        break;
+                    }
+                }
+            }
+            let value = |name: &str| found.iter().find(|f| f.name == name).map(|f| &f.json);
+            if opts.format == Format::Csv {
+                let cols = field_names
+                    .iter()
+                    .map(|n| value(n).map_or(Cell::Null, |j| Cell::Text(j.clone())));
+                cells.splice(at..at, cols);
+            } else {
+                let mut object = String::from("{");
+                for (i, n) in field_names.iter().enumerate() {
+                    if i > 0 {
+                        object.push(',');
+                    }
+                    object.push_str(&serde_json::Value::from(n.as_str()).to_string());
+                    object.push(':');
+                    object.push_str(value(n).map_or("null", String::as_str));
+                }
+                object.push('}');
+                cells.insert(at, Cell::Json(object));
+            }
+        }
         match opts.format {
             Format::Jsonl => write_json(out, &names, &cells)?,
             Format::Csv => write_csv(out, &cells)?,
@@ -442,6 +506,23 @@ pub async fn export(
     }
     out.flush()?;
     Ok(n)
+}
+
+/// The fields a pages export has columns for: the crawl's, in the order
+/// they were given, then any other name stored (sorted).
+async fn export_field_names(store: &Store) -> Result<Vec<String>, ExportError> {
+    let mut names: Vec<String> = match store.crawl().await? {
+        Some(row) => serde_json::from_str::<crate::config::CrawlConfig>(&row.config)
+            .map(|c| c.extract.fields.into_iter().map(|f| f.name).collect())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    for n in store.field_names().await? {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    Ok(names)
 }
 
 fn write_json(out: &mut dyn Write, names: &[&str], cells: &[Cell]) -> std::io::Result<()> {
@@ -458,6 +539,10 @@ fn write_json(out: &mut dyn Write, names: &[&str], cells: &[Cell]) -> std::io::R
             Cell::Int(n) => serde_json::Value::from(*n),
             Cell::Bool(b) => serde_json::Value::from(*b),
             Cell::List(items) => serde_json::Value::from(items.as_slice()),
+            Cell::Json(json) => {
+                line.push_str(json);
+                continue;
+            }
         };
         line.push_str(&v.to_string());
     }
@@ -487,7 +572,7 @@ fn write_csv(out: &mut dyn Write, cells: &[Cell]) -> std::io::Result<()> {
         .map(|c| match c {
             // Numbers and booleans are ours; only text can be hostile.
             Cell::Text(s) => csv_cell(s),
-            Cell::List(_) => csv_cell(&c.text().unwrap_or_default()),
+            Cell::List(_) | Cell::Json(_) => csv_cell(&c.text().unwrap_or_default()),
             other => other.text().unwrap_or_default(),
         })
         .collect();

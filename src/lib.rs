@@ -17,12 +17,18 @@
 //! - [`parse`]: charset decoding and one streaming pass over the HTML
 //!   (a tokenizer and a stack of open-element flags, no tree) for links,
 //!   metadata and the main text with its line kinds.
+//! - [`fields`]: structured extraction: `--extract NAME=SELECTOR[@attr]`
+//!   fields applied to HTML pages with CSS selectors (a document tree built
+//!   only when fields are asked for), during a crawl or, by `trawl
+//!   extract`, to the bodies a crawl kept (`fields::stored`).
 //! - [`recrawl`]: what a revisit of a stored page found (new, changed,
 //!   unchanged, removed) and when to come back.
-//! - [`store`]: the SQLite database and its single writer task.
+//! - [`store`]: the SQLite database and its single writer task; kept
+//!   HTML bodies (compressed) and extracted fields in `store::fields`.
 //! - [`summarize`]: the summary stage: the extractive summarizer (run
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
-//! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown.
+//! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown
+//!   (pages with their extracted fields).
 //! - [`progress`]: live counters and their display.
 //! - [`cli`] and [`app`]: the command line and running its commands.
 //!
@@ -37,6 +43,7 @@ pub mod cookies;
 pub mod crawl;
 pub mod export;
 pub mod fetch;
+pub mod fields;
 pub mod hosts;
 pub mod memory;
 pub mod parse;

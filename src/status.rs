@@ -401,6 +401,27 @@ impl Status {
                     .to_string()
             }
         ));
+        if settings["extract"]["keep_html"] == true {
+            let fields: Vec<String> = settings["extract"]["fields"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|f| {
+                            serde_json::from_value::<crate::fields::FieldSpec>(f.clone()).ok()
+                        })
+                        .map(|f| f.to_arg())
+                        .collect()
+                })
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "  extraction: HTML kept; fields: {}\n",
+                if fields.is_empty() {
+                    "none".to_string()
+                } else {
+                    fields.join(" ")
+                }
+            ));
+        }
         for (state, n) in &self.urls_by_state {
             s.push_str(&format!("  {state:<8} {n}\n"));
         }

@@ -123,6 +123,24 @@ pub struct WorkerCtx {
     /// Follow page links to assets (`--fetch-assets`); else they are
     /// recorded as skipped, reason `asset`.
     pub fetch_assets: bool,
+    /// Fields taken from each HTML page by CSS selectors (`--extract`).
+    pub fields: Option<crate::fields::Fields>,
+    /// Keep each HTML page's body, compressed (`--keep-html`).
+    pub keep_html: bool,
+}
+
+impl WorkerCtx {
+    /// Bodies up to this size are analysed on the fetching task, larger
+    /// ones on the blocking pool: [`INLINE_ANALYSIS_BYTES`], or for HTML
+    /// with fields to extract (a document tree is built for them)
+    /// [`INLINE_EXTRACT_BYTES`].
+    fn inline_bytes(&self, body: Body) -> usize {
+        if body == Body::Html && self.fields.is_some() {
+            INLINE_EXTRACT_BYTES
+        } else {
+            INLINE_ANALYSIS_BYTES
+        }
+    }
 }
 
 pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutput {
@@ -183,7 +201,7 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
             } else {
                 Body::Other
             };
-            if body != Body::Other && resp.body.len() > INLINE_ANALYSIS_BYTES {
+            if body != Body::Other && resp.body.len() > ctx.inline_bytes(body) {
                 let permit = ctx.parse_permits.acquire().await;
                 let ctx2 = ctx.clone();
                 let url = job.url.clone();
@@ -214,6 +232,11 @@ pub async fn run(ctx: Arc<WorkerCtx>, origin: Arc<str>, job: Job) -> WorkerOutpu
 /// of CPU at most); larger ones on the blocking pool, at most one per
 /// core at a time.
 const INLINE_ANALYSIS_BYTES: usize = 64 << 10;
+/// The same bound for HTML when fields are extracted: building the
+/// document tree and matching selectors cost six to seven times the
+/// streaming pass (~1 ms for the benchmark's 19 KB page), so only bodies
+/// that stay within about the same CPU are read on the fetching task.
+const INLINE_EXTRACT_BYTES: usize = 4 << 10;
 
 /// The longest delay of a refresh (header or meta) that is followed as a
 /// redirect; a longer one is a page that moves on after it is read, and
@@ -287,12 +310,17 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         }
     }
     if body == Body::Html {
-        let parsed = parse::parse(
-            &resp.body,
-            url,
-            resp.content_type.as_deref(),
-            ctx.parse_limits,
-        );
+        // Decoded once, for the streaming pass and for the fields.
+        let (html, encoding) =
+            parse::decode_from(&resp.body, resp.content_type.as_deref(), url.host_str());
+        let parsed = parse::parse_str(&html, url, ctx.parse_limits);
+        if let Some(fields) = &ctx.fields {
+            page.fields = crate::store::fields::FieldRow::of(&fields.extract(&html));
+        }
+        drop(html);
+        if ctx.keep_html {
+            page.html = Some(crate::store::fields::KeptHtml::pack(&resp.body));
+        }
         links = parsed
             .links
             .into_iter()
@@ -310,7 +338,7 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         page.canonical = parsed.canonical;
         page.base_href = parsed.base;
         page.meta_robots = parsed.meta_robots;
-        page.encoding = Some(parsed.encoding.to_string());
+        page.encoding = Some(encoding.name().to_string());
         page.text = Some(parsed.text);
         page.text_kinds = Some(parsed.text_kinds);
         page.links_count = (links.len() + parsed.links_dropped) as u32;

@@ -107,6 +107,10 @@ pub struct PageRecord {
     /// written to `summaries` in the page's transaction.
     pub summary: Option<SummaryRecord>,
     pub links_count: u32,
+    /// The body, compressed, when the crawl keeps HTML (`page_html`).
+    pub html: Option<super::fields::KeptHtml>,
+    /// Fields found by the crawl's selectors that matched (`extracted`).
+    pub fields: Vec<super::fields::FieldRow>,
 }
 
 /// A summary made during the crawl, under its summarizer's key.
@@ -172,15 +176,16 @@ pub struct RevisitRecord {
 
 impl FetchRecord {
     /// What the record weighs in the writer's backlog, in rows: its links
-    /// and newly found URLs, and its page's text at a row per KiB (so that
-    /// pages with a megabyte of text each cannot pile up by the hundred).
+    /// and newly found URLs, and its page's text, kept body and fields at
+    /// a row per KiB (so that pages with a megabyte of text each cannot
+    /// pile up by the hundred).
     pub fn rows(&self) -> u64 {
-        let text = self
-            .page
-            .as_ref()
-            .and_then(|p| p.text.as_ref())
-            .map_or(0, |t| t.len() / 1024);
-        (self.links.len() + self.new_urls.len() + text) as u64
+        let bytes = self.page.as_ref().map_or(0, |p| {
+            p.text.as_ref().map_or(0, String::len)
+                + p.html.as_ref().map_or(0, |h| h.packed.len())
+                + p.fields.iter().map(|f| f.json.len()).sum::<usize>()
+        });
+        (self.links.len() + self.new_urls.len() + bytes / 1024) as u64
     }
 
     /// A successful fetch of `url_id` with nothing recorded yet. (Attempts
@@ -635,6 +640,38 @@ async fn write_pending(
     for chunk in ladder(&with_pages) {
         insert_pages(conn, chunk).await?;
     }
+    // Kept bodies and fields (only crawls that keep HTML or extract).
+    let kept: Vec<(i64, &super::fields::KeptHtml)> = with_pages
+        .iter()
+        .filter_map(|f| Some((f.url_id, f.page.as_ref()?.html.as_ref()?)))
+        .collect();
+    for chunk in ladder(&kept) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT OR REPLACE INTO page_html (url_id, size, body) ");
+        qb.push_values(chunk, |mut b, (id, h)| {
+            b.push_bind(*id)
+                .push_bind(h.size as i64)
+                .push_bind(h.packed.clone());
+        });
+        execute_cached(conn, qb).await?;
+    }
+    let fields: Vec<(i64, &super::fields::FieldRow)> = with_pages
+        .iter()
+        .flat_map(|f| {
+            let rows = f.page.as_ref().map_or(&[][..], |p| &p.fields[..]);
+            rows.iter().map(move |r| (f.url_id, r))
+        })
+        .collect();
+    for chunk in ladder(&fields) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT OR REPLACE INTO extracted (url_id, name, vals) ");
+        qb.push_values(chunk, |mut b, (id, r)| {
+            b.push_bind(*id)
+                .push_bind(r.name.clone())
+                .push_bind(r.json.clone());
+        });
+        execute_cached(conn, qb).await?;
+    }
     let summaries: Vec<(&str, &SummaryRecord)> = with_pages
         .iter()
         .filter_map(|f| {
@@ -1045,6 +1082,7 @@ async fn write_revisits(
     let mut same_links = HashSet::new();
     let mut link_changes: Vec<(i64, i64, i64, &str)> = Vec::new();
     let mut replaced: Vec<i64> = Vec::new();
+    let mut stored_again: Vec<i64> = Vec::new();
     for f in fetches {
         let Some(r) = &f.revisit else { continue };
         if f.page.is_none() || !matches!(r.change, Some(Change::Changed | Change::New)) {
@@ -1056,6 +1094,7 @@ async fn write_revisits(
         .bind(f.url_id)
         .fetch_all(&mut *conn)
         .await?;
+        stored_again.push(f.url_id);
         let same = old.len() == f.links.len()
             && old.iter().zip(&f.links).all(|(o, n)| {
                 o.0 == n.to_id && o.1 == n.anchor && o.2 == n.nofollow && o.3.as_deref() == n.kind
@@ -1086,6 +1125,18 @@ async fn write_revisits(
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM links WHERE from_id IN ");
         push_id_list(&mut qb, chunk);
         execute_once(conn, qb).await?;
+    }
+    for chunk in stored_again.chunks(URL_ROWS_PER_STMT) {
+        // Its kept body and fields were the old version's too (the new
+        // version's come with it, if it has any).
+        for sql in [
+            "DELETE FROM page_html WHERE url_id IN ",
+            "DELETE FROM extracted WHERE url_id IN ",
+        ] {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(sql);
+            push_id_list(&mut qb, chunk);
+            execute_once(conn, qb).await?;
+        }
     }
     for chunk in ladder(&link_changes) {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(

@@ -5,6 +5,7 @@ mod content;
 mod crawl;
 mod edges;
 mod export;
+mod extract;
 mod firstrun;
 mod hostile;
 mod llm_limits;
