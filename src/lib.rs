@@ -43,6 +43,7 @@ pub mod parse;
 pub mod progress;
 pub mod reason;
 pub mod recrawl;
+pub mod report;
 pub mod robots;
 pub mod scheduler;
 pub mod scope;
