@@ -4,7 +4,7 @@
 //! drawn, its console silent, and it must make no request at all.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -123,6 +123,48 @@ struct Opened {
     requests: Vec<String>,
 }
 
+/// A proxy that answers every request with 502 and records the first
+/// bytes of each (the request line names what was asked for).
+struct Proxy {
+    port: u16,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+/// What the test sends its own proxy to stop it.
+const STOP: &[u8] = b"STOP";
+
+impl Proxy {
+    fn start() -> Proxy {
+        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut head = [0u8; 200];
+                let n = conn.read(&mut head).unwrap_or(0);
+                if &head[..n] == STOP {
+                    break;
+                }
+                seen.push(String::from_utf8_lossy(&head[..n]).into_owned());
+                let _ = conn.write_all(
+                    b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+            seen
+        });
+        Proxy { port, thread }
+    }
+
+    /// Every request that reached the proxy.
+    fn stop(self) -> Vec<String> {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        conn.write_all(STOP).unwrap();
+        drop(conn);
+        self.thread.join().unwrap()
+    }
+}
+
 /// Opens `file` in headless Chromium with every request sent to a proxy
 /// this test owns, and returns the DOM it dumps, the console lines it
 /// logged and what reached the proxy. Chromium's own background traffic
@@ -130,8 +172,7 @@ struct Opened {
 /// off, and its service URLs point at a port it refuses to use, so
 /// anything at the proxy came from the page.
 fn open_in_chromium(file: &Path) -> Opened {
-    let proxy = StdListener::bind("127.0.0.1:0").unwrap();
-    let proxy_port = proxy.local_addr().unwrap().port();
+    let proxy = Proxy::start();
     let profile = tempfile::tempdir().unwrap();
     let unused = "http://127.0.0.1:1/";
     let mut cmd = Command::new(chromium());
@@ -141,7 +182,7 @@ fn open_in_chromium(file: &Path) -> Opened {
         "--enable-logging=stderr",
         "--v=0",
         &format!("--user-data-dir={}", profile.path().display()),
-        &format!("--proxy-server=http://127.0.0.1:{proxy_port}"),
+        &format!("--proxy-server=http://127.0.0.1:{}", proxy.port),
         // Loopback too goes through the proxy (Chromium sends it direct
         // by default).
         "--proxy-bypass-list=<-loopback>",
@@ -166,20 +207,9 @@ fn open_in_chromium(file: &Path) -> Opened {
         .stdin(Stdio::null())
         .output()
         .expect("run chromium");
+    let requests = proxy.stop();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "chromium failed: {err}");
-    // Every connection Chromium made is in the listener's backlog by now
-    // (it has exited): take them all without waiting.
-    proxy.set_nonblocking(true).unwrap();
-    let mut requests = Vec::new();
-    while let Ok((mut conn, _)) = proxy.accept() {
-        conn.set_nonblocking(false).unwrap();
-        conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        let mut head = [0u8; 200];
-        let n = conn.read(&mut head).unwrap_or(0);
-        requests.push(String::from_utf8_lossy(&head[..n]).into_owned());
-    }
     Opened {
         dom: String::from_utf8(out.stdout).unwrap(),
         console: err
