@@ -139,7 +139,7 @@ pub async fn collect(store: &Store, caps: Caps, now_ms: i64) -> Result<Report, S
         .map(product_token)
         .unwrap_or_else(|| "trawl".into());
 
-    let run = store.last_run().await?;
+    let run = status.last_run_stats.clone();
     let timeline = match &run {
         Some(run) => match run.last_fetch_at {
             Some(last) => {
@@ -179,7 +179,11 @@ pub async fn collect(store: &Store, caps: Caps, now_ms: i64) -> Result<Report, S
 
     let failures = reasons(store, "failed", &status.failed_by_reason, caps).await?;
     let skips = reasons(store, "skipped", &status.skipped, caps).await?;
-    let broken = store.broken_links(caps.rows, caps.examples).await?;
+    let broken = if status.failed > 0 {
+        store.broken_links(caps.rows, caps.examples).await?
+    } else {
+        BrokenLinks::default()
+    };
     let redirects = chains(store, caps).await?;
     // A site's print views can make hundreds of pairs: the largest groups
     // say enough.

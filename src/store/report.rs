@@ -5,7 +5,10 @@
 //! total it was cut from, so a report can say "and N more".
 //!
 //! Every query aggregates in SQLite or stops at its cap: memory does not
-//! grow with the crawl. A query that needs every row (a histogram, the
+//! grow with the crawl. Joins of `pages` and `urls` are written `pages p
+//! CROSS JOIN urls u` so that SQLite reads the pages and looks their URLs
+//! up: without statistics it may choose the other order and scan every
+//! URL (a million, where a few thousand pages were fetched). A query that needs every row (a histogram, the
 //! hosts) is one scan of a table; the few that look for link edges scan
 //! `links` once (it has no index on `to_id`), and only when there is
 //! something to look for. Sitemaps are left out everywhere, as in
@@ -22,6 +25,15 @@ pub struct Capped<T> {
     pub rows: Vec<T>,
     /// Rows before the cut (at least `rows.len()`).
     pub total: i64,
+}
+
+impl<T> Default for Capped<T> {
+    fn default() -> Self {
+        Capped {
+            rows: Vec::new(),
+            total: 0,
+        }
+    }
 }
 
 impl<T> Capped<T> {
@@ -130,7 +142,7 @@ pub struct BrokenTarget {
 }
 
 /// Link edges whose target failed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct BrokenLinks {
     /// Targets, most linked first.
     pub targets: Capped<BrokenTarget>,
@@ -259,7 +271,7 @@ impl Store {
                SELECT lower(trim(substr(COALESCE(p.content_type, ''), 1, \
                  instr(COALESCE(p.content_type, '') || ';', ';') - 1))) AS t, \
                  COUNT(*) AS n, SUM(p.size) AS bytes, MAX(p.size) AS largest \
-               FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 GROUP BY t) \
+               FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 GROUP BY t) \
              ORDER BY n DESC, t LIMIT ?",
         )
         .bind(limit as i64)
@@ -292,7 +304,7 @@ impl Store {
                 .push(i.to_string());
         }
         qb.push(" ELSE ").push(edges.len().to_string()).push(
-            " END AS bin, COUNT(*), SUM(p.size) FROM pages p JOIN urls u ON u.id = p.url_id \
+            " END AS bin, COUNT(*), SUM(p.size) FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
                  WHERE u.sitemap = 0 GROUP BY bin",
         );
         let rows: Vec<(i64, i64, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
@@ -324,7 +336,7 @@ impl Store {
     ) -> Result<Vec<PageBrief>, StoreError> {
         let sql = format!(
             "SELECT u.url, p.status, p.fetch_ms, p.size, p.content_type, p.title \
-             FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
+             FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
              ORDER BY {column} DESC, u.url LIMIT ?"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -423,7 +435,8 @@ impl Store {
 
     /// Links whose target failed: the `limit` targets most linked to, each
     /// with up to `examples` pages linking to it (in link order). Two
-    /// scans of `links`, none when no URL failed.
+    /// scans of `links` (with a look-up of each edge's target): a caller
+    /// that knows no URL failed need not ask.
     pub async fn broken_links(
         &self,
         limit: usize,
@@ -521,7 +534,7 @@ impl Store {
     pub async fn redirect_starts(&self, limit: usize) -> Result<Capped<RedirectStart>, StoreError> {
         let rows = sqlx::query(
             "SELECT u.id, u.url, p.status, p.redirect_to, COUNT(*) OVER () AS chains \
-             FROM pages p JOIN urls u ON u.id = p.url_id \
+             FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
              WHERE p.redirect_to IS NOT NULL AND u.redirect_hops = 0 AND u.sitemap = 0 \
              ORDER BY u.url LIMIT ?",
         )
@@ -572,7 +585,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT h, n, size, COUNT(*) OVER () AS groups, SUM(n) OVER () AS pages FROM ( \
                SELECT p.content_hash AS h, COUNT(*) AS n, MAX(p.size) AS size \
-               FROM pages p JOIN urls u ON u.id = p.url_id \
+               FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
                WHERE u.sitemap = 0 AND p.status BETWEEN 200 AND 299 AND p.redirect_to IS NULL \
                  AND p.content_hash IS NOT NULL \
                GROUP BY p.content_hash HAVING COUNT(*) > 1) \
@@ -602,7 +615,7 @@ impl Store {
             .collect();
         if examples > 0 {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT p.content_hash, u.url, p.title FROM pages p JOIN urls u ON u.id = p.url_id \
+                "SELECT p.content_hash, u.url, p.title FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
                  WHERE u.sitemap = 0 AND p.status BETWEEN 200 AND 299 AND p.redirect_to IS NULL \
                  AND p.content_hash IN (",
             );
@@ -636,7 +649,7 @@ impl Store {
     pub async fn summary_samples(&self, limit: usize) -> Result<Vec<SummarySample>, StoreError> {
         let rows = sqlx::query(
             "SELECT u.url, p.title, s.backend, s.model, s.summary \
-             FROM pages p JOIN urls u ON u.id = p.url_id \
+             FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
              JOIN summaries s ON s.content_hash = p.content_hash \
              WHERE s.state = 'done' AND s.summary IS NOT NULL AND u.sitemap = 0 AND p.redirect_to IS NULL \
              ORDER BY u.depth, u.url, s.backend, s.model LIMIT ?",
@@ -666,7 +679,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut rows = sqlx::query(
             "SELECT u.url, p.noindex, p.meta_robots, p.x_robots_tag FROM pages p \
-             JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 AND (p.noindex = 1 \
+             CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 AND (p.noindex = 1 \
              OR p.meta_robots LIKE '%nofollow%' OR p.meta_robots LIKE '%none%' \
              OR p.x_robots_tag LIKE '%nofollow%' OR p.x_robots_tag LIKE '%none%') ORDER BY u.url",
         )
