@@ -23,6 +23,9 @@
 //! - [`summarize`]: the summary stage: the extractive summarizer (run
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
 //! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown.
+//! - [`report`]: the crawl as one self-contained HTML page (`trawl
+//!   report`): aggregates read through `store::report` and
+//!   [`status`], rendered with inline CSS, script and SVG charts.
 //! - [`progress`]: live counters and their display.
 //! - [`cli`] and [`app`]: the command line and running its commands.
 //!
