@@ -610,7 +610,7 @@ async fn a_report_is_made_beside_a_running_crawl() {
     tokio::spawn(async move { axum::serve(l, app).await });
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let crawl = tokio::task::spawn_blocking({
+    let mut crawl = tokio::task::spawn_blocking({
         let args = quick_crawl(
             &format!("http://127.0.0.1:{port}/"),
             &db,
@@ -621,7 +621,10 @@ async fn a_report_is_made_beside_a_running_crawl() {
             trawl(&refs)
         }
     });
-    asked.notified().await;
+    tokio::select! {
+        _ = asked.notified() => {}
+        o = &mut crawl => panic!("the crawl ended before it asked for /hold: {}", stderr(&o.unwrap())),
+    }
     let out = dir.path().join("running.html");
     let o = trawl_async(vec![
         "report".into(),
