@@ -1,13 +1,15 @@
 //! Frontier memory benchmark: peak RSS with a million URLs queued.
 //!
-//! `cargo run --release --example frontier -- [HUBS]`
+//! `cargo run --release --example frontier -- [HUBS] [--keep DB]`
 //!
 //! A child process serves a site whose home page links to HUBS (default
 //! 100) hub pages of 10,000 links each. The crawler fetches the hubs first
 //! (breadth first), so the frontier grows to HUBS × 10,000 queued URLs;
 //! then it fetches a few thousand of them and stops at its page budget.
 //! Prints the largest frontier seen, the crawler's peak RSS, and how fast
-//! URLs were discovered and stored.
+//! URLs were discovered and stored. With `--keep DB` the database is
+//! written to DB (which must not exist) and kept, e.g. for timing `trawl
+//! report` on a million URLs (`bench/report/run.sh`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -81,12 +83,28 @@ fn main() {
         rt.block_on(serve(hubs));
         return;
     }
-    let hubs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
+    let keep_at = args.iter().position(|a| a == "--keep");
+    let keep =
+        keep_at.map(|i| std::path::PathBuf::from(args.get(i + 1).expect("--keep takes a path")));
+    let hubs: u64 = args
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, _)| keep_at.is_none_or(|k| *i != k && *i != k + 1))
+        .find_map(|(_, a)| a.parse().ok())
+        .unwrap_or(100);
+    if let Some(db) = &keep {
+        assert!(
+            !db.exists(),
+            "{} exists; --keep writes a new database",
+            db.display()
+        );
+    }
     let (mut child, ports) = common::spawn_server(&["--serve", &hubs.to_string()]);
     let port = ports[0];
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("frontier.db");
+    let db = keep.unwrap_or_else(|| dir.path().join("frontier.db"));
     let mut cfg = CrawlConfig::new(&[format!("http://127.0.0.1:{port}/")]).expect("config");
     cfg.concurrency = 32;
     cfg.politeness.per_host_concurrency = 16;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Cli, Command, ExportArgs, ExtractArgs, SummarizeArgs};
+use crate::cli::{Cli, Command, ExportArgs, ExtractArgs, ReportArgs, SummarizeArgs};
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
 use crate::progress::{self, Counters, ProgressMode, Stderr};
@@ -96,6 +96,7 @@ pub async fn run(cli: Cli, stderr: Stderr) -> ExitCode {
         }
         Command::Export(args) => run_export(&args).await,
         Command::Extract(args) => run_extract(&args).await,
+        Command::Report(args) => run_report(&args).await,
         Command::Summarize(args) => run_summarize(&args, stderr).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -617,6 +618,73 @@ async fn export_to_file(
         std::fs::rename(&tmp, path)?;
         Ok(())
     });
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// `trawl report`: the report of the crawl in `--db`, to `--out` (written
+/// whole to a temporary file beside it, then renamed) or standard output.
+async fn run_report(args: &ReportArgs) -> u8 {
+    let target = match args.target() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("trawl: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let Some(store) = open(&args.db.db, Access::Read).await else {
+        return EXIT_USAGE;
+    };
+    let report = crate::report::collect(
+        &store,
+        crate::report::Caps::default(),
+        crate::util::now_ms(),
+    )
+    .await;
+    store.close().await;
+    let html = match report {
+        Ok(r) => crate::report::html::render(&r, &args.db.db.display().to_string()),
+        Err(e) => {
+            eprintln!("trawl: cannot read the crawl: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    match target {
+        None => print_stdout(html.as_bytes()),
+        Some(path) => match write_file_atomically(&path, html.as_bytes()) {
+            Ok(()) => {
+                eprintln!("trawl: report written to {}", path.display());
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("trawl: cannot write {}: {e}", path.display());
+                EXIT_FAILURE
+            }
+        },
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it into
+/// place, so a failed write never leaves half a file (or spoils an
+/// earlier one).
+fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

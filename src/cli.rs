@@ -43,6 +43,12 @@ pub enum Command {
     Export(ExportArgs),
     /// Show where the crawl in a database stands.
     Status(StatusArgs),
+    /// Write the crawl as one self-contained HTML page: overview, charts, hosts, failures,
+    /// broken links, redirects, duplicates, summaries.
+    ///
+    /// The page has its CSS, script and charts inline and loads nothing from the network.
+    /// It reads beside a running crawl, as `status` does.
+    Report(ReportArgs),
     /// Summarize stored pages that have no summary yet (failed ones are retried).
     ///
     /// Summary options not given here take the values the crawl was started
@@ -68,6 +74,54 @@ pub struct StatusArgs {
     /// Print one JSON object (for scripts) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub db: ExistingDbArg,
+    /// Where to write the report (written to a temporary file, then renamed; its
+    /// directory must exist), or `-` for standard output.
+    #[arg(long, value_name = "FILE", default_value = "report.html")]
+    pub out: PathBuf,
+}
+
+impl ReportArgs {
+    /// Step one for `report`: where the report goes, `None` for standard
+    /// output. Refused before anything is opened or written: a directory,
+    /// a file in a directory that does not exist, and the database itself.
+    pub fn target(&self) -> Result<Option<PathBuf>, ConfigError> {
+        if self.out.as_os_str() == "-" {
+            return Ok(None);
+        }
+        let out = &self.out;
+        if out.is_dir() {
+            return Err(ConfigError(format!(
+                "--out {} is a directory; give the path of a file",
+                out.display()
+            )));
+        }
+        let dir = match out.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(ConfigError(format!(
+                "--out {}: directory {} does not exist",
+                out.display(),
+                dir.display()
+            )));
+        }
+        if let (Ok(a), Ok(b)) = (out.canonicalize(), self.db.db.canonicalize())
+            && a == b
+        {
+            return Err(ConfigError(format!(
+                "--out {} is the database; give another file",
+                out.display()
+            )));
+        }
+        Ok(Some(out.clone()))
+    }
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,9 @@
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
 //! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown
 //!   (pages with their extracted fields).
+//! - [`report`]: the crawl as one self-contained HTML page (`trawl
+//!   report`): aggregates read through `store::report` and
+//!   [`status`], rendered with inline CSS, script and SVG charts.
 //! - [`progress`]: live counters and their display.
 //! - [`cli`] and [`app`]: the command line and running its commands.
 //!
@@ -50,6 +53,7 @@ pub mod parse;
 pub mod progress;
 pub mod reason;
 pub mod recrawl;
+pub mod report;
 pub mod robots;
 pub mod scheduler;
 pub mod scope;

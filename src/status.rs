@@ -41,6 +41,10 @@ pub struct Status {
     /// The ten hosts with the most stored pages.
     pub top_hosts: Vec<HostCount>,
     pub last_run: Option<RunInfo>,
+    /// What `last_run` was made from, with its times in epoch ms (not
+    /// printed: for a caller that draws the run).
+    #[serde(skip)]
+    pub last_run_stats: Option<crate::store::RunStats>,
     /// Every run of the crawl (first crawl, resumes, recrawls), oldest
     /// first, with what a recrawl found.
     pub runs: Vec<RunLine>,
@@ -176,12 +180,15 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     let by_state = |s: &str| urls_by_state.get(s).copied().unwrap_or(0);
     let failed_by_reason = store.reason_counts("failed").await?.into_iter().collect();
     let skipped = store.reason_counts("skipped").await?.into_iter().collect();
+    // Pages first (CROSS JOIN keeps that order): without statistics,
+    // SQLite may drive these joins from `urls` and scan every URL of a
+    // crawl to count a few thousand pages.
     let http_status: BTreeMap<String, i64> = sqlx::query_as(
         // A page a recrawl found gone keeps its last version, but its
         // latest answer is the 404 or 410 its URL failed with.
         "SELECT CASE WHEN c.removed_run IS NOT NULL AND u.reason LIKE 'http\\_%' ESCAPE '\\' \
          THEN substr(u.reason, 6) ELSE CAST(p.status AS TEXT) END AS answer, COUNT(*) \
-         FROM pages p JOIN urls u ON u.id = p.url_id LEFT JOIN page_checks c ON c.url_id = p.url_id \
+         FROM pages p CROSS JOIN urls u ON u.id = p.url_id LEFT JOIN page_checks c ON c.url_id = p.url_id \
          WHERE u.sitemap = 0 GROUP BY answer",
     )
     .fetch_all(pool)
@@ -192,12 +199,12 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     let (pages_truncated, pages_binary): (i64, i64) = sqlx::query_as(
         "SELECT COALESCE(SUM(p.truncated), 0), COALESCE(SUM(p.text IS NULL AND p.status BETWEEN 200 AND 299 \
          AND (p.content_type LIKE 'text/html%' OR p.content_type LIKE 'application/xhtml+xml%')), 0) \
-         FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+         FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
     )
     .fetch_one(pool)
     .await?;
     let top_hosts = sqlx::query(
-        "SELECT u.origin, COUNT(*) AS n FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
+        "SELECT u.origin, COUNT(*) AS n FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
          GROUP BY u.origin ORDER BY n DESC, u.origin LIMIT 10",
     )
     .fetch_all(pool)
@@ -208,7 +215,8 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         pages: r.get(1),
     })
     .collect();
-    let last_run = store.last_run().await?.map(|run| RunInfo {
+    let last_run_stats = store.last_run().await?;
+    let last_run = last_run_stats.as_ref().map(|run| RunInfo {
         started_at: rfc3339(run.started_at),
         pages: run.fetched,
         duration_secs: run.duration().as_secs_f64(),
@@ -300,6 +308,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         pages_binary,
         top_hosts,
         last_run,
+        last_run_stats,
         runs,
         summaries_done,
         summaries_failed,

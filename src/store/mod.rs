@@ -14,6 +14,7 @@ pub mod fields;
 pub mod lock;
 mod open;
 mod recrawl;
+pub mod report;
 mod runs;
 pub mod writer;
 
@@ -129,7 +130,10 @@ pub struct CrawlRow {
     pub id: i64,
     pub state: String,
     pub config: String,
+    /// Epoch milliseconds.
     pub started_at: i64,
+    /// Epoch milliseconds; `None` until the crawl finishes.
+    pub finished_at: Option<i64>,
 }
 
 /// An open trawl database.
@@ -296,7 +300,7 @@ impl Store {
     /// The crawl stored in this database, if any.
     pub async fn crawl(&self) -> Result<Option<CrawlRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, state, config, started_at FROM crawls ORDER BY id DESC LIMIT 1",
+            "SELECT id, state, config, started_at, finished_at FROM crawls ORDER BY id DESC LIMIT 1",
         )
         .fetch_optional(&self.pool)
         .await?;
@@ -305,6 +309,7 @@ impl Store {
             state: r.get("state"),
             config: r.get("config"),
             started_at: r.get("started_at"),
+            finished_at: r.get("finished_at"),
         }))
     }
 

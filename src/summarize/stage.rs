@@ -605,7 +605,7 @@ pub async fn counts_for(
     key: &super::SummaryKey,
 ) -> Result<KeyCounts, StoreError> {
     let sql = format!(
-        "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
+        "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
          SELECT COALESCE(SUM(s.state = 'done'), 0), COALESCE(SUM(s.state = 'done' AND s.truncated), 0), \
          COALESCE(SUM(s.state = 'failed'), 0), COALESCE(SUM(s.state IS NULL), 0) \
          FROM c LEFT JOIN summaries s ON s.content_hash = c.h AND s.backend = ? AND s.model = ? AND s.prompt_version = ?"
@@ -628,7 +628,7 @@ pub async fn counts_for(
 /// pages' distinct contents, for any summarizer.
 pub async fn counts(pool: &SqlitePool) -> Result<(i64, i64, i64), StoreError> {
     let sql = format!(
-        "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
+        "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
          SELECT \
            (SELECT COUNT(*) FROM c WHERE EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'done')), \
            (SELECT COUNT(*) FROM c WHERE EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'failed') \

@@ -13,6 +13,7 @@ mod pages;
 mod politeness;
 mod props;
 mod recrawl;
+mod report;
 mod resume;
 mod sitemaps;
 mod summaries;
