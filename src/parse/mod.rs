@@ -17,6 +17,7 @@
 
 pub mod entities;
 pub mod extract;
+pub mod markdown;
 pub mod mime;
 pub mod tokenize;
 
@@ -92,6 +93,10 @@ pub struct ParsedPage {
     /// [`extract::kind`]: `h` heading, `c` code, `t` table, `l` list item,
     /// `p` prose).
     pub text_kinds: String,
+    /// The main content as Markdown (see [`markdown`]): the same content
+    /// as `text`, with its structure, links and images (absolute URLs),
+    /// at most [`MAX_TEXT_BYTES`].
+    pub markdown: String,
     /// The encoding the body was decoded with.
     pub encoding: &'static str,
 }
