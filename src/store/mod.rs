@@ -10,12 +10,14 @@
 //! refused before anything is created or changed. Readers need no lock
 //! and can read a database this process cannot write.
 
+mod llms;
 pub mod lock;
 mod open;
 mod recrawl;
 mod runs;
 pub mod writer;
 
+pub use llms::{Home, ListedOrigin, ListedPage};
 pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
 

@@ -8,6 +8,7 @@ mod export;
 mod firstrun;
 mod hostile;
 mod llm_limits;
+mod markdown;
 mod pages;
 mod politeness;
 mod props;
