@@ -173,10 +173,12 @@ pub struct Markdown {
     pub main_has_text: bool,
 }
 
-/// Bytes that may need a backslash in text (see [`Markdown::push_word`]).
+/// Bytes that may need a backslash anywhere in text (see
+/// [`escape_word`]; those that matter only at the start of a line are
+/// looked at there).
 static SPECIAL: [bool; 256] = {
     let mut t = [false; 256];
-    let s = b"\\`*_[]<|#>-+=~0123456789!";
+    let s = b"\\`*_[]<|";
     let mut i = 0;
     while i < s.len() {
         t[s[i] as usize] = true;
@@ -782,6 +784,9 @@ impl Markdown {
             }
             return;
         }
+        // As in the text (`TextBuf`), this is a hot loop: it goes by runs
+        // of words already one space apart, and copies a run whole unless
+        // a byte in it may need a backslash.
         let bytes = s.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -791,30 +796,56 @@ impl Markdown {
                 continue;
             }
             let start = i;
-            while i < bytes.len() && !is_ws(bytes[i]) {
-                i += 1;
+            let mut special = false;
+            loop {
+                while i < bytes.len() && !is_ws(bytes[i]) {
+                    special |= SPECIAL[bytes[i] as usize];
+                    i += 1;
+                }
+                if i + 1 < bytes.len() && bytes[i] == b' ' && !is_ws(bytes[i + 1]) {
+                    i += 1;
+                } else {
+                    break;
+                }
             }
-            self.push_word(&s[start..i]);
+            self.push_run(&s[start..i], special);
             if self.full {
                 return;
             }
         }
     }
 
-    fn push_word(&mut self, word: &str) {
+    /// Writes words one space apart; `special`: a byte of them is one
+    /// that may need a backslash.
+    fn push_run(&mut self, run: &str, special: bool) {
         let line_start = self.start_content(true);
         if let Some((_, start @ None)) = &mut self.code_span {
             *start = Some(self.out.len());
         }
         let in_cell = self.table.as_ref().is_some_and(|t| t.cell.is_some());
         if self.code_span.is_some() {
-            if in_cell && word.contains('|') {
-                self.out.push_str(&word.replace('|', "\\|"));
+            if in_cell && run.contains('|') {
+                self.out.push_str(&run.replace('|', "\\|"));
             } else {
-                self.out.push_str(word);
+                self.out.push_str(run);
             }
+        } else if !special {
+            // Only the first word of a line can be read as a marker.
+            let rest = if line_start {
+                let end = memchr::memchr(b' ', run.as_bytes()).unwrap_or(run.len());
+                escape_word(&mut self.out, &run[..end], true, in_cell);
+                &run[end..]
+            } else {
+                run
+            };
+            self.out.push_str(rest);
         } else {
-            escape_word(&mut self.out, word, line_start, in_cell);
+            for (n, word) in run.split(' ').enumerate() {
+                if n > 0 {
+                    self.out.push(' ');
+                }
+                escape_word(&mut self.out, word, line_start && n == 0, in_cell);
+            }
         }
         if self.used() >= self.cap {
             self.full = true;
@@ -962,7 +993,7 @@ fn longest_run(s: &str, byte: u8) -> usize {
 /// underline.
 fn escape_word(out: &mut String, word: &str, line_start: bool, in_cell: bool) {
     let bytes = word.as_bytes();
-    if !bytes.iter().any(|&b| SPECIAL[b as usize]) {
+    if !line_start && !bytes.iter().any(|&b| SPECIAL[b as usize]) {
         out.push_str(word);
         return;
     }

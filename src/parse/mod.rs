@@ -733,6 +733,58 @@ mod tests {
     }
 
     #[test]
+    fn markdown_has_the_structure_of_the_main_content() {
+        let md = |html: &str| p(html).markdown;
+        // The content the text has: navigation, asides and what is outside
+        // a `<main>` that has text are left out.
+        assert_eq!(
+            md(
+                "<body><nav><a href=/>Home</a></nav><p>Before</p><main><h2>T</h2><p>x</p></main>\
+                <footer>f</footer><div role=main>y</div></body>"
+            ),
+            "## T\n\nx\n\ny"
+        );
+        // An empty main: the whole page.
+        assert_eq!(md("<p>a</p><main> </main><p>b</p>"), "a\n\nb");
+        // Emphasis that spans a block break is closed and opened again;
+        // empty emphasis and links write nothing.
+        assert_eq!(
+            md("<b>bold<p>next</p></b><p><em> </em><a href=/x></a>end</p>"),
+            "**bold**\n\n**next**\n\nend"
+        );
+        // Nested lists, items of several blocks, a quote in an item.
+        assert_eq!(
+            md("<ol><li>a<ul><li>b</li></ul></li><li><p>c</p><blockquote>q</blockquote></li></ol>"),
+            "1. a\n   - b\n2. c\n\n   > q"
+        );
+        // A table whose cells hold block content is written as its text.
+        assert_eq!(
+            md("<table><tr><td><h3>Menu</h3></td><td><p>Body</p></td></tr></table>"),
+            "### Menu\n\nBody"
+        );
+        // Links keep their fragment and resolve against `<base href>`;
+        // an image without alt text is decoration.
+        assert_eq!(
+            md(
+                "<base href=/b/><p><a href=\"p.html#s 1\">p</a> <img src=i.png> <img src=j.png alt=J></p>"
+            ),
+            "[p](http://site.test/b/p.html#s%201) [J](http://site.test/b/j.png)"
+        );
+        // A code span holding backticks, a code block holding a fence.
+        assert_eq!(
+            md("<p><code>a`b</code></p><pre>```\n</pre>"),
+            "``a`b``\n\n````\n```\n````"
+        );
+        // Hard line breaks inside a paragraph, none at its end.
+        assert_eq!(md("<p>a<br>b<br></p><p>c</p>"), "a\\\nb\n\nc");
+        // Cut at the cap like the text, at a line's end, and marked.
+        let long = format!("<body>{}</body>", "<p>wörd wörd</p>".repeat(100_000));
+        let page = p(&long);
+        assert!(page.cut && page.markdown.len() <= MAX_TEXT_BYTES);
+        assert!(page.markdown.ends_with("wörd wörd"));
+    }
+
+    #[test]
     fn link_cap_counts_dropped() {
         let mut html = String::from("<html><body>");
         for i in 0..50 {
