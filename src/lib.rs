@@ -16,13 +16,16 @@
 //! - [`cookies`]: the crawl's cookie jar, one per host, kept in the store.
 //! - [`parse`]: charset decoding and one streaming pass over the HTML
 //!   (a tokenizer and a stack of open-element flags, no tree) for links,
-//!   metadata and the main text with its line kinds.
+//!   metadata, the main text with its line kinds, and the same content as
+//!   Markdown (`parse::markdown`, written as the pass goes).
 //! - [`recrawl`]: what a revisit of a stored page found (new, changed,
 //!   unchanged, removed) and when to come back.
-//! - [`store`]: the SQLite database and its single writer task.
+//! - [`store`]: the SQLite database and its single writer task (and the
+//!   read side of the exports: the pages an `llms.txt` lists).
 //! - [`summarize`]: the summary stage: the extractive summarizer (run
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
-//! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown.
+//! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown,
+//!   and the crawl as an `llms.txt` or `llms-full.txt` (`export::llms`).
 //! - [`progress`]: live counters and their display.
 //! - [`cli`] and [`app`]: the command line and running its commands.
 //!
