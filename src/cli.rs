@@ -242,6 +242,10 @@ pub struct CrawlArgs {
     /// Do not summarize pages during the crawl (`trawl summarize` can later).
     #[arg(long, help_heading = "Summaries")]
     pub no_summaries: bool,
+    /// Also keep each HTML page's main content as Markdown (for `export --with-markdown` and
+    /// `--format llms-full`; stored with the crawl, so resume and recrawl keep doing it).
+    #[arg(long, help_heading = "Content")]
+    pub markdown: bool,
     #[command(flatten)]
     pub summary: SummaryArgs,
 }
@@ -538,6 +542,7 @@ impl CrawlArgs {
                 s
             },
             revisit: crate::config::RevisitConfig::default(),
+            markdown: self.markdown,
         }
         .validated()
     }

@@ -128,6 +128,11 @@ pub struct CrawlConfig {
     /// recrawls take the defaults.
     #[serde(default)]
     pub revisit: RevisitConfig,
+    /// Keep each HTML page's main content as Markdown too (`--markdown`).
+    /// Off by default: it stores nearly twice the text and cost a fifth
+    /// more CPU per page on the benchmark (docs/ARCHITECTURE.md).
+    #[serde(default)]
+    pub markdown: bool,
 }
 
 /// Bounds of the adaptive revisit interval (see `recrawl`).
@@ -164,6 +169,7 @@ impl CrawlConfig {
             fetch: FetchConfig::default(),
             summarize: crate::summarize::SummarizeConfig::default(),
             revisit: RevisitConfig::default(),
+            markdown: false,
         };
         cfg.validated()
     }

@@ -67,8 +67,9 @@ pub enum ExportError {
     #[error("writing the export failed: {0}")]
     Io(#[from] std::io::Error),
     #[error(
-        "{pages} of the {of} pages to export were stored without Markdown (by a trawl before schema \
-         v13), so llms-full cannot have them in full; crawl the site again into a new database"
+        "{pages} of the {of} HTML pages to export have no Markdown: the crawl was made without \
+         --markdown (or by a trawl before schema v13); crawl again with --markdown into a new \
+         database"
     )]
     NoMarkdown { pages: i64, of: i64 },
 }
@@ -459,6 +460,9 @@ pub async fn export(
     }
     if opts.what == What::Changes {
         return export_changes(store, opts, out).await;
+    }
+    if opts.with_markdown {
+        llms::check_markdown(store, opts.host.as_ref()).await?;
     }
     let spec = spec(opts);
     let names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();

@@ -27,34 +27,23 @@ use std::io::Write;
 use futures_util::TryStreamExt;
 
 use super::{ExportError, HostFilter, md};
-use crate::store::{Home, ListedPage, Store};
+use crate::store::{Home, ListedOrigin, ListedPage, Store};
 
 /// Writes the `llms.txt` (`full`: `llms-full.txt`) of the listed pages of
 /// the origins `host` keeps (all when `None`); returns the pages written.
 ///
-/// Errors: [`ExportError::NoMarkdown`] for `full` when a page to write was
-/// stored without Markdown (by a trawl before schema v13), before anything
-/// is written; store and I/O errors.
+/// Errors: [`ExportError::NoMarkdown`] for `full` when a page to write has
+/// no Markdown (a crawl without `--markdown`, or by a trawl before schema
+/// v13), before anything is written; store and I/O errors.
 pub async fn export(
     store: &Store,
     host: Option<&HostFilter>,
     full: bool,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
-    let origins: Vec<_> = store
-        .listed_origins()
-        .await?
-        .into_iter()
-        .filter(|o| host.is_none_or(|h| h.matches(&o.origin)))
-        .collect();
+    let origins: Vec<_> = listed_origins(store, host).await?;
     if full {
-        let bare: i64 = origins.iter().map(|o| o.without_markdown).sum();
-        if bare > 0 {
-            return Err(ExportError::NoMarkdown {
-                pages: bare,
-                of: origins.iter().map(|o| o.pages).sum(),
-            });
-        }
+        check(&origins)?;
     }
     let several = origins.len() > 1;
     let mut homes = Vec::with_capacity(origins.len());
@@ -123,6 +112,38 @@ pub async fn export(
     }
     out.flush()?;
     Ok(n)
+}
+
+/// The origins with listed pages that `host` keeps.
+async fn listed_origins(
+    store: &Store,
+    host: Option<&HostFilter>,
+) -> Result<Vec<ListedOrigin>, ExportError> {
+    Ok(store
+        .listed_origins()
+        .await?
+        .into_iter()
+        .filter(|o| host.is_none_or(|h| h.matches(&o.origin)))
+        .collect())
+}
+
+/// [`ExportError::NoMarkdown`] when a listed page has no Markdown.
+fn check(origins: &[ListedOrigin]) -> Result<(), ExportError> {
+    let bare: i64 = origins.iter().map(|o| o.without_markdown).sum();
+    if bare > 0 {
+        return Err(ExportError::NoMarkdown {
+            pages: bare,
+            of: origins.iter().map(|o| o.pages).sum(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses to export Markdown the crawl did not keep: an HTML page that
+/// is listed (stored, 2xx, not `noindex`) of the origins `host` keeps and
+/// has no Markdown is [`ExportError::NoMarkdown`].
+pub async fn check_markdown(store: &Store, host: Option<&HostFilter>) -> Result<(), ExportError> {
+    check(&listed_origins(store, host).await?)
 }
 
 /// A site's name (its host, with the port when it is not the scheme's

@@ -278,6 +278,8 @@ struct State<'a> {
     text: TextBuf,
     main_text: TextBuf,
     md: Markdown,
+    /// The Markdown is written ([`ParseLimits::markdown`]).
+    md_on: bool,
     anchor: Option<(Url, bool, TextBuf)>,
     seen: FpSet,
     /// A URL was resolved before any `<base href>` was seen.
@@ -320,6 +322,7 @@ fn run<'a>(html: &str, url: &'a Url, base: Url, limits: ParseLimits) -> State<'a
         text: TextBuf::new(MAX_TEXT_BYTES),
         main_text: TextBuf::new(MAX_TEXT_BYTES),
         md: Markdown::new(MAX_TEXT_BYTES),
+        md_on: limits.markdown,
         anchor: None,
         seen: FpSet::default(),
         resolved_before_base: false,
@@ -601,7 +604,10 @@ impl State<'_> {
     /// visible, not boilerplate, and inside a `<main>` once one has text
     /// (the rule of the text, see [`State::text`]).
     fn md_active(&self) -> bool {
-        self.hidden == 0 && self.boiler == 0 && (!self.md.main_has_text || self.in_main > 0)
+        self.md_on
+            && self.hidden == 0
+            && self.boiler == 0
+            && (!self.md.main_has_text || self.in_main > 0)
     }
 
     /// Opens the element just pushed in the Markdown.
@@ -1009,7 +1015,7 @@ impl State<'_> {
             if self.in_main > 0 {
                 self.main_text.push_kind(&decoded, k);
             }
-            if !self.md.main_has_text || self.in_main > 0 {
+            if self.md_on && (!self.md.main_has_text || self.in_main > 0) {
                 self.md.text(&decoded);
             }
         }

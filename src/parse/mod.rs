@@ -95,7 +95,7 @@ pub struct ParsedPage {
     pub text_kinds: String,
     /// The main content as Markdown (see [`markdown`]): the same content
     /// as `text`, with its structure, links and images (absolute URLs),
-    /// at most [`MAX_TEXT_BYTES`].
+    /// at most [`MAX_TEXT_BYTES`]. Empty unless [`ParseLimits::markdown`].
     pub markdown: String,
     /// The encoding the body was decoded with.
     pub encoding: &'static str,
@@ -170,15 +170,21 @@ impl Refresh {
     }
 }
 
-/// Limits applied while parsing.
+/// What parsing keeps, and its limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLimits {
     pub max_links: usize,
+    /// Write the main content as Markdown too ([`ParsedPage::markdown`];
+    /// empty when off, and nothing of it is done).
+    pub markdown: bool,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        Self { max_links: 10_000 }
+        Self {
+            max_links: 10_000,
+            markdown: false,
+        }
     }
 }
 
@@ -508,7 +514,10 @@ mod tests {
         parse_str(
             html,
             &Url::parse("http://site.test/dir/page.html").unwrap(),
-            ParseLimits::default(),
+            ParseLimits {
+                markdown: true,
+                ..ParseLimits::default()
+            },
         )
     }
 
@@ -793,7 +802,10 @@ mod tests {
         let page = parse_str(
             &html,
             &Url::parse("http://s.test/").unwrap(),
-            ParseLimits { max_links: 10 },
+            ParseLimits {
+                max_links: 10,
+                markdown: false,
+            },
         );
         assert_eq!(page.links.len(), 10);
         assert_eq!(page.links_dropped, 40);

@@ -39,8 +39,12 @@ fn jsonl(text: &str) -> Vec<serde_json::Value> {
 }
 
 /// The Markdown fixture site on 127.0.0.1 and the small `other` site on
-/// localhost, crawled together with default settings.
+/// localhost, crawled together with default settings and `--markdown`.
 async fn crawled() -> (util::Server, util::Server, tempfile::TempDir, String) {
+    crawled_with(&["--markdown"]).await
+}
+
+async fn crawled_with(extra: &[&str]) -> (util::Server, util::Server, tempfile::TempDir, String) {
     let (la, lb) = (util::listener().await, util::listener().await);
     let (pa, pb) = (
         la.local_addr().unwrap().port(),
@@ -52,12 +56,9 @@ async fn crawled() -> (util::Server, util::Server, tempfile::TempDir, String) {
     );
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_async(quick_crawl(
-        &a.url("/"),
-        &db,
-        &["--allow-host", "localhost"],
-    ))
-    .await;
+    let mut args = vec!["--allow-host", "localhost"];
+    args.extend(extra);
+    let o = trawl_async(quick_crawl(&a.url("/"), &db, &args)).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     (a, b, dir, db)
 }
@@ -74,7 +75,7 @@ fn golden(path: &str, server: &util::Server) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_default_crawl_stores_the_markdown_of_real_shaped_pages() {
+async fn a_markdown_crawl_stores_the_markdown_of_real_shaped_pages() {
     let (a, _b, _dir, db) = crawled().await;
     let rows = jsonl(&export(&db, &["--what", "pages", "--with-markdown"]).await);
     let by_url: BTreeMap<&str, &serde_json::Value> = rows
@@ -292,41 +293,34 @@ async fn llms_full_has_every_listed_page_in_full() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn llms_full_refuses_pages_stored_without_markdown() {
-    let (_a, _b, dir, db) = crawled().await;
-    // As a database crawled before schema v13 holds them.
-    {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query("UPDATE pages SET markdown = NULL WHERE url_id IN (SELECT url_id FROM pages WHERE markdown IS NOT NULL AND noindex = 0 LIMIT 2)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+async fn a_crawl_without_markdown_says_so_when_markdown_is_exported() {
+    let (_a, _b, dir, db) = crawled_with(&[]).await;
     let out = dir.path().join("full.md");
-    let o = trawl_async(s(&[
-        "export",
-        "--db",
-        &db,
-        "--format",
-        "llms-full",
-        "--out",
-        out.to_str().unwrap(),
-    ]))
-    .await;
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("stored without Markdown"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(!out.exists());
-    // llms.txt needs no Markdown.
-    export(&db, &["--format", "llms-txt"]).await;
+    for args in [
+        vec!["--format", "llms-full", "--out", out.to_str().unwrap()],
+        vec![
+            "--what",
+            "pages",
+            "--with-markdown",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let mut all = s(&["export", "--db", &db]);
+        all.extend(s(&args));
+        let o = trawl_async(all).await;
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("have no Markdown: the crawl was made without --markdown"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!out.exists());
+    }
+    // llms.txt needs no Markdown; neither do the other exports.
+    validate_llms_txt(&export(&db, &["--format", "llms-txt"]).await);
+    let pages = jsonl(&export(&db, &["--what", "pages", "--with-text"]).await);
+    assert!(pages.iter().any(|r| r["text"].is_string()));
 }
 
 #[tokio::test]
