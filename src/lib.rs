@@ -17,7 +17,8 @@
 //! - [`parse`]: charset decoding and one streaming pass over the HTML
 //!   (a tokenizer and a stack of open-element flags, no tree) for links,
 //!   metadata, the main text with its line kinds, and the same content as
-//!   Markdown (`parse::markdown`, written as the pass goes).
+//!   Markdown when the crawl keeps it (`parse::markdown`, written as the
+//!   pass goes).
 //! - [`recrawl`]: what a revisit of a stored page found (new, changed,
 //!   unchanged, removed) and when to come back.
 //! - [`store`]: the SQLite database and its single writer task (and the
