@@ -108,11 +108,11 @@ fn main() {
         } else if let Some((path, url)) = line.split_once(' ') {
             let html = String::from_utf8_lossy(&std::fs::read(path).expect(path)).into_owned();
             let url = url::Url::parse(url.trim()).expect("url");
-            corpora.last_mut().expect("a corpus line first").pages.push((
-                path.to_string(),
-                url,
-                html,
-            ));
+            corpora
+                .last_mut()
+                .expect("a corpus line first")
+                .pages
+                .push((path.to_string(), url, html));
         }
     }
     let htmd = htmd::HtmlToMarkdown::builder()
@@ -121,8 +121,13 @@ fn main() {
     let ignore: HashSet<String> = BOILERPLATE.iter().map(|s| s.to_string()).collect();
     println!(
         "{:<12} {:>5} {:>9} | {:>22} | {:>22} | {:>22} | {:>22}",
-        "corpus", "pages", "HTML KB", "trawl parse µs (md KB)", "htmd µs (md KB)",
-        "fast_html2md µs (KB)", "mdka µs (md KB)"
+        "corpus",
+        "pages",
+        "HTML KB",
+        "trawl parse µs (md KB)",
+        "htmd µs (md KB)",
+        "fast_html2md µs (KB)",
+        "mdka µs (md KB)"
     );
     for c in &corpora {
         let passes = if c.pages.len() > 50 { 3 } else { 15 };
@@ -136,7 +141,12 @@ fn main() {
                 ..Default::default()
             };
             t[0] += median_us(passes, || {
-                black_box(trawl::parse::parse(html.as_bytes(), url, Some("text/html"), limits));
+                black_box(trawl::parse::parse(
+                    html.as_bytes(),
+                    url,
+                    Some("text/html"),
+                    limits,
+                ));
             });
             t[1] += median_us(passes, || {
                 black_box(htmd.convert(html).ok());
