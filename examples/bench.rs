@@ -353,6 +353,7 @@ fn main() {
         .filter(|w| w[0] == "--extract")
         .map(|w| w[1].clone())
         .collect();
+    let markdown = args.iter().any(|a| a == "--markdown");
     // Positional numbers: those not after a flag.
     let nums: Vec<u64> = args
         .iter()
@@ -387,14 +388,16 @@ fn main() {
     }
     cfg.summarize.enabled = summaries;
     cfg.extract = trawl::config::ExtractConfig::from_args(&fields, keep_html).expect("--extract");
+    cfg.markdown = markdown;
 
     let (report, wall, cpu) = common::crawl(&db, cfg, Arc::new(Counters::default()));
     let rss_mb = proc_status("VmHWM:") as f64 / 1024.0;
     let db_mb = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     println!(
-        "crawl              {} pages, summaries {}, per-host concurrency {}, HTML {}, fields: {}",
+        "crawl              {} pages, summaries {}, markdown {}, per-host concurrency {}, HTML {}, fields: {}",
         report.fetched,
         if summaries { "on" } else { "off" },
+        if markdown { "on" } else { "off" },
         flag_value(&args, "--per-host-concurrency").unwrap_or(2),
         if keep_html || !fields.is_empty() {
             "kept"
@@ -488,10 +491,15 @@ fn main() {
         / 200;
     let sample: Vec<String> = (0..2000.min(pages)).map(|i| page(&site, i)).collect();
     let base = url::Url::parse("http://127.0.0.1/").expect("url");
+    // As the crawl parsed them: with Markdown when it kept it.
+    let limits = trawl::parse::ParseLimits {
+        markdown,
+        ..Default::default()
+    };
     let t = Instant::now();
     let mut links = 0;
     for p in &sample {
-        links += trawl::parse::parse(p.as_bytes(), &base, Some("text/html"), Default::default())
+        links += trawl::parse::parse(p.as_bytes(), &base, Some("text/html"), limits)
             .links
             .len();
     }

@@ -302,6 +302,10 @@ pub struct CrawlArgs {
     /// Do not summarize pages during the crawl (`trawl summarize` can later).
     #[arg(long, help_heading = "Summaries")]
     pub no_summaries: bool,
+    /// Also keep each HTML page's main content as Markdown (for `export --with-markdown` and
+    /// `--format llms-full`; stored with the crawl, so resume and recrawl keep doing it).
+    #[arg(long, help_heading = "Content")]
+    pub markdown: bool,
     #[command(flatten)]
     pub summary: SummaryArgs,
     #[command(flatten)]
@@ -526,9 +530,10 @@ impl ExtractArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub db: ExistingDbArg,
-    /// What to export.
-    #[arg(long, value_enum, default_value = "summaries")]
-    pub what: What,
+    /// What to export [default: summaries] (not with --format llms-txt or llms-full, which
+    /// export the crawl's pages as a document).
+    #[arg(long, value_enum)]
+    pub what: Option<What>,
     /// Output format.
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
@@ -538,6 +543,9 @@ pub struct ExportArgs {
     /// Include each page's extracted text (with --what pages).
     #[arg(long)]
     pub with_text: bool,
+    /// Include each page's main content as Markdown (with --what pages).
+    #[arg(long)]
+    pub with_markdown: bool,
     /// Summaries and pages: include pages marked `noindex` by meta robots or
     /// X-Robots-Tag (left out by default; links are exported whatever their
     /// page says).
@@ -633,6 +641,7 @@ impl CrawlArgs {
                 &self.extract.fields,
                 self.extract.keep_html,
             )?,
+            markdown: self.markdown,
         }
         .validated()
     }
@@ -689,17 +698,45 @@ impl ExportArgs {
                 ))
             })?),
         };
-        if self.what != What::Pages {
+        if self.format.is_llms() {
+            let format = if self.format == Format::LlmsTxt {
+                "llms-txt"
+            } else {
+                "llms-full"
+            };
+            for (given, flag) in [
+                (self.what.is_some(), "--what"),
+                (self.with_text, "--with-text"),
+                (self.with_markdown, "--with-markdown"),
+                (self.include_noindex, "--include-noindex"),
+                (self.include_skipped, "--include-skipped"),
+                (self.include_failed, "--include-failed"),
+                (self.since.is_some(), "--since"),
+                (self.status.is_some(), "--status"),
+                (self.run.is_some(), "--run"),
+                (self.include_unchanged, "--include-unchanged"),
+            ] {
+                if given {
+                    return Err(ConfigError(format!(
+                        "{flag} does not go with --format {format} (it lists every stored HTML \
+                         page not marked noindex; --host narrows it to one site)"
+                    )));
+                }
+            }
+        }
+        let what = self.what.unwrap_or(What::Summaries);
+        if what != What::Pages {
             for (given, flag) in [
                 (self.include_skipped, "--include-skipped"),
                 (self.with_text, "--with-text"),
+                (self.with_markdown, "--with-markdown"),
             ] {
                 if given {
                     return Err(ConfigError(format!("{flag} goes with --what pages")));
                 }
             }
         }
-        if self.what == What::Changes {
+        if what == What::Changes {
             for (given, flag) in [
                 (self.host.is_some(), "--host"),
                 (self.status.is_some(), "--status"),
@@ -726,7 +763,7 @@ impl ExportArgs {
                 }
             }
         }
-        if self.include_failed && self.what != What::Summaries {
+        if self.include_failed && what != What::Summaries {
             return Err(ConfigError(
                 "--include-failed goes with --what summaries".into(),
             ));
@@ -759,6 +796,7 @@ impl ExportArgs {
         }
         Ok(ExportOptions {
             with_text: self.with_text,
+            with_markdown: self.with_markdown,
             include_noindex: self.include_noindex,
             include_skipped: self.include_skipped,
             include_failed: self.include_failed,
@@ -772,7 +810,7 @@ impl ExportArgs {
             status: self.status,
             run: self.run,
             include_unchanged: self.include_unchanged,
-            ..ExportOptions::new(self.what, self.format)
+            ..ExportOptions::new(what, self.format)
         })
     }
 }

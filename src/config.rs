@@ -132,6 +132,11 @@ pub struct CrawlConfig {
     /// HTML page's body is kept; stored crawls from before take none.
     #[serde(default)]
     pub extract: ExtractConfig,
+    /// Keep each HTML page's main content as Markdown too (`--markdown`).
+    /// Off by default: it stores nearly twice the text and cost a fifth
+    /// more CPU per page on the benchmark (docs/ARCHITECTURE.md).
+    #[serde(default)]
+    pub markdown: bool,
 }
 
 /// Structured extraction (see `fields`): the fields applied to every HTML
@@ -208,6 +213,7 @@ impl CrawlConfig {
             summarize: crate::summarize::SummarizeConfig::default(),
             revisit: RevisitConfig::default(),
             extract: ExtractConfig::default(),
+            markdown: false,
         };
         cfg.validated()
     }

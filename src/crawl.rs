@@ -406,6 +406,7 @@ async fn run(
         scope,
         parse_limits: ParseLimits {
             max_links: cfg.limits.max_links_per_page,
+            markdown: cfg.markdown,
         },
         parse_permits: Semaphore::new(cores),
         counters: counters.clone(),

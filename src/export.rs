@@ -1,4 +1,5 @@
-//! Export: rows out of the database as JSON Lines, CSV or a Markdown digest.
+//! Export: rows out of the database as JSON Lines, CSV or a Markdown
+//! digest, and a crawl as an `llms.txt` ([`llms`]).
 //!
 //! In: an open [`Store`], what to export and filters. Out: rows on any
 //! writer. Rows are streamed from the database in a stable order (by key),
@@ -18,6 +19,9 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::store::{Store, StoreError};
 use crate::util::rfc3339;
+
+mod llms;
+pub use llms::demote_headings;
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +46,18 @@ pub enum Format {
     Csv,
     /// A readable digest: one section per page.
     Markdown,
+    /// The site's llms.txt (llmstxt.org): a title, a summary line, then the
+    /// pages as links with their summaries, in sections by site and path.
+    LlmsTxt,
+    /// The llms.txt's title and summary, then every page's Markdown in full.
+    LlmsFull,
+}
+
+impl Format {
+    /// `llms-txt` or `llms-full`: a document of the crawl, not rows.
+    pub fn is_llms(self) -> bool {
+        matches!(self, Format::LlmsTxt | Format::LlmsFull)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +66,12 @@ pub enum ExportError {
     Store(#[from] StoreError),
     #[error("writing the export failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "{pages} of the {of} HTML pages to export have no Markdown: the crawl was made without \
+         --markdown (or by a trawl before schema v13); crawl again with --markdown into a new \
+         database"
+    )]
+    NoMarkdown { pages: i64, of: i64 },
 }
 
 impl From<sqlx::Error> for ExportError {
@@ -65,6 +87,8 @@ pub struct ExportOptions {
     pub format: Format,
     /// Include each page's extracted text (pages only).
     pub with_text: bool,
+    /// Include each page's main content as Markdown (pages only).
+    pub with_markdown: bool,
     /// Include pages whose robots directives say `noindex` (left out by
     /// default: their owners asked for them not to be republished).
     pub include_noindex: bool,
@@ -94,6 +118,7 @@ impl ExportOptions {
             what,
             format,
             with_text: false,
+            with_markdown: false,
             include_noindex: false,
             include_skipped: false,
             include_failed: false,
@@ -170,6 +195,18 @@ impl HostFilter {
                 .parse()
                 .map(|port| HostFilter::HostPort(host, port))
                 .map_err(|_| bad("has a port that is not a number")),
+        }
+    }
+
+    /// Whether an origin as stored (`scheme://host:port`) is one this
+    /// filter keeps: the same test as [`Self::condition`]'s.
+    pub fn matches(&self, origin: &str) -> bool {
+        let rest = origin.split_once("://").map_or(origin, |(_, r)| r);
+        let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
+        match self {
+            HostFilter::Host(h) => host == h,
+            HostFilter::HostPort(h, p) => host == h && port == p.to_string(),
+            HostFilter::Origin(o) => origin == o,
         }
     }
 
@@ -340,10 +377,17 @@ fn spec(opts: &ExportOptions) -> Spec {
             let mut sql = format!(
                 "SELECT u.url, p.final_url, p.status, u.depth, u.state, u.reason, p.redirect_to, \
                  p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
-                 p.content_hash, p.links_count, p.fetch_ms, p.fetched_at, CASE WHEN ? THEN p.text END, \
-                 u.id {from} WHERE u.sitemap = 0{page_filter}"
+                 p.content_hash, p.links_count, p.fetch_ms, p.fetched_at{text}{markdown}, \
+                 u.id {from} WHERE u.sitemap = 0{page_filter}",
+                // Selected only when asked for, in the order of `columns`;
+                // `u.id` last, for the page's extracted fields.
+                text = if opts.with_text { ", p.text" } else { "" },
+                markdown = if opts.with_markdown {
+                    ", p.markdown"
+                } else {
+                    ""
+                },
             );
-            binds.push(Bind::Bool(opts.with_text));
             binds.push(Bind::Bool(opts.include_noindex));
             filters(
                 opts,
@@ -374,6 +418,9 @@ fn spec(opts: &ExportOptions) -> Spec {
             ];
             if opts.with_text {
                 columns.push(("text", Text));
+            }
+            if opts.with_markdown {
+                columns.push(("markdown", Text));
             }
             Spec {
                 sql,
@@ -411,8 +458,20 @@ pub async fn export(
     opts: &ExportOptions,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
+    if opts.format.is_llms() {
+        return llms::export(
+            store,
+            opts.host.as_ref(),
+            opts.format == Format::LlmsFull,
+            out,
+        )
+        .await;
+    }
     if opts.what == What::Changes {
         return export_changes(store, opts, out).await;
+    }
+    if opts.with_markdown {
+        llms::check_markdown(store, opts.host.as_ref()).await?;
     }
     let spec = spec(opts);
     let mut names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
@@ -501,6 +560,7 @@ pub async fn export(
             Format::Jsonl => write_json(out, &names, &cells)?,
             Format::Csv => write_csv(out, &cells)?,
             Format::Markdown => write_markdown(out, opts.what, &names, &cells)?,
+            Format::LlmsTxt | Format::LlmsFull => unreachable!("written by llms::export"),
         }
         n += 1;
     }
@@ -654,6 +714,11 @@ fn write_markdown(
                 s.push_str("\n\n");
                 if let Some(d) = get("description") {
                     s.push_str(&format!("{}\n\n", md(&d)));
+                }
+                if let Some(m) = get("markdown").filter(|m| !m.trim().is_empty()) {
+                    // The page's own headings go below its section's.
+                    s.push_str(&demote_headings(m.trim(), 2));
+                    s.push_str("\n\n");
                 }
             }
         }
@@ -815,7 +880,7 @@ async fn export_changes(
         Format::Markdown => {
             out.write_all(b"# What changed\n\n")?;
         }
-        Format::Jsonl => {}
+        Format::Jsonl | Format::LlmsTxt | Format::LlmsFull => {}
     }
     let mut n = 0;
     for run in runs {
@@ -870,6 +935,7 @@ async fn export_changes(
                 Format::Jsonl => write_json(out, &names, &cells)?,
                 Format::Csv => write_csv(out, &cells)?,
                 Format::Markdown => write_change_markdown(out, &names, &cells)?,
+                Format::LlmsTxt | Format::LlmsFull => unreachable!("written by llms::export"),
             }
             n += 1;
         }

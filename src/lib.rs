@@ -16,7 +16,9 @@
 //! - [`cookies`]: the crawl's cookie jar, one per host, kept in the store.
 //! - [`parse`]: charset decoding and one streaming pass over the HTML
 //!   (a tokenizer and a stack of open-element flags, no tree) for links,
-//!   metadata and the main text with its line kinds.
+//!   metadata, the main text with its line kinds, and the same content as
+//!   Markdown when the crawl keeps it (`parse::markdown`, written as the
+//!   pass goes).
 //! - [`fields`]: structured extraction: `--extract NAME=SELECTOR[@attr]`
 //!   fields applied to HTML pages with CSS selectors (a document tree built
 //!   only when fields are asked for), during a crawl or, by `trawl
@@ -24,11 +26,13 @@
 //! - [`recrawl`]: what a revisit of a stored page found (new, changed,
 //!   unchanged, removed) and when to come back.
 //! - [`store`]: the SQLite database and its single writer task; kept
-//!   HTML bodies (compressed) and extracted fields in `store::fields`.
+//!   HTML bodies (compressed) and extracted fields in `store::fields`, and
+//!   the read side of the exports (the pages an `llms.txt` lists).
 //! - [`summarize`]: the summary stage: the extractive summarizer (run
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
 //! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown
-//!   (pages with their extracted fields).
+//!   (pages with their extracted fields), and the crawl as an `llms.txt`
+//!   or `llms-full.txt` (`export::llms`).
 //! - [`report`]: the crawl as one self-contained HTML page (`trawl
 //!   report`): aggregates read through `store::report` and
 //!   [`status`], rendered with inline CSS, script and SVG charts.

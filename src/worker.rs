@@ -341,6 +341,7 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
         page.encoding = Some(encoding.name().to_string());
         page.text = Some(parsed.text);
         page.text_kinds = Some(parsed.text_kinds);
+        page.markdown = ctx.parse_limits.markdown.then_some(parsed.markdown);
         page.links_count = (links.len() + parsed.links_dropped) as u32;
         page.truncated |= parsed.cut;
         if refresh.is_none() {

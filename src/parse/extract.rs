@@ -18,6 +18,7 @@
 use url::Url;
 
 use super::entities;
+use super::markdown::{self, Markdown};
 use super::tokenize::{Raw, Token, Tokenizer, attr, is_blank};
 use super::{
     Link, LinkKind, MAX_ANCHOR_CHARS, MAX_TEXT_BYTES, ParseLimits, ParsedPage, TextBuf, collapse,
@@ -206,6 +207,8 @@ struct Open {
     hash: u64,
     props: u32,
     effects: u32,
+    /// What it is to the Markdown, if it opened there.
+    md: markdown::Kind,
 }
 
 // Effects of an open element.
@@ -274,6 +277,9 @@ struct State<'a> {
     in_head: bool,
     text: TextBuf,
     main_text: TextBuf,
+    md: Markdown,
+    /// The Markdown is written ([`ParseLimits::markdown`]).
+    md_on: bool,
     anchor: Option<(Url, bool, TextBuf)>,
     seen: FpSet,
     /// A URL was resolved before any `<base href>` was seen.
@@ -315,6 +321,8 @@ fn run<'a>(html: &str, url: &'a Url, base: Url, limits: ParseLimits) -> State<'a
         in_head: true,
         text: TextBuf::new(MAX_TEXT_BYTES),
         main_text: TextBuf::new(MAX_TEXT_BYTES),
+        md: Markdown::new(MAX_TEXT_BYTES),
+        md_on: limits.markdown,
         anchor: None,
         seen: FpSet::default(),
         resolved_before_base: false,
@@ -537,6 +545,20 @@ impl State<'_> {
             if props & BLOCK != 0 {
                 self.newline();
             }
+            if self.md_active() {
+                match lname {
+                    "br" => self.md.line_break(),
+                    "hr" => self.md.rule(),
+                    "img" | "image" => {
+                        let alt = attr(attrs, "alt").map(|a| entities::decode(a, true));
+                        if let Some(alt) = alt.filter(|a| !is_blank(a)) {
+                            let src = attr(attrs, "src").and_then(|s| self.resolve(s));
+                            self.md.image(&alt, src.as_ref().map(Url::as_str));
+                        }
+                    }
+                    _ => {}
+                }
+            }
             return false;
         }
         // What this element changes while it is open.
@@ -570,8 +592,90 @@ impl State<'_> {
                 TextBuf::new(MAX_ANCHOR_CHARS * 4),
             ));
         }
+        let depth = self.stack.len();
         self.push(name, props, effects);
+        if self.stack.len() > depth && self.md_active() {
+            self.md_open(lname, attrs, effects);
+        }
         true
+    }
+
+    /// Whether what is read now is the page's content for the Markdown:
+    /// visible, not boilerplate, and inside a `<main>` once one has text
+    /// (the rule of the text, see [`State::text`]).
+    fn md_active(&self) -> bool {
+        self.md_on
+            && self.hidden == 0
+            && self.boiler == 0
+            && (!self.md.main_has_text || self.in_main > 0)
+    }
+
+    /// Opens the element just pushed in the Markdown.
+    fn md_open(&mut self, lname: &str, attrs: &[(&str, &str)], effects: u32) {
+        let mut kind = markdown::kind_of(lname);
+        let mut class = None;
+        let mut link = None;
+        let mut start = None;
+        match kind {
+            markdown::NONE => return,
+            markdown::BLOCK if lname == "div" => {
+                class = attr(attrs, "class").filter(|c| c.contains("highlight-"));
+                if class.is_some() {
+                    kind = markdown::LANG_BLOCK;
+                }
+            }
+            markdown::PRE | markdown::CODE => class = attr(attrs, "class"),
+            markdown::OL => start = attr(attrs, "start"),
+            markdown::LINK => {
+                if effects & E_ANCHOR == 0 {
+                    return;
+                }
+                let href = attr(attrs, "href").unwrap_or("");
+                if href.starts_with('#') {
+                    // A heading's own permalink: Sphinx's `¶`
+                    // (`headerlink`) and rustdoc's `§` (`anchor`,
+                    // `doc-anchor`) are left out; mdBook's heading text (`header`) is kept,
+                    // without the link.
+                    for c in attr(attrs, "class").unwrap_or("").split_ascii_whitespace() {
+                        match c {
+                            "headerlink" | "anchor" | "doc-anchor" => kind = markdown::SKIP,
+                            "header" => return,
+                            _ => {}
+                        }
+                    }
+                }
+                // The link as resolved for the crawl, with the fragment
+                // the crawl leaves out.
+                let Some((target, _, _)) = self.anchor.as_ref().filter(|_| kind == markdown::LINK)
+                else {
+                    return self.md_open_kind(markdown::SKIP, None, None, None);
+                };
+                let mut url = target.to_string();
+                if let Some((_, fragment)) = attr(attrs, "href").and_then(|h| h.split_once('#'))
+                    && !fragment.is_empty()
+                {
+                    url.push('#');
+                    url.push_str(&entities::decode(fragment, true).replace(' ', "%20"));
+                }
+                link = Some(url);
+            }
+            _ => {}
+        }
+        self.md_open_kind(kind, class, link, start);
+    }
+
+    fn md_open_kind(
+        &mut self,
+        kind: markdown::Kind,
+        class: Option<&str>,
+        link: Option<String>,
+        start: Option<&str>,
+    ) {
+        if self.md.open(kind, class, link, start)
+            && let Some(o) = self.stack.last_mut()
+        {
+            o.md = kind;
+        }
     }
 
     fn meta(&mut self, attrs: &[(&str, &str)]) {
@@ -634,8 +738,18 @@ impl State<'_> {
             return;
         }
         match lname {
-            "br" => return self.newline(),
-            "p" if self.buckets[(H_P & 255) as usize] == 0 => return self.newline(),
+            "br" => {
+                if self.md_active() {
+                    self.md.line_break();
+                }
+                return self.newline();
+            }
+            "p" if self.buckets[(H_P & 255) as usize] == 0 => {
+                if self.md_active() {
+                    self.md.paragraph_break();
+                }
+                return self.newline();
+            }
             "head" => {
                 self.in_head = false;
                 return;
@@ -765,6 +879,7 @@ impl State<'_> {
             hash,
             props,
             effects,
+            md: markdown::NONE,
         });
     }
 
@@ -783,6 +898,9 @@ impl State<'_> {
     fn closed(&mut self, o: Open) {
         self.buckets[(o.hash & 255) as usize] -= 1;
         self.apply(o.effects, false);
+        if o.md != markdown::NONE {
+            self.md.close(o.md);
+        }
         if o.effects & E_ANCHOR != 0 {
             self.finish_anchor();
         }
@@ -816,6 +934,10 @@ impl State<'_> {
         }
         if effects & E_MAIN != 0 {
             count(&mut self.in_main, on);
+            if on == (self.in_main == 1) {
+                // The outermost main opens or closes.
+                self.md.main(on);
+            }
         }
         if effects & E_CONTENT != 0 {
             count(&mut self.content, on);
@@ -893,6 +1015,9 @@ impl State<'_> {
             if self.in_main > 0 {
                 self.main_text.push_kind(&decoded, k);
             }
+            if self.md_on && (!self.md.main_has_text || self.in_main > 0) {
+                self.md.text(&decoded);
+            }
         }
         if let Some((_, _, buf)) = self.anchor.as_mut() {
             buf.push(&decoded);
@@ -922,7 +1047,8 @@ impl State<'_> {
         } else {
             self.main_text
         };
-        page.cut |= text.full;
+        page.cut |= text.full || self.md.full;
+        page.markdown = self.md.finish();
         let (t, kinds) = text.finish_with_kinds();
         page.text = t;
         page.text_kinds = kinds;

@@ -17,6 +17,7 @@
 
 pub mod entities;
 pub mod extract;
+pub mod markdown;
 pub mod mime;
 pub mod tokenize;
 
@@ -92,6 +93,10 @@ pub struct ParsedPage {
     /// [`extract::kind`]: `h` heading, `c` code, `t` table, `l` list item,
     /// `p` prose).
     pub text_kinds: String,
+    /// The main content as Markdown (see [`markdown`]): the same content
+    /// as `text`, with its structure, links and images (absolute URLs),
+    /// at most [`MAX_TEXT_BYTES`]. Empty unless [`ParseLimits::markdown`].
+    pub markdown: String,
     /// The encoding the body was decoded with.
     pub encoding: &'static str,
 }
@@ -165,15 +170,21 @@ impl Refresh {
     }
 }
 
-/// Limits applied while parsing.
+/// What parsing keeps, and its limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ParseLimits {
     pub max_links: usize,
+    /// Write the main content as Markdown too ([`ParsedPage::markdown`];
+    /// empty when off, and nothing of it is done).
+    pub markdown: bool,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        Self { max_links: 10_000 }
+        Self {
+            max_links: 10_000,
+            markdown: false,
+        }
     }
 }
 
@@ -503,7 +514,10 @@ mod tests {
         parse_str(
             html,
             &Url::parse("http://site.test/dir/page.html").unwrap(),
-            ParseLimits::default(),
+            ParseLimits {
+                markdown: true,
+                ..ParseLimits::default()
+            },
         )
     }
 
@@ -728,6 +742,58 @@ mod tests {
     }
 
     #[test]
+    fn markdown_has_the_structure_of_the_main_content() {
+        let md = |html: &str| p(html).markdown;
+        // The content the text has: navigation, asides and what is outside
+        // a `<main>` that has text are left out.
+        assert_eq!(
+            md(
+                "<body><nav><a href=/>Home</a></nav><p>Before</p><main><h2>T</h2><p>x</p></main>\
+                <footer>f</footer><div role=main>y</div></body>"
+            ),
+            "## T\n\nx\n\ny"
+        );
+        // An empty main: the whole page.
+        assert_eq!(md("<p>a</p><main> </main><p>b</p>"), "a\n\nb");
+        // Emphasis that spans a block break is closed and opened again;
+        // empty emphasis and links write nothing.
+        assert_eq!(
+            md("<b>bold<p>next</p></b><p><em> </em><a href=/x></a>end</p>"),
+            "**bold**\n\n**next**\n\nend"
+        );
+        // Nested lists, items of several blocks, a quote in an item.
+        assert_eq!(
+            md("<ol><li>a<ul><li>b</li></ul></li><li><p>c</p><blockquote>q</blockquote></li></ol>"),
+            "1. a\n   - b\n2. c\n\n   > q"
+        );
+        // A table whose cells hold block content is written as its text.
+        assert_eq!(
+            md("<table><tr><td><h3>Menu</h3></td><td><p>Body</p></td></tr></table>"),
+            "### Menu\n\nBody"
+        );
+        // Links keep their fragment and resolve against `<base href>`;
+        // an image without alt text is decoration.
+        assert_eq!(
+            md(
+                "<base href=/b/><p><a href=\"p.html#s 1\">p</a> <img src=i.png> <img src=j.png alt=J></p>"
+            ),
+            "[p](http://site.test/b/p.html#s%201) [J](http://site.test/b/j.png)"
+        );
+        // A code span holding backticks, a code block holding a fence.
+        assert_eq!(
+            md("<p><code>a`b</code></p><pre>```\n</pre>"),
+            "``a`b``\n\n````\n```\n````"
+        );
+        // Hard line breaks inside a paragraph, none at its end.
+        assert_eq!(md("<p>a<br>b<br></p><p>c</p>"), "a\\\nb\n\nc");
+        // Cut at the cap like the text, at a line's end, and marked.
+        let long = format!("<body>{}</body>", "<p>wörd wörd</p>".repeat(100_000));
+        let page = p(&long);
+        assert!(page.cut && page.markdown.len() <= MAX_TEXT_BYTES);
+        assert!(page.markdown.ends_with("wörd wörd"));
+    }
+
+    #[test]
     fn link_cap_counts_dropped() {
         let mut html = String::from("<html><body>");
         for i in 0..50 {
@@ -736,7 +802,10 @@ mod tests {
         let page = parse_str(
             &html,
             &Url::parse("http://s.test/").unwrap(),
-            ParseLimits { max_links: 10 },
+            ParseLimits {
+                max_links: 10,
+                markdown: false,
+            },
         );
         assert_eq!(page.links.len(), 10);
         assert_eq!(page.links_dropped, 40);

@@ -11,6 +11,7 @@
 //! and can read a database this process cannot write.
 
 pub mod fields;
+mod llms;
 pub mod lock;
 mod open;
 mod recrawl;
@@ -18,6 +19,7 @@ pub mod report;
 mod runs;
 pub mod writer;
 
+pub use llms::{Home, ListedOrigin, ListedPage};
 pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
 

@@ -103,6 +103,8 @@ pub struct PageRecord {
     pub text: Option<String>,
     /// One byte per line of `text` (see `parse::extract::kind`).
     pub text_kinds: Option<String>,
+    /// The main content as Markdown (see `parse::markdown`).
+    pub markdown: Option<String>,
     /// The page's summary, made with the parse (extractive summaries):
     /// written to `summaries` in the page's transaction.
     pub summary: Option<SummaryRecord>,
@@ -176,12 +178,13 @@ pub struct RevisitRecord {
 
 impl FetchRecord {
     /// What the record weighs in the writer's backlog, in rows: its links
-    /// and newly found URLs, and its page's text, kept body and fields at
-    /// a row per KiB (so that pages with a megabyte of text each cannot
-    /// pile up by the hundred).
+    /// and newly found URLs, and its page's text, Markdown, kept body and
+    /// fields at a row per KiB (so that pages with a megabyte of text each
+    /// cannot pile up by the hundred).
     pub fn rows(&self) -> u64 {
         let bytes = self.page.as_ref().map_or(0, |p| {
             p.text.as_ref().map_or(0, String::len)
+                + p.markdown.as_ref().map_or(0, String::len)
                 + p.html.as_ref().map_or(0, |h| h.packed.len())
                 + p.fields.iter().map(|f| f.json.len()).sum::<usize>()
         });
@@ -873,7 +876,7 @@ async fn insert_pages(
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT OR REPLACE INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
          fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
-         base_href, meta_robots, encoding, text, text_kinds, links_count, noindex, x_robots_tag) ",
+         base_href, meta_robots, encoding, text, text_kinds, markdown, links_count, noindex, x_robots_tag) ",
     );
     qb.push_values(rows, |mut b, f| {
         let p = f.page.as_ref().expect("filtered to fetches with pages");
@@ -898,6 +901,7 @@ async fn insert_pages(
             .push_bind(p.encoding.clone())
             .push_bind(p.text.clone())
             .push_bind(p.text_kinds.clone())
+            .push_bind(p.markdown.clone())
             .push_bind(p.links_count as i64)
             .push_bind(p.noindex)
             .push_bind(p.x_robots_tag.clone());

@@ -9,6 +9,7 @@ mod extract;
 mod firstrun;
 mod hostile;
 mod llm_limits;
+mod markdown;
 mod pages;
 mod politeness;
 mod props;

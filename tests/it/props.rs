@@ -68,9 +68,9 @@ proptest! {
     #[test]
     fn the_parser_survives_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
         let url = Url::parse("http://example.com/").unwrap();
-        let page = parse::parse(&bytes, &url, Some("text/html"), ParseLimits { max_links: 100 });
+        let page = parse::parse(&bytes, &url, Some("text/html"), ParseLimits { max_links: 100, markdown: true });
         prop_assert!(page.links.len() <= 100);
-        let _ = parse::parse(&bytes, &url, None, ParseLimits { max_links: 100 });
+        let _ = parse::parse(&bytes, &url, None, ParseLimits { max_links: 100, markdown: true });
     }
 
     #[test]
@@ -86,6 +86,6 @@ proptest! {
     ], 0..64)) {
         let html = parts.concat();
         let url = Url::parse("http://example.com/").unwrap();
-        let _ = parse::parse(html.as_bytes(), &url, Some("text/html"), ParseLimits { max_links: 10 });
+        let _ = parse::parse(html.as_bytes(), &url, Some("text/html"), ParseLimits { max_links: 10, markdown: true });
     }
 }
