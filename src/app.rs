@@ -600,15 +600,7 @@ async fn export_to_file(
     opts: &ExportOptions,
     path: &Path,
 ) -> Result<(), export::ExportError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = crate::util::temp_beside(path);
     let file = std::fs::File::create(&tmp)?;
     let mut w = std::io::BufWriter::new(file);
     let res = export::export(store, opts, &mut w).await;
@@ -670,15 +662,7 @@ async fn run_report(args: &ReportArgs) -> u8 {
 /// place, so a failed write never leaves half a file (or spoils an
 /// earlier one).
 fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "report".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = crate::util::temp_beside(path);
     let res = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

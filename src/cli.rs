@@ -95,23 +95,7 @@ impl ReportArgs {
             return Ok(None);
         }
         let out = &self.out;
-        if out.is_dir() {
-            return Err(ConfigError(format!(
-                "--out {} is a directory; give the path of a file",
-                out.display()
-            )));
-        }
-        let dir = match out.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
-        };
-        if !dir.is_dir() {
-            return Err(ConfigError(format!(
-                "--out {}: directory {} does not exist",
-                out.display(),
-                dir.display()
-            )));
-        }
+        crate::util::check_output_path(out).map_err(ConfigError)?;
         if let (Ok(a), Ok(b)) = (out.canonicalize(), self.db.db.canonicalize())
             && a == b
         {
@@ -776,23 +760,7 @@ impl ExportArgs {
             )));
         }
         if let Some(out) = &self.out {
-            if out.is_dir() {
-                return Err(ConfigError(format!(
-                    "--out {} is a directory; give a file path",
-                    out.display()
-                )));
-            }
-            let dir = match out.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => std::path::Path::new("."),
-            };
-            if !dir.is_dir() {
-                return Err(ConfigError(format!(
-                    "--out {}: directory {} does not exist",
-                    out.display(),
-                    dir.display()
-                )));
-            }
+            crate::util::check_output_path(out).map_err(ConfigError)?;
         }
         Ok(ExportOptions {
             with_text: self.with_text,

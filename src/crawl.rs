@@ -87,8 +87,9 @@ fn unchanged_since(lastmods: &FpMap<i64>, job: &Job) -> bool {
     let (Some(checked), true) = (r.checked_at, r.was_ok && !job.sitemap) else {
         return false;
     };
+    // A URL's id is its fingerprint, the key of `lastmods`.
     lastmods
-        .get(&canon::fingerprint(&job.url))
+        .get(&job.id)
         .is_some_and(|&lastmod| lastmod < checked)
 }
 

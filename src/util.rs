@@ -329,3 +329,42 @@ impl Default for Jitter {
         Self::new()
     }
 }
+
+/// Checks an `--out` path before anything is opened or written: not a
+/// directory, and in a directory that exists. The error names the path.
+pub fn check_output_path(out: &std::path::Path) -> Result<(), String> {
+    if out.is_dir() {
+        return Err(format!(
+            "--out {} is a directory; give the path of a file",
+            out.display()
+        ));
+    }
+    let dir = parent_dir(out);
+    if !dir.is_dir() {
+        return Err(format!(
+            "--out {}: directory {} does not exist",
+            out.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &std::path::Path) -> &std::path::Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    }
+}
+
+/// A temporary file beside `path` (`.NAME.tmp-PID` in its directory), to
+/// write whole and rename onto `path`, so a failed write never leaves half
+/// a file.
+pub fn temp_beside(path: &std::path::Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    parent_dir(path).join(format!(".{name}.tmp-{}", std::process::id()))
+}

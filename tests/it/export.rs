@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use crate::cli::{db_arg, quick_crawl, stderr, trawl_async};
 use crate::util;
 
-fn s(list: &[&str]) -> Vec<String> {
+pub fn s(list: &[&str]) -> Vec<String> {
     list.iter().map(|x| x.to_string()).collect()
 }
 
-async fn export(db: &str, extra: &[&str]) -> String {
+/// `trawl export --db DB EXTRA…`, which must succeed: its output.
+pub async fn export(db: &str, extra: &[&str]) -> String {
     let mut args = s(&["export", "--db", db]);
     args.extend(s(extra));
     let o = trawl_async(args).await;
@@ -18,7 +19,7 @@ async fn export(db: &str, extra: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
-fn jsonl(text: &str) -> Vec<serde_json::Value> {
+pub fn jsonl(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

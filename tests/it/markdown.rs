@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::{assert_usage_error, db_arg, quick_crawl, stderr, trawl_async};
+use crate::export::{export, jsonl, s};
 use crate::util;
 
 /// The golden pages, by path.
@@ -19,24 +20,6 @@ const GOLDEN: [&str; 5] = [
     "/api/rustdoc.html",
     "/news/article.html",
 ];
-
-fn s(list: &[&str]) -> Vec<String> {
-    list.iter().map(|x| x.to_string()).collect()
-}
-
-async fn export(db: &str, extra: &[&str]) -> String {
-    let mut args = s(&["export", "--db", db]);
-    args.extend(s(extra));
-    let o = trawl_async(args).await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn jsonl(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// The Markdown fixture site on 127.0.0.1 and the small `other` site on
 /// localhost, crawled together with default settings and `--markdown`.

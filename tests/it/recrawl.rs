@@ -886,21 +886,18 @@ async fn a_recrawl_asks_the_llm_only_for_content_it_has_not_summarized() {
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db").display().to_string();
-    let o = trawl_llm(args(&[
-        "crawl",
+    let o = trawl_llm(crate::cli::quick_crawl(
         &site.url("/"),
-        "--db",
         &db,
-        "--per-host-rate",
-        "0",
-        "-q",
-        "--summarizer",
-        "llm",
-        "--llm-base-url",
-        &llm.base,
-        "--llm-model",
-        "fake-1",
-    ]))
+        &[
+            "--summarizer",
+            "llm",
+            "--llm-base-url",
+            &llm.base,
+            "--llm-model",
+            "fake-1",
+        ],
+    ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));
     let asked = |from: usize| -> Vec<String> {
