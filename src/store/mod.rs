@@ -11,6 +11,7 @@
 //! and can read a database this process cannot write.
 
 pub mod fields;
+mod frontier;
 mod llms;
 pub mod lock;
 mod open;
@@ -19,6 +20,7 @@ pub mod report;
 mod runs;
 pub mod writer;
 
+pub use frontier::StoredRobots;
 pub use llms::{Home, ListedOrigin, ListedPage};
 pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
