@@ -340,8 +340,8 @@ async fn run_summarize(args: &SummarizeArgs, stderr: Stderr) -> u8 {
     install_signal_handlers(controls.clone(), stderr);
     let stop = CancellationToken::new();
     controls.cancel_when_stopped(stop.clone());
-    let conn = match store.connection().await {
-        Ok(c) => c,
+    let writer = match store.summary_writer().await {
+        Ok(w) => w,
         Err(e) => {
             eprintln!("trawl: {e}");
             return EXIT_FAILURE;
@@ -353,8 +353,8 @@ async fn run_summarize(args: &SummarizeArgs, stderr: Stderr) -> u8 {
     };
     let result = stage::run(
         summarizer.clone(),
-        store.pool().clone(),
-        conn,
+        store.clone(),
+        writer,
         None,
         sweep,
         stop,
@@ -363,7 +363,8 @@ async fn run_summarize(args: &SummarizeArgs, stderr: Stderr) -> u8 {
     .await;
     let code = match result {
         Ok(r) => {
-            let pending = stage::counts_for(store.pool(), summarizer.key())
+            let pending = store
+                .summary_counts_for(summarizer.key())
                 .await
                 .map_or(0, |c| c.pending);
             eprintln!(
@@ -432,8 +433,8 @@ async fn summarize_one(
         }
     };
     let failed = outcome.summary.is_err();
-    let stored = match store.connection().await {
-        Ok(mut conn) => stage::write(&mut conn, &summarizer, &[(hash, outcome)]).await,
+    let stored = match store.summary_writer().await {
+        Ok(mut w) => stage::write(&mut w, &summarizer, &[(hash, outcome)]).await,
         Err(e) => Err(e),
     };
     if let Err(e) = stored {

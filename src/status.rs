@@ -239,8 +239,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             bytes: r.bytes,
         })
         .collect();
-    let (summaries_done, summaries_failed, summaries_pending) =
-        crate::summarize::stage::counts(pool).await?;
+    let (summaries_done, summaries_failed, summaries_pending) = store.summary_counts().await?;
     let tokens = sqlx::query(
         "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM summaries",
     )
@@ -262,7 +261,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             model: model.clone(),
             prompt_version: prompt_version.clone(),
         };
-        let counts = crate::summarize::stage::counts_for(pool, &key).await?;
+        let counts = store.summary_counts_for(&key).await?;
         summaries_by_summarizer.push(SummarizerCounts {
             backend,
             model,

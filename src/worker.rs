@@ -25,7 +25,7 @@ use crate::reason::SkipReason;
 use crate::robots;
 use crate::scope::Scope;
 use crate::sitemap::{self, SitemapError};
-use crate::store::writer::{PageRecord, SummaryRecord};
+use crate::store::records::{PageRecord, SummaryRecord};
 use crate::util::now_ms;
 
 /// A URL on its way through the pipeline.

@@ -28,7 +28,7 @@ use crate::hosts::{Hosts, Verdict};
 use crate::progress::Counters;
 use crate::reason::SkipReason;
 use crate::scheduler::{Next, Scheduler};
-use crate::store::writer::{
+use crate::store::records::{
     Committed, FetchRecord, LeasedUrl, NewUrl, UrlState, WriteOp, WriterHandle,
 };
 use crate::store::{CrawlState, Store, StoreError};

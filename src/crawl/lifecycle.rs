@@ -15,7 +15,7 @@ use crate::hosts::{Loaded, Verdict};
 use crate::reason::SkipReason;
 use crate::robots::{self, RobotsFetch};
 use crate::store::Store;
-use crate::store::writer::{HostRecord, WriteOp};
+use crate::store::records::{HostRecord, WriteOp};
 use crate::worker::WorkerCtx;
 
 /// A robots.txt answer and whether it was just fetched (else it came from

@@ -34,7 +34,8 @@ use crate::progress::Counters;
 use crate::reason::SkipReason;
 use crate::robots::{self};
 use crate::scheduler::Scheduler;
-use crate::store::writer::{self, Committed, WriterStats};
+use crate::store::records::{Committed, WriterStats};
+use crate::store::writer;
 use crate::store::{CrawlState, RunKind, Store, StoreError};
 use crate::summarize::Summarizer;
 use crate::summarize::stage::{self, StageReport, SweepOptions};
@@ -440,8 +441,8 @@ async fn run(
             let (tx, rx) = tokio::sync::mpsc::channel(256);
             let task = tokio::spawn(stage::run(
                 s,
-                store.pool().clone(),
-                store.connection().await?,
+                store.clone(),
+                store.summary_writer().await?,
                 Some(rx),
                 SweepOptions::default(),
                 stage_stop.clone(),

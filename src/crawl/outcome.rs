@@ -18,7 +18,7 @@ use crate::parse::LinkKind;
 use crate::reason::SkipReason;
 use crate::recrawl::{self as revisits, Answer};
 use crate::sitemap::{self, SitemapError};
-use crate::store::writer::{FetchRecord, LinkRecord, RevisitRecord, UrlState};
+use crate::store::records::{FetchRecord, LinkRecord, RevisitRecord, UrlState};
 use crate::summarize::stage::Item;
 use crate::util::FpMap;
 use crate::worker::{self, Job, Outcome, SitemapRead, WorkerOutput};
@@ -381,7 +381,7 @@ impl Coordinator {
         job: &Job,
         target: Url,
         sets_cookie: bool,
-        page: &mut crate::store::writer::PageRecord,
+        page: &mut crate::store::records::PageRecord,
         rec: &mut FetchRecord,
     ) {
         page.redirect_to = Some(target.to_string());
@@ -541,7 +541,7 @@ impl Coordinator {
         Some(rec)
     }
 
-    pub(super) fn offer_summary(&self, page: &crate::store::writer::PageRecord) {
+    pub(super) fn offer_summary(&self, page: &crate::store::records::PageRecord) {
         let (Some(tx), Some(hash), Some(text)) = (&self.summary_tx, &page.content_hash, &page.text)
         else {
             return;

@@ -15,9 +15,11 @@ mod frontier;
 mod llms;
 pub mod lock;
 mod open;
+pub mod records;
 mod recrawl;
 pub mod report;
 mod runs;
+pub mod summaries;
 pub mod writer;
 
 pub use frontier::StoredRobots;

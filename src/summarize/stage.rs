@@ -15,15 +15,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, PartDone, Parts, Summarizer};
 use crate::progress::Counters;
-use crate::store::StoreError;
-use crate::util::now_ms;
+pub use crate::store::summaries::{KeyCounts, SUMMARIZABLE, SweepOptions};
+use crate::store::summaries::{StoredPart, SummaryResult, SummaryWriter};
+use crate::store::{Store, StoreError};
 
 /// A page to summarize.
 #[derive(Debug, Clone)]
@@ -35,15 +35,6 @@ pub struct Item {
     /// One byte per line of `text`, when known (see
     /// `parse::extract::kind`).
     pub kinds: Option<String>,
-}
-
-/// Which stored pages the sweep takes.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SweepOptions {
-    /// Also pages whose summary failed before.
-    pub retry_failed: bool,
-    /// Every page, summarized or not.
-    pub force: bool,
 }
 
 /// What the stage did.
@@ -70,16 +61,10 @@ const FLUSH_EVERY: usize = 32;
 /// Pages read per sweep query.
 const SWEEP_BATCH: i64 = 256;
 
-/// The pages the stage can summarize: stored 2xx HTML pages with text, not
-/// sitemaps, not `noindex`, not a refresh redirect.
-pub const SUMMARIZABLE: &str = "p.status BETWEEN 200 AND 299 AND p.noindex = 0 \
-    AND p.text IS NOT NULL AND p.text <> '' AND p.content_hash IS NOT NULL AND u.sitemap = 0 \
-    AND p.redirect_to IS NULL";
-
 struct Run {
     summarizer: Arc<Summarizer>,
-    pool: SqlitePool,
-    conn: SqliteConnection,
+    store: Store,
+    writer: SummaryWriter,
     handled: HashSet<String>,
     tasks: JoinSet<(String, String, Outcome)>,
     /// Parts of split pages as they finish, to be written at once.
@@ -99,8 +84,8 @@ struct Run {
 /// far it is.
 pub async fn run(
     summarizer: Arc<Summarizer>,
-    pool: SqlitePool,
-    conn: SqliteConnection,
+    store: Store,
+    writer: SummaryWriter,
     live: Option<mpsc::Receiver<Item>>,
     sweep: SweepOptions,
     stop: CancellationToken,
@@ -109,10 +94,10 @@ pub async fn run(
     let (parts_tx, parts_rx) = mpsc::unbounded_channel();
     let mut run = Run {
         summarizer,
-        pool: pool.clone(),
+        store,
         parts_tx,
         parts_rx,
-        conn,
+        writer,
         handled: HashSet::new(),
         tasks: JoinSet::new(),
         buffer: Vec::new(),
@@ -137,7 +122,7 @@ pub async fn run(
                         if run.summarizer.unreachable().is_some() && !run.recover(&stop).await? {
                             break;
                         }
-                        if !run.summarizer.budget_spent() && run.wanted(&pool, &item.content_hash, sweep).await? {
+                        if !run.summarizer.budget_spent() && run.wanted(&item.content_hash, sweep).await? {
                             run.spawn(item.url, item.content_hash, item.text, item.kinds);
                         }
                     }
@@ -153,7 +138,10 @@ pub async fn run(
         if run.progress.is_some() && !stop.is_cancelled() {
             // Results not yet written would be counted as still to do.
             run.flush().await?;
-            let to_do = pending_count(&pool, &run.summarizer, sweep).await?;
+            let to_do = run
+                .store
+                .pending_summary_count(run.summarizer.key(), sweep)
+                .await?;
             run.unstarted = to_do.saturating_sub(run.tasks.len() as u64);
             run.waiting();
         }
@@ -164,10 +152,20 @@ pub async fn run(
             && !run.summarizer.budget_spent()
             && run.report.unreachable.is_none()
         {
-            let rows = pending(&pool, &run.summarizer, after, sweep).await?;
+            let rows = run
+                .store
+                .pending_summaries(run.summarizer.key(), sweep, after, SWEEP_BATCH)
+                .await?;
             let Some(last) = rows.last() else { break };
-            after = last.0;
-            for (_, url, content_hash, text, kinds) in rows {
+            after = last.url_id;
+            for crate::store::summaries::PendingPage {
+                url,
+                content_hash,
+                text,
+                kinds,
+                ..
+            } in rows
+            {
                 if !run.handled.insert(content_hash.clone()) {
                     continue;
                 }
@@ -216,12 +214,7 @@ pub async fn run(
     }
     run.flush().await?;
     // Summaries are the last writes of a run: leave no WAL behind.
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut run.conn)
-        .await
-    {
-        tracing::debug!("final checkpoint: {e}");
-    }
+    run.writer.checkpoint().await;
     run.report.budget_spent = run.summarizer.budget_spent();
     run.report.stopped = stop.is_cancelled();
     Ok(run.report)
@@ -229,26 +222,15 @@ pub async fn run(
 
 impl Run {
     /// Whether `hash` still needs a summary (and is not already under way).
-    async fn wanted(
-        &mut self,
-        pool: &SqlitePool,
-        hash: &str,
-        sweep: SweepOptions,
-    ) -> Result<bool, StoreError> {
+    async fn wanted(&mut self, hash: &str, sweep: SweepOptions) -> Result<bool, StoreError> {
         if self.handled.contains(hash) {
             return Ok(false);
         }
         if !sweep.force {
-            let key = self.summarizer.key();
-            let state: Option<String> = sqlx::query_scalar(
-                "SELECT state FROM summaries WHERE content_hash = ? AND backend = ? AND model = ? AND prompt_version = ?",
-            )
-            .bind(hash)
-            .bind(key.backend)
-            .bind(&key.model)
-            .bind(&key.prompt_version)
-            .fetch_optional(pool)
-            .await?;
+            let state = self
+                .store
+                .summary_state(hash, self.summarizer.key())
+                .await?;
             match state.as_deref() {
                 Some("done") => return Ok(false),
                 Some(_) if !sweep.retry_failed => return Ok(false),
@@ -261,11 +243,11 @@ impl Run {
 
     fn spawn(&mut self, url: String, content_hash: String, text: String, kinds: Option<String>) {
         let s = self.summarizer.clone();
-        let pool = self.pool.clone();
+        let store = self.store.clone();
         let tx = self.parts_tx.clone();
         self.tasks.spawn(async move {
             let parts = if s.key().backend == "llm" {
-                StoredParts::load(&pool, &s, &content_hash, tx).await
+                StoredParts::load(&store, &s, &content_hash, tx).await
             } else {
                 None
             };
@@ -309,25 +291,16 @@ impl Run {
         &mut self,
         (hash, key, part): (String, String, PartDone),
     ) -> Result<(), StoreError> {
-        let k = self.summarizer.key();
-        sqlx::query(
-            "INSERT INTO summary_parts (content_hash, backend, model, prompt_version, part_key, summary, \
-             cut, prompt_tokens, completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&hash)
-        .bind(k.backend)
-        .bind(&k.model)
-        .bind(&k.prompt_version)
-        .bind(&key)
-        .bind(&part.text)
-        .bind(part.cut)
-        .bind(part.prompt_tokens as i64)
-        .bind(part.completion_tokens as i64)
-        .bind(now_ms())
-        .execute(&mut self.conn)
-        .await?;
-        Ok(())
+        let part = StoredPart {
+            part_key: key,
+            summary: part.text,
+            cut: part.cut,
+            prompt_tokens: part.prompt_tokens,
+            completion_tokens: part.completion_tokens,
+        };
+        self.writer
+            .write_part(&hash, self.summarizer.key(), &part)
+            .await
     }
 
     /// Tells the crawl's progress display that the crawl waits for the
@@ -403,129 +376,31 @@ impl Run {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.buffer);
-        write(&mut self.conn, &self.summarizer, &rows).await
+        write(&mut self.writer, &self.summarizer, &rows).await
     }
 }
 
 /// Writes summaries in one transaction; a later result replaces an earlier
-/// one for the same key.
+/// one for the same key. Results left pending are not written.
 pub async fn write(
-    conn: &mut SqliteConnection,
+    writer: &mut SummaryWriter,
     summarizer: &Summarizer,
     rows: &[(String, Outcome)],
 ) -> Result<(), StoreError> {
-    let key = summarizer.key();
-    let now = now_ms();
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    for (hash, o) in rows {
-        if o.pending.is_some() {
-            continue;
-        }
-        let (state, summary, error) = match &o.summary {
-            Ok(s) => ("done", Some(s.as_str()), None),
-            Err(e) => ("failed", None, Some(e.as_str())),
-        };
-        if o.summary.is_ok() {
-            sqlx::query(
-                "DELETE FROM summary_parts WHERE content_hash = ? AND backend = ? AND model = ? \
-                 AND prompt_version = ?",
-            )
-            .bind(hash)
-            .bind(key.backend)
-            .bind(&key.model)
-            .bind(&key.prompt_version)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, summary, error, \
-             prompt_tokens, completion_tokens, chunks, attempts, created_at, updated_at, truncated) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (content_hash, backend, model, prompt_version) DO UPDATE SET \
-             state = excluded.state, summary = excluded.summary, error = excluded.error, \
-             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, \
-             chunks = excluded.chunks, attempts = summaries.attempts + excluded.attempts, \
-             updated_at = excluded.updated_at, truncated = excluded.truncated",
-        )
-        .bind(hash)
-        .bind(key.backend)
-        .bind(&key.model)
-        .bind(&key.prompt_version)
-        .bind(state)
-        .bind(summary)
-        .bind(error)
-        .bind(o.prompt_tokens as i64)
-        .bind(o.completion_tokens as i64)
-        .bind(o.chunks as i64)
-        .bind(o.attempts as i64)
-        .bind(now)
-        .bind(now)
-        .bind(o.truncated)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Which summarizable pages need a summary under the summarizer's key
-/// (binds: force, backend, model, prompt version, retry failed).
-const NEEDS_SUMMARY: &str = "(? OR NOT EXISTS (SELECT 1 FROM summaries s \
-    WHERE s.content_hash = p.content_hash AND s.backend = ? AND s.model = ? AND s.prompt_version = ? \
-    AND (s.state = 'done' OR NOT ?)))";
-
-/// How many distinct contents the sweep will summarize.
-async fn pending_count(
-    pool: &SqlitePool,
-    summarizer: &Summarizer,
-    sweep: SweepOptions,
-) -> Result<u64, StoreError> {
-    let key = summarizer.key();
-    let sql = format!(
-        "SELECT COUNT(DISTINCT p.content_hash) FROM pages p JOIN urls u ON u.id = p.url_id \
-         WHERE {SUMMARIZABLE} AND {NEEDS_SUMMARY}"
-    );
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(sweep.force)
-        .bind(key.backend)
-        .bind(&key.model)
-        .bind(&key.prompt_version)
-        .bind(sweep.retry_failed)
-        .fetch_one(pool)
-        .await?;
-    Ok(n.max(0) as u64)
-}
-
-/// A row of [`pending`]: url id, URL, content hash, text, line kinds.
-type PendingRow = (i64, String, String, String, Option<String>);
-
-/// Summarizable pages after `after` (by URL id) that need a summary under
-/// the summarizer's key.
-async fn pending(
-    pool: &SqlitePool,
-    summarizer: &Summarizer,
-    after: i64,
-    sweep: SweepOptions,
-) -> Result<Vec<PendingRow>, StoreError> {
-    let key = summarizer.key();
-    let sql = format!(
-        "SELECT p.url_id, u.url, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
-         WHERE p.url_id > ? AND {SUMMARIZABLE} AND {NEEDS_SUMMARY} ORDER BY p.url_id LIMIT ?"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(after)
-        .bind(sweep.force)
-        .bind(key.backend)
-        .bind(&key.model)
-        .bind(&key.prompt_version)
-        .bind(sweep.retry_failed)
-        .bind(SWEEP_BATCH)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
+    let results: Vec<SummaryResult<'_>> = rows
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect())
+        .filter(|(_, o)| o.pending.is_none())
+        .map(|(hash, o)| SummaryResult {
+            content_hash: hash,
+            summary: o.summary.as_deref().map_err(String::as_str),
+            prompt_tokens: o.prompt_tokens,
+            completion_tokens: o.completion_tokens,
+            chunks: o.chunks,
+            attempts: o.attempts,
+            truncated: o.truncated,
+        })
+        .collect();
+    writer.write(summarizer.key(), &results).await
 }
 
 /// The stored parts of one page, and where new ones go.
@@ -537,34 +412,26 @@ struct StoredParts {
 
 impl StoredParts {
     async fn load(
-        pool: &SqlitePool,
+        store: &Store,
         summarizer: &Summarizer,
         hash: &str,
         tx: mpsc::UnboundedSender<(String, String, PartDone)>,
     ) -> Option<StoredParts> {
-        let key = summarizer.key();
-        let rows = sqlx::query(
-            "SELECT part_key, summary, cut FROM summary_parts WHERE content_hash = ? AND backend = ? \
-             AND model = ? AND prompt_version = ?",
-        )
-        .bind(hash)
-        .bind(key.backend)
-        .bind(&key.model)
-        .bind(&key.prompt_version)
-        .fetch_all(pool)
-        .await
-        .map_err(|e| tracing::debug!("reading stored parts: {e}"))
-        .ok()?;
-        let known = rows
-            .iter()
-            .map(|r| {
+        let parts = store
+            .summary_parts(hash, summarizer.key())
+            .await
+            .map_err(|e| tracing::debug!("reading stored parts: {e}"))
+            .ok()?;
+        let known = parts
+            .into_iter()
+            .map(|p| {
                 (
-                    r.get::<String, _>(0),
+                    p.part_key,
                     PartDone {
-                        text: r.get(1),
-                        cut: r.get(2),
-                        prompt_tokens: 0,
-                        completion_tokens: 0,
+                        text: p.summary,
+                        cut: p.cut,
+                        prompt_tokens: p.prompt_tokens,
+                        completion_tokens: p.completion_tokens,
                     },
                 )
             })
@@ -586,57 +453,4 @@ impl Parts for StoredParts {
         let _ = self.tx.send((self.hash.clone(), key.clone(), part.clone()));
         self.known.lock().expect("parts").insert(key, part);
     }
-}
-
-/// Summaries of the pages' distinct contents under one summarizer key.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct KeyCounts {
-    pub done: i64,
-    /// Done, but cut at `max_tokens`.
-    pub truncated: i64,
-    pub failed: i64,
-    /// No summary under this key yet.
-    pub pending: i64,
-}
-
-/// [`KeyCounts`] for `key` over the summarizable pages.
-pub async fn counts_for(
-    pool: &SqlitePool,
-    key: &super::SummaryKey,
-) -> Result<KeyCounts, StoreError> {
-    let sql = format!(
-        "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
-         SELECT COALESCE(SUM(s.state = 'done'), 0), COALESCE(SUM(s.state = 'done' AND s.truncated), 0), \
-         COALESCE(SUM(s.state = 'failed'), 0), COALESCE(SUM(s.state IS NULL), 0) \
-         FROM c LEFT JOIN summaries s ON s.content_hash = c.h AND s.backend = ? AND s.model = ? AND s.prompt_version = ?"
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(key.backend)
-        .bind(&key.model)
-        .bind(&key.prompt_version)
-        .fetch_one(pool)
-        .await?;
-    Ok(KeyCounts {
-        done: row.get(0),
-        truncated: row.get(1),
-        failed: row.get(2),
-        pending: row.get(3),
-    })
-}
-
-/// Summary counts for `status`: (done, failed, pending) over summarizable
-/// pages' distinct contents, for any summarizer.
-pub async fn counts(pool: &SqlitePool) -> Result<(i64, i64, i64), StoreError> {
-    let sql = format!(
-        "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
-         SELECT \
-           (SELECT COUNT(*) FROM c WHERE EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'done')), \
-           (SELECT COUNT(*) FROM c WHERE EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'failed') \
-              AND NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'done')), \
-           (SELECT COUNT(*) FROM c WHERE NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h))"
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_one(pool)
-        .await?;
-    Ok((row.get(0), row.get(1), row.get(2)))
 }
