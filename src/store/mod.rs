@@ -17,11 +17,14 @@ mod open;
 mod recrawl;
 pub mod report;
 mod runs;
+mod status;
+mod summaries;
 pub mod writer;
 
 pub use llms::{Home, ListedOrigin, ListedPage};
 pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
+pub use status::StoredSummarizer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
