@@ -10,6 +10,7 @@
 //! refused before anything is created or changed. Readers need no lock
 //! and can read a database this process cannot write.
 
+pub mod export;
 pub mod fields;
 mod llms;
 pub mod lock;
