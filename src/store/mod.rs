@@ -26,6 +26,7 @@ pub use llms::{Home, ListedOrigin, ListedPage};
 pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
 pub use status::StoredSummarizer;
+pub use summaries::PageText;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
