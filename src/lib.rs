@@ -28,6 +28,11 @@
 //! - [`store`]: the SQLite database and its single writer task; kept
 //!   HTML bodies (compressed) and extracted fields in `store::fields`, and
 //!   the read side of the exports (the pages an `llms.txt` lists).
+//!   - `store::status`: the counts `status` reads.
+//!   - `store::export`: the summaries, pages and links an export writes,
+//!     typed and streamed.
+//!   - `store::summaries`: summary counts, and a page's text for
+//!     `summarize --url`.
 //! - [`summarize`]: the summary stage: the extractive summarizer (run
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
 //! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown
