@@ -17,7 +17,7 @@ use crate::cli::{Cli, Command, ExportArgs, ExtractArgs, ReportArgs, SummarizeArg
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
 use crate::progress::{self, Counters, ProgressMode, Stderr};
-use crate::store::{Access, RunStats, Store};
+use crate::store::{Access, PageText, RunStats, Store, StoreError};
 use crate::summarize::stage::{self, StageReport, SweepOptions};
 use crate::summarize::{SummarizeConfig, Summarizer};
 
@@ -398,17 +398,20 @@ async fn summarize_one(
     id: i64,
     stream: bool,
 ) -> u8 {
-    let row = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
-        "SELECT content_hash, text, text_kinds FROM pages WHERE url_id = ?",
-    )
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await;
-    let (hash, text, kinds) = match row {
-        Ok(Some((Some(h), Some(t), kinds))) if !t.is_empty() => (h, t, kinds),
+    let (hash, text, kinds) = match store.page_text(id).await {
+        Ok(Some(PageText {
+            content_hash: Some(h),
+            text: Some(t),
+            text_kinds,
+        })) if !t.is_empty() => (h, t, text_kinds),
         Ok(_) => {
             eprintln!("trawl: {url} is not a stored page with text");
             return EXIT_USAGE;
+        }
+        // As the driver words it (not `database error: …`).
+        Err(StoreError::Sql(e)) => {
+            eprintln!("trawl: {e}");
+            return EXIT_FAILURE;
         }
         Err(e) => {
             eprintln!("trawl: {e}");

@@ -13,10 +13,10 @@
 
 use std::io::Write;
 
-use futures_util::TryStreamExt;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 
+use crate::store::export::{ExportFilter, LinkRow, PageColumns, PageRow, SummaryRow};
 use crate::store::{Store, StoreError};
 use crate::util::rfc3339;
 
@@ -72,12 +72,6 @@ pub enum ExportError {
          database"
     )]
     NoMarkdown { pages: i64, of: i64 },
-}
-
-impl From<sqlx::Error> for ExportError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Store(StoreError::Sql(e))
-    }
 }
 
 /// Options of an export.
@@ -199,7 +193,8 @@ impl HostFilter {
     }
 
     /// Whether an origin as stored (`scheme://host:port`) is one this
-    /// filter keeps: the same test as [`Self::condition`]'s.
+    /// filter keeps: the same test as the SQL condition the store's
+    /// export queries use.
     pub fn matches(&self, origin: &str) -> bool {
         let rest = origin.split_once("://").map_or(origin, |(_, r)| r);
         let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
@@ -209,39 +204,6 @@ impl HostFilter {
             HostFilter::Origin(o) => origin == o,
         }
     }
-
-    /// The SQL condition on `u.origin`, with its bound values.
-    fn condition(&self) -> (&'static str, Vec<String>) {
-        match self {
-            HostFilter::Host(host) => {
-                let escaped = host
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                (
-                    "u.origin LIKE ? ESCAPE '\\'",
-                    vec![format!("%://{escaped}:%")],
-                )
-            }
-            HostFilter::HostPort(host, port) => (
-                "u.origin IN (?, ?)",
-                vec![
-                    format!("http://{host}:{port}"),
-                    format!("https://{host}:{port}"),
-                ],
-            ),
-            HostFilter::Origin(origin) => ("u.origin = ?", vec![origin.clone()]),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text,
-    Int,
-    Bool,
-    /// Epoch milliseconds, written as RFC 3339.
-    Time,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -259,23 +221,6 @@ enum Cell {
 }
 
 impl Cell {
-    fn read(row: &SqliteRow, i: usize, kind: Kind) -> Result<Cell, sqlx::Error> {
-        Ok(match kind {
-            Kind::Text => row
-                .try_get::<Option<String>, _>(i)?
-                .map_or(Cell::Null, Cell::Text),
-            Kind::Int => row
-                .try_get::<Option<i64>, _>(i)?
-                .map_or(Cell::Null, Cell::Int),
-            Kind::Bool => row
-                .try_get::<Option<bool>, _>(i)?
-                .map_or(Cell::Null, Cell::Bool),
-            Kind::Time => row
-                .try_get::<Option<i64>, _>(i)?
-                .map_or(Cell::Null, |ms| Cell::Text(rfc3339(ms))),
-        })
-    }
-
     fn text(&self) -> Option<String> {
         match self {
             Cell::Null => None,
@@ -288,168 +233,147 @@ impl Cell {
     }
 }
 
-/// A query and the columns it yields, in order.
-struct Spec {
-    sql: String,
-    binds: Vec<Bind>,
-    columns: Vec<(&'static str, Kind)>,
+fn text(v: Option<String>) -> Cell {
+    v.map_or(Cell::Null, Cell::Text)
 }
 
-enum Bind {
-    Bool(bool),
-    Int(i64),
-    Text(String),
+/// Epoch milliseconds, written as RFC 3339.
+fn time(ms: Option<i64>) -> Cell {
+    ms.map_or(Cell::Null, |ms| Cell::Text(rfc3339(ms)))
 }
 
-/// Shared WHERE terms for the filters; `fetched` is the column a `--since`
-/// compares against.
-fn filters(opts: &ExportOptions, fetched: &str, sql: &mut String, binds: &mut Vec<Bind>) {
-    if let Some(host) = &opts.host {
-        let (condition, values) = host.condition();
-        sql.push_str(" AND ");
-        sql.push_str(condition);
-        binds.extend(values.into_iter().map(Bind::Text));
-    }
-    if let Some(since) = opts.since {
-        sql.push_str(&format!(" AND {fetched} >= ?"));
-        binds.push(Bind::Int(since));
-    }
-    if let Some(status) = opts.status {
-        sql.push_str(" AND p.status = ?");
-        binds.push(Bind::Int(i64::from(status)));
-    }
+fn int(v: Option<i64>) -> Cell {
+    v.map_or(Cell::Null, Cell::Int)
 }
 
-fn spec(opts: &ExportOptions) -> Spec {
-    use Kind::*;
-    let mut binds = Vec::new();
+fn flag(v: Option<bool>) -> Cell {
+    v.map_or(Cell::Null, Cell::Bool)
+}
+
+/// The columns of an export of `opts.what`, in order (a pages export's
+/// fields are inserted after `fetched_at`).
+fn columns(opts: &ExportOptions) -> Vec<&'static str> {
     match opts.what {
         What::Summaries => {
-            let mut sql = String::from(
-                "SELECT u.url, p.title, s.summary, s.backend, s.model, s.prompt_version, \
-                 s.prompt_tokens, s.completion_tokens, p.fetched_at, s.updated_at, s.truncated, \
-                 s.state, s.error \
-                 FROM pages p JOIN urls u ON u.id = p.url_id \
-                 JOIN summaries s ON s.content_hash = p.content_hash \
-                 WHERE (s.state = 'done' OR ?) AND u.sitemap = 0 AND (? OR p.noindex = 0)",
-            );
-            binds.push(Bind::Bool(opts.include_failed));
-            binds.push(Bind::Bool(opts.include_noindex));
-            filters(opts, "s.updated_at", &mut sql, &mut binds);
-            sql.push_str(" ORDER BY p.url_id, s.backend, s.model, s.prompt_version");
             let mut columns = vec![
-                ("url", Text),
-                ("title", Text),
-                ("summary", Text),
-                ("summarizer", Text),
-                ("model", Text),
-                ("prompt_version", Text),
-                ("prompt_tokens", Int),
-                ("completion_tokens", Int),
-                ("fetched_at", Time),
-                ("summarized_at", Time),
-                ("truncated", Bool),
+                "url",
+                "title",
+                "summary",
+                "summarizer",
+                "model",
+                "prompt_version",
+                "prompt_tokens",
+                "completion_tokens",
+                "fetched_at",
+                "summarized_at",
+                "truncated",
             ];
             if opts.include_failed {
-                columns.push(("state", Text));
-                columns.push(("error", Text));
+                columns.push("state");
+                columns.push("error");
             }
-            Spec {
-                sql,
-                binds,
-                columns,
-            }
+            columns
         }
         What::Pages => {
-            // With --include-skipped the URL is the driving table, and a
-            // URL without a page has NULL page columns.
-            let (from, page_filter) = if opts.include_skipped {
-                (
-                    "FROM urls u LEFT JOIN pages p ON p.url_id = u.id",
-                    " AND u.state <> 'queued' AND u.state <> 'leased' AND (p.url_id IS NULL OR ? OR p.noindex = 0)",
-                )
-            } else {
-                (
-                    "FROM pages p JOIN urls u ON u.id = p.url_id",
-                    " AND (? OR p.noindex = 0)",
-                )
-            };
-            let mut sql = format!(
-                "SELECT u.url, p.final_url, p.status, u.depth, u.state, u.reason, p.redirect_to, \
-                 p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
-                 p.content_hash, p.links_count, p.fetch_ms, p.fetched_at{text}{markdown}, \
-                 u.id {from} WHERE u.sitemap = 0{page_filter}",
-                // Selected only when asked for, in the order of `columns`;
-                // `u.id` last, for the page's extracted fields.
-                text = if opts.with_text { ", p.text" } else { "" },
-                markdown = if opts.with_markdown {
-                    ", p.markdown"
-                } else {
-                    ""
-                },
-            );
-            binds.push(Bind::Bool(opts.include_noindex));
-            filters(
-                opts,
-                "COALESCE(p.fetched_at, u.updated_at)",
-                &mut sql,
-                &mut binds,
-            );
-            sql.push_str(" ORDER BY u.id");
             let mut columns = vec![
-                ("url", Text),
-                ("final_url", Text),
-                ("status", Int),
-                ("depth", Int),
-                ("state", Text),
-                ("reason", Text),
-                ("redirect_to", Text),
-                ("content_type", Text),
-                ("size", Int),
-                ("truncated", Bool),
-                ("title", Text),
-                ("description", Text),
-                ("canonical", Text),
-                ("language", Text),
-                ("content_hash", Text),
-                ("links_count", Int),
-                ("fetch_ms", Int),
-                ("fetched_at", Time),
+                "url",
+                "final_url",
+                "status",
+                "depth",
+                "state",
+                "reason",
+                "redirect_to",
+                "content_type",
+                "size",
+                "truncated",
+                "title",
+                "description",
+                "canonical",
+                "language",
+                "content_hash",
+                "links_count",
+                "fetch_ms",
+                "fetched_at",
             ];
             if opts.with_text {
-                columns.push(("text", Text));
+                columns.push("text");
             }
             if opts.with_markdown {
-                columns.push(("markdown", Text));
+                columns.push("markdown");
             }
-            Spec {
-                sql,
-                binds,
-                columns,
-            }
+            columns
         }
         What::Changes => unreachable!("exported by export_changes"),
-        What::Links => {
-            let mut sql = String::from(
-                "SELECT u.url, t.url, l.anchor, l.nofollow, COALESCE(l.kind, 'a') \
-                 FROM links l JOIN urls u ON u.id = l.from_id JOIN urls t ON t.id = l.to_id \
-                 JOIN pages p ON p.url_id = l.from_id WHERE 1",
-            );
-            filters(opts, "p.fetched_at", &mut sql, &mut binds);
-            sql.push_str(" ORDER BY l.rowid");
-            Spec {
-                sql,
-                binds,
-                columns: vec![
-                    ("from", Text),
-                    ("to", Text),
-                    ("anchor", Text),
-                    ("nofollow", Bool),
-                    ("kind", Text),
-                ],
-            }
-        }
+        What::Links => vec!["from", "to", "anchor", "nofollow", "kind"],
     }
+}
+
+/// An exported row's cells, and for a page its URL id (to find its
+/// fields).
+type RowCells = (Vec<Cell>, Option<i64>);
+
+/// A summary's cells, in the order of [`columns`].
+fn summary_cells(r: SummaryRow, include_failed: bool) -> Vec<Cell> {
+    let mut cells = vec![
+        Cell::Text(r.url),
+        text(r.title),
+        text(r.summary),
+        Cell::Text(r.backend),
+        Cell::Text(r.model),
+        Cell::Text(r.prompt_version),
+        Cell::Int(r.prompt_tokens),
+        Cell::Int(r.completion_tokens),
+        time(Some(r.fetched_at)),
+        time(Some(r.summarized_at)),
+        Cell::Bool(r.truncated),
+    ];
+    if include_failed {
+        cells.push(Cell::Text(r.state));
+        cells.push(text(r.error));
+    }
+    cells
+}
+
+/// A page's cells, in the order of [`columns`].
+fn page_cells(r: PageRow, columns: PageColumns) -> Vec<Cell> {
+    let mut cells = vec![
+        Cell::Text(r.url),
+        text(r.final_url),
+        int(r.status),
+        Cell::Int(r.depth),
+        Cell::Text(r.state),
+        text(r.reason),
+        text(r.redirect_to),
+        text(r.content_type),
+        int(r.size),
+        flag(r.truncated),
+        text(r.title),
+        text(r.description),
+        text(r.canonical),
+        text(r.language),
+        text(r.content_hash),
+        int(r.links_count),
+        int(r.fetch_ms),
+        time(r.fetched_at),
+    ];
+    if columns.text {
+        cells.push(text(r.text));
+    }
+    if columns.markdown {
+        cells.push(text(r.markdown));
+    }
+    cells
+}
+
+/// A link's cells, in the order of [`columns`].
+fn link_cells(r: LinkRow) -> Vec<Cell> {
+    vec![
+        Cell::Text(r.from),
+        Cell::Text(r.to),
+        text(r.anchor),
+        Cell::Bool(r.nofollow),
+        Cell::Text(r.kind),
+    ]
 }
 
 /// Writes the export to `out`; returns the number of rows written.
@@ -473,8 +397,7 @@ pub async fn export(
     if opts.with_markdown {
         llms::check_markdown(store, opts.host.as_ref()).await?;
     }
-    let spec = spec(opts);
-    let mut names: Vec<&str> = spec.columns.iter().map(|(n, _)| *n).collect();
+    let mut names = columns(opts);
     // Pages carry their fields after `fetched_at`: one `extracted` object
     // in JSON, a column per field in CSV.
     let field_names = match opts.what {
@@ -500,28 +423,40 @@ pub async fn export(
     }
     let mut stored = Box::pin(store.stored_fields());
     let mut next_field: Option<crate::store::fields::StoredField> = None;
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(spec.sql.clone()));
-    for b in &spec.binds {
-        query = match b {
-            Bind::Bool(v) => query.bind(*v),
-            Bind::Int(v) => query.bind(*v),
-            Bind::Text(v) => query.bind(v.clone()),
-        };
-    }
-    let mut rows = query.fetch(store.pool());
+    let filter = ExportFilter {
+        host: opts.host.as_ref(),
+        since: opts.since,
+        status: opts.status,
+        include_noindex: opts.include_noindex,
+    };
+    let page_columns = PageColumns {
+        text: opts.with_text,
+        markdown: opts.with_markdown,
+        include_skipped: opts.include_skipped,
+    };
+    let mut rows: BoxStream<'_, Result<RowCells, StoreError>> = match opts.what {
+        What::Summaries => store
+            .export_summaries(&filter, opts.include_failed)
+            .map_ok(|r| (summary_cells(r, opts.include_failed), None))
+            .boxed(),
+        What::Pages => store
+            .export_pages(&filter, page_columns)
+            .map_ok(|r| {
+                let id = r.url_id;
+                (page_cells(r, page_columns), Some(id))
+            })
+            .boxed(),
+        What::Links => store
+            .export_links(&filter)
+            .map_ok(|r| (link_cells(r), None))
+            .boxed(),
+        What::Changes => unreachable!("exported by export_changes"),
+    };
     let mut n = 0u64;
-    while let Some(r) = rows.try_next().await? {
-        let mut cells = spec
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, (_, kind))| Cell::read(&r, i, *kind))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(at) = fields_at {
+    while let Some((mut cells, id)) = rows.try_next().await? {
+        if let (Some(at), Some(id)) = (fields_at, id) {
             // Both streams are in URL id order: take this page's fields
             // and pass over those of pages the filters left out.
-            // `u.id`, selected last.
-            let id: i64 = r.try_get(r.len() - 1)?;
             let mut found: Vec<crate::store::fields::StoredField> = Vec::new();
             loop {
                 if next_field.is_none() {
@@ -822,22 +757,22 @@ mod tests {
 pub const MAX_DIFF_BYTES: usize = 64 << 10;
 
 /// The columns of `--what changes`.
-const CHANGE_COLUMNS: [(&str, Kind); 15] = [
-    ("run", Kind::Int),
-    ("url", Kind::Text),
-    ("change", Kind::Text),
-    ("previous_title", Kind::Text),
-    ("title", Kind::Text),
-    ("previous_content_hash", Kind::Text),
-    ("content_hash", Kind::Text),
-    ("previous_fetched_at", Kind::Time),
-    ("fetched_at", Kind::Time),
-    ("summary", Kind::Text),
-    ("diff", Kind::Text),
-    ("diff_truncated", Kind::Bool),
-    ("diff_bytes", Kind::Int),
-    ("links_added", Kind::Text),
-    ("links_gone", Kind::Text),
+const CHANGE_COLUMNS: [&str; 15] = [
+    "run",
+    "url",
+    "change",
+    "previous_title",
+    "title",
+    "previous_content_hash",
+    "content_hash",
+    "previous_fetched_at",
+    "fetched_at",
+    "summary",
+    "diff",
+    "diff_truncated",
+    "diff_bytes",
+    "links_added",
+    "links_gone",
 ];
 
 /// A unified diff of two versions of a page's main text, by line, cut at
@@ -871,7 +806,7 @@ async fn export_changes(
         (None, Some(since)) => store.runs_since(since).await?,
         (None, None) => store.latest_recrawl().await?.into_iter().collect(),
     };
-    let names: Vec<&str> = CHANGE_COLUMNS.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = CHANGE_COLUMNS.to_vec();
     match opts.format {
         Format::Csv => {
             let header: Vec<Cell> = names.iter().map(|n| Cell::Text(n.to_string())).collect();
@@ -912,8 +847,6 @@ async fn export_changes(
             } else {
                 (None, false, 0)
             };
-            let text = |v: Option<String>| v.map_or(Cell::Null, Cell::Text);
-            let time = |v: Option<i64>| v.map_or(Cell::Null, |ms| Cell::Text(rfc3339(ms)));
             let cells = vec![
                 Cell::Int(r.run_id),
                 Cell::Text(r.url),

@@ -8,8 +8,17 @@
 //! - [`canon`]: URL canonicalization and the 64-bit fingerprint that is a
 //!   URL's identity.
 //! - [`scope`]: which discovered URLs belong to the crawl.
-//! - [`crawl`]: the coordinator: frontier (seen-set, bounded in-memory
-//!   window backed by the database), dispatch, completion, stop.
+//! - [`crawl`]: a run of a crawl (start, resume, recrawl), split by
+//!   concern:
+//!   - `crawl::coordinator`: the one task that decides what is fetched
+//!     next: its select loop, dispatch, refills, completion, stop.
+//!   - [`crawl::frontier`]: the seen-set, where URLs to fetch wait (the
+//!     bounded in-memory window or the database) and the page budgets, as
+//!     decisions with no I/O.
+//!   - `crawl::outcome`: what a worker's result means (retry, page, redirect
+//!     hop, sitemap, a revisit's change), as one record for the writer.
+//!   - `crawl::lifecycle`: each host's robots.txt and sitemaps: read,
+//!     applied, read again after 24 hours.
 //! - [`scheduler`]: per-host queues and the heap of hosts by next allowed time.
 //! - [`worker`]: one fetch, from request to parsed, owned result.
 //! - [`fetch`]: the HTTP client (one hop, capped body, timeouts).
@@ -25,9 +34,22 @@
 //!   extract`, to the bodies a crawl kept (`fields::stored`).
 //! - [`recrawl`]: what a revisit of a stored page found (new, changed,
 //!   unchanged, removed) and when to come back.
-//! - [`store`]: the SQLite database and its single writer task; kept
-//!   HTML bodies (compressed) and extracted fields in `store::fields`, and
-//!   the read side of the exports (the pages an `llms.txt` lists).
+//! - [`store`]: the SQLite database and its single writer task, and the
+//!   only module that runs SQL; kept HTML bodies (compressed) and
+//!   extracted fields in `store::fields`, and the read side of the exports
+//!   (the pages an `llms.txt` lists).
+//!   - [`store::records`]: what the crawl hands to storage (one
+//!     `FetchRecord` per fetch, URLs, hosts) and the `WriteOp`s the writer
+//!     takes: the seam between the crawl and a storage backend.
+//!   - `store::frontier`: the frontier a new run reads back (URLs queued
+//!     again, the seen-set, budgets spent), robots.txt kept per host.
+//!   - `store::status`: the counts `status` reads.
+//!   - `store::export`: the summaries, pages and links an export writes,
+//!     typed and streamed.
+//!   - [`store::summaries`]: the summary stage's storage (pages that need
+//!     a summary under a key, parts of split pages, results on the stage's
+//!     own connection), summary counts, and a page's text for `summarize
+//!     --url`.
 //! - [`summarize`]: the summary stage: the extractive summarizer (run
 //!   with the parse during a crawl) and the OpenAI-compatible LLM backend.
 //! - [`export`]: rows out of the database as JSON Lines, CSV or Markdown

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::store::lock::DbLock;
 use crate::store::{Store, StoreError};
@@ -76,14 +75,14 @@ pub struct HostRules {
     pub rules: i64,
 }
 
-/// One summarizer's summaries (see `summarize::stage::KeyCounts`).
+/// One summarizer's summaries (see `store::summaries::KeyCounts`).
 #[derive(Debug, Serialize)]
 pub struct SummarizerCounts {
     pub backend: String,
     pub model: String,
     pub prompt_version: String,
     #[serde(flatten)]
-    pub counts: crate::summarize::stage::KeyCounts,
+    pub counts: crate::store::summaries::KeyCounts,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,82 +138,49 @@ pub struct RunLine {
     pub bytes: i64,
 }
 
+/// Reads where the crawl in `store` stands. A crawl whose row says it runs
+/// while no process holds the database is reported `interrupted`.
 pub async fn collect(store: &Store) -> Result<Status, StoreError> {
-    let pool = store.pool();
-    let crawl = match sqlx::query(
-        "SELECT id, state, config, started_at, finished_at FROM crawls ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?
-    {
-        None => None,
-        Some(r) => {
-            let mut state: String = r.get("state");
-            // `running` in the table after the process is gone means it
-            // was killed; only the lock tells the two apart.
-            if (state == "running" || state == "summarizing") && !DbLock::is_held(store.path()) {
-                state = "interrupted".into();
-            }
-            let mut settings: serde_json::Value =
-                serde_json::from_str(r.get::<&str, _>("config")).unwrap_or_default();
-            durations_in_secs(&mut settings);
-            let seeds = settings["seeds"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            Some(CrawlInfo {
-                id: r.get("id"),
-                state,
-                started_at: rfc3339(r.get("started_at")),
-                finished_at: r.get::<Option<i64>, _>("finished_at").map(rfc3339),
-                seeds,
-                settings,
-            })
+    let crawl = store.crawl().await?.map(|r| {
+        let mut state = r.state;
+        // `running` in the table after the process is gone means it
+        // was killed; only the lock tells the two apart.
+        if (state == "running" || state == "summarizing") && !DbLock::is_held(store.path()) {
+            state = "interrupted".into();
         }
-    };
+        let mut settings: serde_json::Value = serde_json::from_str(&r.config).unwrap_or_default();
+        durations_in_secs(&mut settings);
+        let seeds = settings["seeds"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        CrawlInfo {
+            id: r.id,
+            state,
+            started_at: rfc3339(r.started_at),
+            finished_at: r.finished_at.map(rfc3339),
+            seeds,
+            settings,
+        }
+    });
     let urls_by_state: BTreeMap<String, i64> = store.state_counts().await?.into_iter().collect();
     let by_state = |s: &str| urls_by_state.get(s).copied().unwrap_or(0);
     let failed_by_reason = store.reason_counts("failed").await?.into_iter().collect();
     let skipped = store.reason_counts("skipped").await?.into_iter().collect();
-    // Pages first (CROSS JOIN keeps that order): without statistics,
-    // SQLite may drive these joins from `urls` and scan every URL of a
-    // crawl to count a few thousand pages.
-    let http_status: BTreeMap<String, i64> = sqlx::query_as(
-        // A page a recrawl found gone keeps its last version, but its
-        // latest answer is the 404 or 410 its URL failed with.
-        "SELECT CASE WHEN c.removed_run IS NOT NULL AND u.reason LIKE 'http\\_%' ESCAPE '\\' \
-         THEN substr(u.reason, 6) ELSE CAST(p.status AS TEXT) END AS answer, COUNT(*) \
-         FROM pages p CROSS JOIN urls u ON u.id = p.url_id LEFT JOIN page_checks c ON c.url_id = p.url_id \
-         WHERE u.sitemap = 0 GROUP BY answer",
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .collect();
+    let http_status: BTreeMap<String, i64> =
+        store.http_status_counts().await?.into_iter().collect();
     let pages_stored = http_status.values().sum();
-    let (pages_truncated, pages_binary): (i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(p.truncated), 0), COALESCE(SUM(p.text IS NULL AND p.status BETWEEN 200 AND 299 \
-         AND (p.content_type LIKE 'text/html%' OR p.content_type LIKE 'application/xhtml+xml%')), 0) \
-         FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
-    )
-    .fetch_one(pool)
-    .await?;
-    let top_hosts = sqlx::query(
-        "SELECT u.origin, COUNT(*) AS n FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
-         GROUP BY u.origin ORDER BY n DESC, u.origin LIMIT 10",
-    )
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| HostCount {
-        origin: r.get(0),
-        pages: r.get(1),
-    })
-    .collect();
+    let (pages_truncated, pages_binary) = store.truncated_and_binary_pages().await?;
+    let top_hosts = store
+        .top_hosts()
+        .await?
+        .into_iter()
+        .map(|(origin, pages)| HostCount { origin, pages })
+        .collect();
     let last_run_stats = store.last_run().await?;
     let last_run = last_run_stats.as_ref().map(|run| RunInfo {
         started_at: rfc3339(run.started_at),
@@ -240,59 +206,39 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         })
         .collect();
     let (summaries_done, summaries_failed, summaries_pending) = store.summary_counts().await?;
-    let tokens = sqlx::query(
-        "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM summaries",
-    )
-    .fetch_one(pool)
-    .await?;
-    let keys: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT DISTINCT backend, model, prompt_version FROM summaries ORDER BY backend, model, prompt_version",
-    )
-    .fetch_all(pool)
-    .await?;
+    let (summary_prompt_tokens, summary_completion_tokens) = store.summary_tokens().await?;
     let mut summaries_by_summarizer = Vec::new();
-    for (backend, model, prompt_version) in keys {
+    for s in store.stored_summarizers().await? {
         let key = crate::summarize::SummaryKey {
-            backend: if backend == "llm" {
+            backend: if s.backend == "llm" {
                 "llm"
             } else {
                 "extractive"
             },
-            model: model.clone(),
-            prompt_version: prompt_version.clone(),
+            model: s.model.clone(),
+            prompt_version: s.prompt_version.clone(),
         };
         let counts = store.summary_counts_for(&key).await?;
         summaries_by_summarizer.push(SummarizerCounts {
-            backend,
-            model,
-            prompt_version,
+            backend: s.backend,
+            model: s.model,
+            prompt_version: s.prompt_version,
             counts,
         });
     }
-    let errors: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT COALESCE(error, ''), COUNT(*) FROM summaries WHERE state = 'failed' GROUP BY error",
-    )
-    .fetch_all(pool)
-    .await?;
     let mut summaries_failed_by_reason = BTreeMap::new();
-    for (error, n) in errors {
+    for (error, n) in store.summary_errors().await? {
         *summaries_failed_by_reason
             .entry(failure_kind(&error))
             .or_insert(0) += n;
     }
     let sitemaps = store.sitemap_counts().await?.into_iter().collect();
-    let robots_unusable_rules = sqlx::query(
-        "SELECT origin, robots_unusable_rules FROM hosts WHERE robots_unusable_rules > 0 \
-         ORDER BY robots_unusable_rules DESC, origin",
-    )
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| HostRules {
-        origin: r.get(0),
-        rules: r.get(1),
-    })
-    .collect();
+    let robots_unusable_rules = store
+        .unusable_robots_rules()
+        .await?
+        .into_iter()
+        .map(|(origin, rules)| HostRules { origin, rules })
+        .collect();
     Ok(Status {
         database: store.path().display().to_string(),
         crawl,
@@ -312,8 +258,8 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         summaries_done,
         summaries_failed,
         summaries_pending,
-        summary_prompt_tokens: tokens.get(0),
-        summary_completion_tokens: tokens.get(1),
+        summary_prompt_tokens,
+        summary_completion_tokens,
         summaries_by_summarizer,
         summaries_failed_by_reason,
         sitemaps,

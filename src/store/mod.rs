@@ -10,6 +10,7 @@
 //! refused before anything is created or changed. Readers need no lock
 //! and can read a database this process cannot write.
 
+pub mod export;
 pub mod fields;
 mod frontier;
 mod llms;
@@ -19,6 +20,7 @@ pub mod records;
 mod recrawl;
 pub mod report;
 mod runs;
+mod status;
 pub mod summaries;
 pub mod writer;
 
@@ -26,6 +28,8 @@ pub use frontier::StoredRobots;
 pub use llms::{Home, ListedOrigin, ListedPage};
 pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
+pub use status::StoredSummarizer;
+pub use summaries::PageText;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! The summary stage's storage: which stored pages still need a summary
 //! under a summarizer's key, the parts of split pages kept between
 //! attempts, and the writes of results (on a connection of the stage's
-//! own, beside the crawl's writer).
+//! own, beside the crawl's writer); how far the summaries are (`status`,
+//! `trawl summarize`) and one page's text (`trawl summarize --url`).
 //!
 //! A summary is keyed by (content hash, backend, model, prompt version):
 //! the same content at two URLs, or fetched again unchanged, is summarized
@@ -59,6 +60,20 @@ pub struct StoredPart {
     pub cut: bool,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+}
+
+/// A stored page's text, as a summarizer takes it (`trawl summarize
+/// --url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageText {
+    /// SHA-256 of the body, hex (the key of its summaries); `None` when no
+    /// body was read.
+    pub content_hash: Option<String>,
+    /// The main text; `None` when the page was not read as HTML.
+    pub text: Option<String>,
+    /// The kind of each line of `text`, one byte per line; `None` for a
+    /// page stored before schema v6.
+    pub text_kinds: Option<String>,
 }
 
 /// One summary result to write.
@@ -229,6 +244,22 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok((row.get(0), row.get(1), row.get(2)))
+    }
+
+    /// The text of the page stored for the URL with this id (its
+    /// fingerprint); `None` when no page is stored for it.
+    pub async fn page_text(&self, url_id: i64) -> Result<Option<PageText>, StoreError> {
+        let row = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
+            "SELECT content_hash, text, text_kinds FROM pages WHERE url_id = ?",
+        )
+        .bind(url_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(content_hash, text, text_kinds)| PageText {
+            content_hash,
+            text,
+            text_kinds,
+        }))
     }
 
     /// A writer of summaries on a connection of its own (the summary
