@@ -207,6 +207,18 @@ impl<J> Scheduler<J> {
         }
     }
 
+    /// Pushes the host's next allowed time back to at least one of its
+    /// intervals (its own, or the crawl's if longer) after `start`.
+    pub fn delay_from(&mut self, origin: &str, start: Instant) {
+        let interval = self.interval;
+        if let Some(host) = self.hosts.get_mut(origin) {
+            let at = start + host.interval.unwrap_or(interval).max(interval);
+            if host.next_at < at {
+                host.next_at = at;
+            }
+        }
+    }
+
     /// Forgets hosts with nothing queued, nothing in flight and no pending
     /// delay, so memory follows the active hosts, not every host ever seen.
     /// Returns the hosts forgotten.
@@ -321,5 +333,24 @@ mod tests {
         let t1 = t0 + Duration::from_millis(500);
         assert!(matches!(s.next(t1), Next::Wait(at) if at == t0 + Duration::from_secs(1)));
         assert_eq!(ready(s.next(t0 + Duration::from_secs(1))).1, 3);
+    }
+
+    #[test]
+    fn a_host_waits_one_of_its_intervals_from_a_restart() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(1, Duration::from_millis(100));
+        s.push("a", 1, false, t0);
+        s.push("b", 2, false, t0);
+        s.set_interval("b", Duration::from_secs(2), t0);
+        s.delay_from("a", t0);
+        s.delay_from("b", t0);
+        // An earlier start never brings a host forward.
+        s.delay_from("b", t0 - Duration::from_secs(5));
+        assert!(matches!(s.next(t0), Next::Wait(at) if at == t0 + Duration::from_millis(100)));
+        assert_eq!(ready(s.next(t0 + Duration::from_millis(100))).1, 1);
+        assert!(
+            matches!(s.next(t0 + Duration::from_secs(1)), Next::Wait(at) if at == t0 + Duration::from_secs(2))
+        );
+        assert_eq!(ready(s.next(t0 + Duration::from_secs(2))).1, 2);
     }
 }

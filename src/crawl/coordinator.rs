@@ -57,6 +57,15 @@ pub(super) struct Coordinator {
     pub(super) slow_running: HashMap<Arc<str>, u32>,
     /// URLs of hosts given up on, to be recorded as failed.
     pub(super) given_up: Vec<i64>,
+    /// Waits earlier runs were given per host (epoch ms), applied when
+    /// the host is first queued in this run.
+    pub(super) stored_delays: HashMap<String, i64>,
+    /// Waits decided in this run (back-off, Retry-After), to be stored:
+    /// (origin, epoch ms).
+    pub(super) delays_out: Vec<(Arc<str>, i64)>,
+    /// When this run started, if it continues an earlier one (resume,
+    /// recrawl): no host is asked before one of its intervals from then.
+    pub(super) restarted: Option<Instant>,
     pub(super) ctx: Arc<WorkerCtx>,
     pub(super) counters: Arc<Counters>,
     /// When the scheduler said the next host becomes ready.
@@ -127,6 +136,12 @@ impl Coordinator {
                     self.add_sitemaps(&origin, &[]).await?;
                 }
                 self.dispatch();
+                for (origin, until) in std::mem::take(&mut self.delays_out) {
+                    let origin = origin.to_string();
+                    self.writer
+                        .send(WriteOp::HostDelay { origin, until })
+                        .await?;
+                }
                 let given_up = std::mem::take(&mut self.given_up);
                 self.fail(given_up, crate::hosts::HOST_UNRESPONSIVE).await?;
                 let trapped = std::mem::take(&mut self.trapped);
@@ -380,7 +395,26 @@ impl Coordinator {
             }
         }
         self.sched.push(origin, job, front, now);
+        self.hold_host(origin, now);
         None
+    }
+
+    /// Keeps a host's clock across runs: a wait an earlier run was given
+    /// (a back-off, a Retry-After) holds, and a run that continues an
+    /// earlier one asks no host before one of its intervals from the
+    /// run's start (the earlier process may have made a request just
+    /// before it stopped, or was killed).
+    pub(super) fn hold_host(&mut self, origin: &str, now: Instant) {
+        if !self.stored_delays.is_empty()
+            && let Some(until) = self.stored_delays.remove(origin)
+        {
+            let wait = (until - crate::util::now_ms()).max(0) as u64;
+            self.sched
+                .delay_host(origin, now + Duration::from_millis(wait));
+        }
+        if let Some(start) = self.restarted {
+            self.sched.delay_from(origin, start);
+        }
     }
 
     /// Records URLs taken back from the window as failed, unfetched (their

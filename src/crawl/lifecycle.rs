@@ -147,6 +147,8 @@ impl Coordinator {
                 }
                 if let Some(d) = crawl_delay {
                     self.sched.set_interval(&origin, d, now);
+                    // A Crawl-delay holds across runs as the rate does.
+                    self.hold_host(&origin, now);
                 }
                 if load.fresh {
                     // The robots.txt request counts: the next waits its turn.

@@ -422,6 +422,17 @@ async fn run(
         );
     }
     frontier.restore_queued(store.queued_count().await?);
+    // Back-offs and Retry-Afters an earlier run was given and that are not
+    // over yet.
+    let stored_delays: HashMap<String, i64> = if resuming {
+        store
+            .host_delays(crate::util::now_ms())
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        HashMap::new()
+    };
 
     let conn = store.connection().await?;
     let checkpoint_conn = store.connection().await?;
@@ -475,6 +486,9 @@ async fn run(
         task_jobs: HashMap::new(),
         slow_running: HashMap::new(),
         given_up: Vec::new(),
+        stored_delays,
+        delays_out: Vec::new(),
+        restarted: resuming.then_some(started),
         ctx,
         counters: counters.clone(),
         wake: None,

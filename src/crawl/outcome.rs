@@ -337,6 +337,12 @@ impl Coordinator {
             None => backoff,
         };
         self.sched.delay_host(origin, now + wait);
+        // Kept in the store too: a run started before the wait is over
+        // waits it out.
+        self.delays_out.push((
+            origin.clone(),
+            crate::util::now_ms() + wait.as_millis() as i64,
+        ));
         if job.attempts >= self.cfg.politeness.retries {
             return Some(job);
         }

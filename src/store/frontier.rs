@@ -137,6 +137,17 @@ impl Store {
         .await?)
     }
 
+    /// Hosts that may not be asked before a time after `now` (a back-off
+    /// or a Retry-After an earlier run was given): (origin, epoch ms).
+    pub async fn host_delays(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as::<_, (String, i64)>(
+            "SELECT origin, next_fetch_at FROM hosts WHERE next_fetch_at > ?",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// `origin`'s robots.txt as stored, if it was fetched after `oldest`
     /// (epoch ms) and answered below 500 (a 5xx or a failed request is
     /// asked again).

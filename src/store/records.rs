@@ -234,6 +234,10 @@ pub enum WriteOp {
     Fail { ids: Vec<i64>, reason: &'static str },
     /// Record what robots.txt of an origin said.
     Host(Box<HostRecord>),
+    /// No request may start to `origin` before `until` (epoch ms): a
+    /// back-off or a server's Retry-After, kept for a later run. A later
+    /// time already stored stays.
+    HostDelay { origin: String, until: i64 },
     /// Replace the cookie jars of these hosts: `(host, JSON)`.
     Cookies(Vec<(String, String)>),
     /// Return every leased URL to the queue (a stop before the end).

@@ -390,7 +390,7 @@ impl Store {
         if !hosts.is_empty() {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "SELECT origin, robots_status, robots_error, robots_fetched_at, crawl_delay_ms, \
-                 robots_unusable_rules FROM hosts WHERE origin IN (",
+                 robots_unusable_rules FROM hosts WHERE robots_fetched_at > 0 AND origin IN (",
             );
             let mut sep = qb.separated(", ");
             for h in &hosts {

@@ -311,6 +311,17 @@ async fn commit(
                         .execute(&mut *tx)
                         .await?;
                     }
+                    WriteOp::HostDelay { origin, until } => {
+                        sqlx::query(
+                            "INSERT INTO hosts (origin, robots_fetched_at, next_fetch_at) VALUES (?, 0, ?) \
+                             ON CONFLICT (origin) DO UPDATE SET \
+                             next_fetch_at = MAX(COALESCE(hosts.next_fetch_at, 0), excluded.next_fetch_at)",
+                        )
+                        .bind(&origin)
+                        .bind(until)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     WriteOp::ReleaseLeased => {
                         sqlx::query("UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased'")
                             .bind(now)

@@ -525,3 +525,72 @@ async fn a_resumed_crawl_reads_robots_txt_from_the_database() {
     assert_eq!(robots, 1, "the stored answer is fresh: not fetched again");
     assert!(s.requests().iter().all(|p| !p.starts_with("/private")));
 }
+
+#[tokio::test]
+async fn a_resumed_crawl_waits_a_crawl_delay_after_the_last_runs_request() {
+    let s = serve(
+        vec![RobotsAnswer::Body("User-agent: *\nCrawl-delay: 1\n".into())],
+        &[("/", &links(&["/a", "/b"]))],
+        &[],
+    )
+    .await;
+    let c = crawl(&[&s], |cfg| cfg.limits.max_pages = Some(1)).await;
+    assert_eq!(s.requests(), ["/"]);
+    // Resumed at once: robots.txt comes from the database, and no request
+    // is made for it, but the Crawl-delay holds from the last run's
+    // request (a lower bound only: a loaded machine can only be slower).
+    let report = crate::crawl::resume(&c.store, |cfg| cfg.limits.max_pages = None).await;
+    assert_eq!(report.pages_stored, 3);
+    let times = page_times(&s);
+    assert_eq!(times.len(), 3);
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(950),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_recrawl_waits_out_a_retry_after_the_last_run_was_given() {
+    let s = serve(
+        vec![RobotsAnswer::Status(404)],
+        &[("/", &links(&["/limited"]))],
+        &[],
+    )
+    .await;
+    // No retries: the 429 is recorded and the run ends at once, well
+    // before its Retry-After of 2 s is over.
+    let c = crawl(&[&s], |cfg| cfg.politeness.retries = 0).await;
+    assert_eq!(c.report.failed, 1);
+    let timed = s.timed_requests();
+    let (t429, _) = timed.iter().find(|(_, p)| p == "/limited").unwrap().clone();
+    let until: i64 = sqlx::query_scalar("SELECT next_fetch_at FROM hosts WHERE origin = ?")
+        .bind(s.url(""))
+        .fetch_one(c.store.pool())
+        .await
+        .unwrap();
+    assert!(until > 0, "the wait is stored with the host");
+
+    let report = trawl::crawl::recrawl(
+        &c.store,
+        |_| {},
+        trawl::crawl::RecrawlOptions {
+            due_only: false,
+            now: trawl::util::now_ms(),
+        },
+        trawl::crawl::Controls::default(),
+        Arc::new(trawl::progress::Counters::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.fetched, 2, "/ and /limited asked again");
+    let after: Vec<Instant> = page_times(&s).into_iter().filter(|t| *t > t429).collect();
+    assert_eq!(after.len(), 2);
+    assert!(
+        after[0] - t429 >= Duration::from_millis(1950),
+        "{:?}",
+        after[0] - t429
+    );
+}
