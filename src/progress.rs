@@ -92,6 +92,8 @@ pub struct Counters {
     /// URLs waiting: in memory plus in the database.
     pub queued: AtomicU64,
     pub in_flight: AtomicU64,
+    /// Hosts with URLs queued or in flight in this process.
+    pub hosts: AtomicU64,
     /// Body bytes received.
     pub bytes: AtomicU64,
     /// Recrawl revisits not asked: a sitemap's `<lastmod>` showed them

@@ -47,6 +47,8 @@ pub struct Status {
     /// Every run of the crawl (first crawl, resumes, recrawls), oldest
     /// first, with what a recrawl found.
     pub runs: Vec<RunLine>,
+    /// The processes that worked on the crawl (the last 20), oldest first.
+    pub processes: Vec<ProcessLine>,
     /// Distinct page contents with a summary by any summarizer.
     pub summaries_done: i64,
     /// Contents whose every summary attempt failed.
@@ -66,6 +68,31 @@ pub struct Status {
     /// Hosts whose robots.txt had rules for trawl that could not be used
     /// (left out, every other rule obeyed), most first.
     pub robots_unusable_rules: Vec<HostRules>,
+}
+
+/// A process that worked on the crawl, as `status` shows it.
+#[derive(Debug, Serialize)]
+pub struct ProcessLine {
+    /// The run it worked on (`runs[].id`).
+    pub run_id: i64,
+    pub hostname: String,
+    pub pid: i64,
+    /// `running`; `finished` (it ended, by a stop or the crawl's end); or
+    /// `lost`: it recorded no end and no process holds the database, or
+    /// its last heartbeat is older than 30 s (it was killed).
+    pub state: String,
+    pub started_at: String,
+    pub last_heartbeat: String,
+    pub finished_at: Option<String>,
+    /// Its `--concurrency`.
+    pub concurrency: i64,
+    /// Pages it fetched (as of its last heartbeat, or its end).
+    pub fetched: i64,
+    /// `fetched` over the time from its start to its last heartbeat, to
+    /// one decimal.
+    pub pages_per_sec: f64,
+    /// Hosts it had work for, as of its last heartbeat.
+    pub hosts: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -205,6 +232,42 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             bytes: r.bytes,
         })
         .collect();
+    let held = DbLock::is_held(store.path());
+    let now = crate::util::now_ms();
+    let lost_after = crate::store::processes::LOST_AFTER.as_millis() as i64;
+    let processes = store
+        .processes(20)
+        .await?
+        .into_iter()
+        .map(|p| {
+            let state = if p.finished_at.is_some() {
+                "finished"
+            } else if !held || now - p.heartbeat_at > lost_after {
+                "lost"
+            } else {
+                "running"
+            };
+            let secs = (p.heartbeat_at - p.started_at) as f64 / 1000.0;
+            let pages_per_sec = if secs > 0.0 {
+                (p.fetched as f64 / secs * 10.0).round() / 10.0
+            } else {
+                0.0
+            };
+            ProcessLine {
+                run_id: p.run_id,
+                hostname: p.hostname,
+                pid: p.pid,
+                state: state.to_string(),
+                started_at: rfc3339(p.started_at),
+                last_heartbeat: rfc3339(p.heartbeat_at),
+                finished_at: p.finished_at.map(rfc3339),
+                concurrency: p.concurrency,
+                fetched: p.fetched,
+                pages_per_sec,
+                hosts: p.hosts,
+            }
+        })
+        .collect();
     let (summaries_done, summaries_failed, summaries_pending) = store.summary_counts().await?;
     let (summary_prompt_tokens, summary_completion_tokens) = store.summary_tokens().await?;
     let mut summaries_by_summarizer = Vec::new();
@@ -255,6 +318,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         last_run,
         last_run_stats,
         runs,
+        processes,
         summaries_done,
         summaries_failed,
         summaries_pending,
@@ -451,6 +515,23 @@ impl Status {
                 ", {} downloaded\n",
                 crate::util::human_bytes(r.bytes)
             ));
+        }
+        if !self.processes.is_empty() {
+            s.push_str("  processes:\n");
+        }
+        for p in &self.processes {
+            s.push_str(&format!(
+                "    pid {} on {} (run {}): {}, {} pages fetched ({:.1}/s), started {}",
+                p.pid, p.hostname, p.run_id, p.state, p.fetched, p.pages_per_sec, p.started_at
+            ));
+            match p.state.as_str() {
+                "running" => s.push_str(&format!(
+                    ", {} hosts, last heartbeat {}\n",
+                    p.hosts, p.last_heartbeat
+                )),
+                "lost" => s.push_str(&format!(", last heard from {}\n", p.last_heartbeat)),
+                _ => s.push('\n'),
+            }
         }
         s.push_str(&format!(
             "  summaries: {} done, {} failed, {} pending",

@@ -263,6 +263,7 @@ impl Coordinator {
             Relaxed,
         );
         c.in_flight.store(self.tasks.len() as u64, Relaxed);
+        c.hosts.store(self.sched.hosts() as u64, Relaxed);
     }
 
     /// Starts as many fetches as the limits allow now.

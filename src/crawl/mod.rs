@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use url::Url;
 
 use crate::config::{ConfigError, CrawlConfig};
@@ -34,6 +35,7 @@ use crate::progress::Counters;
 use crate::reason::SkipReason;
 use crate::robots::{self};
 use crate::scheduler::Scheduler;
+use crate::store::processes::{HEARTBEAT, ProcessInfo};
 use crate::store::records::{Committed, WriterStats};
 use crate::store::writer;
 use crate::store::{CrawlState, RunKind, Store, StoreError};
@@ -434,6 +436,21 @@ async fn run(
         HashMap::new()
     };
 
+    // This process, for `status`: registered, beating until it ends.
+    let who = ProcessInfo {
+        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: std::process::id(),
+        concurrency: cfg.concurrency as u32,
+    };
+    let process_id = store
+        .register_process(this.id, &who, crate::util::now_ms())
+        .await?;
+    let heartbeat = AbortOnDropHandle::new(tokio::spawn(beat(
+        store.clone(),
+        process_id,
+        counters.clone(),
+    )));
+
     let conn = store.connection().await?;
     let checkpoint_conn = store.connection().await?;
     let (writer, writer_task) = writer::spawn(
@@ -558,6 +575,14 @@ async fn run(
         None => None,
     };
     watch_stop.abort();
+    drop(heartbeat);
+    store
+        .finish_process(
+            process_id,
+            crate::util::now_ms(),
+            counters.get(&counters.fetched),
+        )
+        .await?;
     // Before the final checkpoint, which leaves no WAL behind.
     store
         .finish_run(
@@ -589,6 +614,27 @@ async fn run(
         parse_time: Duration::from_nanos(counters.get(&counters.parse_nanos)),
         summaries,
     })
+}
+
+/// Writes the heartbeat of process `id` every [`HEARTBEAT`] until aborted
+/// (a failed write is only logged: the next one may pass).
+async fn beat(store: Store, id: i64, counters: Arc<Counters>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (fetched, hosts) = (
+            counters.get(&counters.fetched),
+            counters.get(&counters.hosts),
+        );
+        if let Err(e) = store
+            .heartbeat(id, crate::util::now_ms(), fetched, hosts)
+            .await
+        {
+            tracing::debug!("heartbeat: {e}");
+        }
+    }
 }
 
 /// Totals for the final report line, by reason.

@@ -16,6 +16,7 @@ mod frontier;
 mod llms;
 pub mod lock;
 mod open;
+pub mod processes;
 pub mod records;
 mod recrawl;
 pub mod report;

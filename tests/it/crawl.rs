@@ -478,3 +478,45 @@ async fn stop_returns_unfinished_work_to_the_queue_and_resume_finishes_it() {
     assert_eq!(report.pages_stored as u64, util::GEN_PAGES);
     a.assert_no_duplicates();
 }
+
+#[tokio::test]
+async fn status_shows_each_process_that_worked_on_the_crawl() {
+    let (a, _b) = util::two_hosts().await;
+    let mut cfg = config(&[a.url("/gen/1")]);
+    cfg.limits.max_pages = Some(5);
+    let c = run(cfg).await;
+    resume(&c.store, |cfg| cfg.limits.max_pages = Some(8)).await;
+    let st = trawl::status::collect(&c.store).await.unwrap();
+    assert_eq!(st.processes.len(), 2, "one per run");
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    for (p, run) in st.processes.iter().zip(&st.runs) {
+        assert_eq!(p.run_id, run.id);
+        assert_eq!(p.state, "finished");
+        assert_eq!(p.pid, i64::from(std::process::id()));
+        assert_eq!(p.hostname, host);
+        assert_eq!(p.concurrency, 8);
+        assert!(p.finished_at.is_some());
+        assert_eq!(p.hosts, 0, "a finished process has no hosts");
+    }
+    assert_eq!(st.processes[0].fetched, 5);
+    assert_eq!(st.processes[1].fetched, 3);
+
+    // A process that recorded no end: running while the database is held
+    // and its heartbeat is fresh, lost once the heartbeat is 30 s old.
+    let now = trawl::util::now_ms();
+    let set = |beat: i64| {
+        sqlx::query(
+            "UPDATE processes SET finished_at = NULL, heartbeat_at = ? WHERE id = (SELECT MAX(id) FROM processes)",
+        )
+        .bind(beat)
+        .execute(c.store.pool())
+    };
+    set(now).await.unwrap();
+    let st = trawl::status::collect(&c.store).await.unwrap();
+    assert_eq!(st.processes[1].state, "running");
+    assert!(st.to_text().contains("running"), "{}", st.to_text());
+    set(now - 31_000).await.unwrap();
+    let st = trawl::status::collect(&c.store).await.unwrap();
+    assert_eq!(st.processes[1].state, "lost");
+    assert_eq!(st.processes[0].state, "finished");
+}

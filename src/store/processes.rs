@@ -1,0 +1,146 @@
+//! The processes that work on a crawl: each registers when its run
+//! starts, beats every [`HEARTBEAT`] while it runs, and records its end. A
+//! process that stopped beating without an end was killed (or lost its
+//! machine); `status` shows which.
+
+use std::time::Duration;
+
+use super::{Store, StoreError};
+
+/// How often a running process writes its heartbeat.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A process whose last heartbeat is older than this, and that recorded
+/// no end, is taken as lost (six heartbeats missed).
+pub const LOST_AFTER: Duration = Duration::from_secs(30);
+
+/// Who a process is, as it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// The machine's host name.
+    pub hostname: String,
+    pub pid: u32,
+    /// Its `--concurrency`.
+    pub concurrency: u32,
+}
+
+/// A row of `processes`. Times are epoch ms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessRow {
+    pub id: i64,
+    /// The run (`runs.id`) it worked on.
+    pub run_id: i64,
+    pub hostname: String,
+    pub pid: i64,
+    pub concurrency: i64,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    /// `None` while it runs, and after it was killed.
+    pub finished_at: Option<i64>,
+    /// Pages it fetched, as of its last heartbeat (or its end).
+    pub fetched: i64,
+    /// Hosts it had work for, as of its last heartbeat.
+    pub hosts: i64,
+}
+
+impl Store {
+    /// Records a process starting on run `run_id` at `now`; returns its id.
+    pub async fn register_process(
+        &self,
+        run_id: i64,
+        who: &ProcessInfo,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO processes (run_id, hostname, pid, concurrency, started_at, heartbeat_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(run_id)
+        .bind(&who.hostname)
+        .bind(i64::from(who.pid))
+        .bind(i64::from(who.concurrency))
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A heartbeat of process `id` at `now`, with what it has done so far.
+    pub async fn heartbeat(
+        &self,
+        id: i64,
+        now: i64,
+        fetched: u64,
+        hosts: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE processes SET heartbeat_at = ?, fetched = ?, hosts = ? WHERE id = ?")
+            .bind(now)
+            .bind(fetched as i64)
+            .bind(hosts as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the end of process `id` at `now` (a stop or the crawl's
+    /// end), with the pages it fetched; it has no hosts any more.
+    pub async fn finish_process(&self, id: i64, now: i64, fetched: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE processes SET heartbeat_at = ?, finished_at = ?, fetched = ?, hosts = 0 WHERE id = ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(fetched as i64)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The last `limit` processes, oldest first.
+    pub async fn processes(&self, limit: i64) -> Result<Vec<ProcessRow>, StoreError> {
+        let rows = sqlx::query_as::<
+            _,
+            (i64, i64, String, i64, i64, i64, i64, Option<i64>, i64, i64),
+        >(
+            "SELECT id, run_id, hostname, pid, concurrency, started_at, heartbeat_at, finished_at, \
+             fetched, hosts FROM processes ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<ProcessRow> = rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    run_id,
+                    hostname,
+                    pid,
+                    concurrency,
+                    started_at,
+                    heartbeat_at,
+                    finished_at,
+                    fetched,
+                    hosts,
+                )| {
+                    ProcessRow {
+                        id,
+                        run_id,
+                        hostname,
+                        pid,
+                        concurrency,
+                        started_at,
+                        heartbeat_at,
+                        finished_at,
+                        fetched,
+                        hosts,
+                    }
+                },
+            )
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+}
