@@ -41,8 +41,6 @@
 //!   - [`store::records`]: what the crawl hands to storage (one
 //!     `FetchRecord` per fetch, URLs, hosts) and the `WriteOp`s the writer
 //!     takes: the seam between the crawl and a storage backend.
-//!   - `store::text`: how a page's text is stored (zstd-packed) and read
-//!     back.
 //!   - `store::processes`: the processes that worked on a crawl (host
 //!     name, pid, heartbeat, what each did), for `status`.
 //!   - `store::frontier`: the frontier a new run reads back (URLs queued

@@ -376,10 +376,6 @@ fn analyze(ctx: &WorkerCtx, url: &Url, resp: Response, fetched_at: i64, body: Bo
             text: inline.summarize(text, page.text_kinds.as_deref()),
         });
     }
-    // Packed here, on the fetching task: the writer is one thread.
-    if let Some(t) = page.text.as_deref() {
-        page.text_z = crate::store::text::pack(Some(t)).1;
-    }
     ctx.counters.parse_nanos.fetch_add(
         started.elapsed().as_nanos() as u64,
         std::sync::atomic::Ordering::Relaxed,

@@ -317,19 +317,14 @@ print(f"trawl settings: max_input_tokens {llm_settings.get('max_input_tokens')},
       f"max_output_tokens {max_out}, concurrency {llm_settings.get('concurrency')}")
 
 # Pages whose text trawl summarizes (its own rule, as far as the schema has it).
-# Since schema v17 a non-empty text is stored zstd-packed in text_z.
-packed = "text_z" in pcols
-cond = ["p.status BETWEEN 200 AND 299",
-        "(p.text_z IS NOT NULL OR p.text <> '')" if packed else "p.text IS NOT NULL AND p.text <> ''",
+cond = ["p.status BETWEEN 200 AND 299", "p.text IS NOT NULL", "p.text <> ''",
         "p.content_hash IS NOT NULL", "p.redirect_to IS NULL"]
 if "noindex" in pcols:
     cond.append("p.noindex = 0")
 if "sitemap" in ucols:
     cond.append("u.sitemap = 0")
 pages = db.execute(
-    "SELECT u.url, p.content_hash, "
-    + ("COALESCE(length(p.text), length(p.text_z) || ' packed')" if packed else "length(p.text)")
-    + " FROM pages p JOIN urls u ON u.id = p.url_id WHERE "
+    "SELECT u.url, p.content_hash, length(p.text) FROM pages p JOIN urls u ON u.id = p.url_id WHERE "
     + " AND ".join(cond) + " ORDER BY u.url").fetchall()
 fetched = db.execute("SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id"
                      + (" WHERE u.sitemap = 0" if "sitemap" in ucols else "")).fetchone()[0]

@@ -212,11 +212,7 @@ impl Store {
              p.content_hash, p.links_count, p.fetch_ms, p.fetched_at{text}{markdown}, \
              u.id {from} WHERE u.sitemap = 0{page_filter}",
             // Selected only when asked for; `u.id` last.
-            text = if columns.text {
-                ", p.text, p.text_z"
-            } else {
-                ""
-            },
+            text = if columns.text { ", p.text" } else { "" },
             markdown = if columns.markdown { ", p.markdown" } else { "" },
         );
         binds.push(Bind::Bool(filter.include_noindex));
@@ -228,22 +224,16 @@ impl Store {
         );
         sql.push_str(" ORDER BY u.id");
         self.rows(sql, binds, move |r| {
-            // Optional columns follow `fetched_at` (17) in this order:
-            // text and its packed form (schema v17), Markdown.
-            let (text, text_z, markdown_at) = if columns.text {
-                let text: Option<String> = r.try_get(18)?;
-                let text_z: Option<Vec<u8>> = r.try_get(19)?;
-                (text, text_z, 20)
-            } else {
-                (None, None, 18)
+            let mut next = 18;
+            let mut optional = |asked: bool| -> Result<Option<String>, sqlx::Error> {
+                if !asked {
+                    return Ok(None);
+                }
+                next += 1;
+                r.try_get(next - 1)
             };
-            let text =
-                super::text::unpack(text, text_z).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            let markdown: Option<String> = if columns.markdown {
-                r.try_get(markdown_at)?
-            } else {
-                None
-            };
+            let text = optional(columns.text)?;
+            let markdown = optional(columns.markdown)?;
             Ok(PageRow {
                 url: r.try_get(0)?,
                 final_url: r.try_get(1)?,

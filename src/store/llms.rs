@@ -16,7 +16,7 @@ use sqlx::Row;
 use super::{Store, StoreError};
 
 /// The conditions on `pages p JOIN urls u` of a listed page.
-const LISTED: &str = "u.sitemap = 0 AND p.status BETWEEN 200 AND 299 AND (p.text IS NOT NULL OR p.text_z IS NOT NULL) \
+const LISTED: &str = "u.sitemap = 0 AND p.status BETWEEN 200 AND 299 AND p.text IS NOT NULL \
      AND p.noindex = 0 AND NOT EXISTS \
      (SELECT 1 FROM page_checks c WHERE c.url_id = p.url_id AND c.removed_run IS NOT NULL)";
 

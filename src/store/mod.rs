@@ -23,7 +23,6 @@ pub mod report;
 mod runs;
 mod status;
 pub mod summaries;
-pub mod text;
 pub mod writer;
 
 pub use frontier::StoredRobots;
@@ -95,9 +94,6 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("the database writer has stopped")]
     WriterGone,
-    /// Stored data that cannot be read back (a damaged file).
-    #[error("the database holds damaged data: {0}")]
-    Corrupt(String),
 }
 
 impl StoreError {

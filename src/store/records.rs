@@ -74,10 +74,6 @@ pub struct PageRecord {
     pub noindex: bool,
     pub encoding: Option<String>,
     pub text: Option<String>,
-    /// `text` packed for storage (`store::text::pack`: zstd for a
-    /// non-empty text), made by the worker so that the one writer does
-    /// not spend its time on it. `None`: the writer packs `text` itself.
-    pub text_z: Option<Vec<u8>>,
     /// One byte per line of `text` (see `parse::extract::kind`).
     pub text_kinds: Option<String>,
     /// The main content as Markdown (see `parse::markdown`).

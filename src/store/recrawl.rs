@@ -212,7 +212,7 @@ impl Store {
     ) -> Result<Vec<ChangeRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.run_id, c.url_id, u.url, c.change, v.title AS prev_title, v.content_hash AS prev_hash, \
-             v.fetched_at AS prev_fetched, v.text AS prev_text, v.text_z AS prev_text_z, p.title, p.content_hash, p.fetched_at, p.text, p.text_z, \
+             v.fetched_at AS prev_fetched, v.text AS prev_text, p.title, p.content_hash, p.fetched_at, p.text, \
              (SELECT s.summary FROM summaries s WHERE s.content_hash = p.content_hash AND s.state = 'done' \
               ORDER BY s.backend, s.model, s.prompt_version LIMIT 1) AS summary \
              FROM page_changes c JOIN urls u ON u.id = c.url_id \
@@ -241,7 +241,8 @@ impl Store {
                 gone.push(url);
             }
         }
-        rows.iter()
+        Ok(rows
+            .iter()
             .map(|r| {
                 let (links_added, links_gone) =
                     links.remove(&r.get::<i64, _>("url_id")).unwrap_or_default();
@@ -249,27 +250,23 @@ impl Store {
                 let changed = change == "changed";
                 // Only a changed page has a previous version apart from
                 // the stored one.
-                Ok(ChangeRow {
+                ChangeRow {
                     run_id: r.get("run_id"),
                     url: r.get("url"),
                     previous_title: if changed { r.get("prev_title") } else { None },
                     previous_hash: if changed { r.get("prev_hash") } else { None },
                     previous_fetched_at: if changed { r.get("prev_fetched") } else { None },
-                    previous_text: if changed {
-                        super::text::unpack(r.get("prev_text"), r.get("prev_text_z"))?
-                    } else {
-                        None
-                    },
+                    previous_text: if changed { r.get("prev_text") } else { None },
                     title: r.get("title"),
                     content_hash: r.get("content_hash"),
                     fetched_at: r.get("fetched_at"),
-                    text: super::text::unpack(r.get("text"), r.get("text_z"))?,
+                    text: r.get("text"),
                     summary: r.get("summary"),
                     links_added,
                     links_gone,
                     change,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 }

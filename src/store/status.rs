@@ -49,7 +49,7 @@ impl Store {
     /// binary.
     pub async fn truncated_and_binary_pages(&self) -> Result<(i64, i64), StoreError> {
         Ok(sqlx::query_as(
-            "SELECT COALESCE(SUM(p.truncated), 0), COALESCE(SUM(p.text IS NULL AND p.text_z IS NULL AND p.status BETWEEN 200 AND 299 \
+            "SELECT COALESCE(SUM(p.truncated), 0), COALESCE(SUM(p.text IS NULL AND p.status BETWEEN 200 AND 299 \
              AND (p.content_type LIKE 'text/html%' OR p.content_type LIKE 'application/xhtml+xml%')), 0) \
              FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
         )

@@ -18,7 +18,7 @@ use crate::util::now_ms;
 /// sitemaps, not `noindex`, not a refresh redirect (`p`: pages, `u`:
 /// urls).
 pub const SUMMARIZABLE: &str = "p.status BETWEEN 200 AND 299 AND p.noindex = 0 \
-    AND (p.text_z IS NOT NULL OR p.text <> '') AND p.content_hash IS NOT NULL AND u.sitemap = 0 \
+    AND p.text IS NOT NULL AND p.text <> '' AND p.content_hash IS NOT NULL AND u.sitemap = 0 \
     AND p.redirect_to IS NULL";
 
 /// Which summarizable pages need a summary under the summarizer's key
@@ -153,7 +153,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PendingPage>, StoreError> {
         let sql = format!(
-            "SELECT p.url_id, u.url, p.content_hash, p.text, p.text_kinds, p.text_z FROM pages p JOIN urls u ON u.id = p.url_id \
+            "SELECT p.url_id, u.url, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
              WHERE p.url_id > ? AND {SUMMARIZABLE} AND {NEEDS_SUMMARY} ORDER BY p.url_id LIMIT ?"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -166,17 +166,16 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PendingPage {
-                    url_id: r.get(0),
-                    url: r.get(1),
-                    content_hash: r.get(2),
-                    text: super::text::unpack(r.get(3), r.get(5))?.unwrap_or_default(),
-                    kinds: r.get(4),
-                })
+        Ok(rows
+            .iter()
+            .map(|r| PendingPage {
+                url_id: r.get(0),
+                url: r.get(1),
+                content_hash: r.get(2),
+                text: r.get(3),
+                kinds: r.get(4),
             })
-            .collect()
+            .collect())
     }
 
     /// The parts of `hash` summarized under `key` so far. (Their token
@@ -250,28 +249,17 @@ impl Store {
     /// The text of the page stored for the URL with this id (its
     /// fingerprint); `None` when no page is stored for it.
     pub async fn page_text(&self, url_id: i64) -> Result<Option<PageText>, StoreError> {
-        let row = sqlx::query_as::<
-            _,
-            (
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<Vec<u8>>,
-            ),
-        >(
-            "SELECT content_hash, text, text_kinds, text_z FROM pages WHERE url_id = ?"
+        let row = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
+            "SELECT content_hash, text, text_kinds FROM pages WHERE url_id = ?",
         )
         .bind(url_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|(content_hash, text, text_kinds, text_z)| {
-            Ok(PageText {
-                content_hash,
-                text: super::text::unpack(text, text_z)?,
-                text_kinds,
-            })
-        })
-        .transpose()
+        Ok(row.map(|(content_hash, text, text_kinds)| PageText {
+            content_hash,
+            text,
+            text_kinds,
+        }))
     }
 
     /// A writer of summaries on a connection of its own (the summary

@@ -606,15 +606,10 @@ async fn insert_pages(
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT OR REPLACE INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
          fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
-         base_href, meta_robots, encoding, text, text_z, text_kinds, markdown, links_count, noindex, x_robots_tag) ",
+         base_href, meta_robots, encoding, text, text_kinds, markdown, links_count, noindex, x_robots_tag) ",
     );
     qb.push_values(rows, |mut b, f| {
         let p = f.page.as_ref().expect("filtered to fetches with pages");
-        // A text the worker packed goes to `text_z` alone.
-        let (text, text_z) = match &p.text_z {
-            Some(z) => (None, Some(z.clone())),
-            None => super::text::pack(p.text.as_deref()),
-        };
         b.push_bind(f.url_id)
             .push_bind(p.status as i64)
             .push_bind(p.final_url.clone())
@@ -634,8 +629,7 @@ async fn insert_pages(
             .push_bind(p.base_href.clone())
             .push_bind(p.meta_robots.clone())
             .push_bind(p.encoding.clone())
-            .push_bind(text)
-            .push_bind(text_z)
+            .push_bind(p.text.clone())
             .push_bind(p.text_kinds.clone())
             .push_bind(p.markdown.clone())
             .push_bind(p.links_count as i64)
@@ -754,8 +748,8 @@ async fn write_revisits(
         let Some(r) = &f.revisit else { continue };
         if f.page.is_some() && r.change == Some(Change::Changed) {
             sqlx::query(
-                "INSERT OR REPLACE INTO page_versions (url_id, run_id, status, fetched_at, content_hash, title, text, text_z) \
-                 SELECT url_id, ?, status, fetched_at, content_hash, title, text, text_z FROM pages WHERE url_id = ?",
+                "INSERT OR REPLACE INTO page_versions (url_id, run_id, status, fetched_at, content_hash, title, text) \
+                 SELECT url_id, ?, status, fetched_at, content_hash, title, text FROM pages WHERE url_id = ?",
             )
             .bind(r.run_id)
             .bind(f.url_id)

@@ -46,17 +46,6 @@ impl Crawled {
     /// A column of `url`'s page (or of its `page_checks` row: a recrawl's
     /// check time, schedule and removal).
     pub async fn page_field(&self, url: &str, field: &str) -> Option<String> {
-        if field == "text" {
-            // Stored packed (schema v17): read as the store reads it.
-            let (text, z): (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
-                "SELECT p.text, p.text_z FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.url = ?",
-            )
-            .bind(url)
-            .fetch_one(self.store.pool())
-            .await
-            .unwrap();
-            return trawl::store::text::unpack(text, z).unwrap();
-        }
         let sql = format!(
             "SELECT CAST({field} AS TEXT) FROM pages p JOIN urls u ON u.id = p.url_id \
              LEFT JOIN page_checks c ON c.url_id = p.url_id WHERE u.url = ?"
@@ -530,40 +519,4 @@ async fn status_shows_each_process_that_worked_on_the_crawl() {
     let st = trawl::status::collect(&c.store).await.unwrap();
     assert_eq!(st.processes[1].state, "lost");
     assert_eq!(st.processes[0].state, "finished");
-}
-
-#[tokio::test]
-async fn page_texts_are_stored_packed_and_older_plain_ones_still_read() {
-    let (a, _b) = util::two_hosts().await;
-    let c = run(config(&[a.url("/about.html")])).await;
-    let (plain, packed): (i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(text <> ''), 0), COALESCE(SUM(text_z IS NOT NULL), 0) FROM pages",
-    )
-    .fetch_one(c.store.pool())
-    .await
-    .unwrap();
-    assert_eq!(plain, 0, "a non-empty text is not stored plain");
-    assert!(packed > 0);
-    let url = a.url("/about.html");
-    let text = c.page_field(&url, "text").await.unwrap();
-    assert!(text.contains("We crawl politely."), "{text}");
-    let id = trawl::canon::fingerprint(&url::Url::parse(&url).unwrap()) as i64;
-    let stored = c.store.page_text(id).await.unwrap().unwrap();
-    assert_eq!(stored.text.as_deref(), Some(text.as_str()));
-
-    // A row written before texts were packed (schema v17) reads as it was.
-    sqlx::query("UPDATE pages SET text = 'An older plain text.', text_z = NULL WHERE url_id = ?")
-        .bind(id)
-        .execute(c.store.pool())
-        .await
-        .unwrap();
-    let stored = c.store.page_text(id).await.unwrap().unwrap();
-    assert_eq!(stored.text.as_deref(), Some("An older plain text."));
-    // A damaged frame is an error, not a wrong text.
-    sqlx::query("UPDATE pages SET text = NULL, text_z = X'00112233' WHERE url_id = ?")
-        .bind(id)
-        .execute(c.store.pool())
-        .await
-        .unwrap();
-    assert!(c.store.page_text(id).await.is_err());
 }

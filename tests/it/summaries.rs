@@ -241,7 +241,7 @@ pub fn args(list: &[&str]) -> Vec<String> {
 pub async fn summaries(db: &str) -> HashMap<String, (String, String, i64)> {
     let mut conn = crate::util::read_only(db).await;
     let rows = sqlx::query(
-        "SELECT p.text, s.state, COALESCE(s.summary, s.error), s.chunks, p.text_z FROM summaries s \
+        "SELECT p.text, s.state, COALESCE(s.summary, s.error), s.chunks FROM summaries s \
          JOIN pages p ON p.content_hash = s.content_hash",
     )
     .fetch_all(&mut conn)
@@ -249,10 +249,7 @@ pub async fn summaries(db: &str) -> HashMap<String, (String, String, i64)> {
     .unwrap();
     conn.close().await.unwrap();
     rows.iter()
-        .map(|r| {
-            let text = trawl::store::text::unpack(r.get(0), r.get(4)).unwrap();
-            (text.unwrap_or_default(), (r.get(1), r.get(2), r.get(3)))
-        })
+        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
         .collect()
 }
 
