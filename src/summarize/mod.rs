@@ -433,6 +433,11 @@ impl Summarizer {
 
     /// The summarizer to run inside page analysis, if it is one that costs
     /// microseconds and never fails (the extractive one).
+    /// Whether a crawl's pages arrive summarized (see [`Self::inline`]).
+    pub fn is_inline(&self) -> bool {
+        matches!(self.kind, Kind::Extractive { .. })
+    }
+
     pub fn inline(&self) -> Option<Inline> {
         match &self.kind {
             Kind::Extractive { sentences } => Some(Inline {

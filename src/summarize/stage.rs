@@ -135,7 +135,11 @@ pub async fn run(
                 run.waiting();
             }
         }
-        if run.progress.is_some() && !stop.is_cancelled() {
+        // How much the sweep has to do, for the progress display. Not with
+        // summaries made with the parse: the crawl's pages came summarized,
+        // and counting would be one more scan of every page (0.15 s on
+        // 20,000) to show a zero; the sweep itself still checks them all.
+        if run.progress.is_some() && !stop.is_cancelled() && !run.summarizer.is_inline() {
             // Results not yet written would be counted as still to do.
             run.flush().await?;
             let to_do = run
