@@ -7,7 +7,7 @@
 //! One coordinator task owns the frontier (the seen-set, the in-memory window
 //! of ready URLs, the per-host [`Scheduler`]) and is the only one to decide
 //! what is fetched next. Workers fetch and parse in parallel and hand results
-//! back; the coordinator turns them into one [`FetchRecord`] each for the
+//! back; the coordinator turns them into one [`FetchRecord`](crate::store::records::FetchRecord) each for the
 //! writer. The database is the source of truth: URLs beyond the in-memory
 //! window wait there as `queued` and are leased back in depth order when the
 //! window runs low, so memory stays bounded however large the frontier grows.
@@ -15,6 +15,11 @@
 //! The crawl is finished when nothing is queued (in memory or in the
 //! database), no refill is pending and nothing is in flight: a count, not a
 //! channel closing.
+//!
+//! This module starts a run (`start`, `resume`, `recrawl`) and sets it up
+//! and down; the coordinator's loop is in `coordinator`, where a found URL
+//! goes in [`frontier`], what a worker's result means in `outcome`, and
+//! each host's robots.txt and sitemaps in `lifecycle`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
