@@ -49,6 +49,9 @@ pub struct Status {
     pub runs: Vec<RunLine>,
     /// The processes that worked on the crawl (the last 20), oldest first.
     pub processes: Vec<ProcessLine>,
+    /// Hosts that may not be asked before a time still to come (a
+    /// back-off or a server's Retry-After), soonest first.
+    pub hosts_waiting: Vec<HostWaiting>,
     /// Distinct page contents with a summary by any summarizer.
     pub summaries_done: i64,
     /// Contents whose every summary attempt failed.
@@ -93,6 +96,14 @@ pub struct ProcessLine {
     pub pages_per_sec: f64,
     /// Hosts it had work for, as of its last heartbeat.
     pub hosts: i64,
+}
+
+/// A host waiting out a back-off or a Retry-After.
+#[derive(Debug, Serialize)]
+pub struct HostWaiting {
+    pub origin: String,
+    /// No request starts to it before this time.
+    pub until: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -268,6 +279,15 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             }
         })
         .collect();
+    let mut waiting = store.host_delays(now).await?;
+    waiting.sort_by_key(|(origin, until)| (*until, origin.clone()));
+    let hosts_waiting = waiting
+        .into_iter()
+        .map(|(origin, until)| HostWaiting {
+            origin,
+            until: rfc3339(until),
+        })
+        .collect();
     let (summaries_done, summaries_failed, summaries_pending) = store.summary_counts().await?;
     let (summary_prompt_tokens, summary_completion_tokens) = store.summary_tokens().await?;
     let mut summaries_by_summarizer = Vec::new();
@@ -319,6 +339,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         last_run_stats,
         runs,
         processes,
+        hosts_waiting,
         summaries_done,
         summaries_failed,
         summaries_pending,
@@ -514,6 +535,12 @@ impl Status {
             s.push_str(&format!(
                 ", {} downloaded\n",
                 crate::util::human_bytes(r.bytes)
+            ));
+        }
+        for h in &self.hosts_waiting {
+            s.push_str(&format!(
+                "  host waiting: {} until {} (back-off or Retry-After)\n",
+                h.origin, h.until
             ));
         }
         if !self.processes.is_empty() {

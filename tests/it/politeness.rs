@@ -572,6 +572,23 @@ async fn a_recrawl_waits_out_a_retry_after_the_last_run_was_given() {
         .await
         .unwrap();
     assert!(until > 0, "the wait is stored with the host");
+    // status names a host whose wait is still running.
+    sqlx::query("UPDATE hosts SET next_fetch_at = ? WHERE origin = ?")
+        .bind(trawl::util::now_ms() + 3_600_000)
+        .bind(s.url(""))
+        .execute(c.store.pool())
+        .await
+        .unwrap();
+    let st = trawl::status::collect(&c.store).await.unwrap();
+    assert_eq!(st.hosts_waiting.len(), 1);
+    assert_eq!(st.hosts_waiting[0].origin, s.url(""));
+    assert!(st.to_text().contains("host waiting: "), "{}", st.to_text());
+    sqlx::query("UPDATE hosts SET next_fetch_at = ? WHERE origin = ?")
+        .bind(until)
+        .bind(s.url(""))
+        .execute(c.store.pool())
+        .await
+        .unwrap();
 
     let report = trawl::crawl::recrawl(
         &c.store,
