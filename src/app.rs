@@ -367,10 +367,15 @@ async fn run_summarize(args: &SummarizeArgs, stderr: Stderr) -> u8 {
                 .summary_counts_for(summarizer.key())
                 .await
                 .map_or(0, |c| c.pending);
+            let backend = summarizer.key().backend;
+            let article = if backend.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
             eprintln!(
-                "{}; {pending} pages without a {} summary",
+                "{}; {pending} pages without {article} {backend} summary",
                 summary_line(&r),
-                summarizer.key().backend
             );
             match SIGNAL.load(Ordering::SeqCst) {
                 // The endpoint was unusable: nothing was summarized that

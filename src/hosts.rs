@@ -339,8 +339,10 @@ impl Hosts {
 /// The delay a `Retry-After` value asks for: delta-seconds or an HTTP-date.
 pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // Seconds past u64 are still a wait, the longest there is (the
+        // caller caps it at --max-retry-after).
+        return Some(Duration::from_secs(v.parse().unwrap_or(u64::MAX)));
     }
     let at = httpdate(v)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -545,6 +547,11 @@ mod tests {
             "a date in the past"
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("99999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX)),
+            "too many seconds to count is the longest wait, not none"
+        );
         assert_eq!(
             parse_retry_after("Sun, 32 Nov 1994 08:50:07 GMT", now),
             None

@@ -81,8 +81,9 @@ pub struct ProcessLine {
     pub hostname: String,
     pub pid: i64,
     /// `running`; `finished` (it ended, by a stop or the crawl's end); or
-    /// `lost`: it recorded no end and no process holds the database, or
-    /// its last heartbeat is older than 30 s (it was killed).
+    /// `lost`: it recorded no end and no process holds the database, its
+    /// last heartbeat is older than 30 s, or it ran on this machine and
+    /// its pid is gone (it was killed).
     pub state: String,
     pub started_at: String,
     pub last_heartbeat: String,
@@ -176,6 +177,16 @@ pub struct RunLine {
     pub bytes: i64,
 }
 
+/// Whether process `pid` of host `hostname` is this machine's and no
+/// longer exists (Linux's `/proc`; elsewhere, never said).
+fn gone_here(hostname: &str, pid: i64) -> bool {
+    let here = gethostname::gethostname();
+    std::path::Path::new("/proc/self").exists()
+        && here.to_string_lossy() == hostname
+        && i64::from(std::process::id()) != pid
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Reads where the crawl in `store` stands. A crawl whose row says it runs
 /// while no process holds the database is reported `interrupted`.
 pub async fn collect(store: &Store) -> Result<Status, StoreError> {
@@ -253,7 +264,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         .map(|p| {
             let state = if p.finished_at.is_some() {
                 "finished"
-            } else if !held || now - p.heartbeat_at > lost_after {
+            } else if !held || now - p.heartbeat_at > lost_after || gone_here(&p.hostname, p.pid) {
                 "lost"
             } else {
                 "running"

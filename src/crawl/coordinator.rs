@@ -57,8 +57,10 @@ pub(super) struct Coordinator {
     pub(super) slow_running: HashMap<Arc<str>, u32>,
     /// URLs of hosts given up on, to be recorded as failed.
     pub(super) given_up: Vec<i64>,
-    /// Waits earlier runs were given per host (epoch ms), applied when
-    /// the host is first queued in this run.
+    /// Per host, the earliest time (epoch ms) an earlier run's clock lets
+    /// a request start: a back-off or Retry-After still running, or one
+    /// stored Crawl-delay from this run's start. Applied to the host's
+    /// robots.txt request and when the host is first queued.
     pub(super) stored_delays: HashMap<String, i64>,
     /// Waits decided in this run (back-off, Retry-After), to be stored:
     /// (origin, epoch ms).
@@ -405,13 +407,22 @@ impl Coordinator {
     /// earlier one asks no host before one of its intervals from the
     /// run's start (the earlier process may have made a request just
     /// before it stopped, or was killed).
+    /// When a request to `origin` may start at the earliest, by the clock
+    /// of an earlier run (see [`Self::hold_host`]); `None` in a first run.
+    pub(super) fn not_before(&self, origin: &str) -> Option<Instant> {
+        let start = self.restarted?;
+        let mut at = start + self.cfg.politeness.interval();
+        if let Some(&until) = self.stored_delays.get(origin) {
+            at = at.max(instant_at(until));
+        }
+        Some(at)
+    }
+
     pub(super) fn hold_host(&mut self, origin: &str, now: Instant) {
         if !self.stored_delays.is_empty()
             && let Some(until) = self.stored_delays.remove(origin)
         {
-            let wait = (until - crate::util::now_ms()).max(0) as u64;
-            self.sched
-                .delay_host(origin, now + Duration::from_millis(wait));
+            self.sched.delay_host(origin, instant_at(until).max(now));
         }
         if let Some(start) = self.restarted {
             self.sched.delay_from(origin, start);
@@ -640,6 +651,12 @@ impl Coordinator {
         }
         new_urls.push(new);
     }
+}
+
+/// The instant of an epoch-ms time (now, if it is past).
+fn instant_at(epoch_ms: i64) -> Instant {
+    let wait = (epoch_ms - crate::util::now_ms()).max(0) as u64;
+    Instant::now() + Duration::from_millis(wait)
 }
 
 /// How often running requests are checked for slowness.

@@ -26,8 +26,15 @@ pub(super) struct RobotsLoad {
 }
 
 /// Reads `origin`'s robots.txt from the `hosts` table if a usable answer
-/// younger than 24 hours is there, else fetches it.
-async fn load_robots(ctx: &WorkerCtx, store: &Store, origin: &str) -> RobotsLoad {
+/// younger than 24 hours is there, else fetches it, not before
+/// `not_before` (the robots.txt request is a request to the host: it keeps
+/// the host's clock like any other).
+async fn load_robots(
+    ctx: &WorkerCtx,
+    store: &Store,
+    origin: &str,
+    not_before: Option<Instant>,
+) -> RobotsLoad {
     let oldest = crate::util::now_ms() - robots::ROBOTS_TTL.as_millis() as i64;
     match store.stored_robots(origin, oldest).await {
         Ok(Some(stored)) => RobotsLoad {
@@ -43,6 +50,9 @@ async fn load_robots(ctx: &WorkerCtx, store: &Store, origin: &str) -> RobotsLoad
             if let Err(e) = other {
                 tracing::debug!("reading stored robots.txt of {origin}: {e}");
             }
+            if let Some(at) = not_before {
+                tokio::time::sleep_until(at).await;
+            }
             RobotsLoad {
                 fetch: robots::fetch(&ctx.fetcher, origin).await,
                 fresh: true,
@@ -57,9 +67,10 @@ impl Coordinator {
     pub(super) fn load_robots(&mut self, origin: Arc<str>, delay: Duration) {
         let ctx = self.ctx.clone();
         let store = self.store.clone();
+        let not_before = self.not_before(&origin);
         self.robots_tasks.spawn(async move {
             tokio::time::sleep(delay).await;
-            let load = load_robots(&ctx, &store, &origin).await;
+            let load = load_robots(&ctx, &store, &origin, not_before).await;
             (origin, load)
         });
     }

@@ -429,13 +429,25 @@ async fn run(
         );
     }
     frontier.restore_queued(store.queued_count().await?);
-    // Back-offs and Retry-Afters an earlier run was given and that are not
-    // over yet.
+    // An earlier run's host clocks: back-offs and Retry-Afters not over
+    // yet, and the Crawl-delay each stored robots.txt asks, from now (the
+    // earlier process may have made a request just before it ended).
     let stored_delays: HashMap<String, i64> = if resuming {
+        let now = crate::util::now_ms();
+        let interval = cfg.politeness.interval().as_millis() as i64;
+        let max_delay = cfg.politeness.max_crawl_delay.as_millis() as i64;
+        let robots = cfg.politeness.robots;
         store
-            .host_delays(crate::util::now_ms())
+            .host_clocks()
             .await?
             .into_iter()
+            .filter_map(|(origin, next, crawl_delay)| {
+                let delay = crawl_delay.filter(|_| robots).map(|d| d.min(max_delay));
+                let until = next
+                    .unwrap_or(0)
+                    .max(delay.map_or(0, |d| now + d.max(interval)));
+                (until > now).then_some((origin, until))
+            })
             .collect()
     } else {
         HashMap::new()

@@ -148,6 +148,18 @@ impl Store {
         .await?)
     }
 
+    /// Every host's stored clock: (origin, `next_fetch_at`, the
+    /// Crawl-delay its stored robots.txt asks, in ms), for the hosts that
+    /// have either.
+    pub async fn host_clocks(&self) -> Result<Vec<(String, Option<i64>, Option<i64>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT origin, next_fetch_at, crawl_delay_ms FROM hosts \
+             WHERE next_fetch_at IS NOT NULL OR crawl_delay_ms IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// `origin`'s robots.txt as stored, if it was fetched after `oldest`
     /// (epoch ms) and answered below 500 (a 5xx or a failed request is
     /// asked again).

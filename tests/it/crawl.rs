@@ -518,5 +518,14 @@ async fn status_shows_each_process_that_worked_on_the_crawl() {
     set(now - 31_000).await.unwrap();
     let st = trawl::status::collect(&c.store).await.unwrap();
     assert_eq!(st.processes[1].state, "lost");
+    // With a fresh heartbeat, but a pid of this machine that is gone (a
+    // kill -9 and a resume within 30 s): lost too.
+    set(now).await.unwrap();
+    sqlx::query("UPDATE processes SET pid = 999999999 WHERE id = (SELECT MAX(id) FROM processes)")
+        .execute(c.store.pool())
+        .await
+        .unwrap();
+    let st = trawl::status::collect(&c.store).await.unwrap();
+    assert_eq!(st.processes[1].state, "lost");
     assert_eq!(st.processes[0].state, "finished");
 }

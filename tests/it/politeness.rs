@@ -611,3 +611,34 @@ async fn a_recrawl_waits_out_a_retry_after_the_last_run_was_given() {
         after[0] - t429
     );
 }
+
+#[tokio::test]
+async fn a_resumed_crawls_robots_txt_request_keeps_the_host_clock() {
+    let s = serve(
+        vec![RobotsAnswer::Body("User-agent: *\nCrawl-delay: 1\n".into())],
+        &[("/", &links(&["/a"]))],
+        &[],
+    )
+    .await;
+    let c = crawl(&[&s], |cfg| cfg.limits.max_pages = Some(1)).await;
+    // The stored robots.txt is older than 24 hours: the resume asks again.
+    sqlx::query("UPDATE hosts SET robots_fetched_at = 0")
+        .execute(c.store.pool())
+        .await
+        .unwrap();
+    crate::crawl::resume(&c.store, |cfg| cfg.limits.max_pages = None).await;
+    let timed = s.timed_requests();
+    let paths: Vec<&str> = timed.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(paths, ["/robots.txt", "/", "/robots.txt", "/a"]);
+    // Each request at least a Crawl-delay after the one before, across
+    // the restart too (its robots.txt request is a request).
+    for pair in timed.windows(2) {
+        assert!(
+            pair[1].0 - pair[0].0 >= Duration::from_millis(950),
+            "{} after {}: {:?}",
+            pair[1].1,
+            pair[0].1,
+            pair[1].0 - pair[0].0
+        );
+    }
+}
