@@ -402,11 +402,6 @@ impl Coordinator {
         None
     }
 
-    /// Keeps a host's clock across runs: a wait an earlier run was given
-    /// (a back-off, a Retry-After) holds, and a run that continues an
-    /// earlier one asks no host before one of its intervals from the
-    /// run's start (the earlier process may have made a request just
-    /// before it stopped, or was killed).
     /// When a request to `origin` may start at the earliest, by the clock
     /// of an earlier run (see [`Self::hold_host`]); `None` in a first run.
     pub(super) fn not_before(&self, origin: &str) -> Option<Instant> {
@@ -418,6 +413,11 @@ impl Coordinator {
         Some(at)
     }
 
+    /// Keeps a host's clock across runs: a wait an earlier run was given
+    /// (a back-off, a Retry-After, a stored Crawl-delay) holds, and a run
+    /// that continues an earlier one asks no host before one of its
+    /// intervals from the run's start (the earlier process may have made
+    /// a request just before it stopped, or was killed).
     pub(super) fn hold_host(&mut self, origin: &str, now: Instant) {
         if !self.stored_delays.is_empty()
             && let Some(until) = self.stored_delays.remove(origin)
