@@ -48,6 +48,9 @@ pub struct RobotsFetch {
     pub unreachable: Option<&'static str>,
     /// Epoch milliseconds.
     pub fetched_at: i64,
+    /// The `Retry-After` of a 429 or 503 answer, as sent (RFC 9110
+    /// §10.2.3). (Not stored.)
+    pub retry_after: Option<String>,
 }
 
 /// The rules for one origin.
@@ -444,6 +447,8 @@ pub async fn fetch(fetcher: &Fetcher, origin: &str) -> RobotsFetch {
         out.status = Some(resp.status);
         if (200..300).contains(&resp.status) {
             out.body = resp.body;
+        } else if matches!(resp.status, 429 | 503) {
+            out.retry_after = resp.retry_after;
         }
         return out;
     }

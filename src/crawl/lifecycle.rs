@@ -11,7 +11,7 @@ use url::Url;
 use super::CrawlError;
 use super::coordinator::{Coordinator, Found};
 use crate::canon;
-use crate::hosts::{Loaded, Verdict};
+use crate::hosts::{Loaded, Verdict, parse_retry_after};
 use crate::reason::SkipReason;
 use crate::robots::{self, RobotsFetch};
 use crate::store::Store;
@@ -85,6 +85,7 @@ impl Coordinator {
         let age =
             Duration::from_millis((crate::util::now_ms() - load.fetch.fetched_at).max(0) as u64);
         let loaded = self.hosts.loaded(&origin, &load.fetch, age);
+        let retry_after = load.fetch.retry_after.clone();
         if load.fresh {
             let (crawl_delay_ms, unusable_rules) = match &loaded {
                 Loaded::Ready {
@@ -109,6 +110,18 @@ impl Coordinator {
         }
         match loaded {
             Loaded::Retry { after, why } => {
+                // A server that says when to come back is asked no
+                // sooner (within --max-retry-after), in this run or the
+                // next.
+                let asked = retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+                    .map(|d| d.min(self.cfg.politeness.max_retry_after));
+                let after = asked.map_or(after, |a| a.max(after));
+                if asked.is_some() {
+                    let until = crate::util::now_ms() + after.as_millis() as i64;
+                    self.delays_out.push((origin.clone(), until));
+                }
                 tracing::info!("{origin}: {why}; its URLs wait, asking again in {after:.1?}");
                 self.load_robots(origin, after);
             }

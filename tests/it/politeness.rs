@@ -19,6 +19,8 @@ use crate::util::{Server, html, listener};
 enum RobotsAnswer {
     Body(String),
     Status(u16),
+    /// 503 with this Retry-After.
+    Unavailable(&'static str),
     Redirect(&'static str),
     /// Drop the connection without an answer.
     Drop,
@@ -56,6 +58,12 @@ async fn handle(State(site): State<Arc<Site>>, req: Request) -> Response {
         return match answer {
             RobotsAnswer::Body(b) => ([(header::CONTENT_TYPE, "text/plain")], b).into_response(),
             RobotsAnswer::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
+            RobotsAnswer::Unavailable(after) => {
+                let mut r = StatusCode::SERVICE_UNAVAILABLE.into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(after));
+                r
+            }
             RobotsAnswer::Redirect(to) => {
                 let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
                 r.headers_mut()
@@ -641,4 +649,29 @@ async fn a_resumed_crawls_robots_txt_request_keeps_the_host_clock() {
             pair[1].0 - pair[0].0
         );
     }
+}
+
+#[tokio::test]
+async fn a_robots_txt_503_with_retry_after_is_asked_again_no_sooner() {
+    // trawl's own schedule would ask again after 2 s (± a quarter).
+    let s = serve(
+        vec![RobotsAnswer::Unavailable("3"), RobotsAnswer::Status(404)],
+        &[("/", &links(&[]))],
+        &[],
+    )
+    .await;
+    let c = crawl(&[&s], |_| {}).await;
+    assert_eq!(c.report.pages_stored, 1);
+    let robots: Vec<Instant> = s
+        .timed_requests()
+        .into_iter()
+        .filter(|(_, p)| p == "/robots.txt")
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(robots.len(), 2);
+    assert!(
+        robots[1] - robots[0] >= Duration::from_millis(2950),
+        "{:?}",
+        robots[1] - robots[0]
+    );
 }
