@@ -442,6 +442,12 @@ async fn run(
             .await?
             .into_iter()
             .filter_map(|(origin, next, crawl_delay)| {
+                if let Some(next) = next.filter(|&n| n > now + 1_000) {
+                    let left = Duration::from_millis((next - now) as u64);
+                    tracing::info!(
+                        "{origin}: waiting {left:.0?} more for the back-off or Retry-After an earlier run was given"
+                    );
+                }
                 let delay = crawl_delay.filter(|_| robots).map(|d| d.min(max_delay));
                 let until = next
                     .unwrap_or(0)
