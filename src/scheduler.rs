@@ -53,6 +53,13 @@ pub struct Scheduler<J> {
     queued: usize,
     per_host_concurrency: u32,
     interval: Duration,
+    /// When this run started, if it continues an earlier one: no host is
+    /// asked before one of its intervals from then.
+    restarted: Option<Instant>,
+    /// Hosts an earlier run's clock holds back until then (a back-off, a
+    /// Retry-After, a stored Crawl-delay), applied when the host is first
+    /// seen.
+    held: HashMap<Arc<str>, Instant>,
 }
 
 impl<J> Scheduler<J> {
@@ -66,7 +73,30 @@ impl<J> Scheduler<J> {
             queued: 0,
             per_host_concurrency: per_host_concurrency.max(1),
             interval,
+            restarted: None,
+            held: HashMap::new(),
         }
+    }
+
+    /// Carries an earlier run's host clocks into this one, which started at
+    /// `start`: every host waits one of its intervals from `start` (the
+    /// earlier process may have made a request just before it ended), and
+    /// each host in `held` until its time.
+    pub fn restart(&mut self, start: Instant, held: HashMap<Arc<str>, Instant>) {
+        self.restarted = Some(start);
+        self.held = held;
+    }
+
+    /// The earliest time an earlier run's clock lets a request to `origin`
+    /// start (`None` in a first run): for a request made outside the
+    /// queue, such as robots.txt.
+    pub fn not_before(&self, origin: &str) -> Option<Instant> {
+        let start = self.restarted?;
+        let mut at = start + self.interval;
+        if let Some(&held) = self.held.get(origin) {
+            at = at.max(held);
+        }
+        Some(at)
     }
 
     /// Jobs waiting in all host queues.
@@ -95,11 +125,18 @@ impl<J> Scheduler<J> {
     fn host(&mut self, origin: &str, now: Instant) -> &mut Host<J> {
         if !self.hosts.contains_key(origin) {
             let key: Arc<str> = Arc::from(origin);
+            let mut next_at = now;
+            if let Some(start) = self.restarted {
+                next_at = next_at.max(start + self.interval);
+            }
+            if let Some(held) = self.held.remove(origin) {
+                next_at = next_at.max(held);
+            }
             let host = Host {
                 key: key.clone(),
                 queue: VecDeque::new(),
                 in_flight: 0,
-                next_at: now,
+                next_at,
                 interval: None,
                 blocked: false,
                 scheduled: false,
@@ -117,9 +154,17 @@ impl<J> Scheduler<J> {
     }
 
     /// Sets a host's own spacing of request starts (used when longer than
-    /// the crawl's).
+    /// the crawl's). In a run that continues an earlier one it holds from
+    /// the run's start too.
     pub fn set_interval(&mut self, origin: &str, interval: Duration, now: Instant) {
-        self.host(origin, now).interval = Some(interval);
+        let restarted = self.restarted.map(|s| s + interval.max(self.interval));
+        let host = self.host(origin, now);
+        host.interval = Some(interval);
+        if let Some(at) = restarted
+            && host.next_at < at
+        {
+            host.next_at = at;
+        }
     }
 
     /// Removes and returns the jobs of `origin` that `drop` selects.
@@ -204,18 +249,6 @@ impl<J> Scheduler<J> {
             && host.next_at < at
         {
             host.next_at = at;
-        }
-    }
-
-    /// Pushes the host's next allowed time back to at least one of its
-    /// intervals (its own, or the crawl's if longer) after `start`.
-    pub fn delay_from(&mut self, origin: &str, start: Instant) {
-        let interval = self.interval;
-        if let Some(host) = self.hosts.get_mut(origin) {
-            let at = start + host.interval.unwrap_or(interval).max(interval);
-            if host.next_at < at {
-                host.next_at = at;
-            }
         }
     }
 
@@ -339,18 +372,29 @@ mod tests {
     fn a_host_waits_one_of_its_intervals_from_a_restart() {
         let t0 = Instant::now();
         let mut s = Scheduler::new(1, Duration::from_millis(100));
+        let c: Arc<str> = Arc::from("c");
+        s.restart(t0, HashMap::from([(c, t0 + Duration::from_secs(3))]));
         s.push("a", 1, false, t0);
         s.push("b", 2, false, t0);
+        s.push("c", 3, false, t0);
+        // A Crawl-delay learnt later holds from the start too.
         s.set_interval("b", Duration::from_secs(2), t0);
-        s.delay_from("a", t0);
-        s.delay_from("b", t0);
-        // An earlier start never brings a host forward.
-        s.delay_from("b", t0 - Duration::from_secs(5));
+        assert_eq!(s.not_before("a"), Some(t0 + Duration::from_millis(100)));
+        assert_eq!(
+            s.not_before("c"),
+            Some(t0 + Duration::from_millis(100)),
+            "c's hold went with c into its clock"
+        );
         assert!(matches!(s.next(t0), Next::Wait(at) if at == t0 + Duration::from_millis(100)));
         assert_eq!(ready(s.next(t0 + Duration::from_millis(100))).1, 1);
         assert!(
             matches!(s.next(t0 + Duration::from_secs(1)), Next::Wait(at) if at == t0 + Duration::from_secs(2))
         );
         assert_eq!(ready(s.next(t0 + Duration::from_secs(2))).1, 2);
+        // c waits out what the earlier run was told.
+        assert!(
+            matches!(s.next(t0 + Duration::from_secs(2)), Next::Wait(at) if at == t0 + Duration::from_secs(3))
+        );
+        assert_eq!(ready(s.next(t0 + Duration::from_secs(3))).1, 3);
     }
 }

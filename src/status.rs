@@ -177,12 +177,11 @@ pub struct RunLine {
     pub bytes: i64,
 }
 
-/// Whether process `pid` of host `hostname` is this machine's and no
-/// longer exists (Linux's `/proc`; elsewhere, never said).
-fn gone_here(hostname: &str, pid: i64) -> bool {
-    let here = gethostname::gethostname();
+/// Whether process `pid` of host `hostname` is one of this machine
+/// (`here`) and no longer exists (Linux's `/proc`; elsewhere, never said).
+fn gone_here(here: &str, hostname: &str, pid: i64) -> bool {
     std::path::Path::new("/proc/self").exists()
-        && here.to_string_lossy() == hostname
+        && here == hostname
         && i64::from(std::process::id()) != pid
         && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -257,6 +256,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
     let held = DbLock::is_held(store.path());
     let now = crate::util::now_ms();
     let lost_after = crate::store::processes::LOST_AFTER.as_millis() as i64;
+    let here = gethostname::gethostname().to_string_lossy().into_owned();
     let processes = store
         .processes(20)
         .await?
@@ -264,7 +264,10 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         .map(|p| {
             let state = if p.finished_at.is_some() {
                 "finished"
-            } else if !held || now - p.heartbeat_at > lost_after || gone_here(&p.hostname, p.pid) {
+            } else if !held
+                || now - p.heartbeat_at > lost_after
+                || gone_here(&here, &p.hostname, p.pid)
+            {
                 "lost"
             } else {
                 "running"

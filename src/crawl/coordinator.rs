@@ -57,17 +57,9 @@ pub(super) struct Coordinator {
     pub(super) slow_running: HashMap<Arc<str>, u32>,
     /// URLs of hosts given up on, to be recorded as failed.
     pub(super) given_up: Vec<i64>,
-    /// Per host, the earliest time (epoch ms) an earlier run's clock lets
-    /// a request start: a back-off or Retry-After still running, or one
-    /// stored Crawl-delay from this run's start. Applied to the host's
-    /// robots.txt request and when the host is first queued.
-    pub(super) stored_delays: HashMap<String, i64>,
     /// Waits decided in this run (back-off, Retry-After), to be stored:
     /// (origin, epoch ms).
     pub(super) delays_out: Vec<(Arc<str>, i64)>,
-    /// When this run started, if it continues an earlier one (resume,
-    /// recrawl): no host is asked before one of its intervals from then.
-    pub(super) restarted: Option<Instant>,
     pub(super) ctx: Arc<WorkerCtx>,
     pub(super) counters: Arc<Counters>,
     /// When the scheduler said the next host becomes ready.
@@ -398,35 +390,7 @@ impl Coordinator {
             }
         }
         self.sched.push(origin, job, front, now);
-        self.hold_host(origin, now);
         None
-    }
-
-    /// When a request to `origin` may start at the earliest, by the clock
-    /// of an earlier run (see [`Self::hold_host`]); `None` in a first run.
-    pub(super) fn not_before(&self, origin: &str) -> Option<Instant> {
-        let start = self.restarted?;
-        let mut at = start + self.cfg.politeness.interval();
-        if let Some(&until) = self.stored_delays.get(origin) {
-            at = at.max(instant_at(until));
-        }
-        Some(at)
-    }
-
-    /// Keeps a host's clock across runs: a wait an earlier run was given
-    /// (a back-off, a Retry-After, a stored Crawl-delay) holds, and a run
-    /// that continues an earlier one asks no host before one of its
-    /// intervals from the run's start (the earlier process may have made
-    /// a request just before it stopped, or was killed).
-    pub(super) fn hold_host(&mut self, origin: &str, now: Instant) {
-        if !self.stored_delays.is_empty()
-            && let Some(until) = self.stored_delays.remove(origin)
-        {
-            self.sched.delay_host(origin, instant_at(until).max(now));
-        }
-        if let Some(start) = self.restarted {
-            self.sched.delay_from(origin, start);
-        }
     }
 
     /// Records URLs taken back from the window as failed, unfetched (their
@@ -651,12 +615,6 @@ impl Coordinator {
         }
         new_urls.push(new);
     }
-}
-
-/// The instant of an epoch-ms time (now, if it is past).
-fn instant_at(epoch_ms: i64) -> Instant {
-    let wait = (epoch_ms - crate::util::now_ms()).max(0) as u64;
-    Instant::now() + Duration::from_millis(wait)
 }
 
 /// How often running requests are checked for slowness.

@@ -67,7 +67,7 @@ impl Coordinator {
     pub(super) fn load_robots(&mut self, origin: Arc<str>, delay: Duration) {
         let ctx = self.ctx.clone();
         let store = self.store.clone();
-        let not_before = self.not_before(&origin);
+        let not_before = self.sched.not_before(&origin);
         self.robots_tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             let load = load_robots(&ctx, &store, &origin, not_before).await;
@@ -171,8 +171,6 @@ impl Coordinator {
                 }
                 if let Some(d) = crawl_delay {
                     self.sched.set_interval(&origin, d, now);
-                    // A Crawl-delay holds across runs as the rate does.
-                    self.hold_host(&origin, now);
                 }
                 if load.fresh {
                     // The robots.txt request counts: the next waits its turn.

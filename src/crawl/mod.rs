@@ -432,7 +432,7 @@ async fn run(
     // An earlier run's host clocks: back-offs and Retry-Afters not over
     // yet, and the Crawl-delay each stored robots.txt asks, from now (the
     // earlier process may have made a request just before it ended).
-    let stored_delays: HashMap<String, i64> = if resuming {
+    let held: HashMap<Arc<str>, Instant> = if resuming {
         let now = crate::util::now_ms();
         let interval = cfg.politeness.interval().as_millis() as i64;
         let max_delay = cfg.politeness.max_crawl_delay.as_millis() as i64;
@@ -452,7 +452,8 @@ async fn run(
                 let until = next
                     .unwrap_or(0)
                     .max(delay.map_or(0, |d| now + d.max(interval)));
-                (until > now).then_some((origin, until))
+                let wait = Duration::from_millis((until - now).max(0) as u64);
+                (until > now).then(|| (Arc::from(origin), Instant::now() + wait))
             })
             .collect()
     } else {
@@ -526,9 +527,7 @@ async fn run(
         task_jobs: HashMap::new(),
         slow_running: HashMap::new(),
         given_up: Vec::new(),
-        stored_delays,
         delays_out: Vec::new(),
-        restarted: resuming.then_some(started),
         ctx,
         counters: counters.clone(),
         wake: None,
@@ -543,7 +542,9 @@ async fn run(
         summary_tx,
         jar,
     };
-    if !resuming {
+    if resuming {
+        coord.sched.restart(started, held);
+    } else {
         coord.add_seeds().await?;
     }
 

@@ -277,19 +277,10 @@ impl Coordinator {
                 },
             };
             let change = revisits::classify(job.revisit.as_deref(), answer);
-            let previous = job.revisit.as_ref().and_then(|r| r.revisit_ms);
-            let interval = revisits::next_interval(previous, change, &self.cfg.revisit);
-            let (etag, last_modified) = kept_validators;
-            rec.revisit = Some(RevisitRecord {
-                run_id,
-                change,
-                checked_at: self.this.clock,
-                revisit_ms: interval,
-                due_at: self.this.clock + interval,
-                bytes,
-                etag,
-                last_modified,
-            });
+            let mut revisit = self.revisit_record(run_id, &job, change);
+            revisit.bytes = bytes;
+            (revisit.etag, revisit.last_modified) = kept_validators;
+            rec.revisit = Some(revisit);
         }
         // Page failures are what the report and the exit code count; a
         // missing sitemap is recorded, not a failed page.
@@ -523,17 +514,17 @@ impl Coordinator {
         self.this.changes_run.is_some() && unchanged_since(&self.lastmods, job)
     }
 
-    /// The record of a revisit a sitemap's `<lastmod>` showed unchanged:
-    /// the page is kept, checked now, its interval doubled, as after a 304,
-    /// with no request made. `None` outside a recrawl.
-    pub(super) fn unchanged_by_lastmod(&mut self, job: Job) -> Option<FetchRecord> {
-        let run_id = self.this.changes_run?;
+    /// A revisit of `job` found `change`: checked now, next due after the
+    /// interval its history gives (nothing downloaded, validators kept).
+    fn revisit_record(
+        &self,
+        run_id: i64,
+        job: &Job,
+        change: Option<revisits::Change>,
+    ) -> RevisitRecord {
         let previous = job.revisit.as_ref().and_then(|r| r.revisit_ms);
-        let change = Some(revisits::Change::Unchanged);
         let interval = revisits::next_interval(previous, change, &self.cfg.revisit);
-        let mut rec = FetchRecord::new(job.id as i64);
-        rec.attempts = 0;
-        rec.revisit = Some(RevisitRecord {
+        RevisitRecord {
             run_id,
             change,
             checked_at: self.this.clock,
@@ -542,7 +533,17 @@ impl Coordinator {
             bytes: 0,
             etag: None,
             last_modified: None,
-        });
+        }
+    }
+
+    /// The record of a revisit a sitemap's `<lastmod>` showed unchanged:
+    /// the page is kept, checked now, its interval doubled, as after a 304,
+    /// with no request made. `None` outside a recrawl.
+    pub(super) fn unchanged_by_lastmod(&mut self, job: Job) -> Option<FetchRecord> {
+        let run_id = self.this.changes_run?;
+        let mut rec = FetchRecord::new(job.id as i64);
+        rec.attempts = 0;
+        rec.revisit = Some(self.revisit_record(run_id, &job, Some(revisits::Change::Unchanged)));
         self.counters.unchanged_by_sitemap.fetch_add(1, Relaxed);
         Some(rec)
     }

@@ -109,6 +109,19 @@ pub struct StoredField {
     pub json: String,
 }
 
+/// The statement that stores these fields (url id, field), replacing a
+/// page's field of the same name: for the crawl's writer and for `trawl
+/// extract` alike.
+pub(super) fn insert_fields(rows: &[(i64, &FieldRow)]) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::new("INSERT OR REPLACE INTO extracted (url_id, name, vals) ");
+    qb.push_values(rows, |mut b, (id, r)| {
+        b.push_bind(*id)
+            .push_bind(r.name.clone())
+            .push_bind(r.json.clone());
+    });
+    qb
+}
+
 impl Store {
     /// The next kept pages after `after` (by URL id; `None`: from the
     /// first), at most `max_rows` of them and, past the first, no more
@@ -204,14 +217,7 @@ impl Store {
             .flat_map(|(id, rows)| rows.iter().map(move |r| (*id, r)))
             .collect();
         for chunk in rows.chunks(256) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT OR REPLACE INTO extracted (url_id, name, vals) ");
-            qb.push_values(chunk, |mut b, (id, r)| {
-                b.push_bind(*id)
-                    .push_bind(r.name.clone())
-                    .push_bind(r.json.clone());
-            });
-            execute_once(&mut tx, qb).await?;
+            execute_once(&mut tx, insert_fields(chunk)).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -25,7 +25,7 @@ pub struct ProcessInfo {
 }
 
 /// A row of `processes`. Times are epoch ms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProcessRow {
     pub id: i64,
     /// The run (`runs.id`) it worked on.
@@ -100,46 +100,13 @@ impl Store {
 
     /// The last `limit` processes, oldest first.
     pub async fn processes(&self, limit: i64) -> Result<Vec<ProcessRow>, StoreError> {
-        let rows = sqlx::query_as::<
-            _,
-            (i64, i64, String, i64, i64, i64, i64, Option<i64>, i64, i64),
-        >(
+        let mut out: Vec<ProcessRow> = sqlx::query_as(
             "SELECT id, run_id, hostname, pid, concurrency, started_at, heartbeat_at, finished_at, \
              fetched, hosts FROM processes ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut out: Vec<ProcessRow> = rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    run_id,
-                    hostname,
-                    pid,
-                    concurrency,
-                    started_at,
-                    heartbeat_at,
-                    finished_at,
-                    fetched,
-                    hosts,
-                )| {
-                    ProcessRow {
-                        id,
-                        run_id,
-                        hostname,
-                        pid,
-                        concurrency,
-                        started_at,
-                        heartbeat_at,
-                        finished_at,
-                        fetched,
-                        hosts,
-                    }
-                },
-            )
-            .collect();
         out.reverse();
         Ok(out)
     }

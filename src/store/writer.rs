@@ -396,14 +396,7 @@ async fn write_pending(
         })
         .collect();
     for chunk in ladder(&fields) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT OR REPLACE INTO extracted (url_id, name, vals) ");
-        qb.push_values(chunk, |mut b, (id, r)| {
-            b.push_bind(*id)
-                .push_bind(r.name.clone())
-                .push_bind(r.json.clone());
-        });
-        execute_cached(conn, qb).await?;
+        execute_cached(conn, super::fields::insert_fields(chunk)).await?;
     }
     let summaries: Vec<(&str, &SummaryRecord)> = with_pages
         .iter()

@@ -931,17 +931,11 @@ async fn a_recrawl_asks_the_llm_only_for_content_it_has_not_summarized() {
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db").display().to_string();
-    let o = trawl_llm(crate::cli::quick_crawl(
+    let o = trawl_llm(crate::summaries::llm_crawl_args(
         &site.url("/"),
+        &llm,
         &db,
-        &[
-            "--summarizer",
-            "llm",
-            "--llm-base-url",
-            &llm.base,
-            "--llm-model",
-            "fake-1",
-        ],
+        &[],
     ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));

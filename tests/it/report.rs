@@ -280,6 +280,18 @@ fn status_numbers(s: &serde_json::Value) -> BTreeMap<String, f64> {
     m
 }
 
+/// `trawl report --db DB --out OUT`.
+async fn report(db: &str, out: &str) -> std::process::Output {
+    trawl_async(vec![
+        "report".into(),
+        "--db".into(),
+        db.into(),
+        "--out".into(),
+        out.into(),
+    ])
+    .await
+}
+
 fn sel(s: &str) -> Selector {
     Selector::parse(s).unwrap()
 }
@@ -327,25 +339,11 @@ async fn the_report_opens_in_a_browser_shows_statuss_numbers_and_loads_nothing()
     assert!(status["skipped"]["robots"].as_i64() >= Some(1), "{status}");
 
     let out = dir.path().join("report.html");
-    let o = trawl_async(vec![
-        "report".into(),
-        "--db".into(),
-        db.clone(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
+    let o = report(&db, &out.display().to_string()).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let written = std::fs::read_to_string(&out).unwrap();
     // `-` writes the same page to standard output.
-    let o = trawl_async(vec![
-        "report".into(),
-        "--db".into(),
-        db.clone(),
-        "--out".into(),
-        "-".into(),
-    ])
-    .await;
+    let o = report(&db, "-").await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let printed = String::from_utf8(o.stdout).unwrap();
     let made = regex::Regex::new(r"made \S+ by").unwrap();
@@ -353,14 +351,7 @@ async fn the_report_opens_in_a_browser_shows_statuss_numbers_and_loads_nothing()
     assert!(made.is_match(&written));
     assert_eq!(without_time(&printed), without_time(&written));
     // The database is never written over.
-    let o = trawl_async(vec![
-        "report".into(),
-        "--db".into(),
-        db.clone(),
-        "--out".into(),
-        db.clone(),
-    ])
-    .await;
+    let o = report(&db, &db).await;
     assert_usage_error(&o, "is the database");
 
     assert!(chromium_path.exists());
@@ -626,14 +617,7 @@ async fn a_report_is_made_beside_a_running_crawl() {
         o = &mut crawl => panic!("the crawl ended before it asked for /hold: {}", stderr(&o.unwrap())),
     }
     let out = dir.path().join("running.html");
-    let o = trawl_async(vec![
-        "report".into(),
-        "--db".into(),
-        db.clone(),
-        "--out".into(),
-        out.display().to_string(),
-    ])
-    .await;
+    let o = report(&db, &out.display().to_string()).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let page = std::fs::read_to_string(&out).unwrap();
     assert!(page.contains("data-crawl-state=\"running\""), "{page}");

@@ -253,9 +253,10 @@ pub async fn summaries(db: &str) -> HashMap<String, (String, String, i64)> {
         .collect()
 }
 
-fn crawl_args(site: &Server, llm: &FakeLlm, db: &str, extra: &[&str]) -> Vec<String> {
+/// A quick crawl of `seed` summarized by `llm`, with `extra` options.
+pub fn llm_crawl_args(seed: &str, llm: &FakeLlm, db: &str, extra: &[&str]) -> Vec<String> {
     let mut a = quick_crawl(
-        &site.url("/"),
+        seed,
         db,
         &[
             "--summarizer",
@@ -277,7 +278,13 @@ async fn llm_summaries_are_made_within_the_concurrency_limit_and_the_key_stays_s
     let llm = fake_llm(150).await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_llm(crawl_args(&s, &llm, &db, &["--llm-concurrency", "2"])).await;
+    let o = trawl_llm(llm_crawl_args(
+        &s.url("/"),
+        &llm,
+        &db,
+        &["--llm-concurrency", "2"],
+    ))
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("summaries: 8 done, 0 failed (800 prompt + 80 completion tokens)"),
@@ -333,7 +340,13 @@ async fn failures_are_recorded_with_the_servers_message_and_summarize_retries_th
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_llm(crawl_args(&s, &llm, &db, &["--llm-retries", "1"])).await;
+    let o = trawl_llm(llm_crawl_args(
+        &s.url("/"),
+        &llm,
+        &db,
+        &["--llm-retries", "1"],
+    ))
+    .await;
     // Summary failures do not fail the crawl.
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let sums = summaries(&db).await;
@@ -387,8 +400,8 @@ async fn long_pages_are_split_and_the_parts_summarized_again() {
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
-    let o = trawl_llm(crawl_args(
-        &s,
+    let o = trawl_llm(llm_crawl_args(
+        &s.url("/"),
         &llm,
         &db,
         &[
@@ -440,8 +453,8 @@ async fn a_token_budget_or_a_server_killed_mid_run_leaves_pages_for_summarize() 
     // 110 tokens a page, and each request reserves its prompt (~90 with
     // the margin), the template (32) and max_tokens (100) before it is
     // sent: the third would pass 400, and is not sent.
-    let o = trawl_llm(crawl_args(
-        &s,
+    let o = trawl_llm(llm_crawl_args(
+        &s.url("/"),
         &llm,
         &db,
         &[
@@ -608,8 +621,8 @@ async fn requests_per_minute_are_spaced_evenly() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     // 240 a minute: one every 250 ms, even with 4 allowed in flight.
-    let o = trawl_llm(crawl_args(
-        &s,
+    let o = trawl_llm(llm_crawl_args(
+        &s.url("/"),
         &llm,
         &db,
         &["--llm-rpm", "240", "--llm-concurrency", "4"],
