@@ -89,12 +89,16 @@ impl<J> Scheduler<J> {
 
     /// The earliest time an earlier run's clock lets a request to `origin`
     /// start (`None` in a first run): for a request made outside the
-    /// queue, such as robots.txt.
+    /// queue, such as robots.txt. Once the host is known, its own clock
+    /// carries the earlier run's.
     pub fn not_before(&self, origin: &str) -> Option<Instant> {
         let start = self.restarted?;
         let mut at = start + self.interval;
         if let Some(&held) = self.held.get(origin) {
             at = at.max(held);
+        }
+        if let Some(host) = self.hosts.get(origin) {
+            at = at.max(host.next_at);
         }
         Some(at)
     }
@@ -382,7 +386,7 @@ mod tests {
         assert_eq!(s.not_before("a"), Some(t0 + Duration::from_millis(100)));
         assert_eq!(
             s.not_before("c"),
-            Some(t0 + Duration::from_millis(100)),
+            Some(t0 + Duration::from_secs(3)),
             "c's hold went with c into its clock"
         );
         assert!(matches!(s.next(t0), Next::Wait(at) if at == t0 + Duration::from_millis(100)));
