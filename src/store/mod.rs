@@ -23,6 +23,7 @@ pub mod report;
 mod runs;
 mod status;
 pub mod summaries;
+mod target;
 pub mod writer;
 
 pub use frontier::StoredRobots;
@@ -31,6 +32,7 @@ pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
 pub use status::StoredSummarizer;
 pub use summaries::PageText;
+pub use target::DbTarget;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +94,8 @@ pub enum StoreError {
     Locked(#[from] LockError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("{0}: PostgreSQL databases are not supported by this build")]
+    Unsupported(String),
     #[error("the database writer has stopped")]
     WriterGone,
 }
@@ -178,13 +182,20 @@ pub enum Access {
 impl Store {
     /// Opens (creating if missing) the database at `path` for writing,
     /// holding its lock, and brings its schema up to date.
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        Self::open_with(path, Access::Write).await
+    pub async fn open(db: impl Into<DbTarget>) -> Result<Store, StoreError> {
+        Self::open_with(db, Access::Write).await
     }
 
     /// Opens the database at `path` as `access` says. Every check on the
     /// path and the file comes before anything is created or changed.
-    pub async fn open_with(path: &Path, access: Access) -> Result<Store, StoreError> {
+    pub async fn open_with(db: impl Into<DbTarget>, access: Access) -> Result<Store, StoreError> {
+        let target = db.into();
+        let path = match &target {
+            DbTarget::File(p) => p.as_path(),
+            DbTarget::Postgres(_) => {
+                return Err(StoreError::Unsupported(target.to_string()));
+            }
+        };
         let exists = open::check_path(path)?;
         if !exists {
             if access != Access::Write {
