@@ -17,7 +17,7 @@ use crate::cli::{Cli, Command, ExportArgs, ExtractArgs, ReportArgs, SummarizeArg
 use crate::crawl::{self, Controls, CrawlError, CrawlOutcome, CrawlReport};
 use crate::export::{self, ExportOptions};
 use crate::progress::{self, Counters, ProgressMode, Stderr};
-use crate::store::{Access, PageText, RunStats, Store, StoreError};
+use crate::store::{Access, DbTarget, PageText, RunStats, Store, StoreError};
 use crate::summarize::stage::{self, StageReport, SweepOptions};
 use crate::summarize::{SummarizeConfig, Summarizer};
 
@@ -134,8 +134,8 @@ fn fail(code: u8, msg: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-async fn open(path: &Path, access: Access) -> Option<Store> {
-    match Store::open_with(path, access).await {
+async fn open(db: &DbTarget, access: Access) -> Option<Store> {
+    match Store::open_with(db, access).await {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("trawl: {e}");
@@ -212,7 +212,7 @@ where
     let result = start(controls, counters).await;
     done.cancel();
     let _ = reporter.await;
-    let db = store.path().display().to_string();
+    let db = store.target().to_string();
     let run = match &result {
         Ok(_) => match store.last_run().await {
             Ok(run) => run,
@@ -646,7 +646,7 @@ async fn run_report(args: &ReportArgs) -> u8 {
     .await;
     store.close().await;
     let html = match report {
-        Ok(r) => crate::report::html::render(&r, &args.db.db.display().to_string()),
+        Ok(r) => crate::report::html::render(&r, &args.db.db.to_string()),
         Err(e) => {
             eprintln!("trawl: cannot read the crawl: {e}");
             return EXIT_FAILURE;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{ConfigError, CrawlConfig, LimitsConfig, PolitenessConfig, ScopeConfig};
 use crate::export::{ExportOptions, Format, HostFilter, What};
 use crate::fetch::FetchConfig;
+use crate::store::DbTarget;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -96,8 +97,10 @@ impl ReportArgs {
         }
         let out = &self.out;
         crate::util::check_output_path(out).map_err(ConfigError)?;
-        if let (Ok(a), Ok(b)) = (out.canonicalize(), self.db.db.canonicalize())
-            && a == b
+        if let (Ok(a), Some(Ok(b))) = (
+            out.canonicalize(),
+            self.db.db.file().map(|f| f.canonicalize()),
+        ) && a == b
         {
             return Err(ConfigError(format!(
                 "--out {} is the database; give another file",
@@ -244,18 +247,31 @@ impl SummaryArgs {
 /// The database `crawl` writes.
 #[derive(Debug, Args)]
 pub struct DbArg {
-    /// The crawl database (SQLite; created if missing, its directory must
-    /// exist). One that holds a crawl already is refused: `resume` continues it.
-    #[arg(long, default_value = "trawl.db", value_name = "PATH")]
-    pub db: PathBuf,
+    /// The crawl database: an SQLite file (created if missing, its directory
+    /// must exist) or a PostgreSQL database, postgres://user:password@host/dbname
+    /// (one crawl per database). One that holds a crawl already is refused:
+    /// `resume` continues it.
+    #[arg(long, default_value = "trawl.db", value_name = "PATH|URL", env = "TRAWL_DB",
+          value_parser = parse_db, hide_env_values = true)]
+    pub db: DbTarget,
 }
 
 /// The database the other commands read or continue.
 #[derive(Debug, Args)]
 pub struct ExistingDbArg {
-    /// The crawl database, made by `trawl crawl` (it must exist).
-    #[arg(long, default_value = "trawl.db", value_name = "PATH")]
-    pub db: PathBuf,
+    /// The crawl database made by `trawl crawl` (it must exist): an SQLite file
+    /// or a postgres:// URL.
+    #[arg(long, default_value = "trawl.db", value_name = "PATH|URL", env = "TRAWL_DB",
+          value_parser = parse_db, hide_env_values = true)]
+    pub db: DbTarget,
+}
+
+/// `--db`: a `postgres://` URL or a file path (see [`DbTarget::parse`]).
+fn parse_db(s: &str) -> Result<DbTarget, String> {
+    if s.is_empty() {
+        return Err("give a database file or a postgres:// URL".into());
+    }
+    Ok(DbTarget::parse(s))
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::store::lock::DbLock;
 use crate::store::{Store, StoreError};
 use crate::util::rfc3339;
 
@@ -189,11 +188,12 @@ fn gone_here(here: &str, hostname: &str, pid: i64) -> bool {
 /// Reads where the crawl in `store` stands. A crawl whose row says it runs
 /// while no process holds the database is reported `interrupted`.
 pub async fn collect(store: &Store) -> Result<Status, StoreError> {
+    let held = store.is_held().await;
     let crawl = store.crawl().await?.map(|r| {
         let mut state = r.state;
         // `running` in the table after the process is gone means it
         // was killed; only the lock tells the two apart.
-        if (state == "running" || state == "summarizing") && !DbLock::is_held(store.path()) {
+        if (state == "running" || state == "summarizing") && !held {
             state = "interrupted".into();
         }
         let mut settings: serde_json::Value = serde_json::from_str(&r.config).unwrap_or_default();
@@ -253,7 +253,6 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
             bytes: r.bytes,
         })
         .collect();
-    let held = DbLock::is_held(store.path());
     let now = crate::util::now_ms();
     let lost_after = crate::store::processes::LOST_AFTER.as_millis() as i64;
     let here = gethostname::gethostname().to_string_lossy().into_owned();
@@ -337,7 +336,7 @@ pub async fn collect(store: &Store) -> Result<Status, StoreError> {
         .map(|(origin, rules)| HostRules { origin, rules })
         .collect();
     Ok(Status {
-        database: store.path().display().to_string(),
+        database: store.target().to_string(),
         crawl,
         pages_stored,
         queued: by_state("queued") + by_state("leased"),

@@ -42,7 +42,6 @@ use crate::robots::{self};
 use crate::scheduler::Scheduler;
 use crate::store::processes::{HEARTBEAT, ProcessInfo};
 use crate::store::records::{Committed, WriterStats};
-use crate::store::writer;
 use crate::store::{CrawlState, RunKind, Store, StoreError};
 use crate::summarize::Summarizer;
 use crate::summarize::stage::{self, StageReport, SweepOptions};
@@ -185,7 +184,7 @@ pub async fn start(
     let cfg = cfg.validated()?;
     if let Some(existing) = store.crawl().await? {
         return Err(CrawlError::CrawlExists {
-            path: store.path().display().to_string(),
+            path: store.target().to_string(),
             state: existing.state,
             started: crate::util::rfc3339(existing.started_at),
         });
@@ -212,7 +211,7 @@ pub async fn resume(
     controls: Controls,
     counters: Arc<Counters>,
 ) -> Result<CrawlReport, CrawlError> {
-    let path = store.path().display().to_string();
+    let path = store.target().to_string();
     let (row, mut cfg) = stored_crawl(store).await?;
     let per_host_before = cfg.limits.max_pages_per_host;
     adjust(&mut cfg);
@@ -250,7 +249,7 @@ pub async fn resume(
 /// The crawl stored in `store` and its settings, for a new run of it.
 async fn stored_crawl(store: &Store) -> Result<(crate::store::CrawlRow, CrawlConfig), CrawlError> {
     let Some(row) = store.crawl().await? else {
-        let path = store.path().display().to_string();
+        let path = store.target().to_string();
         return Err(CrawlError::NothingToResume { path });
     };
     let cfg = serde_json::from_str(&row.config)
@@ -475,14 +474,9 @@ async fn run(
         counters.clone(),
     )));
 
-    let conn = store.connection().await?;
-    let checkpoint_conn = store.connection().await?;
-    let (writer, writer_task) = writer::spawn(
-        conn,
-        checkpoint_conn,
-        4 * cfg.concurrency.max(64),
-        cfg.concurrency / 2,
-    );
+    let (writer, writer_task) = store
+        .spawn_writer(4 * cfg.concurrency.max(64), cfg.concurrency / 2)
+        .await?;
     let committed = writer.committed();
 
     // The summary stage runs beside the crawl on its own connection; the

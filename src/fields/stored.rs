@@ -69,7 +69,7 @@ pub struct StoredReport {
 /// Applies `specs` to every kept page of the crawl in `store` (see the
 /// module's notes).
 pub async fn apply(store: &Store, specs: &[FieldSpec]) -> Result<StoredReport, StoredError> {
-    let path = store.path().display().to_string();
+    let path = store.target().to_string();
     let Some(row) = store.crawl().await? else {
         return Err(StoredError::NoCrawl { path });
     };

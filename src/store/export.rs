@@ -14,9 +14,8 @@
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, numbered};
 use crate::export::HostFilter;
 
 /// The filters every kind of exported row shares.
@@ -143,6 +142,38 @@ enum Bind {
     Text(String),
 }
 
+/// The rows of `$sql` (`?` placeholders) with `$binds`, each read by
+/// the closure `$read` (`|r: &Row| -> Result<T, sqlx::Error>`, written once
+/// and compiled for each backend's row), as a stream.
+macro_rules! stream_rows {
+    ($store:expr, $sql:expr, $binds:expr, $read:expr) => {{
+        let sql = numbered(&$sql);
+        let binds: Vec<Bind> = $binds;
+        on_pool!($store, pool => {
+            let read = typed_reader::<<Db as sqlx::Database>::Row, _, _>($read);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for b in binds {
+                query = match b {
+                    Bind::Bool(v) => query.bind(v),
+                    Bind::Int(v) => query.bind(v),
+                    Bind::Text(v) => query.bind(v),
+                };
+            }
+            query
+                .fetch(pool)
+                .and_then(move |r| std::future::ready(read(&r)))
+                .map_err(StoreError::from)
+                .boxed()
+        })
+    }};
+}
+
+/// `f`, with its argument's type fixed to `&R` (a closure's argument type
+/// must be known before its body is checked).
+fn typed_reader<R, T, F: Fn(&R) -> Result<T, sqlx::Error>>(f: F) -> F {
+    f
+}
+
 impl Store {
     /// Every stored summary of a page (only the `done` ones unless
     /// `include_failed`), by URL id, backend, model and prompt version.
@@ -159,13 +190,13 @@ impl Store {
              s.state, s.error \
              FROM pages p JOIN urls u ON u.id = p.url_id \
              JOIN summaries s ON s.content_hash = p.content_hash \
-             WHERE (s.state = 'done' OR ?) AND u.sitemap = 0 AND (? OR p.noindex = 0)",
+             WHERE (s.state = 'done' OR ?) AND u.sitemap = FALSE AND (? OR p.noindex = FALSE)",
         );
         binds.push(Bind::Bool(include_failed));
         binds.push(Bind::Bool(filter.include_noindex));
         filters(filter, "s.updated_at", &mut sql, &mut binds);
         sql.push_str(" ORDER BY p.url_id, s.backend, s.model, s.prompt_version");
-        self.rows(sql, binds, |r| {
+        stream_rows!(self, sql, binds, |r| {
             Ok(SummaryRow {
                 url: r.try_get(0)?,
                 title: r.try_get(1)?,
@@ -198,19 +229,19 @@ impl Store {
         let (from, page_filter) = if columns.include_skipped {
             (
                 "FROM urls u LEFT JOIN pages p ON p.url_id = u.id",
-                " AND u.state <> 'queued' AND u.state <> 'leased' AND (p.url_id IS NULL OR ? OR p.noindex = 0)",
+                " AND u.state <> 'queued' AND u.state <> 'leased' AND (p.url_id IS NULL OR ? OR p.noindex = FALSE)",
             )
         } else {
             (
                 "FROM pages p JOIN urls u ON u.id = p.url_id",
-                " AND (? OR p.noindex = 0)",
+                " AND (? OR p.noindex = FALSE)",
             )
         };
         let mut sql = format!(
             "SELECT u.url, p.final_url, p.status, u.depth, u.state, u.reason, p.redirect_to, \
              p.content_type, p.size, p.truncated, p.title, p.description, p.canonical, p.language, \
              p.content_hash, p.links_count, p.fetch_ms, p.fetched_at{text}{markdown}, \
-             u.id {from} WHERE u.sitemap = 0{page_filter}",
+             u.id {from} WHERE u.sitemap = FALSE{page_filter}",
             // Selected only when asked for; `u.id` last.
             text = if columns.text { ", p.text" } else { "" },
             markdown = if columns.markdown { ", p.markdown" } else { "" },
@@ -223,7 +254,7 @@ impl Store {
             &mut binds,
         );
         sql.push_str(" ORDER BY u.id");
-        self.rows(sql, binds, move |r| {
+        stream_rows!(self, sql, binds, move |r| {
             let mut next = 18;
             let mut optional = |asked: bool| -> Result<Option<String>, sqlx::Error> {
                 if !asked {
@@ -270,11 +301,16 @@ impl Store {
         let mut sql = String::from(
             "SELECT u.url, t.url, l.anchor, l.nofollow, COALESCE(l.kind, 'a') \
              FROM links l JOIN urls u ON u.id = l.from_id JOIN urls t ON t.id = l.to_id \
-             JOIN pages p ON p.url_id = l.from_id WHERE 1",
+             JOIN pages p ON p.url_id = l.from_id WHERE TRUE",
         );
         filters(filter, "p.fetched_at", &mut sql, &mut binds);
-        sql.push_str(" ORDER BY l.rowid");
-        self.rows(sql, binds, |r| {
+        // Insertion order: SQLite's rowid, PostgreSQL's identity column.
+        sql.push_str(if self.is_postgres() {
+            " ORDER BY l.seq"
+        } else {
+            " ORDER BY l.rowid"
+        });
+        stream_rows!(self, sql, binds, |r| {
             Ok(LinkRow {
                 from: r.try_get(0)?,
                 to: r.try_get(1)?,
@@ -283,28 +319,6 @@ impl Store {
                 kind: r.try_get(4)?,
             })
         })
-    }
-
-    /// The rows of `sql` with `binds`, each read by `read`, as they come.
-    fn rows<T: Send + 'static>(
-        &self,
-        sql: String,
-        binds: Vec<Bind>,
-        read: impl Fn(&SqliteRow) -> Result<T, sqlx::Error> + Send + 'static,
-    ) -> BoxStream<'_, Result<T, StoreError>> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            query = match b {
-                Bind::Bool(v) => query.bind(v),
-                Bind::Int(v) => query.bind(v),
-                Bind::Text(v) => query.bind(v),
-            };
-        }
-        query
-            .fetch(&self.pool)
-            .and_then(move |r| std::future::ready(read(&r)))
-            .map_err(StoreError::from)
-            .boxed()
     }
 }
 

@@ -11,11 +11,11 @@
 
 use std::io::{Read, Write};
 
-use futures_util::{Stream, TryStreamExt};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use sqlx::{QueryBuilder, Row};
 
-use super::writer::{execute_once, push_id_list};
-use super::{Store, StoreError};
+use super::{Store, StoreError, push_id_list};
 use crate::fields::FieldValues;
 
 /// A page's body, compressed for keeping.
@@ -112,13 +112,18 @@ pub struct StoredField {
 /// The statement that stores these fields (url id, field), replacing a
 /// page's field of the same name: for the crawl's writer and for `trawl
 /// extract` alike.
-pub(super) fn insert_fields(rows: &[(i64, &FieldRow)]) -> QueryBuilder<Sqlite> {
-    let mut qb = QueryBuilder::new("INSERT OR REPLACE INTO extracted (url_id, name, vals) ");
+pub(super) fn insert_fields<DB: sqlx::Database>(rows: &[(i64, &FieldRow)]) -> QueryBuilder<DB>
+where
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut qb = QueryBuilder::new("INSERT INTO extracted (url_id, name, vals) ");
     qb.push_values(rows, |mut b, (id, r)| {
         b.push_bind(*id)
             .push_bind(r.name.clone())
             .push_bind(r.json.clone());
     });
+    qb.push(" ON CONFLICT (url_id, name) DO UPDATE SET vals = excluded.vals");
     qb
 }
 
@@ -139,14 +144,15 @@ impl Store {
                 None => return Ok(Vec::new()),
             },
         };
+        on_pool!(self, pool => {
         let mut rows = sqlx::query(
             "SELECT h.url_id, u.url, p.content_type, h.size, h.body FROM page_html h \
              JOIN urls u ON u.id = h.url_id JOIN pages p ON p.url_id = h.url_id \
-             WHERE h.url_id >= ? ORDER BY h.url_id LIMIT ?",
+             WHERE h.url_id >= $1 ORDER BY h.url_id LIMIT $2",
         )
         .bind(from)
         .bind(max_rows as i64)
-        .fetch(self.pool());
+        .fetch(pool);
         let (mut out, mut bytes) = (Vec::new(), 0);
         while let Some(r) = rows.try_next().await? {
             let packed: Vec<u8> = r.get("body");
@@ -163,30 +169,29 @@ impl Store {
             }
         }
         Ok(out)
+        })
     }
 
     /// Pages read as HTML (they have a decoded encoding) whose body was
     /// not kept.
     pub async fn html_pages_without_body(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
             "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id \
-             WHERE p.encoding IS NOT NULL AND u.sitemap = 0 \
+             WHERE p.encoding IS NOT NULL AND u.sitemap = FALSE \
              AND NOT EXISTS (SELECT 1 FROM page_html h WHERE h.url_id = p.url_id)",
         )
-        .fetch_one(self.pool())
-        .await?)
+        .fetch_one(pool).await)?)
     }
 
     /// Kept bodies: how many, and their bytes before and after
     /// compression.
     pub async fn kept_html_totals(&self) -> Result<(i64, i64, i64), StoreError> {
-        let r = sqlx::query(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS size, \
-             COALESCE(SUM(length(body)), 0) AS packed FROM page_html",
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS size, \
+             CAST(COALESCE(SUM(length(body)), 0) AS BIGINT) AS packed FROM page_html",
         )
-        .fetch_one(self.pool())
-        .await?;
-        Ok((r.get("n"), r.get("size"), r.get("packed")))
+        .fetch_one(pool)
+        .await)?)
     }
 
     /// Replaces the fields `names` of these pages with what was found, in
@@ -198,10 +203,11 @@ impl Store {
         names: &[String],
         pages: &[(i64, Vec<FieldRow>)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        on_pool!(self, pool => {
+        let mut tx = pool.begin().await?;
         let ids: Vec<i64> = pages.iter().map(|(id, _)| *id).collect();
-        for chunk in ids.chunks(super::writer::URL_ROWS_PER_STMT) {
-            let mut qb: QueryBuilder<Sqlite> =
+        for chunk in ids.chunks(super::URL_ROWS_PER_STMT) {
+            let mut qb: QueryBuilder<Db> =
                 QueryBuilder::new("DELETE FROM extracted WHERE url_id IN ");
             push_id_list(&mut qb, chunk);
             qb.push(" AND name IN (");
@@ -210,49 +216,51 @@ impl Store {
                 sep.push_bind(n.clone());
             }
             qb.push(")");
-            execute_once(&mut tx, qb).await?;
+            qb.build().persistent(false).execute(&mut *tx).await?;
         }
         let rows: Vec<(i64, &FieldRow)> = pages
             .iter()
             .flat_map(|(id, rows)| rows.iter().map(move |r| (*id, r)))
             .collect();
         for chunk in rows.chunks(256) {
-            execute_once(&mut tx, insert_fields(chunk)).await?;
+            insert_fields::<Db>(chunk)
+                .build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
+        });
         Ok(())
     }
 
     /// The names of every stored field, sorted.
     pub async fn field_names(&self) -> Result<Vec<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT DISTINCT name FROM extracted ORDER BY name")
-                .fetch_all(self.pool())
-                .await?,
+            on_pool!(self, pool => sqlx::query_scalar("SELECT DISTINCT name FROM extracted ORDER BY name")
+                .fetch_all(pool).await)?,
         )
     }
 
     /// Every stored field, by URL id (in the order page exports use) and
     /// name, streamed.
-    pub fn stored_fields(&self) -> impl Stream<Item = Result<StoredField, StoreError>> + '_ {
-        sqlx::query("SELECT url_id, name, vals FROM extracted ORDER BY url_id, name")
-            .fetch(self.pool())
-            .map_ok(|r| StoredField {
-                url_id: r.get("url_id"),
-                name: r.get("name"),
-                json: r.get("vals"),
-            })
-            .map_err(StoreError::from)
+    pub fn stored_fields(&self) -> BoxStream<'_, Result<StoredField, StoreError>> {
+        on_pool!(self, pool => sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT url_id, name, vals FROM extracted ORDER BY url_id, name",
+        )
+        .fetch(pool)
+        .map_ok(|(url_id, name, json)| StoredField { url_id, name, json })
+        .map_err(StoreError::from)
+        .boxed())
     }
 
     /// Replaces the stored settings of crawl `id` (JSON), leaving its
     /// state and times as they are.
     pub async fn set_crawl_config(&self, id: i64, config: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE crawls SET config = ? WHERE id = ?")
+        on_pool!(self, pool => sqlx::query("UPDATE crawls SET config = $1 WHERE id = $2")
             .bind(config)
             .bind(id)
-            .execute(self.pool())
-            .await?;
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 }

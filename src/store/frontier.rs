@@ -30,20 +30,18 @@ impl Store {
         retry_budget_skips: bool,
         max_depth: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased' \
-             OR (state = 'skipped' AND reason IN ('max_pages', 'robots_unavailable') AND ?) \
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE urls SET state = 'queued', updated_at = $1 WHERE state = 'leased' \
+             OR (state = 'skipped' AND reason IN ('max_pages', 'robots_unavailable') AND $2) \
              OR (state = 'failed' AND reason = 'host_unresponsive') \
-             OR (state = 'skipped' AND reason = 'max_depth' AND depth <= ?)",
+             OR (state = 'skipped' AND reason = 'max_depth' AND depth <= $3)",
         )
         .bind(now)
         .bind(retry_budget_skips)
         .bind(max_depth)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query("UPDATE urls SET reason = NULL WHERE state = 'queued' AND reason IS NOT NULL")
-            .execute(&self.pool)
-            .await?;
+        .execute(pool).await.map(|_| ()))?;
+        on_pool!(self, pool => sqlx::query("UPDATE urls SET reason = NULL WHERE state = 'queued' AND reason IS NOT NULL")
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -53,33 +51,34 @@ impl Store {
         &self,
         mut f: impl FnMut(i64, &str),
     ) -> Result<(), StoreError> {
-        let mut rows =
-            sqlx::query_as::<_, (i64, String)>("SELECT id, COALESCE(reason, '') FROM urls")
-                .fetch(&self.pool);
-        while let Some((id, reason)) = rows.try_next().await? {
-            f(id, &reason);
-        }
+        on_pool!(self, pool => {
+            let mut rows =
+                sqlx::query_as::<_, (i64, String)>("SELECT id, COALESCE(reason, '') FROM urls")
+                    .fetch(pool);
+            while let Some((id, reason)) = rows.try_next().await? {
+                f(id, &reason);
+            }
+        });
         Ok(())
     }
 
     /// Pages fetched so far (`done` or `failed`, sitemaps left out): what
     /// earlier runs spent of `--max-pages`.
     pub async fn pages_fetched(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed') AND sitemap = 0",
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM urls WHERE state IN ('done', 'failed') AND sitemap = FALSE",
         )
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool).await)?;
         Ok(n.max(0) as u64)
     }
 
     /// Pages fetched so far per origin, for `--max-pages-per-host`.
     pub async fn pages_fetched_by_origin(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows = sqlx::query_as::<_, (String, i64)>(
-            "SELECT origin, COUNT(*) FROM urls WHERE sitemap = 0 AND state IN ('done', 'failed') GROUP BY origin",
+        let rows = on_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(
+            "SELECT origin, COUNT(*) FROM urls WHERE sitemap = FALSE AND state IN ('done', 'failed') GROUP BY origin",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|(o, n)| (o, n.max(0) as u64))
@@ -88,9 +87,8 @@ impl Store {
 
     /// URLs waiting in the queue.
     pub async fn queued_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state = 'queued'")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state = 'queued'")
+            .fetch_one(pool).await)?;
         Ok(n.max(0) as u64)
     }
 
@@ -99,15 +97,14 @@ impl Store {
     /// failed because their host was given up on, or skipped as too deep
     /// at a depth of at most `max_depth`.
     pub async fn resumable_count(&self, max_depth: i64) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(
             "SELECT COUNT(*) FROM urls WHERE state IN ('queued', 'leased') \
              OR (state = 'skipped' AND reason IN ('max_pages', 'robots_unavailable')) \
              OR (state = 'failed' AND reason = 'host_unresponsive') \
-             OR (state = 'skipped' AND reason = 'max_depth' AND depth <= ?)",
+             OR (state = 'skipped' AND reason = 'max_depth' AND depth <= $1)",
         )
         .bind(max_depth)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool).await)?;
         Ok(n.max(0) as u64)
     }
 
@@ -118,46 +115,46 @@ impl Store {
         &self,
         mut f: impl FnMut(i64, &str),
     ) -> Result<(), StoreError> {
-        let mut rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT id, url FROM urls WHERE state = 'skipped' AND reason = 'trap'",
-        )
-        .fetch(&self.pool);
-        while let Some((id, url)) = rows.try_next().await? {
-            f(id, &url);
-        }
+        on_pool!(self, pool => {
+            let mut rows = sqlx::query_as::<_, (i64, String)>(
+                "SELECT id, url FROM urls WHERE state = 'skipped' AND reason = 'trap'",
+            )
+            .fetch(pool);
+            while let Some((id, url)) = rows.try_next().await? {
+                f(id, &url);
+            }
+        });
         Ok(())
     }
 
     /// Pages stored (sitemaps left out).
     pub async fn pages_stored(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE",
         )
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool).await)?)
     }
 
     /// Hosts that may not be asked before a time after `now` (a back-off
     /// or a Retry-After an earlier run was given): (origin, epoch ms).
     pub async fn host_delays(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as::<_, (String, i64)>(
-            "SELECT origin, next_fetch_at FROM hosts WHERE next_fetch_at > ?",
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(
+            "SELECT origin, next_fetch_at FROM hosts WHERE next_fetch_at > $1",
         )
         .bind(now)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// Every host's stored clock: (origin, `next_fetch_at`, the
     /// Crawl-delay its stored robots.txt asks, in ms), for the hosts that
     /// have either.
     pub async fn host_clocks(&self) -> Result<Vec<(String, Option<i64>, Option<i64>)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT origin, next_fetch_at, crawl_delay_ms FROM hosts \
              WHERE next_fetch_at IS NOT NULL OR crawl_delay_ms IS NOT NULL",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool).await)?)
     }
 
     /// `origin`'s robots.txt as stored, if it was fetched after `oldest`
@@ -168,14 +165,14 @@ impl Store {
         origin: &str,
         oldest: i64,
     ) -> Result<Option<StoredRobots>, StoreError> {
-        let row = sqlx::query_as::<_, (Option<i64>, Option<Vec<u8>>, i64)>(
+        let row = on_pool!(self, pool => sqlx::query_as::<_, (Option<i64>, Option<Vec<u8>>, i64)>(
             "SELECT robots_status, robots_body, robots_fetched_at FROM hosts \
-             WHERE origin = ? AND robots_status IS NOT NULL AND robots_status < 500 AND robots_fetched_at > ?",
+             WHERE origin = $1 AND robots_status IS NOT NULL AND robots_status < 500 AND robots_fetched_at > $2",
         )
         .bind(origin)
         .bind(oldest)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await)?;
         Ok(row.map(|(status, body, fetched_at)| StoredRobots {
             status: status.map(|s| s as u16),
             body: body.unwrap_or_default(),

@@ -16,8 +16,8 @@ use sqlx::Row;
 use super::{Store, StoreError};
 
 /// The conditions on `pages p JOIN urls u` of a listed page.
-const LISTED: &str = "u.sitemap = 0 AND p.status BETWEEN 200 AND 299 AND p.text IS NOT NULL \
-     AND p.noindex = 0 AND NOT EXISTS \
+const LISTED: &str = "u.sitemap = FALSE AND p.status BETWEEN 200 AND 299 AND p.text IS NOT NULL \
+     AND p.noindex = FALSE AND NOT EXISTS \
      (SELECT 1 FROM page_checks c WHERE c.url_id = p.url_id AND c.removed_run IS NOT NULL)";
 
 /// The section of a URL: its first path segment with its slashes
@@ -66,19 +66,19 @@ impl Store {
     /// The origins with listed pages, in order, with their counts.
     pub async fn listed_origins(&self) -> Result<Vec<ListedOrigin>, StoreError> {
         let sql = format!(
-            "SELECT u.origin, COUNT(*) AS n, SUM(p.markdown IS NULL) AS bare \
+            "SELECT u.origin, COUNT(*) AS n, COUNT(*) FILTER (WHERE p.markdown IS NULL) AS bare \
              FROM pages p JOIN urls u ON u.id = p.url_id WHERE {LISTED} \
              GROUP BY u.origin ORDER BY u.origin"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String, i64, i64)> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await)?;
         Ok(rows
-            .iter()
-            .map(|r| ListedOrigin {
-                origin: r.get("origin"),
-                pages: r.get("n"),
-                without_markdown: r.get("bare"),
+            .into_iter()
+            .map(|(origin, pages, without_markdown)| ListedOrigin {
+                origin,
+                pages,
+                without_markdown,
             })
             .collect())
     }
@@ -89,7 +89,7 @@ impl Store {
     pub fn listed_pages(&self, markdown: bool) -> BoxStream<'_, Result<ListedPage, StoreError>> {
         let sql = format!(
             "WITH l AS (SELECT u.origin, u.url, p.title, p.description, p.content_hash, \
-             CASE WHEN ? THEN p.markdown END AS markdown, \
+             CASE WHEN $1 THEN p.markdown END AS markdown, \
              CASE WHEN instr(u.url, '?') > 0 \
                   THEN substr(substr(u.url, 1, instr(u.url, '?') - 1), instr(substr(u.url, 9), '/') + 8) \
                   ELSE substr(u.url, instr(substr(u.url, 9), '/') + 8) END AS path \
@@ -99,9 +99,15 @@ impl Store {
               AND s.state = 'done' ORDER BY s.backend, s.model, s.prompt_version LIMIT 1) AS summary \
              FROM l ORDER BY origin, section, url"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        // PostgreSQL's name for SQLite's instr().
+        let sql = if self.is_postgres() {
+            sql.replace("instr(", "strpos(")
+        } else {
+            sql
+        };
+        on_pool!(self, pool => sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(markdown)
-            .fetch(&self.pool)
+            .fetch(pool)
             .map_err(StoreError::from)
             .map(|r| {
                 r.map(|r| ListedPage {
@@ -114,7 +120,7 @@ impl Store {
                     markdown: r.get("markdown"),
                 })
             })
-            .boxed()
+            .boxed())
     }
 
     /// What the page at `url_id` says of its site, following its
@@ -131,26 +137,26 @@ impl Store {
     /// The page at `url_id` as a [`Home`], or the id of the page a
     /// redirect ended at.
     async fn home_page(&self, url_id: i64) -> Result<Option<Result<Home, i64>>, StoreError> {
-        let row = sqlx::query(
+        let row: Option<(i64, String, Option<String>, Option<String>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT p.status, p.final_url, p.title, p.description, \
              (SELECT s.summary FROM summaries s WHERE s.content_hash = p.content_hash \
               AND s.state = 'done' ORDER BY s.backend, s.model, s.prompt_version LIMIT 1) AS summary \
-             FROM pages p WHERE p.url_id = ?",
+             FROM pages p WHERE p.url_id = $1",
         )
         .bind(url_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let status: i64 = row.get("status");
+        .fetch_optional(pool)
+        .await)?;
+        let Some((status, final_url, title, description, summary)) = row else {
+            return Ok(None);
+        };
         if (300..400).contains(&status) {
-            let end: Option<String> = row.get("final_url");
-            let end = end.and_then(|u| url::Url::parse(&u).ok());
+            let end = url::Url::parse(&final_url).ok();
             return Ok(end.map(|end| Err(crate::canon::fingerprint(&end) as i64)));
         }
         Ok(Some(Ok(Home {
-            title: row.get("title"),
-            description: row.get("description"),
-            summary: row.get("summary"),
+            title,
+            description,
+            summary,
         })))
     }
 }

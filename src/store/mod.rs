@@ -10,12 +10,63 @@
 //! refused before anything is created or changed. Readers need no lock
 //! and can read a database this process cannot write.
 
+/// Runs `$body` against the store's pool, once written and compiled for
+/// each backend: inside it, `$pool` is the backend's pool, `Db` its
+/// `sqlx::Database` and `PG` whether it is PostgreSQL (for the few
+/// statements whose SQL differs). SQL in a body must run on both: `$N`
+/// placeholders, `TRUE`/`FALSE` for flags, `COUNT(*) FILTER (WHERE …)`
+/// rather than `SUM` of a condition, `CAST(SUM(x) AS BIGINT)`.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.pools() {
+            $crate::store::Pools::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type Db = ::sqlx::Sqlite;
+                #[allow(dead_code)]
+                const PG: bool = false;
+                $body
+            }
+            $crate::store::Pools::Postgres($pool) => {
+                #[allow(dead_code)]
+                type Db = ::sqlx::Postgres;
+                #[allow(dead_code)]
+                const PG: bool = true;
+                $body
+            }
+        }
+    };
+}
+
+/// As [`on_pool!`], for a [`Conn`] of the store's (`&mut Conn`): `$c` is
+/// the backend's connection.
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Sqlite($c) => {
+                #[allow(dead_code)]
+                type Db = ::sqlx::Sqlite;
+                #[allow(dead_code)]
+                const PG: bool = false;
+                $body
+            }
+            $crate::store::Conn::Postgres($c) => {
+                #[allow(dead_code)]
+                type Db = ::sqlx::Postgres;
+                #[allow(dead_code)]
+                const PG: bool = true;
+                $body
+            }
+        }
+    };
+}
+
 pub mod export;
 pub mod fields;
 mod frontier;
 mod llms;
 pub mod lock;
 mod open;
+mod pg;
 pub mod processes;
 pub mod records;
 mod recrawl;
@@ -28,6 +79,7 @@ pub mod writer;
 
 pub use frontier::StoredRobots;
 pub use llms::{Home, ListedOrigin, ListedPage};
+pub use pg::PgLock;
 pub use recrawl::{ChangeRow, RunKind, RunSummary};
 pub use runs::RunStats;
 pub use status::StoredSummarizer;
@@ -38,10 +90,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row, SqliteConnection};
 
 use crate::util::now_ms;
 use lock::{DbLock, LockError};
@@ -94,8 +147,16 @@ pub enum StoreError {
     Locked(#[from] LockError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
-    #[error("{0}: PostgreSQL databases are not supported by this build")]
-    Unsupported(String),
+    #[error("cannot connect to {db}: {why}")]
+    Connect { db: String, why: String },
+    #[error(
+        "{db} holds tables that are not a trawl crawl's; give a database of its own (createdb trawl)"
+    )]
+    PgNotTrawl { db: String },
+    #[error(
+        "{db} is in use by another trawl process; wait for it to finish or stop it (Ctrl-C), then run the command again"
+    )]
+    PgHeld { db: String },
     #[error("the database writer has stopped")]
     WriterGone,
 }
@@ -151,26 +212,63 @@ pub struct CrawlRow {
     pub finished_at: Option<i64>,
 }
 
-/// An open trawl database.
+/// The connection pool of the backend a [`Store`] uses.
+#[derive(Clone, Debug)]
+pub enum Pools {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A connection of its own, outside the pool (the writer's, the summary
+/// stage's), on the store's backend.
+#[derive(Debug)]
+pub enum Conn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Conn {
+    pub async fn close(self) {
+        match self {
+            Conn::Sqlite(c) => drop(c.close().await),
+            Conn::Postgres(c) => drop(c.close().await),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ConnOptions {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+/// The single-writer lock of a store that writes.
+#[derive(Debug)]
+enum Lock {
+    File(#[allow(dead_code)] DbLock),
+    Postgres(#[allow(dead_code)] PgLock),
+}
+
+/// An open trawl database: an SQLite file or a PostgreSQL database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    options: SqliteConnectOptions,
-    path: PathBuf,
+    pools: Pools,
+    options: ConnOptions,
+    target: DbTarget,
     /// Held for as long as any clone of a writing store lives.
-    _lock: Option<Arc<DbLock>>,
+    _lock: Option<Arc<Lock>>,
 }
 
 /// What the opener means to do with the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Crawl into it, creating it if missing (an empty file, or an SQLite
-    /// file without tables, is taken as new): takes the single-writer lock
-    /// for the store's life.
+    /// file without tables, or a PostgreSQL database without tables, is
+    /// taken as new): takes the single-writer lock for the store's life.
     Write,
     /// Write to a trawl database that must exist already (`resume`,
-    /// `summarize`): as `Write`, but a missing, empty or foreign file is
-    /// refused untouched.
+    /// `summarize`): as `Write`, but a missing, empty or foreign database
+    /// is refused untouched.
     WriteExisting,
     /// Only read (status, export): the database must exist and be trawl's.
     /// Works beside a running crawl and on files this process cannot
@@ -180,22 +278,25 @@ pub enum Access {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `path` for writing,
-    /// holding its lock, and brings its schema up to date.
+    /// Opens (creating if missing) the database `db` for writing, holding
+    /// its lock, and brings its schema up to date.
     pub async fn open(db: impl Into<DbTarget>) -> Result<Store, StoreError> {
         Self::open_with(db, Access::Write).await
     }
 
-    /// Opens the database at `path` as `access` says. Every check on the
-    /// path and the file comes before anything is created or changed.
+    /// Opens the database `db` as `access` says. Every check on the
+    /// path, the file or the server comes before anything is created or
+    /// changed.
     pub async fn open_with(db: impl Into<DbTarget>, access: Access) -> Result<Store, StoreError> {
         let target = db.into();
         let path = match &target {
-            DbTarget::File(p) => p.as_path(),
-            DbTarget::Postgres(_) => {
-                return Err(StoreError::Unsupported(target.to_string()));
+            DbTarget::File(p) => p.clone(),
+            DbTarget::Postgres(url) => {
+                let url = url.clone();
+                return Self::open_postgres(target, &url, access).await;
             }
         };
+        let path = path.as_path();
         let exists = open::check_path(path)?;
         if !exists {
             if access != Access::Write {
@@ -215,6 +316,49 @@ impl Store {
             Access::Read => Self::open_reader(path).await,
             Access::Write | Access::WriteExisting => Self::open_writer(path, access, exists).await,
         }
+    }
+
+    async fn open_postgres(
+        target: DbTarget,
+        url: &str,
+        access: Access,
+    ) -> Result<Store, StoreError> {
+        let options = pg::options(&target, url)?;
+        // The server answers and takes the login before anything else.
+        let mut probe = pg::connect(&target, &options).await?;
+        let lock = match access {
+            Access::Read => None,
+            Access::Write | Access::WriteExisting => Some(pg::lock(&target, &options).await?),
+        };
+        let found = pg::inspect(&target, &mut probe).await;
+        probe.close().await.ok();
+        let found = found?;
+        if access != Access::Write && found == pg::Found::Blank {
+            return Err(StoreError::PgNotTrawl {
+                db: target.to_string(),
+            });
+        }
+        let pool = pg::pool(&target, &options, 8).await?;
+        let current = found == (pg::Found::Trawl { current: true });
+        if !current {
+            match &lock {
+                Some(_) => pg::migrate(&target, &pool).await?,
+                // A running crawl holds the lock, and has brought the
+                // schema up to date already.
+                None => {
+                    if let Ok(l) = pg::lock(&target, &options).await {
+                        pg::migrate(&target, &pool).await?;
+                        drop(l);
+                    }
+                }
+            }
+        }
+        Ok(Store {
+            pools: Pools::Postgres(pool),
+            options: ConnOptions::Postgres(options),
+            target,
+            _lock: lock.map(|l| Arc::new(Lock::Postgres(l))),
+        })
     }
 
     async fn open_reader(path: &Path) -> Result<Store, StoreError> {
@@ -250,9 +394,9 @@ impl Store {
             .await
             .map_err(|e| classify_open_error(path, e))?;
         Ok(Store {
-            pool,
-            options,
-            path: path.to_path_buf(),
+            pools: Pools::Sqlite(pool),
+            options: ConnOptions::Sqlite(options),
+            target: DbTarget::File(path.to_path_buf()),
             _lock: None,
         })
     }
@@ -298,134 +442,190 @@ impl Store {
             .map_err(|e| classify_open_error(path, e))?;
         migrate(path, &pool).await?;
         Ok(Store {
-            pool,
-            options,
-            path: path.to_path_buf(),
-            _lock: Some(Arc::new(lock)),
+            pools: Pools::Sqlite(pool),
+            options: ConnOptions::Sqlite(options),
+            target: DbTarget::File(path.to_path_buf()),
+            _lock: Some(Arc::new(Lock::File(lock))),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the database is (a path, or a URL with its password hidden
+    /// when displayed).
+    pub fn target(&self) -> &DbTarget {
+        &self.target
     }
 
+    /// Whether the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pools, Pools::Postgres(_))
+    }
+
+    /// The pool of the backend in use.
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The SQLite pool.
+    ///
+    /// # Panics
+    /// On a PostgreSQL store.
+    #[doc(hidden)]
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        match &self.pools {
+            Pools::Sqlite(p) => p,
+            Pools::Postgres(_) => panic!("pool() is the SQLite pool; this store is PostgreSQL"),
+        }
+    }
+
+    /// Whether a process (this one included) holds the database's
+    /// single-writer lock right now: a crawl is running on it.
+    pub async fn is_held(&self) -> bool {
+        if self._lock.is_some() {
+            return true;
+        }
+        match (&self.pools, &self.target) {
+            (Pools::Postgres(pool), _) => pg::is_held(pool).await.unwrap_or(false),
+            (Pools::Sqlite(_), DbTarget::File(path)) => DbLock::is_held(path),
+            (Pools::Sqlite(_), DbTarget::Postgres(_)) => false,
+        }
     }
 
     /// A connection of its own, outside the read pool (the writer's, the
-    /// checkpointer's).
-    pub async fn connection(&self) -> Result<SqliteConnection, StoreError> {
-        Ok(self.options.connect().await?)
+    /// checkpointer's, the summary stage's).
+    pub async fn connection(&self) -> Result<Conn, StoreError> {
+        Ok(match &self.options {
+            ConnOptions::Sqlite(o) => Conn::Sqlite(o.connect().await?),
+            ConnOptions::Postgres(o) => Conn::Postgres(pg::connect(&self.target, o).await?),
+        })
+    }
+
+    /// Starts the crawl's writer (see [`writer::spawn`]) on a connection of
+    /// its own, with SQLite's checkpointer on another.
+    pub async fn spawn_writer(
+        &self,
+        capacity: usize,
+        linger_fetches: usize,
+    ) -> Result<
+        (
+            records::WriterHandle,
+            tokio::task::JoinHandle<Result<records::WriterStats, StoreError>>,
+        ),
+        StoreError,
+    > {
+        let conn = self.connection().await?;
+        let checkpoint = match &self.options {
+            ConnOptions::Sqlite(o) => Some(o.connect().await?),
+            ConnOptions::Postgres(_) => None,
+        };
+        Ok(writer::spawn(conn, checkpoint, capacity, linger_fetches))
     }
 
     /// The crawl stored in this database, if any.
     pub async fn crawl(&self) -> Result<Option<CrawlRow>, StoreError> {
-        let row = sqlx::query(
+        let row = on_pool!(self, pool => sqlx::query(
             "SELECT id, state, config, started_at, finished_at FROM crawls ORDER BY id DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| CrawlRow {
+        .fetch_optional(pool)
+        .await?
+        .map(|r| CrawlRow {
             id: r.get("id"),
             state: r.get("state"),
             config: r.get("config"),
             started_at: r.get("started_at"),
             finished_at: r.get("finished_at"),
-        }))
+        }));
+        Ok(row)
     }
 
     /// Records a new crawl with its configuration (JSON).
     pub async fn create_crawl(&self, config_json: &str) -> Result<i64, StoreError> {
         let now = now_ms();
-        let id = sqlx::query(
-            "INSERT INTO crawls (state, config, trawl_version, started_at, updated_at, run_started_at) VALUES ('running', ?, ?, ?, ?, ?)",
+        let id = on_pool!(self, pool => sqlx::query_scalar(
+            "INSERT INTO crawls (state, config, trawl_version, started_at, updated_at, run_started_at) \
+             VALUES ('running', $1, $2, $3, $3, $3) RETURNING id",
         )
         .bind(config_json)
         .bind(env!("CARGO_PKG_VERSION"))
         .bind(now)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(pool)
+        .await?);
         Ok(id)
     }
 
     /// Number of page URLs (sitemaps left out) in each state.
     pub async fn state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n FROM urls WHERE sitemap = 0 GROUP BY state ORDER BY state",
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT state, COUNT(*) AS n FROM urls WHERE sitemap = FALSE GROUP BY state ORDER BY state",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get("state"), r.get("n"))).collect())
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Number of sitemaps per state and reason (`done`, `failed:http_404`).
     pub async fn sitemap_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT state || COALESCE(':' || reason, '') AS k, COUNT(*) AS n FROM urls \
-             WHERE sitemap = 1 GROUP BY k ORDER BY k",
+             WHERE sitemap = TRUE GROUP BY k ORDER BY k",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get("k"), r.get("n"))).collect())
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Number of page URLs (sitemaps left out) per skip or failure reason.
     pub async fn reason_counts(&self, state: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT COALESCE(reason, '') AS reason, COUNT(*) AS n FROM urls WHERE state = ? AND sitemap = 0 \
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT COALESCE(reason, '') AS reason, COUNT(*) AS n FROM urls WHERE state = $1 AND sitemap = FALSE \
              GROUP BY reason ORDER BY n DESC, reason",
         )
         .bind(state)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get("reason"), r.get("n"))).collect())
+        .fetch_all(pool)
+        .await?))
     }
 
     /// The stored cookie jars, as `(host, JSON)` rows (see
     /// [`crate::cookies::Jar::load`]).
     pub async fn cookie_jars(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as("SELECT host, jar FROM cookies")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            on_pool!(self, pool => sqlx::query_as("SELECT host, jar FROM cookies")
+            .fetch_all(pool)
+            .await?),
+        )
     }
 
     /// Starts another run of crawl `id` (resume, recrawl) at `now`, with
     /// its settings as `config` (JSON): `running`, not finished.
     pub async fn run_again(&self, id: i64, config: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE crawls SET state = 'running', config = ?, updated_at = ?, run_started_at = ?, \
-             finished_at = NULL WHERE id = ?",
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE crawls SET state = 'running', config = $1, updated_at = $2, run_started_at = $2, \
+             finished_at = NULL WHERE id = $3",
         )
         .bind(config)
         .bind(now)
-        .bind(now)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
     /// Marks a crawl that was `summarizing` finished (its summary stage
-    /// is done; the writer has stopped), and truncates the WAL.
+    /// is done; the writer has stopped), and truncates SQLite's WAL.
     pub async fn finish_summarizing(&self, id: i64) -> Result<(), StoreError> {
         let now = now_ms();
-        sqlx::query(
-            "UPDATE crawls SET state = 'finished', updated_at = ?, finished_at = ? \
-             WHERE id = ? AND state = 'summarizing'",
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE crawls SET state = 'finished', updated_at = $1, finished_at = $1 \
+             WHERE id = $2 AND state = 'summarizing'",
         )
         .bind(now)
-        .bind(now)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         // The last write of a crawl: leave no WAL behind.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
+        if let Pools::Sqlite(pool) = &self.pools
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await
         {
             tracing::debug!("final checkpoint: {e}");
         }
@@ -436,22 +636,62 @@ impl Store {
     /// transaction (before a crawl's writer starts).
     pub async fn requeue(&self, ids: &[i64]) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        for chunk in ids.chunks(writer::URL_ROWS_PER_STMT) {
-            let mut qb = sqlx::QueryBuilder::new(
-                "UPDATE urls SET state = 'queued', reason = NULL, updated_at = ",
-            );
-            qb.push_bind(now).push(" WHERE id IN ");
-            writer::push_id_list(&mut qb, chunk);
-            writer::execute_once(&mut tx, qb).await?;
-        }
-        tx.commit().await?;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+                let mut qb = sqlx::QueryBuilder::<Db>::new(
+                    "UPDATE urls SET state = 'queued', reason = NULL, updated_at = ",
+                );
+                qb.push_bind(now).push(" WHERE id IN ");
+                push_id_list(&mut qb, chunk);
+                qb.build().persistent(false).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     pub async fn close(self) {
-        self.pool.close().await;
+        match self.pools {
+            Pools::Sqlite(p) => p.close().await,
+            Pools::Postgres(p) => p.close().await,
+        }
     }
+}
+
+/// `sql` with its `?` placeholders numbered `$1`, `$2`, … in order, the
+/// form both backends take (for SQL assembled from parts). `sql` must
+/// hold no `?` other than placeholders (none in its string literals).
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Most ids in one `IN (…)` list (SQLite allows 32,766 bound parameters
+/// per statement, PostgreSQL 65,535; stay well below).
+pub(crate) const URL_ROWS_PER_STMT: usize = 2000;
+
+/// Appends `(id, id, …)` as bound parameters.
+pub(crate) fn push_id_list<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, ids: &[i64])
+where
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    qb.push(")");
 }
 
 /// Options of a connection that writes (WAL, group commits).

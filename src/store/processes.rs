@@ -51,9 +51,9 @@ impl Store {
         who: &ProcessInfo,
         now: i64,
     ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
             "INSERT INTO processes (run_id, hostname, pid, concurrency, started_at, heartbeat_at) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(run_id)
         .bind(&who.hostname)
@@ -61,8 +61,7 @@ impl Store {
         .bind(i64::from(who.concurrency))
         .bind(now)
         .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool).await)?)
     }
 
     /// A heartbeat of process `id` at `now`, with what it has done so far.
@@ -73,40 +72,37 @@ impl Store {
         fetched: u64,
         hosts: u64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE processes SET heartbeat_at = ?, fetched = ?, hosts = ? WHERE id = ?")
+        on_pool!(self, pool => sqlx::query("UPDATE processes SET heartbeat_at = $1, fetched = $2, hosts = $3 WHERE id = $4")
             .bind(now)
             .bind(fetched as i64)
             .bind(hosts as i64)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// Records the end of process `id` at `now` (a stop or the crawl's
     /// end), with the pages it fetched; it has no hosts any more.
     pub async fn finish_process(&self, id: i64, now: i64, fetched: u64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE processes SET heartbeat_at = ?, finished_at = ?, fetched = ?, hosts = 0 WHERE id = ?",
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE processes SET heartbeat_at = $1, finished_at = $2, fetched = $3, hosts = 0 WHERE id = $4",
         )
         .bind(now)
         .bind(now)
         .bind(fetched as i64)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// The last `limit` processes, oldest first.
     pub async fn processes(&self, limit: i64) -> Result<Vec<ProcessRow>, StoreError> {
-        let mut out: Vec<ProcessRow> = sqlx::query_as(
+        let mut out: Vec<ProcessRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT id, run_id, hostname, pid, concurrency, started_at, heartbeat_at, finished_at, \
-             fetched, hosts FROM processes ORDER BY id DESC LIMIT ?",
+             fetched, hosts FROM processes ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool).await)?;
         out.reverse();
         Ok(out)
     }

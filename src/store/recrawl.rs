@@ -82,38 +82,40 @@ impl Store {
         kind: RunKind,
         now: i64,
     ) -> Result<(i64, Option<i64>), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id = sqlx::query("INSERT INTO runs (crawl_id, kind, started_at) VALUES (?, ?, ?)")
-            .bind(crawl_id)
-            .bind(kind.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
+        on_pool!(self, pool => {
+        let mut tx = pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (crawl_id, kind, started_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(crawl_id)
+        .bind(kind.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
         if kind == RunKind::Recrawl {
-            sqlx::query("UPDATE crawls SET changes_run = ? WHERE id = ?")
+            sqlx::query("UPDATE crawls SET changes_run = $1 WHERE id = $2")
                 .bind(id)
                 .bind(crawl_id)
                 .execute(&mut *tx)
                 .await?;
         }
         let changes_run: Option<i64> =
-            sqlx::query_scalar("SELECT changes_run FROM crawls WHERE id = ?")
+            sqlx::query_scalar("SELECT changes_run FROM crawls WHERE id = $1")
                 .bind(crawl_id)
                 .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
         Ok((id, changes_run))
+        })
     }
 
     /// Records the end of a run and what it downloaded.
     pub async fn finish_run(&self, run_id: i64, bytes: u64, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET finished_at = ?, bytes = bytes + ? WHERE id = ?")
+        on_pool!(self, pool => sqlx::query("UPDATE runs SET finished_at = $1, bytes = bytes + $2 WHERE id = $3")
             .bind(now)
             .bind(bytes as i64)
             .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -123,9 +125,8 @@ impl Store {
     /// first recrawled: a crawl that is never recrawled does not pay for
     /// it on every link it inserts.
     pub async fn index_links_by_page(&self) -> Result<(), StoreError> {
-        sqlx::query("CREATE INDEX IF NOT EXISTS links_from ON links (from_id)")
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, pool => sqlx::query("CREATE INDEX IF NOT EXISTS links_from ON links (from_id)")
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -137,28 +138,30 @@ impl Store {
     /// budget that leaves it unvisited (see `WriteOp::SkipPending`).
     pub async fn queue_revisits(&self, due_at: Option<i64>, now: i64) -> Result<u64, StoreError> {
         let due = due_at.unwrap_or(i64::MAX);
-        let n = sqlx::query(
+        let n = on_pool!(self, pool => sqlx::query(
             "UPDATE urls SET revisit_state = state, revisit_reason = reason, state = 'queued', reason = NULL, \
-             updated_at = ? WHERE state IN ('done', 'failed') AND id NOT IN \
-             (SELECT url_id FROM page_checks WHERE due_at IS NOT NULL AND due_at > ?)",
+             updated_at = $1 WHERE state IN ('done', 'failed') AND id NOT IN \
+             (SELECT url_id FROM page_checks WHERE due_at IS NOT NULL AND due_at > $2)",
         )
         .bind(now)
         .bind(due)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(n)
     }
 
     /// Every run of the crawl, oldest first, with what it found.
     pub async fn runs(&self) -> Result<Vec<RunSummary>, StoreError> {
+        on_pool!(self, pool => {
         let rows = sqlx::query(
             "SELECT r.id, r.kind, r.started_at, r.finished_at, r.bytes, \
-             COALESCE(SUM(c.change = 'unchanged'), 0) AS unchanged, COALESCE(SUM(c.change = 'changed'), 0) AS changed, \
-             COALESCE(SUM(c.change = 'new'), 0) AS new, COALESCE(SUM(c.change = 'removed'), 0) AS removed \
-             FROM runs r LEFT JOIN page_changes c ON c.run_id = r.id GROUP BY r.id ORDER BY r.id",
+             COUNT(c.url_id) FILTER (WHERE c.change = 'unchanged') AS unchanged, \
+             COUNT(c.url_id) FILTER (WHERE c.change = 'changed') AS changed, \
+             COUNT(c.url_id) FILTER (WHERE c.change = 'new') AS new, \
+             COUNT(c.url_id) FILTER (WHERE c.change = 'removed') AS removed \
+             FROM runs r LEFT JOIN page_changes c ON c.run_id = r.id \
+             GROUP BY r.id, r.kind, r.started_at, r.finished_at, r.bytes ORDER BY r.id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         Ok(rows
             .iter()
@@ -179,24 +182,23 @@ impl Store {
                 }
             })
             .collect())
+        })
     }
 
     /// The latest recrawl's id, if any.
     pub async fn latest_recrawl(&self) -> Result<Option<i64>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT MAX(id) FROM runs WHERE kind = 'recrawl'")
-                .fetch_one(&self.pool)
-                .await?,
+            on_pool!(self, pool => sqlx::query_scalar("SELECT MAX(id) FROM runs WHERE kind = 'recrawl'")
+                .fetch_one(pool).await)?,
         )
     }
 
     /// The ids of the runs started at or after `since` (epoch ms).
     pub async fn runs_since(&self, since: i64) -> Result<Vec<i64>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM runs WHERE started_at >= ? ORDER BY id")
+            on_pool!(self, pool => sqlx::query_scalar("SELECT id FROM runs WHERE started_at >= $1 ORDER BY id")
                 .bind(since)
-                .fetch_all(&self.pool)
-                .await?,
+                .fetch_all(pool).await)?,
         )
     }
 
@@ -210,6 +212,7 @@ impl Store {
         run_id: i64,
         unchanged: bool,
     ) -> Result<Vec<ChangeRow>, StoreError> {
+        on_pool!(self, pool => {
         let rows = sqlx::query(
             "SELECT c.run_id, c.url_id, u.url, c.change, v.title AS prev_title, v.content_hash AS prev_hash, \
              v.fetched_at AS prev_fetched, v.text AS prev_text, p.title, p.content_hash, p.fetched_at, p.text, \
@@ -218,19 +221,19 @@ impl Store {
              FROM page_changes c JOIN urls u ON u.id = c.url_id \
              LEFT JOIN pages p ON p.url_id = c.url_id \
              LEFT JOIN page_versions v ON v.url_id = c.url_id AND v.run_id = c.run_id \
-             WHERE c.run_id = ? AND (? OR c.change != 'unchanged') ORDER BY u.url",
+             WHERE c.run_id = $1 AND ($2 OR c.change != 'unchanged') ORDER BY u.url",
         )
         .bind(run_id)
         .bind(unchanged)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         let mut links: HashMap<i64, (Vec<String>, Vec<String>)> = HashMap::new();
         let link_rows = sqlx::query(
             "SELECT l.from_id, u.url, l.change FROM link_changes l JOIN urls u ON u.id = l.to_id \
-             WHERE l.run_id = ? ORDER BY l.from_id, u.url",
+             WHERE l.run_id = $1 ORDER BY l.from_id, u.url",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         for r in &link_rows {
             let (added, gone) = links.entry(r.get("from_id")).or_default();
@@ -268,5 +271,6 @@ impl Store {
                 }
             })
             .collect())
+        })
     }
 }

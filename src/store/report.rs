@@ -15,7 +15,7 @@
 //! `status`.
 
 use futures_util::TryStreamExt;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 
 use super::{Store, StoreError};
 
@@ -217,7 +217,7 @@ pub struct DirectiveRow {
 }
 
 /// Page URLs (not sitemaps) fetched: stored, or failed.
-const FETCHED: &str = "u.sitemap = 0 AND u.state IN ('done', 'failed')";
+const FETCHED: &str = "u.sitemap = FALSE AND u.state IN ('done', 'failed')";
 
 impl Store {
     /// Page URLs fetched (stored or failed) at or after `from` (epoch
@@ -233,59 +233,61 @@ impl Store {
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let width = width_ms.max(1);
         let sql = format!(
-            "SELECT (u.updated_at - ?) / ? AS b, COUNT(*) FROM urls u \
-             WHERE {FETCHED} AND u.updated_at >= ? GROUP BY b ORDER BY b"
+            "SELECT (u.updated_at - $1) / $2 AS b, COUNT(*) FROM urls u \
+             WHERE {FETCHED} AND u.updated_at >= $1 GROUP BY b ORDER BY b"
         );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(from)
             .bind(width)
-            .bind(from)
-            .fetch_all(&self.pool)
-            .await?)
+            .fetch_all(pool).await)?,
+        )
     }
 
     /// Page URLs by depth and state, shallowest first; every depth at or
     /// past `cap` counts as `cap`.
     pub async fn urls_by_depth(&self, cap: i64) -> Result<Vec<DepthRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT MIN(depth, ?) AS d, state, COUNT(*) AS n FROM urls WHERE sitemap = 0 \
-             GROUP BY d, state ORDER BY d, state",
+        let rows: Vec<(i64, String, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT CASE WHEN depth < $1 THEN depth ELSE $1 END AS d, state, COUNT(*) AS n FROM urls \
+             WHERE sitemap = FALSE GROUP BY d, state ORDER BY d, state",
         )
         .bind(cap)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
-            .iter()
-            .map(|r| DepthRow {
-                depth: r.get("d"),
-                state: r.get("state"),
-                urls: r.get("n"),
-            })
+            .into_iter()
+            .map(|(depth, state, urls)| DepthRow { depth, state, urls })
             .collect())
     }
 
     /// Stored pages by media type, most pages first, at most `limit`.
     pub async fn content_types(&self, limit: usize) -> Result<Capped<ContentTypeRow>, StoreError> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT t, n, bytes, largest, COUNT(*) OVER () AS kinds FROM ( \
                SELECT lower(trim(substr(COALESCE(p.content_type, ''), 1, \
-                 instr(COALESCE(p.content_type, '') || ';', ';') - 1))) AS t, \
-                 COUNT(*) AS n, SUM(p.size) AS bytes, MAX(p.size) AS largest \
-               FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 GROUP BY t) \
-             ORDER BY n DESC, t LIMIT ?",
-        )
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+                 {}(COALESCE(p.content_type, '') || ';', ';') - 1))) AS t, \
+                 COUNT(*) AS n, CAST(SUM(p.size) AS BIGINT) AS bytes, MAX(p.size) AS largest \
+               FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE GROUP BY t) AS k \
+             ORDER BY n DESC, t LIMIT $1",
+            if self.is_postgres() {
+                "strpos"
+            } else {
+                "instr"
+            }
+        );
+        let rows: Vec<(String, i64, i64, i64, i64)> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await)?;
         Ok(Capped {
-            total: rows.first().map_or(0, |r| r.get("kinds")),
+            total: rows.first().map_or(0, |r| r.4),
             rows: rows
-                .iter()
-                .map(|r| ContentTypeRow {
-                    mime: r.get("t"),
-                    pages: r.get("n"),
-                    bytes: r.get("bytes"),
-                    largest: r.get("largest"),
+                .into_iter()
+                .map(|(mime, pages, bytes, largest, _)| ContentTypeRow {
+                    mime,
+                    pages,
+                    bytes,
+                    largest,
                 })
                 .collect(),
         })
@@ -296,18 +298,20 @@ impl Store {
     /// upper bound for the last, so there are `edges.len() + 1`), and the
     /// body bytes of all of them.
     pub async fn size_histogram(&self, edges: &[i64]) -> Result<(Vec<i64>, i64), StoreError> {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT CASE");
-        for (i, edge) in edges.iter().enumerate() {
-            qb.push(" WHEN p.size < ")
-                .push_bind(*edge)
-                .push(" THEN ")
-                .push(i.to_string());
-        }
-        qb.push(" ELSE ").push(edges.len().to_string()).push(
-            " END AS bin, COUNT(*), SUM(p.size) FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
-                 WHERE u.sitemap = 0 GROUP BY bin",
-        );
-        let rows: Vec<(i64, i64, i64)> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<(i64, i64, i64)> = on_pool!(self, pool => {
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new("SELECT CAST(CASE");
+            for (i, edge) in edges.iter().enumerate() {
+                qb.push(" WHEN p.size < ")
+                    .push_bind(*edge)
+                    .push(" THEN ")
+                    .push(i.to_string());
+            }
+            qb.push(" ELSE ").push(edges.len().to_string()).push(
+                " END AS BIGINT) AS bin, COUNT(*), CAST(SUM(p.size) AS BIGINT) \
+                 FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE GROUP BY bin",
+            );
+            qb.build_query_as().fetch_all(pool).await?
+        });
         let mut counts = vec![0; edges.len() + 1];
         let mut bytes = 0;
         for (bin, n, b) in rows {
@@ -336,12 +340,13 @@ impl Store {
     ) -> Result<Vec<PageBrief>, StoreError> {
         let sql = format!(
             "SELECT u.url, p.status, p.fetch_ms, p.size, p.content_type, p.title \
-             FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
-             ORDER BY {column} DESC, u.url LIMIT ?"
+             FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE \
+             ORDER BY {column} DESC, u.url LIMIT $1"
         );
+        on_pool!(self, pool => {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(limit as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         Ok(rows
             .iter()
@@ -354,24 +359,29 @@ impl Store {
                 title: r.get("title"),
             })
             .collect())
+        })
     }
 
     /// The hosts of the crawl, those with most pages stored and failed
     /// first, at most `limit`, each with its stored robots.txt answer.
     /// One scan of `urls` (with the stored page of each URL fetched).
     pub async fn hosts(&self, limit: usize) -> Result<Capped<HostRow>, StoreError> {
+        on_pool!(self, pool => {
         let rows = sqlx::query(
             "SELECT origin, pages, failed, skipped, queued, mean_ms, extra, COUNT(*) OVER () AS hosts FROM ( \
                SELECT u.origin AS origin, COUNT(p.url_id) AS pages, \
-                 SUM(u.state = 'failed') AS failed, SUM(u.state = 'skipped') AS skipped, \
-                 SUM(u.state IN ('queued', 'leased')) AS queued, AVG(p.fetch_ms) AS mean_ms, \
-                 SUM(CASE WHEN u.state IN ('done', 'failed') AND u.attempts > 1 THEN u.attempts - 1 ELSE 0 END) AS extra \
+                 COUNT(*) FILTER (WHERE u.state = 'failed') AS failed, \
+                 COUNT(*) FILTER (WHERE u.state = 'skipped') AS skipped, \
+                 COUNT(*) FILTER (WHERE u.state IN ('queued', 'leased')) AS queued, \
+                 CAST(AVG(p.fetch_ms) AS DOUBLE PRECISION) AS mean_ms, \
+                 CAST(SUM(CASE WHEN u.state IN ('done', 'failed') AND u.attempts > 1 THEN u.attempts - 1 ELSE 0 END) \
+                   AS BIGINT) AS extra \
                FROM urls u LEFT JOIN pages p ON u.state IN ('done', 'failed') AND p.url_id = u.id \
-               WHERE u.sitemap = 0 GROUP BY u.origin) \
-             ORDER BY pages + failed DESC, origin LIMIT ?",
+               WHERE u.sitemap = FALSE GROUP BY u.origin) AS h \
+             ORDER BY pages + failed DESC, origin LIMIT $1",
         )
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         let total = rows.first().map_or(0, |r| r.get("hosts"));
         let mut hosts: Vec<HostRow> = rows
@@ -388,7 +398,7 @@ impl Store {
             })
             .collect();
         if !hosts.is_empty() {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                 "SELECT origin, robots_status, robots_error, robots_fetched_at, crawl_delay_ms, \
                  robots_unusable_rules FROM hosts WHERE robots_fetched_at > 0 AND origin IN (",
             );
@@ -397,7 +407,7 @@ impl Store {
                 sep.push_bind(h.origin.clone());
             }
             qb.push(")");
-            let answers = qb.build().fetch_all(&self.pool).await?;
+            let answers = qb.build().fetch_all(pool).await?;
             for a in &answers {
                 let origin: String = a.get("origin");
                 if let Some(h) = hosts.iter_mut().find(|h| h.origin == origin) {
@@ -412,6 +422,7 @@ impl Store {
             }
         }
         Ok(Capped { rows: hosts, total })
+        })
     }
 
     /// Up to `limit` page URLs in `state` (`failed`, `skipped`) with this
@@ -423,14 +434,13 @@ impl Store {
         reason: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT url FROM urls WHERE state = ? AND COALESCE(reason, '') = ? AND sitemap = 0 LIMIT ?",
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT url FROM urls WHERE state = $1 AND COALESCE(reason, '') = $2 AND sitemap = FALSE LIMIT $3",
         )
         .bind(state)
         .bind(reason)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool).await)?)
     }
 
     /// Links whose target failed: the `limit` targets most linked to, each
@@ -449,26 +459,26 @@ impl Store {
             },
             links: 0,
         };
-        let failed: i64 = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM urls WHERE state = 'failed' AND sitemap = 0)",
+        let failed: i64 = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM urls WHERE state = 'failed' AND sitemap = FALSE LIMIT 1) AS f",
         )
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool).await)?;
         if failed == 0 {
             return Ok(none);
         }
         // `links` drives the join (CROSS JOIN keeps SQLite from scanning
         // `urls` and then `links` once per failed URL: it has no index on
         // `to_id`).
+        on_pool!(self, pool => {
         let rows = sqlx::query(
-            "SELECT id, url, reason, n, COUNT(*) OVER () AS targets, SUM(n) OVER () AS edges FROM ( \
+            "SELECT id, url, reason, n, COUNT(*) OVER () AS targets, CAST(SUM(n) OVER () AS BIGINT) AS edges FROM ( \
                SELECT u.id AS id, u.url AS url, u.reason AS reason, COUNT(*) AS n \
                FROM links l CROSS JOIN urls u ON u.id = l.to_id \
-               WHERE u.state = 'failed' AND u.sitemap = 0 GROUP BY u.id) \
-             ORDER BY n DESC, url LIMIT ?",
+               WHERE u.state = 'failed' AND u.sitemap = FALSE GROUP BY u.id) AS b \
+             ORDER BY n DESC, url LIMIT $1",
         )
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         let Some(first) = rows.first() else {
             return Ok(none);
@@ -477,11 +487,10 @@ impl Store {
         let mut targets: Vec<(i64, BrokenTarget)> = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: i64 = r.get("id");
-            let status: Option<i64> =
-                sqlx::query_scalar("SELECT status FROM pages WHERE url_id = ?")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            let status: Option<i64> = sqlx::query_scalar("SELECT status FROM pages WHERE url_id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
             targets.push((
                 id,
                 BrokenTarget {
@@ -494,18 +503,18 @@ impl Store {
             ));
         }
         if examples > 0 {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                 "SELECT l.to_id, f.url, l.anchor FROM links l CROSS JOIN urls f ON f.id = l.from_id \
                  WHERE l.to_id IN ",
             );
             let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
-            super::writer::push_id_list(&mut qb, &ids);
+            super::push_id_list(&mut qb, &ids);
             let mut wanted: usize = targets
                 .iter()
                 .map(|(_, t)| (t.linked_from as usize).min(examples))
                 .sum();
             let query = qb.build();
-            let mut stream = query.fetch(&self.pool);
+            let mut stream = query.fetch(pool);
             while wanted > 0
                 && let Some(r) = stream.try_next().await?
             {
@@ -528,18 +537,20 @@ impl Store {
             },
             links,
         })
+        })
     }
 
     /// The first hops of redirect chains, by URL, at most `limit`.
     pub async fn redirect_starts(&self, limit: usize) -> Result<Capped<RedirectStart>, StoreError> {
+        on_pool!(self, pool => {
         let rows = sqlx::query(
             "SELECT u.id, u.url, p.status, p.redirect_to, COUNT(*) OVER () AS chains \
              FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
-             WHERE p.redirect_to IS NOT NULL AND u.redirect_hops = 0 AND u.sitemap = 0 \
-             ORDER BY u.url LIMIT ?",
+             WHERE p.redirect_to IS NOT NULL AND u.redirect_hops = 0 AND u.sitemap = FALSE \
+             ORDER BY u.url LIMIT $1",
         )
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         Ok(Capped {
             total: rows.first().map_or(0, |r| r.get("chains")),
@@ -553,25 +564,28 @@ impl Store {
                 })
                 .collect(),
         })
+        })
     }
 
     /// The URL with this id (its fingerprint) as the crawl left it, with
     /// its stored answer; `None` when the crawl never recorded it.
     pub async fn url_fate(&self, id: i64) -> Result<Option<UrlFate>, StoreError> {
-        let row = sqlx::query(
-            "SELECT u.url, u.state, u.reason, p.status, p.redirect_to FROM urls u \
-             LEFT JOIN pages p ON p.url_id = u.id WHERE u.id = ?",
+        let row: Option<(String, String, Option<String>, Option<i64>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
+                "SELECT u.url, u.state, u.reason, p.status, p.redirect_to FROM urls u \
+                 LEFT JOIN pages p ON p.url_id = u.id WHERE u.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(
+            row.map(|(url, state, reason, status, redirect_to)| UrlFate {
+                url,
+                state,
+                reason,
+                status,
+                redirect_to,
+            }),
         )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| UrlFate {
-            url: r.get("url"),
-            state: r.get("state"),
-            reason: r.get("reason"),
-            status: r.get("status"),
-            redirect_to: r.get("redirect_to"),
-        }))
     }
 
     /// Bodies (by SHA-256) stored at several URLs: 2xx pages that are not
@@ -582,17 +596,18 @@ impl Store {
         limit: usize,
         examples: usize,
     ) -> Result<Duplicates, StoreError> {
+        on_pool!(self, pool => {
         let rows = sqlx::query(
-            "SELECT h, n, size, COUNT(*) OVER () AS groups, SUM(n) OVER () AS pages FROM ( \
+            "SELECT h, n, size, COUNT(*) OVER () AS groups, CAST(SUM(n) OVER () AS BIGINT) AS pages FROM ( \
                SELECT p.content_hash AS h, COUNT(*) AS n, MAX(p.size) AS size \
                FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
-               WHERE u.sitemap = 0 AND p.status BETWEEN 200 AND 299 AND p.redirect_to IS NULL \
+               WHERE u.sitemap = FALSE AND p.status BETWEEN 200 AND 299 AND p.redirect_to IS NULL \
                  AND p.content_hash IS NOT NULL \
-               GROUP BY p.content_hash HAVING COUNT(*) > 1) \
-             ORDER BY n DESC, h LIMIT ?",
+               GROUP BY p.content_hash HAVING COUNT(*) > 1) AS d \
+             ORDER BY n DESC, h LIMIT $1",
         )
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         let Some(first) = rows.first() else {
             return Ok(Duplicates {
@@ -614,9 +629,9 @@ impl Store {
             })
             .collect();
         if examples > 0 {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                 "SELECT p.content_hash, u.url, p.title FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
-                 WHERE u.sitemap = 0 AND p.status BETWEEN 200 AND 299 AND p.redirect_to IS NULL \
+                 WHERE u.sitemap = FALSE AND p.status BETWEEN 200 AND 299 AND p.redirect_to IS NULL \
                  AND p.content_hash IN (",
             );
             let mut sep = qb.separated(", ");
@@ -625,7 +640,7 @@ impl Store {
             }
             qb.push(") ORDER BY u.url");
             let query = qb.build();
-            let mut stream = query.fetch(&self.pool);
+            let mut stream = query.fetch(pool);
             while let Some(r) = stream.try_next().await? {
                 let hash: String = r.get(0);
                 if let Some(g) = groups.iter_mut().find(|g| g.content_hash == hash)
@@ -642,29 +657,30 @@ impl Store {
             },
             pages,
         })
+        })
     }
 
     /// Up to `limit` summaries made, of the shallowest pages (then by
     /// URL), each with its page.
     pub async fn summary_samples(&self, limit: usize) -> Result<Vec<SummarySample>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, Option<String>, String, String, String)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT u.url, p.title, s.backend, s.model, s.summary \
              FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
              JOIN summaries s ON s.content_hash = p.content_hash \
-             WHERE s.state = 'done' AND s.summary IS NOT NULL AND u.sitemap = 0 AND p.redirect_to IS NULL \
-             ORDER BY u.depth, u.url, s.backend, s.model LIMIT ?",
+             WHERE s.state = 'done' AND s.summary IS NOT NULL AND u.sitemap = FALSE AND p.redirect_to IS NULL \
+             ORDER BY u.depth, u.url, s.backend, s.model LIMIT $1",
         )
         .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
-            .iter()
-            .map(|r| SummarySample {
-                url: r.get("url"),
-                title: r.get("title"),
-                backend: r.get("backend"),
-                model: r.get("model"),
-                summary: r.get("summary"),
+            .into_iter()
+            .map(|(url, title, backend, model, summary)| SummarySample {
+                url,
+                title,
+                backend,
+                model,
+                summary,
             })
             .collect())
     }
@@ -677,21 +693,23 @@ impl Store {
         &self,
         mut visit: impl FnMut(DirectiveRow),
     ) -> Result<(), StoreError> {
-        let mut rows = sqlx::query(
+        on_pool!(self, pool => {
+        let mut rows = sqlx::query_as::<_, (String, bool, Option<String>, Option<String>)>(
             "SELECT u.url, p.noindex, p.meta_robots, p.x_robots_tag FROM pages p \
-             CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 AND (p.noindex = 1 \
+             CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE AND (p.noindex = TRUE \
              OR p.meta_robots LIKE '%nofollow%' OR p.meta_robots LIKE '%none%' \
              OR p.x_robots_tag LIKE '%nofollow%' OR p.x_robots_tag LIKE '%none%') ORDER BY u.url",
         )
-        .fetch(&self.pool);
-        while let Some(r) = rows.try_next().await? {
+        .fetch(pool);
+        while let Some((url, noindex, meta_robots, x_robots_tag)) = rows.try_next().await? {
             visit(DirectiveRow {
-                url: r.get(0),
-                noindex: r.get(1),
-                meta_robots: r.get(2),
-                x_robots_tag: r.get(3),
+                url,
+                noindex,
+                meta_robots,
+                x_robots_tag,
             });
         }
+        });
         Ok(())
     }
 }

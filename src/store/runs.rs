@@ -7,8 +7,6 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// The current (or last) run of the crawl: the URLs whose fetch or skip
@@ -64,32 +62,26 @@ impl Store {
     /// What the crawl's current (or last) run did; `None` when the
     /// database holds no crawl.
     pub async fn last_run(&self) -> Result<Option<RunStats>, StoreError> {
-        let started: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT run_started_at FROM crawls ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?;
+        let started: Option<Option<i64>> = on_pool!(self, pool => sqlx::query_scalar("SELECT run_started_at FROM crawls ORDER BY id DESC LIMIT 1")
+                .fetch_optional(pool).await)?;
         let Some(Some(started_at)) = started else {
             return Ok(None);
         };
         // Every state change is committed with its time, so one pass over
         // the URLs changed since the start is the run.
-        let rows = sqlx::query(
+        let rows: Vec<(bool, String, String, i64, i64)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT sitemap, state, COALESCE(reason, '') AS reason, COUNT(*) AS n, MAX(updated_at) AS last \
-             FROM urls WHERE updated_at >= ? AND state IN ('done', 'failed', 'skipped') \
+             FROM urls WHERE updated_at >= $1 AND state IN ('done', 'failed', 'skipped') \
              GROUP BY sitemap, state, reason",
         )
         .bind(started_at)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         let mut run = RunStats {
             started_at,
             ..RunStats::default()
         };
-        for r in &rows {
-            let sitemap: bool = r.get("sitemap");
-            let state: String = r.get("state");
-            let reason: String = r.get("reason");
-            let n: i64 = r.get("n");
+        for (sitemap, state, reason, n, last) in rows {
             if sitemap {
                 let key = if reason.is_empty() {
                     state
@@ -103,7 +95,6 @@ impl Store {
                 "skipped" => run.skipped_by_reason.push((reason, n)),
                 _ => {
                     run.fetched += n;
-                    let last: i64 = r.get("last");
                     run.last_fetch_at = run.last_fetch_at.max(Some(last));
                     if state == "failed" {
                         run.failed_by_reason.push((reason, n));

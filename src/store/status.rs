@@ -4,14 +4,12 @@
 //! In: an open [`Store`] (read-only beside a running crawl is fine). Out:
 //! counts, as plain values or short lists of `(key, count)`.
 //!
-//! Every query aggregates in SQLite: memory does not grow with the crawl.
+//! Every query aggregates in the database: memory does not grow with the crawl.
 //! Joins of `pages` and `urls` are written `pages p CROSS JOIN urls u` so
 //! that SQLite reads the pages and looks their URLs up: without
 //! statistics it may drive the join from `urls` and scan every URL of a
 //! crawl to count a few thousand pages. Sitemaps are left out of the page
 //! counts.
-
-use sqlx::Row;
 
 use super::{Store, StoreError};
 
@@ -33,14 +31,13 @@ impl Store {
     /// unordered. A page a recrawl found gone keeps its last version, but
     /// counts under the 404 or 410 its URL failed with.
     pub async fn http_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT CASE WHEN c.removed_run IS NOT NULL AND u.reason LIKE 'http\\_%' ESCAPE '\\' \
              THEN substr(u.reason, 6) ELSE CAST(p.status AS TEXT) END AS answer, COUNT(*) \
              FROM pages p CROSS JOIN urls u ON u.id = p.url_id LEFT JOIN page_checks c ON c.url_id = p.url_id \
-             WHERE u.sitemap = 0 GROUP BY answer",
+             WHERE u.sitemap = FALSE GROUP BY answer",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool).await)?)
     }
 
     /// Stored pages (sitemaps left out) as `(truncated, binary)`:
@@ -48,48 +45,46 @@ impl Store {
     /// pages served as HTML (or XHTML) that have no text, their body being
     /// binary.
     pub async fn truncated_and_binary_pages(&self) -> Result<(i64, i64), StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT COALESCE(SUM(p.truncated), 0), COALESCE(SUM(p.text IS NULL AND p.status BETWEEN 200 AND 299 \
-             AND (p.content_type LIKE 'text/html%' OR p.content_type LIKE 'application/xhtml+xml%')), 0) \
-             FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE p.truncated), COUNT(*) FILTER (WHERE p.text IS NULL \
+             AND p.status BETWEEN 200 AND 299 \
+             AND (p.content_type LIKE 'text/html%' OR p.content_type LIKE 'application/xhtml+xml%')) \
+             FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE",
         )
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool).await)?)
     }
 
     /// The ten origins (`scheme://host:port`) with the most stored pages
     /// (sitemaps left out), as `(origin, pages)`, most first, then by
     /// origin.
     pub async fn top_hosts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT u.origin, COUNT(*) AS n FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0 \
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT u.origin, COUNT(*) AS n FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE \
              GROUP BY u.origin ORDER BY n DESC, u.origin LIMIT 10",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// Tokens the summaries used, summed over every stored summary (done
     /// or failed): `(prompt, completion)`, as the LLM reported them (0 for
     /// extractive summaries).
     pub async fn summary_tokens(&self) -> Result<(i64, i64), StoreError> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM summaries",
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) FROM summaries",
         )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.get(0), row.get(1)))
+        .fetch_one(pool)
+        .await)?)
     }
 
     /// Every summarizer with a stored summary, by backend, model and
     /// prompt version.
     pub async fn stored_summarizers(&self) -> Result<Vec<StoredSummarizer>, StoreError> {
-        let keys: Vec<(String, String, String)> = sqlx::query_as(
+        let keys: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(
             "SELECT DISTINCT backend, model, prompt_version FROM summaries ORDER BY backend, model, prompt_version",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool).await)?;
         Ok(keys
             .into_iter()
             .map(|(backend, model, prompt_version)| StoredSummarizer {
@@ -104,22 +99,20 @@ impl Store {
     /// empty error for none, unordered. The error is the whole stored
     /// text: grouping it into kinds is the caller's.
     pub async fn summary_errors(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT COALESCE(error, ''), COUNT(*) FROM summaries WHERE state = 'failed' GROUP BY error",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool).await)?)
     }
 
     /// Origins whose robots.txt had rules for trawl that could not be used
     /// (left out), as `(origin, rules)`, most rules first, then by origin.
     pub async fn unusable_robots_rules(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(on_pool!(self, pool => sqlx::query_as(
             "SELECT origin, robots_unusable_rules FROM hosts WHERE robots_unusable_rules > 0 \
              ORDER BY robots_unusable_rules DESC, origin",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .fetch_all(pool)
+        .await)?)
     }
 }

@@ -8,24 +8,30 @@
 //! the same content at two URLs, or fetched again unchanged, is summarized
 //! once.
 
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::Connection;
 
-use super::{Store, StoreError};
+use super::{Conn, Store, StoreError};
 use crate::summarize::SummaryKey;
 use crate::util::now_ms;
 
 /// The pages the stage can summarize: stored 2xx HTML pages with text, not
 /// sitemaps, not `noindex`, not a refresh redirect (`p`: pages, `u`:
 /// urls).
-pub const SUMMARIZABLE: &str = "p.status BETWEEN 200 AND 299 AND p.noindex = 0 \
-    AND p.text IS NOT NULL AND p.text <> '' AND p.content_hash IS NOT NULL AND u.sitemap = 0 \
+pub const SUMMARIZABLE: &str = "p.status BETWEEN 200 AND 299 AND p.noindex = FALSE \
+    AND p.text IS NOT NULL AND p.text <> '' AND p.content_hash IS NOT NULL AND u.sitemap = FALSE \
     AND p.redirect_to IS NULL";
 
-/// Which summarizable pages need a summary under the summarizer's key
-/// (binds: force, backend, model, prompt version, retry failed).
-const NEEDS_SUMMARY: &str = "(? OR NOT EXISTS (SELECT 1 FROM summaries s \
-    WHERE s.content_hash = p.content_hash AND s.backend = ? AND s.model = ? AND s.prompt_version = ? \
-    AND (s.state = 'done' OR NOT ?)))";
+/// Which summarizable pages need a summary under the summarizer's key,
+/// with its five binds numbered from `$first`: force, backend, model,
+/// prompt version, retry failed.
+fn needs_summary(first: usize) -> String {
+    let [force, backend, model, prompt, retry] = std::array::from_fn(|i| first + i);
+    format!(
+        "(${force} OR NOT EXISTS (SELECT 1 FROM summaries s \
+         WHERE s.content_hash = p.content_hash AND s.backend = ${backend} AND s.model = ${model} \
+         AND s.prompt_version = ${prompt} AND (s.state = 'done' OR NOT ${retry})))"
+    )
+}
 
 /// Which pages a sweep takes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,15 +117,14 @@ impl Store {
         hash: &str,
         key: &SummaryKey,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT state FROM summaries WHERE content_hash = ? AND backend = ? AND model = ? AND prompt_version = ?",
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT state FROM summaries WHERE content_hash = $1 AND backend = $2 AND model = $3 AND prompt_version = $4",
         )
         .bind(hash)
         .bind(key.backend)
         .bind(&key.model)
         .bind(&key.prompt_version)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(pool).await)?)
     }
 
     /// How many distinct contents a sweep under `key` will summarize.
@@ -130,16 +135,16 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let sql = format!(
             "SELECT COUNT(DISTINCT p.content_hash) FROM pages p JOIN urls u ON u.id = p.url_id \
-             WHERE {SUMMARIZABLE} AND {NEEDS_SUMMARY}"
+             WHERE {SUMMARIZABLE} AND {}",
+            needs_summary(1)
         );
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(filter.force)
             .bind(key.backend)
             .bind(&key.model)
             .bind(&key.prompt_version)
             .bind(filter.retry_failed)
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(pool).await)?;
         Ok(n.max(0) as u64)
     }
 
@@ -154,9 +159,10 @@ impl Store {
     ) -> Result<Vec<PendingPage>, StoreError> {
         let sql = format!(
             "SELECT p.url_id, u.url, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
-             WHERE p.url_id > ? AND {SUMMARIZABLE} AND {NEEDS_SUMMARY} ORDER BY p.url_id LIMIT ?"
+             WHERE p.url_id > $1 AND {SUMMARIZABLE} AND {} ORDER BY p.url_id LIMIT $7",
+            needs_summary(2)
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<(i64, String, String, String, Option<String>)> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(after)
             .bind(filter.force)
             .bind(key.backend)
@@ -164,16 +170,16 @@ impl Store {
             .bind(&key.prompt_version)
             .bind(filter.retry_failed)
             .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(pool)
+            .await)?;
         Ok(rows
-            .iter()
-            .map(|r| PendingPage {
-                url_id: r.get(0),
-                url: r.get(1),
-                content_hash: r.get(2),
-                text: r.get(3),
-                kinds: r.get(4),
+            .into_iter()
+            .map(|(url_id, url, content_hash, text, kinds)| PendingPage {
+                url_id,
+                url,
+                content_hash,
+                text,
+                kinds,
             })
             .collect())
     }
@@ -185,22 +191,22 @@ impl Store {
         hash: &str,
         key: &SummaryKey,
     ) -> Result<Vec<StoredPart>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT part_key, summary, cut FROM summary_parts WHERE content_hash = ? AND backend = ? \
-             AND model = ? AND prompt_version = ?",
+        let rows: Vec<(String, String, bool)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT part_key, summary, cut FROM summary_parts WHERE content_hash = $1 AND backend = $2 \
+             AND model = $3 AND prompt_version = $4",
         )
         .bind(hash)
         .bind(key.backend)
         .bind(&key.model)
         .bind(&key.prompt_version)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
-            .iter()
-            .map(|r| StoredPart {
-                part_key: r.get(0),
-                summary: r.get(1),
-                cut: r.get(2),
+            .into_iter()
+            .map(|(part_key, summary, cut)| StoredPart {
+                part_key,
+                summary,
+                cut,
                 prompt_tokens: 0,
                 completion_tokens: 0,
             })
@@ -211,21 +217,21 @@ impl Store {
     pub async fn summary_counts_for(&self, key: &SummaryKey) -> Result<KeyCounts, StoreError> {
         let sql = format!(
             "WITH c AS (SELECT DISTINCT p.content_hash AS h FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE {SUMMARIZABLE}) \
-             SELECT COALESCE(SUM(s.state = 'done'), 0), COALESCE(SUM(s.state = 'done' AND s.truncated), 0), \
-             COALESCE(SUM(s.state = 'failed'), 0), COALESCE(SUM(s.state IS NULL), 0) \
-             FROM c LEFT JOIN summaries s ON s.content_hash = c.h AND s.backend = ? AND s.model = ? AND s.prompt_version = ?"
+             SELECT COUNT(*) FILTER (WHERE s.state = 'done'), COUNT(*) FILTER (WHERE s.state = 'done' AND s.truncated), \
+             COUNT(*) FILTER (WHERE s.state = 'failed'), COUNT(*) FILTER (WHERE s.state IS NULL) \
+             FROM c LEFT JOIN summaries s ON s.content_hash = c.h AND s.backend = $1 AND s.model = $2 AND s.prompt_version = $3"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let (done, truncated, failed, pending) = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(key.backend)
             .bind(&key.model)
             .bind(&key.prompt_version)
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(pool)
+            .await)?;
         Ok(KeyCounts {
-            done: row.get(0),
-            truncated: row.get(1),
-            failed: row.get(2),
-            pending: row.get(3),
+            done,
+            truncated,
+            failed,
+            pending,
         })
     }
 
@@ -240,21 +246,22 @@ impl Store {
                   AND NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h AND s.state = 'done')), \
                (SELECT COUNT(*) FROM c WHERE NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h))"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((row.get(0), row.get(1), row.get(2)))
+        Ok(
+            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(pool)
+            .await)?,
+        )
     }
 
     /// The text of the page stored for the URL with this id (its
     /// fingerprint); `None` when no page is stored for it.
     pub async fn page_text(&self, url_id: i64) -> Result<Option<PageText>, StoreError> {
-        let row = sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
-            "SELECT content_hash, text, text_kinds FROM pages WHERE url_id = ?",
+        let row = on_pool!(self, pool => sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(
+            "SELECT content_hash, text, text_kinds FROM pages WHERE url_id = $1",
         )
         .bind(url_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await)?;
         Ok(row.map(|(content_hash, text, text_kinds)| PageText {
             content_hash,
             text,
@@ -273,7 +280,7 @@ impl Store {
 
 /// Writes summaries and parts of summaries, on its own connection.
 pub struct SummaryWriter {
-    conn: SqliteConnection,
+    conn: Conn,
 }
 
 impl SummaryWriter {
@@ -285,9 +292,9 @@ impl SummaryWriter {
         key: &SummaryKey,
         part: &StoredPart,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        on_conn!(&mut self.conn, conn => sqlx::query(
             "INSERT INTO summary_parts (content_hash, backend, model, prompt_version, part_key, summary, \
-             cut, prompt_tokens, completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             cut, prompt_tokens, completion_tokens, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT DO NOTHING",
         )
         .bind(hash)
@@ -300,8 +307,9 @@ impl SummaryWriter {
         .bind(part.prompt_tokens as i64)
         .bind(part.completion_tokens as i64)
         .bind(now_ms())
-        .execute(&mut self.conn)
-        .await?;
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -314,7 +322,8 @@ impl SummaryWriter {
         rows: &[SummaryResult<'_>],
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.conn.begin().await?;
+        on_conn!(&mut self.conn, conn => {
+        let mut tx = conn.begin().await?;
         for r in rows {
             let (state, summary, error) = match r.summary {
                 Ok(s) => ("done", Some(s), None),
@@ -322,8 +331,8 @@ impl SummaryWriter {
             };
             if r.summary.is_ok() {
                 sqlx::query(
-                    "DELETE FROM summary_parts WHERE content_hash = ? AND backend = ? AND model = ? \
-                     AND prompt_version = ?",
+                    "DELETE FROM summary_parts WHERE content_hash = $1 AND backend = $2 AND model = $3 \
+                     AND prompt_version = $4",
                 )
                 .bind(r.content_hash)
                 .bind(key.backend)
@@ -335,7 +344,7 @@ impl SummaryWriter {
             sqlx::query(
                 "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, summary, error, \
                  prompt_tokens, completion_tokens, chunks, attempts, created_at, updated_at, truncated) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                  ON CONFLICT (content_hash, backend, model, prompt_version) DO UPDATE SET \
                  state = excluded.state, summary = excluded.summary, error = excluded.error, \
                  prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, \
@@ -360,14 +369,18 @@ impl SummaryWriter {
             .await?;
         }
         tx.commit().await?;
+        });
         Ok(())
     }
 
     /// Summaries are the last writes of a run: leaves no WAL behind
     /// (a failure is only logged).
     pub async fn checkpoint(&mut self) {
+        let Conn::Sqlite(conn) = &mut self.conn else {
+            return;
+        };
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut self.conn)
+            .execute(conn)
             .await
         {
             tracing::debug!("final checkpoint: {e}");

@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn passwords_are_not_printed() {
         let t = DbTarget::parse("postgres://crawler:s3cret@db.example:5433/trawl");
-        assert_eq!(t.to_string(), "postgres://crawler:***@db.example:5433/trawl");
+        assert_eq!(
+            t.to_string(),
+            "postgres://crawler:***@db.example:5433/trawl"
+        );
         let t = DbTarget::parse("postgres://crawler@db.example/trawl");
         assert_eq!(t.to_string(), "postgres://crawler@db.example/trawl");
     }

@@ -1,210 +1,22 @@
-//! The store writer: the one task that writes to the database during a crawl.
-//!
-//! In: [`WriteOp`]s over a bounded channel (a full channel is back-pressure
-//! on the crawl). Out: committed transactions; replies on `oneshot`s for
-//! operations that need an answer (refill, flush).
-//!
-//! Batching is group commit: the writer takes whatever is waiting when it is
-//! ready (up to [`MAX_BATCH`] operations) and commits it as one transaction,
-//! so under load batches grow and per-commit cost is shared. A batch smaller
-//! than `MIN_BATCH` waits up to `LINGER` for company, unless someone is
-//! waiting on its reply (a refill, a flush) or it holds as many fetches as
-//! the crawl lets wait (see below). A page, the state change of its URL,
-//! its links and the URLs it revealed are one operation, so they are always
-//! committed together.
-//!
-//! The writer publishes how many fetches (and rows of links and new URLs
-//! with them) it has committed. The crawl counts a fetch against its
-//! concurrency until then, so however the process dies, at most
-//! `concurrency` fetched pages are lost and fetched again on resume; and it
-//! holds back new fetches while too many rows wait, which bounds the memory
-//! of a backlog of link-heavy pages.
+//! A batch of [`WriteOp`]s as one transaction: the writer's SQL, written
+//! once and compiled for each backend (the parent module gives `Db`, the
+//! `sqlx::Database`, and `PG`). Statements run on both SQLite and
+//! PostgreSQL: upserts rather than `INSERT OR REPLACE`, and a multi-row
+//! statement never holds one key twice (PostgreSQL refuses an upsert that
+//! touches a row twice), see [`distinct_runs`].
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::sync::CancellationToken;
+use sqlx::{Connection, QueryBuilder, Row};
 
-use super::records::*;
-use super::{CrawlState, StoreError};
+use super::{Db, PG};
+use crate::store::records::*;
+use crate::store::writer::Reply;
+use crate::store::{CrawlState, StoreError, URL_ROWS_PER_STMT, push_id_list};
 use crate::util::now_ms;
 
-/// Most operations committed in one transaction.
-pub const MAX_BATCH: usize = 512;
-/// A batch smaller than this waits up to [`LINGER`] for more.
-const MIN_BATCH: usize = 64;
-/// ... unless it carries this many rows (the crawl holds back fetches
-/// while rows wait).
-const MIN_BATCH_ROWS: u64 = 5_000;
-const LINGER: std::time::Duration = std::time::Duration::from_millis(25);
-
-/// Starts the writer on its own connection, with a checkpointer on a
-/// second one. The task ends when every handle is dropped (after committing
-/// what was sent) or on the first database error, which it returns.
-///
-/// A batch holding `linger_fetches` fetches is committed without lingering:
-/// the crawl is waiting on them.
-pub fn spawn(
-    conn: SqliteConnection,
-    checkpoint_conn: SqliteConnection,
-    capacity: usize,
-    linger_fetches: usize,
-) -> (
-    WriterHandle,
-    tokio::task::JoinHandle<Result<WriterStats, StoreError>>,
-) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let (committed_tx, committed) = watch::channel(Committed::default());
-    // The writer is the crawl's one serial stage: it runs on a thread and
-    // runtime of its own, so that each of its statements' replies is
-    // picked up at once, not after the page analyses queued on the
-    // crawl's runtime threads (that wait was a fifth of its busy time).
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let thread = std::thread::Builder::new()
-        .name("trawl-writer".into())
-        .spawn(move || {
-            let result = match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-            {
-                Ok(rt) => rt.block_on(run(conn, rx, committed_tx, linger_fetches.max(1))),
-                Err(e) => Err(StoreError::Sql(sqlx::Error::Io(e))),
-            };
-            let _ = done_tx.send(result);
-        });
-    let task = tokio::spawn(async move {
-        let stop = CancellationToken::new();
-        let checkpointer = tokio::spawn(checkpoint(checkpoint_conn, stop.clone()));
-        let result = match thread {
-            Ok(_) => done_rx.await.unwrap_or(Err(StoreError::WriterGone)),
-            Err(e) => Err(StoreError::Sql(sqlx::Error::Io(e))),
-        };
-        stop.cancel();
-        let _ = checkpointer.await;
-        result
-    });
-    (WriterHandle { tx, committed }, task)
-}
-
-async fn run(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<WriteOp>,
-    committed: watch::Sender<Committed>,
-    linger_fetches: usize,
-) -> Result<WriterStats, StoreError> {
-    // Checkpoints copy the WAL back into the database file and fsync it:
-    // the most expensive thing SQLite does. Left automatic, every few
-    // hundred commits the writer would stop for it; the checkpointer does it
-    // on its own connection instead, beside the writer.
-    sqlx::query("PRAGMA wal_autocheckpoint = 0")
-        .execute(&mut conn)
-        .await?;
-    let mut stats = WriterStats::default();
-    let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        linger(&mut rx, &mut batch, linger_fetches).await;
-        let n = batch.len() as u64;
-        let fetches = count_fetches(&batch) as u64;
-        let rows = count_rows(&batch);
-        let t = std::time::Instant::now();
-        let replies = commit(&mut conn, &mut batch).await?;
-        if fetches > 0 {
-            committed.send_modify(|c| {
-                c.fetches += fetches;
-                c.rows += rows;
-            });
-        }
-        stats.busy += t.elapsed();
-        stats.transactions += 1;
-        stats.ops += n;
-        for reply in replies {
-            reply.send();
-        }
-    }
-    conn.close().await.ok();
-    Ok(stats)
-}
-
-/// Each commit has a fixed cost (WAL frames for the pages every batch
-/// touches), so a small batch is worth holding back a moment for company
-/// — but only data nobody waits for: a batch holding a refill or a flush,
-/// or `linger_fetches` fetches holding up the crawl's slots, goes at once.
-async fn linger(rx: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>, linger_fetches: usize) {
-    let deadline = tokio::time::Instant::now() + LINGER;
-    while batch.len() < MIN_BATCH
-        && count_fetches(batch) < linger_fetches
-        && count_rows(batch) < MIN_BATCH_ROWS
-        && !batch.iter().any(WriteOp::is_awaited)
-    {
-        match tokio::time::timeout_at(deadline, rx.recv_many(batch, MAX_BATCH - batch.len())).await
-        {
-            Ok(n) if n > 0 => continue,
-            _ => break,
-        }
-    }
-}
-
-/// Rows of links and new URLs carried by the fetches in `batch`.
-fn count_rows(batch: &[WriteOp]) -> u64 {
-    batch
-        .iter()
-        .map(|op| match op {
-            WriteOp::Fetch(rec) => rec.rows(),
-            _ => 0,
-        })
-        .sum()
-}
-
-fn count_fetches(batch: &[WriteOp]) -> usize {
-    batch
-        .iter()
-        .filter(|op| matches!(op, WriteOp::Fetch(_)))
-        .count()
-}
-
-/// Passive checkpoints while the writer runs (they never block it), every
-/// 5 seconds, and a truncating one at the end so the WAL file does not stay
-/// large. Every 500 ms cost a fifth more CPU per page on the benchmark: a
-/// page rewritten by several batches (B-tree interior pages, leaves of the
-/// random-key `urls` and `pages` tables) was copied to the database once
-/// per checkpoint instead of once.
-async fn checkpoint(mut conn: SqliteConnection, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(5000));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tick.tick() => {
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
-                    tracing::debug!("checkpoint: {e}");
-                }
-            }
-        }
-    }
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut conn)
-        .await
-    {
-        tracing::debug!("final checkpoint: {e}");
-    }
-    conn.close().await.ok();
-}
-
-/// A reply to send once the batch is committed.
-enum Reply {
-    Refill(oneshot::Sender<Vec<LeasedUrl>>, Vec<LeasedUrl>),
-    Flush(oneshot::Sender<()>),
-}
-
-impl Reply {
-    fn send(self) {
-        // A receiver that went away (a stopping crawl) is not an error.
-        match self {
-            Reply::Refill(tx, rows) => drop(tx.send(rows)),
-            Reply::Flush(tx) => drop(tx.send(())),
-        }
-    }
-}
+/// The backend's connection.
+pub(in crate::store::writer) type Conn = <Db as sqlx::Database>::Connection;
 
 /// Rows accumulated from consecutive data operations, written with
 /// multi-row statements.
@@ -216,14 +28,14 @@ struct Pending {
 
 /// Sets the state and reason of URLs that were not fetched.
 async fn settle(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut sqlx::Transaction<'_, Db>,
     ids: &[i64],
     state: UrlState,
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Sqlite> =
+        let mut qb: QueryBuilder<Db> =
             QueryBuilder::new("UPDATE urls SET revisit_state = NULL, state = ");
         qb.push_bind(state.as_str())
             .push(", reason = ")
@@ -237,11 +49,14 @@ async fn settle(
     Ok(())
 }
 
-async fn commit(
-    conn: &mut SqliteConnection,
+pub(in crate::store::writer) async fn commit(
+    conn: &mut Conn,
     batch: &mut Vec<WriteOp>,
 ) -> Result<Vec<Reply>, StoreError> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    // SQLite: take the write lock at the start, not at the first write.
+    let mut tx = conn
+        .begin_with(if PG { "BEGIN" } else { "BEGIN IMMEDIATE" })
+        .await?;
     let mut replies = Vec::new();
     let mut pending = Pending::default();
     let now = now_ms();
@@ -266,8 +81,8 @@ async fn commit(
                         // skipped.
                         sqlx::query(
                             "UPDATE urls SET state = COALESCE(revisit_state, 'skipped'), \
-                             reason = CASE WHEN revisit_state IS NULL THEN ? ELSE revisit_reason END, \
-                             revisit_state = NULL, revisit_reason = NULL, updated_at = ? \
+                             reason = CASE WHEN revisit_state IS NULL THEN $1 ELSE revisit_reason END, \
+                             revisit_state = NULL, revisit_reason = NULL, updated_at = $2 \
                              WHERE state IN ('queued', 'leased')",
                         )
                         .bind(reason)
@@ -284,7 +99,7 @@ async fn commit(
                     WriteOp::Cookies(jars) => {
                         for (host, jar) in jars {
                             sqlx::query(
-                                "INSERT INTO cookies (host, jar) VALUES (?, ?) \
+                                "INSERT INTO cookies (host, jar) VALUES ($1, $2) \
                                  ON CONFLICT (host) DO UPDATE SET jar = excluded.jar",
                             )
                             .bind(host)
@@ -296,7 +111,7 @@ async fn commit(
                     WriteOp::Host(h) => {
                         sqlx::query(
                             "INSERT INTO hosts (origin, robots_status, robots_body, robots_error, robots_fetched_at, crawl_delay_ms, \
-                             robots_unusable_rules) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET \
+                             robots_unusable_rules) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (origin) DO UPDATE SET \
                              robots_status = excluded.robots_status, robots_body = excluded.robots_body, \
                              robots_error = excluded.robots_error, robots_fetched_at = excluded.robots_fetched_at, \
                              crawl_delay_ms = excluded.crawl_delay_ms, robots_unusable_rules = excluded.robots_unusable_rules",
@@ -313,9 +128,10 @@ async fn commit(
                     }
                     WriteOp::HostDelay { origin, until } => {
                         sqlx::query(
-                            "INSERT INTO hosts (origin, robots_fetched_at, next_fetch_at) VALUES (?, 0, ?) \
+                            "INSERT INTO hosts (origin, robots_fetched_at, next_fetch_at) VALUES ($1, 0, $2) \
                              ON CONFLICT (origin) DO UPDATE SET \
-                             next_fetch_at = MAX(COALESCE(hosts.next_fetch_at, 0), excluded.next_fetch_at)",
+                             next_fetch_at = CASE WHEN hosts.next_fetch_at > excluded.next_fetch_at \
+                             THEN hosts.next_fetch_at ELSE excluded.next_fetch_at END",
                         )
                         .bind(&origin)
                         .bind(until)
@@ -323,7 +139,7 @@ async fn commit(
                         .await?;
                     }
                     WriteOp::ReleaseLeased => {
-                        sqlx::query("UPDATE urls SET state = 'queued', updated_at = ? WHERE state = 'leased'")
+                        sqlx::query("UPDATE urls SET state = 'queued', updated_at = $1 WHERE state = 'leased'")
                             .bind(now)
                             .execute(&mut *tx)
                             .await?;
@@ -331,7 +147,7 @@ async fn commit(
                     WriteOp::CrawlState { id, state } => {
                         let finished = (state == CrawlState::Finished).then_some(now);
                         sqlx::query(
-                            "UPDATE crawls SET state = ?, updated_at = ?, finished_at = COALESCE(?, finished_at) WHERE id = ?",
+                            "UPDATE crawls SET state = $1, updated_at = $2, finished_at = COALESCE($3, finished_at) WHERE id = $4",
                         )
                         .bind(state.as_str())
                         .bind(now)
@@ -351,52 +167,46 @@ async fn commit(
     Ok(replies)
 }
 
-// SQLite allows 32766 bound parameters per statement; stay well below.
-pub(super) const URL_ROWS_PER_STMT: usize = 2000;
-
-async fn write_pending(
-    conn: &mut SqliteConnection,
-    pending: &mut Pending,
-    now: i64,
-) -> Result<(), StoreError> {
+async fn write_pending(conn: &mut Conn, pending: &mut Pending, now: i64) -> Result<(), StoreError> {
     let lone_urls = std::mem::take(&mut pending.urls);
     let fetches = std::mem::take(&mut pending.fetches);
     let urls: Vec<&NewUrl> = lone_urls
         .iter()
         .chain(fetches.iter().flat_map(|f| &f.new_urls))
         .collect();
-    for chunk in ladder(&urls) {
+    for chunk in ladder_by(&urls, |u| u.id) {
         insert_urls(conn, chunk, now).await?;
     }
     let same_links = write_revisits(conn, &fetches).await?;
     let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
-    for chunk in ladder(&with_pages) {
+    for chunk in ladder_by(&with_pages, |f| f.url_id) {
         insert_pages(conn, chunk).await?;
     }
     // Kept bodies and fields (only crawls that keep HTML or extract).
-    let kept: Vec<(i64, &super::fields::KeptHtml)> = with_pages
+    let kept: Vec<(i64, &crate::store::fields::KeptHtml)> = with_pages
         .iter()
         .filter_map(|f| Some((f.url_id, f.page.as_ref()?.html.as_ref()?)))
         .collect();
-    for chunk in ladder(&kept) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT OR REPLACE INTO page_html (url_id, size, body) ");
+    for chunk in ladder_by(&kept, |k| k.0) {
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO page_html (url_id, size, body) ");
         qb.push_values(chunk, |mut b, (id, h)| {
             b.push_bind(*id)
                 .push_bind(h.size as i64)
                 .push_bind(h.packed.clone());
         });
+        qb.push(" ON CONFLICT (url_id) DO UPDATE SET size = excluded.size, body = excluded.body");
         execute_cached(conn, qb).await?;
     }
-    let fields: Vec<(i64, &super::fields::FieldRow)> = with_pages
+    let fields: Vec<(i64, &crate::store::fields::FieldRow)> = with_pages
         .iter()
         .flat_map(|f| {
             let rows = f.page.as_ref().map_or(&[][..], |p| &p.fields[..]);
             rows.iter().map(move |r| (f.url_id, r))
         })
         .collect();
-    for chunk in ladder(&fields) {
-        execute_cached(conn, super::fields::insert_fields(chunk)).await?;
+    for chunk in ladder_by(&fields, |(id, r)| (*id, r.name.clone())) {
+        execute_cached(conn, crate::store::fields::insert_fields::<Db>(chunk)).await?;
     }
     let summaries: Vec<(&str, &SummaryRecord)> = with_pages
         .iter()
@@ -406,7 +216,7 @@ async fn write_pending(
         })
         .collect();
     for chunk in ladder(&summaries) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
             "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, summary, \
              attempts, created_at, updated_at) ",
         );
@@ -431,7 +241,7 @@ async fn write_pending(
         .flat_map(|f| f.links.iter().map(move |l| (f.url_id, l)))
         .collect();
     for chunk in ladder(&links) {
-        let mut qb: QueryBuilder<Sqlite> =
+        let mut qb: QueryBuilder<Db> =
             QueryBuilder::new("INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ");
         qb.push_values(chunk, |mut b, (from, l)| {
             b.push_bind(*from)
@@ -454,7 +264,7 @@ async fn write_pending(
     for ((state, reason, attempts), ids) in groups {
         for chunk in ladder(&ids) {
             // A revisit made forgets the state it was queued from.
-            let mut qb: QueryBuilder<Sqlite> =
+            let mut qb: QueryBuilder<Db> =
                 QueryBuilder::new("UPDATE urls SET revisit_state = NULL, state = ");
             qb.push_bind(state.as_str())
                 .push(", reason = ")
@@ -474,8 +284,8 @@ async fn write_pending(
         .map(|f| f.url_id)
         .collect();
     if !became.is_empty() {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("UPDATE urls SET sitemap = 1 WHERE id IN ");
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("UPDATE urls SET sitemap = TRUE WHERE id IN ");
         push_id_list(&mut qb, &became);
         execute_once(conn, qb).await?;
     }
@@ -489,7 +299,7 @@ async fn write_pending(
         .map(|(_, id)| id)
         .collect();
     if !relet.is_empty() {
-        let mut qb: QueryBuilder<Sqlite> =
+        let mut qb: QueryBuilder<Db> =
             QueryBuilder::new("UPDATE urls SET state = 'leased', reason = NULL WHERE id IN ");
         push_id_list(&mut qb, &relet);
         execute_once(conn, qb).await?;
@@ -498,7 +308,7 @@ async fn write_pending(
         if !f.chain.is_empty()
             && let Some(page) = &f.page
         {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE pages SET final_url = ");
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new("UPDATE pages SET final_url = ");
             qb.push_bind(page.final_url.clone())
                 .push(" WHERE url_id IN ");
             push_id_list(&mut qb, &f.chain);
@@ -506,16 +316,6 @@ async fn write_pending(
         }
     }
     Ok(())
-}
-
-/// Appends `(id, id, …)` as bound parameters.
-pub(super) fn push_id_list(qb: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
-    qb.push("(");
-    let mut sep = qb.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
-    }
-    qb.push(")");
 }
 
 /// Row counts of the multi-row statements the writer keeps prepared: a
@@ -536,12 +336,30 @@ fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// `rows` in chunks of [`LADDER`] sizes, no chunk holding one `key`
+/// twice: a repeated key starts a new run of chunks, so rows still apply
+/// in order, one statement after the other (PostgreSQL refuses an upsert
+/// that meets the same row twice in one statement; SQLite would apply
+/// them in order within it).
+fn ladder_by<'a, T, K: Eq + std::hash::Hash>(rows: &'a [T], key: impl Fn(&T) -> K) -> Vec<&'a [T]> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut start = 0;
+    for (i, row) in rows.iter().enumerate() {
+        if !seen.insert(key(row)) {
+            out.extend(ladder(&rows[start..i]));
+            seen.clear();
+            seen.insert(key(row));
+            start = i;
+        }
+    }
+    out.extend(ladder(&rows[start..]));
+    out
+}
+
 /// Runs a statement of one of the [`LADDER`] sizes, kept in the
 /// connection's statement cache.
-async fn execute_cached(
-    conn: &mut SqliteConnection,
-    mut qb: QueryBuilder<Sqlite>,
-) -> Result<(), StoreError> {
+async fn execute_cached(conn: &mut Conn, mut qb: QueryBuilder<Db>) -> Result<(), StoreError> {
     qb.build().execute(conn).await?;
     Ok(())
 }
@@ -550,20 +368,13 @@ async fn execute_cached(
 /// SQL with their row count, so they are not kept in the connection's
 /// statement cache: cached, up to 100 of these multi-megabyte prepared
 /// statements stayed alive.
-pub(super) async fn execute_once(
-    conn: &mut SqliteConnection,
-    mut qb: QueryBuilder<Sqlite>,
-) -> Result<(), StoreError> {
+async fn execute_once(conn: &mut Conn, mut qb: QueryBuilder<Db>) -> Result<(), StoreError> {
     qb.build().persistent(false).execute(conn).await?;
     Ok(())
 }
 
-async fn insert_urls(
-    conn: &mut SqliteConnection,
-    rows: &[&NewUrl],
-    now: i64,
-) -> Result<(), StoreError> {
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), StoreError> {
+    let mut qb: QueryBuilder<Db> = QueryBuilder::new(
         "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, redirect_hops, sitemap, discovered_at, updated_at) ",
     );
     qb.push_values(rows, |mut b, u| {
@@ -592,12 +403,9 @@ async fn insert_urls(
     Ok(())
 }
 
-async fn insert_pages(
-    conn: &mut SqliteConnection,
-    rows: &[&FetchRecord],
-) -> Result<(), StoreError> {
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT OR REPLACE INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
+async fn insert_pages(conn: &mut Conn, rows: &[&FetchRecord]) -> Result<(), StoreError> {
+    let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+        "INSERT INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
          fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
          base_href, meta_robots, encoding, text, text_kinds, markdown, links_count, noindex, x_robots_tag) ",
     );
@@ -629,19 +437,31 @@ async fn insert_pages(
             .push_bind(p.noindex)
             .push_bind(p.x_robots_tag.clone());
     });
+    // A page fetched again replaces the stored one, every column.
+    qb.push(
+        " ON CONFLICT (url_id) DO UPDATE SET status = excluded.status, final_url = excluded.final_url, \
+         redirect_to = excluded.redirect_to, content_type = excluded.content_type, size = excluded.size, \
+         truncated = excluded.truncated, fetched_at = excluded.fetched_at, fetch_ms = excluded.fetch_ms, \
+         etag = excluded.etag, last_modified = excluded.last_modified, content_hash = excluded.content_hash, \
+         title = excluded.title, description = excluded.description, language = excluded.language, \
+         canonical = excluded.canonical, base_href = excluded.base_href, meta_robots = excluded.meta_robots, \
+         encoding = excluded.encoding, text = excluded.text, text_kinds = excluded.text_kinds, \
+         markdown = excluded.markdown, links_count = excluded.links_count, noindex = excluded.noindex, \
+         x_robots_tag = excluded.x_robots_tag",
+    );
     execute_cached(conn, qb).await?;
     Ok(())
 }
 
 async fn refill(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     limit: u32,
     revisits: bool,
     now: i64,
 ) -> Result<Vec<LeasedUrl>, StoreError> {
     let rows = sqlx::query(
-        "UPDATE urls SET state = 'leased', updated_at = ? WHERE id IN \
-         (SELECT id FROM urls WHERE state = 'queued' ORDER BY depth, id LIMIT ?) \
+        "UPDATE urls SET state = 'leased', updated_at = $1 WHERE id IN \
+         (SELECT id FROM urls WHERE state = 'queued' ORDER BY depth, id LIMIT $2) \
          RETURNING id, url, depth, redirect_hops, sitemap",
     )
     .bind(now)
@@ -668,14 +488,11 @@ async fn refill(
 }
 
 /// Fills in what is stored of the leased URLs' pages.
-async fn read_revisits(
-    conn: &mut SqliteConnection,
-    leased: &mut [LeasedUrl],
-) -> Result<(), StoreError> {
+async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), StoreError> {
     let ids: Vec<i64> = leased.iter().map(|u| u.id).collect();
     let mut stored = HashMap::new();
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
             "SELECT p.url_id, p.status, p.etag, p.last_modified, p.content_hash, p.redirect_to, c.revisit_ms, \
              c.removed_run, COALESCE(c.checked_at, p.fetched_at) AS checked_at \
              FROM pages p LEFT JOIN page_checks c ON c.url_id = p.url_id WHERE p.url_id IN ",
@@ -712,7 +529,7 @@ async fn read_revisits(
 /// again whose links are the ones stored: their links are not written
 /// again.
 async fn write_revisits(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     fetches: &[FetchRecord],
 ) -> Result<HashSet<i64>, StoreError> {
     use crate::recrawl::Change;
@@ -724,9 +541,9 @@ async fn write_revisits(
         .filter_map(|f| Some((f.url_id, f.revisit.as_ref()?)))
         .filter(|(_, r)| r.change.is_some())
         .collect();
-    for chunk in ladder(&changes) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT OR REPLACE INTO page_changes (run_id, url_id, change, checked_at, bytes) ",
+    for chunk in ladder_by(&changes, |c| c.0) {
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO page_changes (run_id, url_id, change, checked_at, bytes) ",
         );
         qb.push_values(chunk, |mut b, (url_id, r)| {
             b.push_bind(r.run_id)
@@ -735,14 +552,21 @@ async fn write_revisits(
                 .push_bind(r.checked_at)
                 .push_bind(r.bytes as i64);
         });
+        qb.push(
+            " ON CONFLICT (run_id, url_id) DO UPDATE SET change = excluded.change, \
+             checked_at = excluded.checked_at, bytes = excluded.bytes",
+        );
         execute_cached(conn, qb).await?;
     }
     for f in fetches {
         let Some(r) = &f.revisit else { continue };
         if f.page.is_some() && r.change == Some(Change::Changed) {
             sqlx::query(
-                "INSERT OR REPLACE INTO page_versions (url_id, run_id, status, fetched_at, content_hash, title, text) \
-                 SELECT url_id, ?, status, fetched_at, content_hash, title, text FROM pages WHERE url_id = ?",
+                "INSERT INTO page_versions (url_id, run_id, status, fetched_at, content_hash, title, text) \
+                 SELECT url_id, $1, status, fetched_at, content_hash, title, text FROM pages WHERE url_id = $2 \
+                 ON CONFLICT (url_id, run_id) DO UPDATE SET status = excluded.status, \
+                 fetched_at = excluded.fetched_at, content_hash = excluded.content_hash, \
+                 title = excluded.title, text = excluded.text",
             )
             .bind(r.run_id)
             .bind(f.url_id)
@@ -760,8 +584,8 @@ async fn write_revisits(
             .filter(|f| f.page.is_some() == stored)
             .filter_map(|f| Some((f.url_id, f.revisit.as_ref()?)))
             .collect();
-        for chunk in ladder(&checks) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        for chunk in ladder_by(&checks, |c| c.0) {
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                 "INSERT INTO page_checks (url_id, checked_at, revisit_ms, due_at, removed_run) ",
             );
             qb.push_values(chunk, |mut b, (url_id, r)| {
@@ -793,8 +617,8 @@ async fn write_revisits(
             continue;
         }
         sqlx::query(
-            "UPDATE pages SET etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified) \
-             WHERE url_id = ?",
+            "UPDATE pages SET etag = COALESCE($1, etag), last_modified = COALESCE($2, last_modified) \
+             WHERE url_id = $3",
         )
         .bind(&r.etag)
         .bind(&r.last_modified)
@@ -815,9 +639,12 @@ async fn write_revisits(
         if f.page.is_none() || !matches!(r.change, Some(Change::Changed | Change::New)) {
             continue;
         }
-        let old: Vec<(i64, String, bool, Option<String>)> = sqlx::query_as(
-            "SELECT to_id, anchor, nofollow, kind FROM links WHERE from_id = ? ORDER BY rowid",
-        )
+        // In insertion order: SQLite's rowid, PostgreSQL's identity column.
+        let old: Vec<(i64, String, bool, Option<String>)> = sqlx::query_as(if PG {
+            "SELECT to_id, anchor, nofollow, kind FROM links WHERE from_id = $1 ORDER BY seq"
+        } else {
+            "SELECT to_id, anchor, nofollow, kind FROM links WHERE from_id = $1 ORDER BY rowid"
+        })
         .bind(f.url_id)
         .fetch_all(&mut *conn)
         .await?;
@@ -849,7 +676,7 @@ async fn write_revisits(
         }
     }
     for chunk in replaced.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM links WHERE from_id IN ");
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM links WHERE from_id IN ");
         push_id_list(&mut qb, chunk);
         execute_once(conn, qb).await?;
     }
@@ -860,21 +687,21 @@ async fn write_revisits(
             "DELETE FROM page_html WHERE url_id IN ",
             "DELETE FROM extracted WHERE url_id IN ",
         ] {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(sql);
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new(sql);
             push_id_list(&mut qb, chunk);
             execute_once(conn, qb).await?;
         }
     }
-    for chunk in ladder(&link_changes) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT OR REPLACE INTO link_changes (run_id, from_id, to_id, change) ",
-        );
+    for chunk in ladder_by(&link_changes, |l| (l.1, l.2)) {
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO link_changes (run_id, from_id, to_id, change) ");
         qb.push_values(chunk, |mut b, (run, from, to, change)| {
             b.push_bind(*run)
                 .push_bind(*from)
                 .push_bind(*to)
                 .push_bind(*change);
         });
+        qb.push(" ON CONFLICT (run_id, from_id, to_id) DO UPDATE SET change = excluded.change");
         execute_cached(conn, qb).await?;
     }
     Ok(same_links)

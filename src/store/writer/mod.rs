@@ -1,0 +1,229 @@
+//! The store writer: the one task that writes to the database during a crawl.
+//!
+//! In: [`WriteOp`]s over a bounded channel (a full channel is back-pressure
+//! on the crawl). Out: committed transactions; replies on `oneshot`s for
+//! operations that need an answer (refill, flush).
+//!
+//! Batching is group commit: the writer takes whatever is waiting when it is
+//! ready (up to [`MAX_BATCH`] operations) and commits it as one transaction,
+//! so under load batches grow and per-commit cost is shared. A batch smaller
+//! than `MIN_BATCH` waits up to `LINGER` for company, unless someone is
+//! waiting on its reply (a refill, a flush) or it holds as many fetches as
+//! the crawl lets wait (see below). A page, the state change of its URL,
+//! its links and the URLs it revealed are one operation, so they are always
+//! committed together.
+//!
+//! The writer publishes how many fetches (and rows of links and new URLs
+//! with them) it has committed. The crawl counts a fetch against its
+//! concurrency until then, so however the process dies, at most
+//! `concurrency` fetched pages are lost and fetched again on resume; and it
+//! holds back new fetches while too many rows wait, which bounds the memory
+//! of a backlog of link-heavy pages.
+
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::records::*;
+use super::{Conn, StoreError};
+
+/// The batch SQL for SQLite.
+#[path = "."]
+mod sqlite {
+    type Db = sqlx::Sqlite;
+    const PG: bool = false;
+    #[path = "batch.rs"]
+    pub(super) mod batch;
+}
+
+/// The same batch SQL, for PostgreSQL.
+#[path = "."]
+mod postgres {
+    type Db = sqlx::Postgres;
+    const PG: bool = true;
+    #[path = "batch.rs"]
+    pub(super) mod batch;
+}
+
+/// Most operations committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// A batch smaller than this waits up to [`LINGER`] for more.
+const MIN_BATCH: usize = 64;
+/// ... unless it carries this many rows (the crawl holds back fetches
+/// while rows wait).
+const MIN_BATCH_ROWS: u64 = 5_000;
+const LINGER: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Starts the writer on its own connection, with (for SQLite) a
+/// checkpointer on a second one. The task ends when every handle is dropped (after committing
+/// what was sent) or on the first database error, which it returns.
+///
+/// A batch holding `linger_fetches` fetches is committed without lingering:
+/// the crawl is waiting on them.
+pub fn spawn(
+    conn: Conn,
+    checkpoint_conn: Option<SqliteConnection>,
+    capacity: usize,
+    linger_fetches: usize,
+) -> (
+    WriterHandle,
+    tokio::task::JoinHandle<Result<WriterStats, StoreError>>,
+) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let (committed_tx, committed) = watch::channel(Committed::default());
+    // The writer is the crawl's one serial stage: it runs on a thread and
+    // runtime of its own, so that each of its statements' replies is
+    // picked up at once, not after the page analyses queued on the
+    // crawl's runtime threads (that wait was a fifth of its busy time).
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("trawl-writer".into())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt.block_on(run(conn, rx, committed_tx, linger_fetches.max(1))),
+                Err(e) => Err(StoreError::Sql(sqlx::Error::Io(e))),
+            };
+            let _ = done_tx.send(result);
+        });
+    let task = tokio::spawn(async move {
+        let stop = CancellationToken::new();
+        let checkpointer = checkpoint_conn.map(|c| tokio::spawn(checkpoint(c, stop.clone())));
+        let result = match thread {
+            Ok(_) => done_rx.await.unwrap_or(Err(StoreError::WriterGone)),
+            Err(e) => Err(StoreError::Sql(sqlx::Error::Io(e))),
+        };
+        stop.cancel();
+        if let Some(c) = checkpointer {
+            let _ = c.await;
+        }
+        result
+    });
+    (WriterHandle { tx, committed }, task)
+}
+
+async fn run(
+    mut conn: Conn,
+    mut rx: mpsc::Receiver<WriteOp>,
+    committed: watch::Sender<Committed>,
+    linger_fetches: usize,
+) -> Result<WriterStats, StoreError> {
+    // Checkpoints copy the WAL back into the database file and fsync it:
+    // the most expensive thing SQLite does. Left automatic, every few
+    // hundred commits the writer would stop for it; the checkpointer does it
+    // on its own connection instead, beside the writer.
+    if let Conn::Sqlite(c) = &mut conn {
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(c)
+            .await?;
+    }
+    let mut stats = WriterStats::default();
+    let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        linger(&mut rx, &mut batch, linger_fetches).await;
+        let n = batch.len() as u64;
+        let fetches = count_fetches(&batch) as u64;
+        let rows = count_rows(&batch);
+        let t = std::time::Instant::now();
+        let replies = match &mut conn {
+            Conn::Sqlite(c) => sqlite::batch::commit(c, &mut batch).await?,
+            Conn::Postgres(c) => postgres::batch::commit(c, &mut batch).await?,
+        };
+        if fetches > 0 {
+            committed.send_modify(|c| {
+                c.fetches += fetches;
+                c.rows += rows;
+            });
+        }
+        stats.busy += t.elapsed();
+        stats.transactions += 1;
+        stats.ops += n;
+        for reply in replies {
+            reply.send();
+        }
+    }
+    conn.close().await;
+    Ok(stats)
+}
+
+/// Each commit has a fixed cost (WAL frames for the pages every batch
+/// touches), so a small batch is worth holding back a moment for company
+/// — but only data nobody waits for: a batch holding a refill or a flush,
+/// or `linger_fetches` fetches holding up the crawl's slots, goes at once.
+async fn linger(rx: &mut mpsc::Receiver<WriteOp>, batch: &mut Vec<WriteOp>, linger_fetches: usize) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while batch.len() < MIN_BATCH
+        && count_fetches(batch) < linger_fetches
+        && count_rows(batch) < MIN_BATCH_ROWS
+        && !batch.iter().any(WriteOp::is_awaited)
+    {
+        match tokio::time::timeout_at(deadline, rx.recv_many(batch, MAX_BATCH - batch.len())).await
+        {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+}
+
+/// Rows of links and new URLs carried by the fetches in `batch`.
+fn count_rows(batch: &[WriteOp]) -> u64 {
+    batch
+        .iter()
+        .map(|op| match op {
+            WriteOp::Fetch(rec) => rec.rows(),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn count_fetches(batch: &[WriteOp]) -> usize {
+    batch
+        .iter()
+        .filter(|op| matches!(op, WriteOp::Fetch(_)))
+        .count()
+}
+
+/// Passive checkpoints while the writer runs (they never block it), every
+/// 5 seconds, and a truncating one at the end so the WAL file does not stay
+/// large. Every 500 ms cost a fifth more CPU per page on the benchmark: a
+/// page rewritten by several batches (B-tree interior pages, leaves of the
+/// random-key `urls` and `pages` tables) was copied to the database once
+/// per checkpoint instead of once.
+async fn checkpoint(mut conn: SqliteConnection, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(5000));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+                    tracing::debug!("checkpoint: {e}");
+                }
+            }
+        }
+    }
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+    {
+        tracing::debug!("final checkpoint: {e}");
+    }
+    conn.close().await.ok();
+}
+
+/// A reply to send once the batch is committed.
+enum Reply {
+    Refill(oneshot::Sender<Vec<LeasedUrl>>, Vec<LeasedUrl>),
+    Flush(oneshot::Sender<()>),
+}
+
+impl Reply {
+    fn send(self) {
+        // A receiver that went away (a stopping crawl) is not an error.
+        match self {
+            Reply::Refill(tx, rows) => drop(tx.send(rows)),
+            Reply::Flush(tx) => drop(tx.send(())),
+        }
+    }
+}
