@@ -659,6 +659,23 @@ impl Store {
     }
 }
 
+/// `sql` as the backend takes it (`pg`: PostgreSQL): SQLite's `CROSS
+/// JOIN … ON`, which fixes SQLite's join order (its planner has no
+/// statistics and may scan every URL to count a few pages), is a plain
+/// `JOIN` in PostgreSQL, which refuses `ON` after `CROSS JOIN` and plans
+/// from its own statistics.
+pub(crate) fn dialect(
+    pg: bool,
+    sql: impl Into<std::borrow::Cow<'static, str>>,
+) -> sqlx::AssertSqlSafe<std::borrow::Cow<'static, str>> {
+    let sql = sql.into();
+    if pg && sql.contains("CROSS JOIN") {
+        sqlx::AssertSqlSafe(sql.replace("CROSS JOIN", "JOIN").into())
+    } else {
+        sqlx::AssertSqlSafe(sql)
+    }
+}
+
 /// `sql` with its `?` placeholders numbered `$1`, `$2`, … in order, the
 /// form both backends take (for SQL assembled from parts). `sql` must
 /// hold no `?` other than placeholders (none in its string literals).

@@ -237,7 +237,7 @@ impl Store {
              WHERE {FETCHED} AND u.updated_at >= $1 GROUP BY b ORDER BY b"
         );
         Ok(
-            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            on_pool!(self, pool => sqlx::query_as(super::dialect(PG, sql))
             .bind(from)
             .bind(width)
             .fetch_all(pool).await)?,
@@ -275,7 +275,7 @@ impl Store {
                 "instr"
             }
         );
-        let rows: Vec<(String, i64, i64, i64, i64)> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<(String, i64, i64, i64, i64)> = on_pool!(self, pool => sqlx::query_as(super::dialect(PG, sql))
             .bind(limit as i64)
             .fetch_all(pool)
             .await)?;
@@ -307,8 +307,12 @@ impl Store {
                     .push(i.to_string());
             }
             qb.push(" ELSE ").push(edges.len().to_string()).push(
-                " END AS BIGINT) AS bin, COUNT(*), CAST(SUM(p.size) AS BIGINT) \
-                 FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE GROUP BY bin",
+                super::dialect(
+                    PG,
+                    " END AS BIGINT) AS bin, COUNT(*), CAST(SUM(p.size) AS BIGINT) \
+                     FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE GROUP BY bin",
+                )
+                .0,
             );
             qb.build_query_as().fetch_all(pool).await?
         });
@@ -344,7 +348,7 @@ impl Store {
              ORDER BY {column} DESC, u.url LIMIT $1"
         );
         on_pool!(self, pool => {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(super::dialect(PG, sql))
             .bind(limit as i64)
             .fetch_all(pool)
             .await?;
@@ -471,11 +475,11 @@ impl Store {
         // `to_id`).
         on_pool!(self, pool => {
         let rows = sqlx::query(
-            "SELECT id, url, reason, n, COUNT(*) OVER () AS targets, CAST(SUM(n) OVER () AS BIGINT) AS edges FROM ( \
+            super::dialect(PG, "SELECT id, url, reason, n, COUNT(*) OVER () AS targets, CAST(SUM(n) OVER () AS BIGINT) AS edges FROM ( \
                SELECT u.id AS id, u.url AS url, u.reason AS reason, COUNT(*) AS n \
                FROM links l CROSS JOIN urls u ON u.id = l.to_id \
                WHERE u.state = 'failed' AND u.sitemap = FALSE GROUP BY u.id) AS b \
-             ORDER BY n DESC, url LIMIT $1",
+             ORDER BY n DESC, url LIMIT $1"),
         )
         .bind(limit as i64)
         .fetch_all(pool)
@@ -504,8 +508,8 @@ impl Store {
         }
         if examples > 0 {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-                "SELECT l.to_id, f.url, l.anchor FROM links l CROSS JOIN urls f ON f.id = l.from_id \
-                 WHERE l.to_id IN ",
+                super::dialect(PG, "SELECT l.to_id, f.url, l.anchor FROM links l CROSS JOIN urls f ON f.id = l.from_id \
+                 WHERE l.to_id IN ").0,
             );
             let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
             super::push_id_list(&mut qb, &ids);
@@ -544,10 +548,10 @@ impl Store {
     pub async fn redirect_starts(&self, limit: usize) -> Result<Capped<RedirectStart>, StoreError> {
         on_pool!(self, pool => {
         let rows = sqlx::query(
-            "SELECT u.id, u.url, p.status, p.redirect_to, COUNT(*) OVER () AS chains \
+            super::dialect(PG, "SELECT u.id, u.url, p.status, p.redirect_to, COUNT(*) OVER () AS chains \
              FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
              WHERE p.redirect_to IS NOT NULL AND u.redirect_hops = 0 AND u.sitemap = FALSE \
-             ORDER BY u.url LIMIT $1",
+             ORDER BY u.url LIMIT $1"),
         )
         .bind(limit as i64)
         .fetch_all(pool)
@@ -598,13 +602,13 @@ impl Store {
     ) -> Result<Duplicates, StoreError> {
         on_pool!(self, pool => {
         let rows = sqlx::query(
-            "SELECT h, n, size, COUNT(*) OVER () AS groups, CAST(SUM(n) OVER () AS BIGINT) AS pages FROM ( \
+            super::dialect(PG, "SELECT h, n, size, COUNT(*) OVER () AS groups, CAST(SUM(n) OVER () AS BIGINT) AS pages FROM ( \
                SELECT p.content_hash AS h, COUNT(*) AS n, MAX(p.size) AS size \
                FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
                WHERE u.sitemap = FALSE AND p.status BETWEEN 200 AND 299 AND p.redirect_to IS NULL \
                  AND p.content_hash IS NOT NULL \
                GROUP BY p.content_hash HAVING COUNT(*) > 1) AS d \
-             ORDER BY n DESC, h LIMIT $1",
+             ORDER BY n DESC, h LIMIT $1"),
         )
         .bind(limit as i64)
         .fetch_all(pool)
@@ -630,9 +634,9 @@ impl Store {
             .collect();
         if examples > 0 {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-                "SELECT p.content_hash, u.url, p.title FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
+                super::dialect(PG, "SELECT p.content_hash, u.url, p.title FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
                  WHERE u.sitemap = FALSE AND p.status BETWEEN 200 AND 299 AND p.redirect_to IS NULL \
-                 AND p.content_hash IN (",
+                 AND p.content_hash IN (").0,
             );
             let mut sep = qb.separated(", ");
             for g in &groups {
@@ -664,11 +668,11 @@ impl Store {
     /// URL), each with its page.
     pub async fn summary_samples(&self, limit: usize) -> Result<Vec<SummarySample>, StoreError> {
         let rows: Vec<(String, Option<String>, String, String, String)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT u.url, p.title, s.backend, s.model, s.summary \
+            super::dialect(PG, "SELECT u.url, p.title, s.backend, s.model, s.summary \
              FROM pages p CROSS JOIN urls u ON u.id = p.url_id \
              JOIN summaries s ON s.content_hash = p.content_hash \
              WHERE s.state = 'done' AND s.summary IS NOT NULL AND u.sitemap = FALSE AND p.redirect_to IS NULL \
-             ORDER BY u.depth, u.url, s.backend, s.model LIMIT $1",
+             ORDER BY u.depth, u.url, s.backend, s.model LIMIT $1"),
         )
         .bind(limit as i64)
         .fetch_all(pool)
@@ -695,10 +699,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
         let mut rows = sqlx::query_as::<_, (String, bool, Option<String>, Option<String>)>(
-            "SELECT u.url, p.noindex, p.meta_robots, p.x_robots_tag FROM pages p \
+            super::dialect(PG, "SELECT u.url, p.noindex, p.meta_robots, p.x_robots_tag FROM pages p \
              CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE AND (p.noindex = TRUE \
              OR p.meta_robots LIKE '%nofollow%' OR p.meta_robots LIKE '%none%' \
-             OR p.x_robots_tag LIKE '%nofollow%' OR p.x_robots_tag LIKE '%none%') ORDER BY u.url",
+             OR p.x_robots_tag LIKE '%nofollow%' OR p.x_robots_tag LIKE '%none%') ORDER BY u.url"),
         )
         .fetch(pool);
         while let Some((url, noindex, meta_robots, x_robots_tag)) = rows.try_next().await? {

@@ -32,10 +32,10 @@ impl Store {
     /// counts under the 404 or 410 its URL failed with.
     pub async fn http_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT CASE WHEN c.removed_run IS NOT NULL AND u.reason LIKE 'http\\_%' ESCAPE '\\' \
+            super::dialect(PG, "SELECT CASE WHEN c.removed_run IS NOT NULL AND u.reason LIKE 'http\\_%' ESCAPE '\\' \
              THEN substr(u.reason, 6) ELSE CAST(p.status AS TEXT) END AS answer, COUNT(*) \
              FROM pages p CROSS JOIN urls u ON u.id = p.url_id LEFT JOIN page_checks c ON c.url_id = p.url_id \
-             WHERE u.sitemap = FALSE GROUP BY answer",
+             WHERE u.sitemap = FALSE GROUP BY answer"),
         )
         .fetch_all(pool).await)?)
     }
@@ -46,10 +46,10 @@ impl Store {
     /// binary.
     pub async fn truncated_and_binary_pages(&self) -> Result<(i64, i64), StoreError> {
         Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE p.truncated), COUNT(*) FILTER (WHERE p.text IS NULL \
+            super::dialect(PG, "SELECT COUNT(*) FILTER (WHERE p.truncated), COUNT(*) FILTER (WHERE p.text IS NULL \
              AND p.status BETWEEN 200 AND 299 \
              AND (p.content_type LIKE 'text/html%' OR p.content_type LIKE 'application/xhtml+xml%')) \
-             FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE",
+             FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE"),
         )
         .fetch_one(pool).await)?)
     }
@@ -59,8 +59,8 @@ impl Store {
     /// origin.
     pub async fn top_hosts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(on_pool!(self, pool => sqlx::query_as(
-            "SELECT u.origin, COUNT(*) AS n FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE \
-             GROUP BY u.origin ORDER BY n DESC, u.origin LIMIT 10",
+            super::dialect(PG, "SELECT u.origin, COUNT(*) AS n FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE \
+             GROUP BY u.origin ORDER BY n DESC, u.origin LIMIT 10"),
         )
         .fetch_all(pool)
         .await)?)

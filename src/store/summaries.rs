@@ -138,7 +138,7 @@ impl Store {
              WHERE {SUMMARIZABLE} AND {}",
             needs_summary(1)
         );
-        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(super::dialect(PG, sql))
             .bind(filter.force)
             .bind(key.backend)
             .bind(&key.model)
@@ -162,7 +162,7 @@ impl Store {
              WHERE p.url_id > $1 AND {SUMMARIZABLE} AND {} ORDER BY p.url_id LIMIT $7",
             needs_summary(2)
         );
-        let rows: Vec<(i64, String, String, String, Option<String>)> = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows: Vec<(i64, String, String, String, Option<String>)> = on_pool!(self, pool => sqlx::query_as(super::dialect(PG, sql))
             .bind(after)
             .bind(filter.force)
             .bind(key.backend)
@@ -221,7 +221,7 @@ impl Store {
              COUNT(*) FILTER (WHERE s.state = 'failed'), COUNT(*) FILTER (WHERE s.state IS NULL) \
              FROM c LEFT JOIN summaries s ON s.content_hash = c.h AND s.backend = $1 AND s.model = $2 AND s.prompt_version = $3"
         );
-        let (done, truncated, failed, pending) = on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let (done, truncated, failed, pending) = on_pool!(self, pool => sqlx::query_as(super::dialect(PG, sql))
             .bind(key.backend)
             .bind(&key.model)
             .bind(&key.prompt_version)
@@ -247,7 +247,7 @@ impl Store {
                (SELECT COUNT(*) FROM c WHERE NOT EXISTS (SELECT 1 FROM summaries s WHERE s.content_hash = c.h))"
         );
         Ok(
-            on_pool!(self, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            on_pool!(self, pool => sqlx::query_as(super::dialect(PG, sql))
             .fetch_one(pool)
             .await)?,
         )

@@ -604,7 +604,7 @@ async fn write_revisits(
             qb.push(if stored {
                 "excluded.removed_run"
             } else {
-                "COALESCE(excluded.removed_run, removed_run)"
+                "COALESCE(excluded.removed_run, page_checks.removed_run)"
             });
             execute_cached(conn, qb).await?;
         }
