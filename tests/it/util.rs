@@ -129,6 +129,11 @@ impl TestDb {
         &self.target
     }
 
+    /// Whether this is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
     /// A small pool for the test's own queries, on either backend (an
     /// SQLite file is opened read-write, and must exist by now). Write SQL
     /// that both run: `$1` placeholders, booleans as `WHERE col` / `NOT
@@ -152,6 +157,26 @@ impl TestDb {
             })
             .await
             .clone()
+    }
+
+    /// Everything the database holds, as bytes: the SQLite file, or a
+    /// PostgreSQL database's data as `pg_dump` writes it out (for checks
+    /// that a string is stored nowhere).
+    pub fn contents(&self) -> Vec<u8> {
+        if !self.is_postgres() {
+            return std::fs::read(&self.target).unwrap();
+        }
+        let o = std::process::Command::new("pg_dump")
+            .args(["--data-only", "--dbname", &self.target])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            o.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
     }
 }
 
@@ -371,16 +396,4 @@ pub fn html(body: impl Into<Body>) -> Response {
         body.into(),
     )
         .into_response()
-}
-
-/// A read-only connection to the database at `db` (beside a process that
-/// may have it open).
-pub async fn read_only(db: impl AsRef<std::path::Path>) -> sqlx::SqliteConnection {
-    use sqlx::ConnectOptions;
-    sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap()
 }
