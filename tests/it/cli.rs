@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::util;
+use crate::util::{self, TestDb};
 
 pub fn trawl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trawl"))
@@ -44,12 +44,15 @@ pub fn quick_crawl(seed: &str, db: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
+/// The SQLite file `t.db` in `dir`, for the tests of SQLite files (the
+/// others crawl into a [`TestDb`]).
 pub fn db_arg(dir: &Path) -> String {
     dir.join("t.db").display().to_string()
 }
 
 #[test]
 fn bad_seed_is_a_usage_error() {
+    // SQLite file behaviour: nothing is created.
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     let o = trawl(&["crawl", "not a url", "--db", &db]);
@@ -69,7 +72,8 @@ fn bad_seed_is_a_usage_error() {
 #[test]
 fn unsupported_scheme_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let o = trawl(&["crawl", "ftp://example.com/", "--db", &db_arg(dir.path())]);
+    let db = TestDb::new(dir.path(), "t.db");
+    let o = trawl(&["crawl", "ftp://example.com/", "--db", db.target()]);
     assert_usage_error(&o, "unsupported scheme `ftp`");
 }
 
@@ -86,6 +90,7 @@ fn missing_database_directory_is_a_usage_error() {
 
 #[test]
 fn reading_commands_refuse_a_missing_database_without_creating_it() {
+    // SQLite file behaviour
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     for cmd in ["status", "export"] {
@@ -122,7 +127,8 @@ fn a_file_that_is_not_a_database_is_refused_untouched() {
 async fn crawl_then_export_pages_as_jsonl() {
     let (a, _b) = util::two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_async(quick_crawl(&a.url("/"), &db, &["--fetch-assets"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary = stderr(&o);
@@ -216,7 +222,8 @@ async fn sigterm_stops_gracefully_and_resume_completes() {
 async fn signal_stops_gracefully_and_resume_completes(signal: &str, code: i32) {
     let (a, _b) = util::two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_trawl"))
         .args([
             "crawl",
@@ -282,8 +289,8 @@ pub fn lock_file(db: &str) -> std::path::PathBuf {
 async fn no_sitemaps_reads_none() {
     let a = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
-    let o = trawl_async(quick_crawl(&a.url("/"), &db, &["--no-sitemaps"])).await;
+    let db = TestDb::new(dir.path(), "t.db");
+    let o = trawl_async(quick_crawl(&a.url("/"), db.target(), &["--no-sitemaps"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!stderr(&o).contains("sitemaps:"), "{}", stderr(&o));
     let all = a.all_requests();
@@ -305,7 +312,8 @@ async fn a_config_file_sets_options_and_flags_override_it() {
     )
     .unwrap();
     let config = config.display().to_string();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_async(vec![
         "crawl".into(),
         "--config".into(),
@@ -350,17 +358,14 @@ fn completions_are_printed_for_each_shell() {
 async fn fail_on_error_turns_failed_pages_into_exit_1() {
     let a = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let run = |db: String, extra: &[&str]| trawl_async(quick_crawl(&a.url("/"), &db, extra));
+    let run =
+        |db: &TestDb, extra: &[&str]| trawl_async(quick_crawl(&a.url("/"), db.target(), extra));
     // The fixture has a broken link: by default that is information...
-    let o = run(dir.path().join("a.db").display().to_string(), &[]).await;
+    let o = run(&TestDb::new(dir.path(), "a.db"), &[]).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("http_404=1"), "{}", stderr(&o));
     // ...and with --fail-on-error a failure.
-    let o = run(
-        dir.path().join("b.db").display().to_string(),
-        &["--fail-on-error"],
-    )
-    .await;
+    let o = run(&TestDb::new(dir.path(), "b.db"), &["--fail-on-error"]).await;
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
 
@@ -368,7 +373,8 @@ async fn fail_on_error_turns_failed_pages_into_exit_1() {
 async fn resume_with_a_higher_per_host_budget_fetches_the_trapped_pages() {
     let a = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let extra = ["--no-sitemaps", "--max-pages-per-host", "50"];
     let o = trawl_async(quick_crawl(&a.url("/gen/1"), &db, &extra)).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -9,21 +9,27 @@ use trawl::crawl::{self, Controls, CrawlOutcome, CrawlReport};
 use trawl::progress::Counters;
 use trawl::store::Store;
 
-use crate::util;
+use crate::util::{self, TestDb};
 
 pub struct Crawled {
-    pub dir: tempfile::TempDir,
     pub store: Store,
     pub report: CrawlReport,
+    /// The crawl's database (for assertions: [`TestDb::sql`]).
+    pub db: TestDb,
+    /// The test's directory, for other files.
+    pub dir: tempfile::TempDir,
 }
+
+/// Columns stored as booleans (0/1 in SQLite, BOOLEAN in PostgreSQL).
+const BOOLEAN_COLUMNS: [&str; 2] = ["truncated", "noindex"];
 
 impl Crawled {
     /// Stored pages (sitemaps left out) as (url, status, depth).
     pub async fn pages(&self) -> BTreeMap<String, (i64, i64)> {
         sqlx::query(
-            "SELECT u.url, p.status, u.depth FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+            "SELECT u.url, p.status, u.depth FROM pages p JOIN urls u ON u.id = p.url_id WHERE NOT u.sitemap",
         )
-            .fetch_all(self.store.pool())
+            .fetch_all(&self.db.sql().await)
             .await
             .unwrap()
             .iter()
@@ -33,9 +39,9 @@ impl Crawled {
 
     /// URLs in `state` with their reasons.
     pub async fn urls_in(&self, state: &str) -> BTreeMap<String, String> {
-        sqlx::query("SELECT url, COALESCE(reason, '') FROM urls WHERE state = ?")
+        sqlx::query("SELECT url, COALESCE(reason, '') FROM urls WHERE state = $1")
             .bind(state)
-            .fetch_all(self.store.pool())
+            .fetch_all(&self.db.sql().await)
             .await
             .unwrap()
             .iter()
@@ -44,15 +50,20 @@ impl Crawled {
     }
 
     /// A column of `url`'s page (or of its `page_checks` row: a recrawl's
-    /// check time, schedule and removal).
+    /// check time, schedule and removal); a boolean as "1" or "0".
     pub async fn page_field(&self, url: &str, field: &str) -> Option<String> {
+        let value = if BOOLEAN_COLUMNS.contains(&field) {
+            format!("CASE WHEN {field} THEN '1' WHEN NOT {field} THEN '0' END")
+        } else {
+            format!("CAST({field} AS TEXT)")
+        };
         let sql = format!(
-            "SELECT CAST({field} AS TEXT) FROM pages p JOIN urls u ON u.id = p.url_id \
-             LEFT JOIN page_checks c ON c.url_id = p.url_id WHERE u.url = ?"
+            "SELECT {value} FROM pages p JOIN urls u ON u.id = p.url_id \
+             LEFT JOIN page_checks c ON c.url_id = p.url_id WHERE u.url = $1"
         );
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(url)
-            .fetch_one(self.store.pool())
+            .fetch_one(&self.db.sql().await)
             .await
             .unwrap()
     }
@@ -70,7 +81,13 @@ pub fn config(seeds: &[String]) -> CrawlConfig {
 
 pub async fn run(cfg: CrawlConfig) -> Crawled {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    let db = TestDb::new(dir.path(), "t.db");
+    run_in(cfg, dir, db).await
+}
+
+/// [`run`] into `db`, in the test directory `dir`.
+pub async fn run_in(cfg: CrawlConfig, dir: tempfile::TempDir, db: TestDb) -> Crawled {
+    let store = Store::open(db.target()).await.unwrap();
     let report = crawl::start(
         &store,
         cfg,
@@ -79,7 +96,12 @@ pub async fn run(cfg: CrawlConfig) -> Crawled {
     )
     .await
     .unwrap();
-    Crawled { dir, store, report }
+    Crawled {
+        store,
+        report,
+        db,
+        dir,
+    }
 }
 
 /// Resumes the crawl in `store` with its settings changed by `adjust`.
@@ -169,7 +191,7 @@ async fn crawls_the_fixture_site_across_two_hosts() {
     // One attempt per fetched URL, none for skipped ones.
     let attempts: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, attempts FROM urls GROUP BY state, attempts ORDER BY state")
-            .fetch_all(c.store.pool())
+            .fetch_all(&c.db.sql().await)
             .await
             .unwrap();
     assert_eq!(
@@ -262,16 +284,16 @@ async fn records_page_fields_and_redirect_chains() {
 
     // Links keep anchor text and nofollow.
     let row = sqlx::query(
-        "SELECT l.anchor, l.nofollow FROM links l JOIN urls t ON t.id = l.to_id JOIN urls f ON f.id = l.from_id \
-         WHERE f.url = ? AND t.url = ?",
+        "SELECT l.anchor, CASE WHEN l.nofollow THEN 1 ELSE 0 END FROM links l JOIN urls t ON t.id = l.to_id JOIN urls f ON f.id = l.from_id \
+         WHERE f.url = $1 AND t.url = $2",
     )
     .bind(a.url("/"))
     .bind(&pdf)
-    .fetch_one(c.store.pool())
+    .fetch_one(&c.db.sql().await)
     .await
     .unwrap();
     assert_eq!(row.get::<String, _>(0), "Report");
-    assert!(row.get::<bool, _>(1));
+    assert_eq!(row.get::<i64, _>(1), 1);
 
     // Without --allow-host, the other host is out of scope.
     let skipped = c.urls_in("skipped").await;
@@ -368,8 +390,11 @@ async fn too_many_redirects_is_recorded() {
 
 #[tokio::test]
 async fn the_wal_is_checkpointed_and_truncated_when_the_crawl_ends() {
+    // SQLite file behaviour
     let (a, _b) = util::two_hosts().await;
-    let c = run(config(&[a.url("/gen/1")])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite(dir.path(), "t.db");
+    let c = run_in(config(&[a.url("/gen/1")]), dir, db).await;
     assert_eq!(c.pages().await.len() as u64, util::GEN_PAGES);
     let wal = c.dir.path().join("t.db-wal");
     let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
@@ -445,7 +470,8 @@ async fn stop_returns_unfinished_work_to_the_queue_and_resume_finishes_it() {
     cfg.politeness.per_host_rate = 20.0;
     cfg.politeness.per_host_concurrency = 1;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+    let db = TestDb::new(dir.path(), "t.db");
+    let store = Store::open(db.target()).await.unwrap();
     let controls = Controls::default();
     let stop = controls.stop.clone();
     let log = a.log.clone();
@@ -460,13 +486,14 @@ async fn stop_returns_unfinished_work_to_the_queue_and_resume_finishes_it() {
         .await
         .unwrap();
     assert_eq!(report.outcome, CrawlOutcome::Interrupted);
+    let sql = db.sql().await;
     let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE state = 'leased'")
-        .fetch_one(store.pool())
+        .fetch_one(&sql)
         .await
         .unwrap();
     assert_eq!(leased, 0, "a stopped crawl leaves no leases");
     let state: String = sqlx::query_scalar("SELECT state FROM crawls")
-        .fetch_one(store.pool())
+        .fetch_one(&sql)
         .await
         .unwrap();
     assert_eq!(state, "stopped");
@@ -504,12 +531,13 @@ async fn status_shows_each_process_that_worked_on_the_crawl() {
     // A process that recorded no end: running while the database is held
     // and its heartbeat is fresh, lost once the heartbeat is 30 s old.
     let now = trawl::util::now_ms();
+    let sql = c.db.sql().await;
     let set = |beat: i64| {
         sqlx::query(
-            "UPDATE processes SET finished_at = NULL, heartbeat_at = ? WHERE id = (SELECT MAX(id) FROM processes)",
+            "UPDATE processes SET finished_at = NULL, heartbeat_at = $1 WHERE id = (SELECT MAX(id) FROM processes)",
         )
         .bind(beat)
-        .execute(c.store.pool())
+        .execute(&sql)
     };
     set(now).await.unwrap();
     let st = trawl::status::collect(&c.store).await.unwrap();
@@ -522,7 +550,7 @@ async fn status_shows_each_process_that_worked_on_the_crawl() {
     // kill -9 and a resume within 30 s): lost too.
     set(now).await.unwrap();
     sqlx::query("UPDATE processes SET pid = 999999999 WHERE id = (SELECT MAX(id) FROM processes)")
-        .execute(c.store.pool())
+        .execute(&sql)
         .await
         .unwrap();
     let st = trawl::status::collect(&c.store).await.unwrap();

@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use crate::cli::{stderr, trawl_async};
 use crate::crawl::{Crawled, config, resume, run};
-use crate::util::{html, listener};
+use crate::util::{TestDb, html, listener};
 
 /// A site whose answers `route` decides, given the path and the request's
 /// headers (`None`: 404). Every request is logged as "path?query".
@@ -85,7 +85,7 @@ async fn redirects(c: &Crawled) -> Vec<(String, Option<String>, i64)> {
     sqlx::query(
         "SELECT u.url, p.redirect_to, p.status FROM pages p JOIN urls u ON u.id = p.url_id ORDER BY u.url",
     )
-    .fetch_all(c.store.pool())
+    .fetch_all(&c.db.sql().await)
     .await
     .unwrap()
     .iter()
@@ -94,9 +94,9 @@ async fn redirects(c: &Crawled) -> Vec<(String, Option<String>, i64)> {
 }
 
 async fn url_row(c: &Crawled, url: &str) -> (i64, i64) {
-    let r = sqlx::query("SELECT depth, redirect_hops FROM urls WHERE url = ?")
+    let r = sqlx::query("SELECT depth, redirect_hops FROM urls WHERE url = $1")
         .bind(url)
-        .fetch_one(c.store.pool())
+        .fetch_one(&c.db.sql().await)
         .await
         .unwrap();
     (r.get(0), r.get(1))
@@ -176,10 +176,10 @@ async fn refresh_redirects_are_followed_as_redirect_hops() {
     // A stub is not summarized; its target is.
     let summaries: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM summaries s JOIN pages p ON p.content_hash = s.content_hash \
-         JOIN urls u ON u.id = p.url_id WHERE u.url = ?",
+         JOIN urls u ON u.id = p.url_id WHERE u.url = $1",
     )
     .bind(s.url("/absolute"))
-    .fetch_one(c.store.pool())
+    .fetch_one(&c.db.sql().await)
     .await
     .unwrap();
     assert_eq!(summaries, 0);
@@ -315,11 +315,11 @@ async fn resume_keeps_the_session_and_cookie_values_are_never_shown() {
         c.page_field(&s.url("/account"), "title").await.as_deref(),
         Some("Your account")
     );
-    let db = c.dir.path().join("t.db").display().to_string();
+    let db = c.db.target();
     for args in [
-        vec!["status", "--db", &db],
-        vec!["export", "--db", &db, "--what", "pages", "--with-text"],
-        vec!["export", "--db", &db, "--what", "links"],
+        vec!["status", "--db", db],
+        vec!["export", "--db", db, "--what", "pages", "--with-text"],
+        vec!["export", "--db", db, "--what", "links"],
     ] {
         let out = trawl_async(args.iter().map(|a| a.to_string()).collect()).await;
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -351,9 +351,9 @@ async fn frame_and_iframe_sources_are_links_with_their_kind() {
     assert_eq!(pages.get(&s.url("/main")).map(|p| p.1), Some(3));
     let kinds: Vec<(String, String, String)> = sqlx::query(
         "SELECT f.url, t.url, COALESCE(l.kind, 'a') FROM links l JOIN urls f ON f.id = l.from_id \
-         JOIN urls t ON t.id = l.to_id ORDER BY l.rowid",
+         JOIN urls t ON t.id = l.to_id",
     )
-    .fetch_all(c.store.pool())
+    .fetch_all(&c.db.sql().await)
     .await
     .unwrap()
     .iter()
@@ -498,7 +498,8 @@ async fn an_unreachable_site_fails_with_the_network_reason_and_exit_1() {
         l.local_addr().unwrap().port()
     };
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db").display().to_string();
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let seed = format!("http://127.0.0.1:{closed}/");
     let out = trawl_async(
         ["crawl", &seed, "--db", &db, "-q"]
@@ -512,11 +513,10 @@ async fn an_unreachable_site_fails_with_the_network_reason_and_exit_1() {
     assert!(err.contains("cannot be reached"), "{err}");
     assert!(err.contains("connection_refused"), "{err}");
     assert!(err.contains("no page was stored"), "{err}");
-    let mut conn = crate::util::read_only(&db).await;
     let (state, reason): (String, String) =
-        sqlx::query_as("SELECT state, reason FROM urls WHERE url = ?")
+        sqlx::query_as("SELECT state, reason FROM urls WHERE url = $1")
             .bind(&seed)
-            .fetch_one(&mut conn)
+            .fetch_one(&tdb.sql().await)
             .await
             .unwrap();
     assert_eq!(
@@ -527,7 +527,8 @@ async fn an_unreachable_site_fails_with_the_network_reason_and_exit_1() {
     // TLS to a plain-HTTP port.
     let plain = site(|_, _, _| Some(html("<p>plain"))).await;
     let seed = format!("https://127.0.0.1:{}/", plain.port);
-    let db2 = dir.path().join("t2.db").display().to_string();
+    let tdb2 = TestDb::new(dir.path(), "t2.db");
+    let db2 = tdb2.target().to_string();
     let out = trawl_async(
         ["crawl", &seed, "--db", &db2, "-q"]
             .iter()
@@ -536,10 +537,9 @@ async fn an_unreachable_site_fails_with_the_network_reason_and_exit_1() {
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let mut conn = crate::util::read_only(&db2).await;
-    let reason: String = sqlx::query_scalar("SELECT reason FROM urls WHERE url = ?")
+    let reason: String = sqlx::query_scalar("SELECT reason FROM urls WHERE url = $1")
         .bind(&seed)
-        .fetch_one(&mut conn)
+        .fetch_one(&tdb2.sql().await)
         .await
         .unwrap();
     assert_eq!(reason, "tls");

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::cli::{db_arg, quick_crawl, stderr, trawl_async};
-use crate::util;
+use crate::cli::{quick_crawl, stderr, trawl_async};
+use crate::util::{self, TestDb};
 
 pub fn s(list: &[&str]) -> Vec<String> {
     list.iter().map(|x| x.to_string()).collect()
@@ -36,13 +36,13 @@ fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 /// The two-host fixture crawled with both hosts in scope.
-async fn crawled() -> (util::Server, util::Server, tempfile::TempDir, String) {
+async fn crawled() -> (util::Server, util::Server, tempfile::TempDir, TestDb) {
     let (a, b) = util::two_hosts().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let db = TestDb::new(dir.path(), "t.db");
     let o = trawl_async(quick_crawl(
         &a.url("/"),
-        &db,
+        db.target(),
         &["--allow-host", "localhost"],
     ))
     .await;
@@ -53,10 +53,11 @@ async fn crawled() -> (util::Server, util::Server, tempfile::TempDir, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_parses_back_with_the_same_rows_and_is_stable() {
     let (a, b, _dir, db) = crawled().await;
+    let db = db.target();
     for what in ["summaries", "pages", "links"] {
-        let j = jsonl(&export(&db, &["--what", what]).await);
+        let j = jsonl(&export(db, &["--what", what]).await);
         assert!(!j.is_empty(), "{what}");
-        let csv_text = export(&db, &["--what", what, "--format", "csv"]).await;
+        let csv_text = export(db, &["--what", what, "--format", "csv"]).await;
         let (header, rows) = csv_rows(&csv_text);
         assert_eq!(rows.len(), j.len(), "{what}");
         // Same columns, same values, in the same order.
@@ -84,14 +85,14 @@ async fn every_format_parses_back_with_the_same_rows_and_is_stable() {
         assert!(csv_text.contains("\r\n"));
         // Twice: the same bytes, in every format.
         for format in ["jsonl", "csv", "markdown"] {
-            let once = export(&db, &["--what", what, "--format", format]).await;
-            let twice = export(&db, &["--what", what, "--format", format]).await;
+            let once = export(db, &["--what", what, "--format", format]).await;
+            let twice = export(db, &["--what", what, "--format", format]).await;
             assert_eq!(once, twice, "{what} {format}");
         }
     }
 
     // Summaries carry the documented fields.
-    let rows = jsonl(&export(&db, &[]).await);
+    let rows = jsonl(&export(db, &[]).await);
     let home = rows.iter().find(|r| r["url"] == a.url("/")).unwrap();
     for field in [
         "url",
@@ -108,14 +109,14 @@ async fn every_format_parses_back_with_the_same_rows_and_is_stable() {
     assert_eq!(home["summarizer"], "extractive");
 
     // Markdown: a section per page with its title, URL and summary.
-    let md = export(&db, &["--format", "markdown"]).await;
+    let md = export(db, &["--format", "markdown"]).await;
     assert_eq!(md.matches("\n## ").count() + 1, rows.len());
     assert!(md.contains(&format!("## Fixture Home\n\n<{}>\n\n", a.url("/"))));
     assert!(md.contains(home["summary"].as_str().unwrap().split(' ').next().unwrap()));
 
     // Filters.
     let pb = b.addr.port();
-    let other = jsonl(&export(&db, &["--what", "pages", "--host", "localhost"]).await);
+    let other = jsonl(&export(db, &["--what", "pages", "--host", "localhost"]).await);
     assert!(!other.is_empty());
     assert!(other.iter().all(|r| {
         r["url"]
@@ -123,20 +124,20 @@ async fn every_format_parses_back_with_the_same_rows_and_is_stable() {
             .unwrap()
             .starts_with(&format!("http://localhost:{pb}/"))
     }));
-    let missing = jsonl(&export(&db, &["--what", "pages", "--status", "404"]).await);
+    let missing = jsonl(&export(db, &["--what", "pages", "--status", "404"]).await);
     assert_eq!(missing.len(), 1);
     assert_eq!(missing[0]["reason"], "http_404");
     assert!(
-        export(&db, &["--what", "pages", "--since", "2999-01-01"])
+        export(db, &["--what", "pages", "--since", "2999-01-01"])
             .await
             .is_empty()
     );
-    let recent = jsonl(&export(&db, &["--what", "pages", "--since", "1h"]).await);
+    let recent = jsonl(&export(db, &["--what", "pages", "--since", "1h"]).await);
     assert_eq!(
         recent.len(),
-        jsonl(&export(&db, &["--what", "pages"]).await).len()
+        jsonl(&export(db, &["--what", "pages"]).await).len()
     );
-    let all = jsonl(&export(&db, &["--what", "pages", "--include-skipped"]).await);
+    let all = jsonl(&export(db, &["--what", "pages", "--include-skipped"]).await);
     let skipped: Vec<&serde_json::Value> = all.iter().filter(|r| r["state"] == "skipped").collect();
     assert!(!skipped.is_empty());
     assert!(
@@ -150,7 +151,7 @@ async fn every_format_parses_back_with_the_same_rows_and_is_stable() {
         &["--since", "yesterday"][..],
         &["--what", "links", "--include-skipped"],
     ] {
-        let mut args = s(&["export", "--db", &db]);
+        let mut args = s(&["export", "--db", db]);
         args.extend(s(bad));
         let o = trawl_async(args).await;
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
@@ -195,11 +196,11 @@ async fn csv_neutralizes_formulas_and_quotes_what_needs_it() {
     });
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let db = TestDb::new(dir.path(), "t.db");
     let seed = format!("http://127.0.0.1:{}/", addr.port());
-    let o = trawl_async(quick_crawl(&seed, &db, &[])).await;
+    let o = trawl_async(quick_crawl(&seed, db.target(), &[])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let text = export(&db, &["--what", "pages", "--format", "csv"]).await;
+    let text = export(db.target(), &["--what", "pages", "--format", "csv"]).await;
     let (header, rows) = csv_rows(&text);
     let col = header.iter().position(|h| h == "title").unwrap();
     let got: BTreeSet<String> = rows
@@ -229,14 +230,15 @@ async fn csv_neutralizes_formulas_and_quotes_what_needs_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys() {
-    let (a, _b, dir, db) = crawled().await;
+    let (a, _b, dir, tdb) = crawled().await;
+    let db = tdb.target();
     // The target directory does not exist: a usage error, found before
     // anything is opened or written.
     let out = dir.path().join("no/such/dir/out.jsonl");
     let o = trawl_async(s(&[
         "export",
         "--db",
-        &db,
+        db,
         "--out",
         &out.display().to_string(),
     ]))
@@ -254,7 +256,7 @@ async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys(
     let o = trawl_async(s(&[
         "export",
         "--db",
-        &db,
+        db,
         "--out",
         &out.display().to_string(),
     ]))
@@ -262,7 +264,7 @@ async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys(
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
-        export(&db, &[]).await
+        export(db, &[]).await
     );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -272,10 +274,10 @@ async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys(
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    let o = trawl_async(s(&["status", "--db", &db, "--json"])).await;
+    let o = trawl_async(s(&["status", "--db", db, "--json"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let pages = jsonl(&export(&db, &["--what", "pages"]).await);
+    let pages = jsonl(&export(db, &["--what", "pages"]).await);
     assert_eq!(st["pages_stored"], pages.len() as u64);
     assert_eq!(st["queued"], 0);
     assert_eq!(st["failed"], 2);
@@ -284,7 +286,7 @@ async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys(
     assert_eq!(st["skipped"]["out_of_scope"], 2, "{}", st["skipped"]);
     assert_eq!(st["summaries_failed"], 0);
     assert_eq!(st["summaries_pending"], 0);
-    let summaries = jsonl(&export(&db, &[]).await);
+    let summaries = jsonl(&export(db, &[]).await);
     let contents: BTreeSet<&str> = pages
         .iter()
         .filter(|p| p["status"] == 200 && summaries.iter().any(|s| s["url"] == p["url"]))
@@ -299,7 +301,7 @@ async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys(
     assert!(st["sitemaps"].is_object());
 
     // The text form says the same.
-    let o = trawl_async(s(&["status", "--db", &db])).await;
+    let o = trawl_async(s(&["status", "--db", db])).await;
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(
         text.contains("HTTP status:") && text.contains("top hosts:"),

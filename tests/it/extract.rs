@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::cli::{assert_usage_error, db_arg, quick_crawl, stderr, trawl_async};
-use crate::util;
+use crate::util::{self, TestDb};
 
 /// The fields of the product-like fixture: text, attributes, lists, and
 /// one that matches nothing anywhere.
@@ -69,10 +69,9 @@ async fn extracted(server: &util::Server, db: &str) -> BTreeMap<String, Value> {
         .collect()
 }
 
-async fn count(db: &str, sql: &str) -> i64 {
-    let mut conn = util::read_only(db).await;
+async fn count(db: &TestDb, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(&mut conn)
+        .fetch_one(&db.sql().await)
         .await
         .unwrap()
 }
@@ -85,10 +84,11 @@ async fn shop() -> util::Server {
 async fn a_crawl_with_fields_exports_them_as_json_lines_and_csv() {
     let server = shop().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
-    crawl(&server.url("/"), &db, &extract_flags(&FIELDS)).await;
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
+    crawl(&server.url("/"), db, &extract_flags(&FIELDS)).await;
 
-    let got = extracted(&server, &db).await;
+    let got = extracted(&server, db).await;
     let all_null =
         json!({"price": null, "author": null, "sku": null, "name": null, "missing": null});
     let want: BTreeMap<String, Value> = [
@@ -122,7 +122,7 @@ async fn a_crawl_with_fields_exports_them_as_json_lines_and_csv() {
     .collect();
     assert_eq!(got, want);
     // The object's keys come in the order the fields were given.
-    let lines = export(&db, &[]).await;
+    let lines = export(db, &[]).await;
     let kettle = lines.lines().find(|l| l.contains("kettle.html")).unwrap();
     assert!(
         kettle.contains(
@@ -133,13 +133,13 @@ async fn a_crawl_with_fields_exports_them_as_json_lines_and_csv() {
 
     // Each HTML page's body is kept (compressed); the fields that matched
     // are rows.
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM page_html").await, 4);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM extracted").await, 9);
+    assert_eq!(count(&tdb, "SELECT COUNT(*) FROM page_html").await, 4);
+    assert_eq!(count(&tdb, "SELECT COUNT(*) FROM extracted").await, 9);
 
     // CSV: a column per field after fetched_at, in the order given, each
     // cell the JSON array of the values (empty for null); it parses back
     // to what JSON Lines says.
-    let text = export(&db, &["--format", "csv"]).await;
+    let text = export(db, &["--format", "csv"]).await;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     let at = header.iter().position(|h| h == "fetched_at").unwrap() + 1;
@@ -176,7 +176,7 @@ async fn a_crawl_with_fields_exports_them_as_json_lines_and_csv() {
 
     // --with-text still comes last.
     let row: Value =
-        serde_json::from_str(export(&db, &["--with-text"]).await.lines().next().unwrap()).unwrap();
+        serde_json::from_str(export(db, &["--with-text"]).await.lines().next().unwrap()).unwrap();
     let keys: Vec<&String> = row.as_object().unwrap().keys().collect();
     assert!(keys.contains(&&"extracted".to_string()) && keys.contains(&&"text".to_string()));
 }
@@ -185,23 +185,25 @@ async fn a_crawl_with_fields_exports_them_as_json_lines_and_csv() {
 async fn a_default_crawl_keeps_no_html_and_trawl_extract_says_how_to_keep_it() {
     let server = shop().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
-    crawl(&server.url("/"), &db, &[]).await;
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM page_html").await, 0);
-    let rows = export(&db, &[]).await;
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
+    crawl(&server.url("/"), db, &[]).await;
+    assert_eq!(count(&tdb, "SELECT COUNT(*) FROM page_html").await, 0);
+    let rows = export(db, &[]).await;
     assert!(
         !rows.is_empty() && !rows.contains("\"extracted\""),
         "{rows}"
     );
 
-    let o = trawl_async(args(&["extract", "--db", &db, "--extract", "price=.price"])).await;
+    let o = trawl_async(args(&["extract", "--db", db, "--extract", "price=.price"])).await;
     assert_usage_error(&o, "kept no HTML");
     assert!(stderr(&o).contains("--keep-html"), "{}", stderr(&o));
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM extracted").await, 0);
+    assert_eq!(count(&tdb, "SELECT COUNT(*) FROM extracted").await, 0);
 }
 
 #[tokio::test]
 async fn bad_fields_are_usage_errors_before_anything_is_created() {
+    // SQLite file behaviour: nothing is created.
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     let cases: &[(&[&str], &str)] = &[
@@ -248,22 +250,23 @@ async fn bad_fields_are_usage_errors_before_anything_is_created() {
 async fn trawl_extract_on_kept_html_gives_what_the_crawl_extracted() {
     let server = shop().await;
     let dir = tempfile::tempdir().unwrap();
-    let during = dir.path().join("during.db").display().to_string();
-    let later = dir.path().join("later.db").display().to_string();
-    crawl(&server.url("/"), &during, &extract_flags(&FIELDS)).await;
-    crawl(&server.url("/"), &later, &args(&["--keep-html"])).await;
-    assert_eq!(count(&later, "SELECT COUNT(*) FROM extracted").await, 0);
+    let during_db = TestDb::new(dir.path(), "during.db");
+    let later_db = TestDb::new(dir.path(), "later.db");
+    let (during, later) = (during_db.target(), later_db.target());
+    crawl(&server.url("/"), during, &extract_flags(&FIELDS)).await;
+    crawl(&server.url("/"), later, &args(&["--keep-html"])).await;
+    assert_eq!(count(&later_db, "SELECT COUNT(*) FROM extracted").await, 0);
 
-    let mut a = args(&["extract", "--db", &later]);
+    let mut a = args(&["extract", "--db", later]);
     a.extend(extract_flags(&FIELDS));
     let said = run_ok(a.clone()).await;
     assert!(
         said.contains("extracted price, author, sku, name, missing from 4 pages (4 with a match)"),
         "{said}"
     );
-    let want = extracted(&server, &during).await;
-    assert_eq!(extracted(&server, &later).await, want);
-    let csv_later = export(&later, &["--format", "csv"]).await;
+    let want = extracted(&server, during).await;
+    assert_eq!(extracted(&server, later).await, want);
+    let csv_later = export(later, &["--format", "csv"]).await;
     let fields_of = |csv_text: &str| -> Vec<Vec<String>> {
         let mut r = csv::Reader::from_reader(csv_text.as_bytes());
         let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
@@ -279,51 +282,45 @@ async fn trawl_extract_on_kept_html_gives_what_the_crawl_extracted() {
     };
     assert_eq!(
         fields_of(&csv_later),
-        fields_of(&export(&during, &["--format", "csv"]).await)
+        fields_of(&export(during, &["--format", "csv"]).await)
     );
 
     // Again: the same rows, the same export.
     run_ok(a).await;
-    assert_eq!(export(&later, &["--format", "csv"]).await, csv_later);
+    assert_eq!(export(later, &["--format", "csv"]).await, csv_later);
 
     // New selectors for a name replace its values and keep its place; the
     // other fields stay, and the crawl's settings carry the new one.
-    run_ok(args(&["extract", "--db", &later, "--extract", "price=h1"])).await;
-    let now = extracted(&server, &later).await;
+    run_ok(args(&["extract", "--db", later, "--extract", "price=h1"])).await;
+    let now = extracted(&server, later).await;
     assert_eq!(now["/p/kettle.html"]["price"], json!(["Kettle"]));
     assert_eq!(now["/p/cups.html"]["price"], json!(["Cups"]));
     assert_eq!(now["/p/kettle.html"]["sku"], want["/p/kettle.html"]["sku"]);
     let status: Value =
-        serde_json::from_str(&run_ok(args(&["status", "--db", &later, "--json"])).await).unwrap();
+        serde_json::from_str(&run_ok(args(&["status", "--db", later, "--json"])).await).unwrap();
     let fields = &status["crawl"]["settings"]["extract"]["fields"];
     assert_eq!(
         fields[0],
         json!({"name": "price", "selector": "h1", "attr": null})
     );
     assert_eq!(fields.as_array().unwrap().len(), 5);
-    let text = run_ok(args(&["status", "--db", &later])).await;
+    let text = run_ok(args(&["status", "--db", later])).await;
     assert!(
         text.contains("  extraction: HTML kept; fields: price=h1 author=meta[name=author]@content sku=.product@data-sku"),
         "{text}"
     );
 
     // A page whose body was not kept is counted, and left as it was.
-    {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&later)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM page_html WHERE url_id = (SELECT id FROM urls WHERE url LIKE '%/cups.html')")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
+    sqlx::query(
+        "DELETE FROM page_html WHERE url_id = (SELECT id FROM urls WHERE url LIKE '%/cups.html')",
+    )
+    .execute(&later_db.sql().await)
+    .await
+    .unwrap();
     let said = run_ok(args(&[
         "extract",
         "--db",
-        &later,
+        later,
         "--extract",
         "price=.price",
     ]))
@@ -333,7 +330,7 @@ async fn trawl_extract_on_kept_html_gives_what_the_crawl_extracted() {
         said.contains("1 HTML pages have no kept body and were left as they were"),
         "{said}"
     );
-    let now = extracted(&server, &later).await;
+    let now = extracted(&server, later).await;
     assert_eq!(now["/p/cups.html"]["price"], json!(["Cups"]));
     assert_eq!(
         now["/p/kettle.html"]["price"],
@@ -342,10 +339,10 @@ async fn trawl_extract_on_kept_html_gives_what_the_crawl_extracted() {
 
     // Beside a process that holds the database for writing (a crawl), it
     // refuses and says why.
-    let lock = trawl::store::lock::DbLock::acquire(std::path::Path::new(&later)).unwrap();
-    let o = trawl_async(args(&["extract", "--db", &later, "--extract", "x=p"])).await;
+    let writer = trawl::store::Store::open(later).await.unwrap();
+    let o = trawl_async(args(&["extract", "--db", later, "--extract", "x=p"])).await;
     assert_usage_error(&o, "is in use by another trawl process");
-    drop(lock);
+    writer.close().await;
 }
 
 /// A site whose pages the test edits between runs: `/` links to `/a`,
@@ -404,14 +401,15 @@ impl Priced {
 async fn resume_and_recrawl_extract_with_the_stored_fields() {
     let site = Priced::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
     let mut extra = extract_flags(&["price=.price"]);
     extra.extend(args(&["--max-pages", "2", "--no-sitemaps"]));
-    crawl(&format!("{}/", site.server), &db, &extra).await;
-    assert_eq!(site.prices(&db).await.len(), 2);
+    crawl(&format!("{}/", site.server), db, &extra).await;
+    assert_eq!(site.prices(db).await.len(), 2);
 
     // Resumed with no --extract: the stored fields go on being extracted.
-    run_ok(args(&["resume", "--db", &db, "--max-pages", "10", "-q"])).await;
+    run_ok(args(&["resume", "--db", db, "--max-pages", "10", "-q"])).await;
     let want: BTreeMap<String, Value> = [
         ("/", Value::Null),
         ("/a", json!(["1.00"])),
@@ -421,19 +419,19 @@ async fn resume_and_recrawl_extract_with_the_stored_fields() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    assert_eq!(site.prices(&db).await, want);
+    assert_eq!(site.prices(db).await, want);
 
     // A recrawl: a changed price is replaced, a price that went away goes
     // (not kept from the old version), an unchanged page keeps its own.
     site.set("/a", "<span class=\"price\">1.50</span>");
     site.set("/b", "<p>No longer sold.</p>");
-    run_ok(args(&["recrawl", "--db", &db, "-q"])).await;
+    run_ok(args(&["recrawl", "--db", db, "-q"])).await;
     let mut want = want;
     want.insert("/a".into(), json!(["1.50"]));
     want.insert("/b".into(), Value::Null);
-    assert_eq!(site.prices(&db).await, want);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM page_html").await, 4);
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM extracted").await, 2);
+    assert_eq!(site.prices(db).await, want);
+    assert_eq!(count(&tdb, "SELECT COUNT(*) FROM page_html").await, 4);
+    assert_eq!(count(&tdb, "SELECT COUNT(*) FROM extracted").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,8 +468,10 @@ async fn a_page_in_a_legacy_encoding_gives_the_same_fields_later() {
         );
     tokio::spawn(async move { axum::serve(l, app).await });
     let dir = tempfile::tempdir().unwrap();
-    let during = dir.path().join("during.db").display().to_string();
-    let later = dir.path().join("later.db").display().to_string();
+    let during_db = TestDb::new(dir.path(), "during.db");
+    let later_db = TestDb::new(dir.path(), "later.db");
+    let during = during_db.target().to_string();
+    let later = later_db.target().to_string();
     let seed = format!("{server}/");
     crawl(&seed, &during, &extract_flags(&["h=h1"])).await;
     crawl(&seed, &later, &args(&["--keep-html"])).await;

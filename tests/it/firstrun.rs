@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use crate::cli::{assert_usage_error, db_arg, quick_crawl, stderr};
-use crate::util::{Server, listener};
+use crate::util::{Server, TestDb, listener};
 
 /// `trawl args…` with `env` set, the LLM settings of the caller's
 /// environment removed, and stdout and stderr captured.
@@ -134,7 +134,8 @@ fn final_line(o: &Output) -> String {
 async fn usage_errors_leave_nothing_on_disk_and_the_corrected_command_runs() {
     let s = small_site().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
     let config = dir.path().join("llm.toml");
     std::fs::write(&config, "summarizer = \"llm\"\nllm-model = \"m\"\n").unwrap();
     let config = config.display().to_string();
@@ -169,7 +170,7 @@ async fn usage_errors_leave_nothing_on_disk_and_the_corrected_command_runs() {
         ),
     ];
     for (extra, why) in cases {
-        let o = run(quick_crawl(&s.url("/"), &db, extra)).await;
+        let o = run(quick_crawl(&s.url("/"), db, extra)).await;
         assert_usage_error(&o, why);
         assert_eq!(
             files_in(dir.path()),
@@ -179,7 +180,7 @@ async fn usage_errors_leave_nothing_on_disk_and_the_corrected_command_runs() {
         );
     }
     // The corrected command is not refused.
-    let o = run(quick_crawl(&s.url("/"), &db, &["--no-sitemaps"])).await;
+    let o = run(quick_crawl(&s.url("/"), db, &["--no-sitemaps"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         final_line(&o).starts_with("finished: 7 fetched"),
@@ -190,6 +191,7 @@ async fn usage_errors_leave_nothing_on_disk_and_the_corrected_command_runs() {
 
 #[test]
 fn resume_of_a_missing_database_creates_nothing() {
+    // SQLite file behaviour
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     let cases: &[(&[&str], String)] = &[
@@ -220,6 +222,7 @@ fn resume_of_a_missing_database_creates_nothing() {
 
 #[tokio::test]
 async fn empty_and_foreign_files_are_refused_untouched() {
+    // SQLite file behaviour
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").unwrap();
@@ -275,10 +278,11 @@ async fn empty_and_foreign_files_are_refused_untouched() {
 async fn final_line_counts_this_run_only() {
     let s = small_site().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
     let o = run(quick_crawl(
         &s.url("/"),
-        &db,
+        db,
         &["--no-sitemaps", "--max-depth", "1"],
     ))
     .await;
@@ -290,7 +294,7 @@ async fn final_line_counts_this_run_only() {
         "{line}"
     );
     // The second run fetches the two deeper pages and nothing fails.
-    let o = run(strings(&["resume", "--db", &db, "--max-depth", "2", "-q"])).await;
+    let o = run(strings(&["resume", "--db", db, "--max-depth", "2", "-q"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let line = final_line(&o);
     assert!(line.starts_with("finished: 2 fetched in "), "{line}");
@@ -304,16 +308,17 @@ async fn final_line_counts_this_run_only() {
 async fn writing_into_a_closed_pipe_ends_quietly() {
     let s = small_site().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
-    let o = run(quick_crawl(&s.url("/"), &db, &["--no-sitemaps"])).await;
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
+    let o = run(quick_crawl(&s.url("/"), db, &["--no-sitemaps"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let page = s.url("/");
     let cases: &[&[&str]] = &[
-        &["export", "--db", &db, "--what", "pages"],
-        &["export", "--db", &db, "--format", "csv"],
-        &["status", "--db", &db],
+        &["export", "--db", db, "--what", "pages"],
+        &["export", "--db", db, "--format", "csv"],
+        &["status", "--db", db],
         &["completions", "bash"],
-        &["summarize", "--db", &db, "--url", &page],
+        &["summarize", "--db", db, "--url", &page],
     ];
     for args in cases {
         // The reader is gone before trawl writes a byte: `trawl … | head -0`.
@@ -334,10 +339,11 @@ async fn writing_into_a_closed_pipe_ends_quietly() {
 async fn logs_into_a_pipe_have_no_colour() {
     let s = small_site().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
     let o = run(quick_crawl(
         &s.url("/"),
-        &db,
+        db,
         &["--no-sitemaps", "--ignore-robots"],
     ))
     .await;
@@ -532,15 +538,16 @@ async fn export_host_takes_a_host_a_host_and_port_or_an_origin() {
     .await;
     let b = serve(&[("/", page("B", "<p>B.</p>"))]).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
-    let mut args = quick_crawl(&a.url("/"), &db, &["--no-sitemaps"]);
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
+    let mut args = quick_crawl(&a.url("/"), db, &["--no-sitemaps"]);
     args.push(b.url("/"));
     let o = run(args).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let (pa, pb) = (a.addr.port(), b.addr.port());
     let urls = |host: &str| -> Vec<String> {
         let o = trawl_env(
-            &["export", "--db", &db, "--what", "pages", "--host", host],
+            &["export", "--db", db, "--what", "pages", "--host", host],
             &[],
         );
         assert_eq!(o.status.code(), Some(0), "--host {host}: {}", stderr(&o));
@@ -565,7 +572,7 @@ async fn export_host_takes_a_host_a_host_and_port_or_an_origin() {
         "ftp://127.0.0.1:21".to_string(),
         "*.example.com".to_string(),
     ] {
-        let o = trawl_env(&["export", "--db", &db, "--host", &bad], &[]);
+        let o = trawl_env(&["export", "--db", db, "--host", &bad], &[]);
         assert_usage_error(&o, &format!("--host {bad:?}"));
     }
 }
@@ -610,15 +617,16 @@ fn keys(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
 async fn status_json_gives_durations_in_seconds() {
     let s = small_site().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
     let o = run(quick_crawl(
         &s.url("/"),
-        &db,
+        db,
         &["--no-sitemaps", "--timeout", "12.5"],
     ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = run(strings(&["status", "--db", &db, "--json"])).await;
+    let o = run(strings(&["status", "--db", db, "--json"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let mut all = Vec::new();
@@ -653,27 +661,29 @@ async fn byte_sizes_take_units() {
         ("2000", 2000),
         ("0.5 KiB", 512),
     ] {
-        let db = dir.path().join(format!("{size}.db")).display().to_string();
+        let tdb = TestDb::new(dir.path(), &format!("{size}.db"));
+        let db = tdb.target();
         let o = run(quick_crawl(
             &s.url("/"),
-            &db,
+            db,
             &["--no-sitemaps", "--max-body-size", size],
         ))
         .await;
         assert_eq!(o.status.code(), Some(0), "{size}: {}", stderr(&o));
-        let o = run(strings(&["export", "--db", &db, "--what", "pages"])).await;
+        let o = run(strings(&["export", "--db", db, "--what", "pages"])).await;
         let rows = jsonl(&o);
         assert_eq!(rows[0]["size"], kept, "{size}");
         assert_eq!(rows[0]["truncated"], true, "{size}");
     }
-    let db = dir.path().join("m.db").display().to_string();
+    let tdb = TestDb::new(dir.path(), "m.db");
     let o = run(quick_crawl(
         &s.url("/"),
-        &db,
+        tdb.target(),
         &["--no-sitemaps", "--max-body-size", "10MB"],
     ))
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // SQLite file behaviour: nothing is created.
     let bad = dir.path().join("bad.db");
     let o = run(quick_crawl(
         &s.url("/"),
@@ -689,8 +699,9 @@ async fn byte_sizes_take_units() {
 async fn final_line_and_status_give_the_same_rate() {
     let s = small_site().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
-    let o = run(quick_crawl(&s.url("/"), &db, &["--no-sitemaps"])).await;
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target();
+    let o = run(quick_crawl(&s.url("/"), db, &["--no-sitemaps"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // finished: 5 fetched in 0.1s (41.7 pages/s, 0.0 MB), …
     let line = final_line(&o);
@@ -699,7 +710,7 @@ async fn final_line_and_status_give_the_same_rate() {
     let (secs, rest) = rest.split_once("s (").unwrap();
     let (rate, _) = rest.split_once(" pages/s").unwrap();
 
-    let o = run(strings(&["status", "--db", &db, "--json"])).await;
+    let o = run(strings(&["status", "--db", db, "--json"])).await;
     let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let last = &st["last_run"];
     assert_eq!(last["pages"].to_string(), pages, "{line} / {last}");
@@ -713,7 +724,7 @@ async fn final_line_and_status_give_the_same_rate() {
         rate,
         "{line} / {last}"
     );
-    let o = run(strings(&["status", "--db", &db])).await;
+    let o = run(strings(&["status", "--db", db])).await;
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
         text.contains(&format!("{pages} pages in {secs}s, {rate} pages/s")),
@@ -912,12 +923,12 @@ mod terminal {
         let s = serve(&pages).await;
         let base = slow_llm().await;
         let dir = tempfile::tempdir().unwrap();
-        let db = db_arg(dir.path());
+        let db = TestDb::new(dir.path(), "t.db");
         let args = strings(&[
             "crawl",
             &s.url("/"),
             "--db",
-            &db,
+            db.target(),
             "--per-host-rate",
             "0",
             "--no-sitemaps",
@@ -964,8 +975,12 @@ mod terminal {
         let s = small_site().await;
         let dir = tempfile::tempdir().unwrap();
         for (i, env) in [vec![], vec![("NO_COLOR", "1")]].into_iter().enumerate() {
-            let db = dir.path().join(format!("{i}.db")).display().to_string();
-            let args = quick_crawl(&s.url("/"), &db, &["--no-sitemaps", "--ignore-robots"]);
+            let db = TestDb::new(dir.path(), &format!("{i}.db"));
+            let args = quick_crawl(
+                &s.url("/"),
+                db.target(),
+                &["--no-sitemaps", "--ignore-robots"],
+            );
             let env2 = env.clone();
             let (code, out) = tokio::task::spawn_blocking(move || on_a_terminal(&args, &env2))
                 .await

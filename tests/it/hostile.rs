@@ -269,10 +269,10 @@ async fn a_hostile_site_is_crawled_to_the_end_with_every_failure_recorded() {
         .unwrap();
     assert_eq!(counted, 100_000);
     let kept: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM links WHERE from_id = (SELECT id FROM urls WHERE url = ?)",
+        "SELECT COUNT(*) FROM links WHERE from_id = (SELECT id FROM urls WHERE url = $1)",
     )
     .bind(url("/links"))
-    .fetch_one(c.store.pool())
+    .fetch_one(&c.db.sql().await)
     .await
     .unwrap();
     assert_eq!(kept, 10_000);
@@ -382,11 +382,11 @@ async fn max_pages_per_host_stops_an_infinite_calendar() {
     let shaped = format!("http://127.0.0.1:{port}/x/x/x/x/day/1");
     sqlx::query(
         "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_at, updated_at) \
-         VALUES (1, ?, ?, 1, 'skipped', 'trap', 0, 0)",
+         VALUES (1, $1, $2, 1, 'skipped', 'trap', 0, 0)",
     )
     .bind(&shaped)
     .bind(format!("http://127.0.0.1:{port}"))
-    .execute(c.store.pool())
+    .execute(&c.db.sql().await)
     .await
     .unwrap();
     let r = crate::crawl::resume(&c.store, |cfg| cfg.limits.max_pages_per_host = Some(35)).await;

@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sqlx::Row;
 
-use crate::cli::{db_arg, quick_crawl, stderr};
+use crate::cli::{quick_crawl, stderr};
 use crate::summaries::{args, site, summaries, text, trawl_llm};
-use crate::util::{Server, listener};
+use crate::util::{Server, TestDb, listener};
 
 /// How the fake server describes itself and words its errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +261,8 @@ async fn the_context_is_learned_from_the_server_and_no_request_overflows() {
         let s = site(texts.clone()).await;
         let (f, base) = fake(style, 1024).await;
         let dir = tempfile::tempdir().unwrap();
-        let db = db_arg(dir.path());
+        let tdb = TestDb::new(dir.path(), "t.db");
+        let db = tdb.target().to_string();
         // Default LLM settings: only the endpoint and the model.
         let o = trawl_llm(llm_crawl(&s, &base, &db, &[])).await;
         assert_eq!(o.status.code(), Some(0), "{style:?}: {}", stderr(&o));
@@ -299,7 +300,7 @@ async fn the_context_is_learned_from_the_server_and_no_request_overflows() {
         if style == Style::LlamaCpp {
             assert!(f.max_in_flight.load(SeqCst) <= 2, "{style:?}");
         }
-        let sums = summaries(&db).await;
+        let sums = summaries(&tdb).await;
         assert!(
             texts.iter().all(|t| sums[t.trim()].0 == "done"),
             "{style:?}"
@@ -313,7 +314,8 @@ async fn an_overflow_answer_teaches_the_limit_and_the_page_is_split_again() {
     let s = site(texts.clone()).await;
     let (f, base) = fake(Style::Silent, 1024).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let mut a = llm_crawl(&s, &base, &db, &["--llm-concurrency", "1"]);
     a.retain(|x| x != "-q");
     let o = trawl_llm(a).await;
@@ -332,7 +334,7 @@ async fn an_overflow_answer_teaches_the_limit_and_the_page_is_split_again() {
         "{}",
         stderr(&o)
     );
-    let sums = summaries(&db).await;
+    let sums = summaries(&tdb).await;
     assert!(texts.iter().all(|t| sums[t.trim()].0 == "done"));
 }
 
@@ -342,7 +344,8 @@ async fn a_cut_answer_is_asked_again_with_more_room_else_marked_truncated() {
     let s = site(texts.clone()).await;
     let (f, base) = fake(Style::LlamaCpp, 4096).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(llm_crawl(
         &s,
         &base,
@@ -372,15 +375,15 @@ async fn a_cut_answer_is_asked_again_with_more_room_else_marked_truncated() {
         .map(|r| r.max_tokens)
         .collect();
     assert_eq!(asked, [200, 400]);
-    let mut conn = crate::util::read_only(&db).await;
     let rows: Vec<(String, bool)> = sqlx::query(
-        "SELECT p.text, s.truncated FROM summaries s JOIN pages p ON p.content_hash = s.content_hash",
+        "SELECT p.text, CASE WHEN s.truncated THEN 1 ELSE 0 END FROM summaries s \
+         JOIN pages p ON p.content_hash = s.content_hash",
     )
-    .fetch_all(&mut conn)
+    .fetch_all(&tdb.sql().await)
     .await
     .unwrap()
     .iter()
-    .map(|r| (r.get(0), r.get(1)))
+    .map(|r| (r.get(0), r.get::<i64, _>(1) == 1))
     .collect();
     for (t, truncated) in rows {
         assert_eq!(truncated, t.contains("ALWAYSLONG"), "{t}");
@@ -402,7 +405,8 @@ async fn each_summary_is_committed_as_it_is_made() {
     // Three answers, then every request hangs.
     f.hang_after.store(3, SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let mut child = spawn_trawl(llm_crawl(&s, &base, &db, &["--llm-concurrency", "1"]));
     // The fourth request is sent after the third answer was handled.
     while f.requests.lock().unwrap().len() < 4 {
@@ -410,9 +414,8 @@ async fn each_summary_is_committed_as_it_is_made() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let mut conn = crate::util::read_only(&db).await;
     let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM summaries WHERE state = 'done'")
-        .fetch_one(&mut conn)
+        .fetch_one(&tdb.sql().await)
         .await
         .unwrap();
     assert_eq!(done, 3, "every answered summary survives a kill");
@@ -425,7 +428,8 @@ async fn a_failed_reduce_keeps_the_parts_and_a_retry_pays_only_for_the_reduce() 
     let (f, base) = fake(Style::LlamaCpp, 1024).await;
     f.fail_reduce.store(true, SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(llm_crawl(&s, &base, &db, &[])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("0 done, 1 failed"), "{}", stderr(&o));
@@ -479,7 +483,7 @@ async fn a_failed_reduce_keeps_the_parts_and_a_retry_pays_only_for_the_reduce() 
         again.iter().all(|r| r.system.contains("partial summaries")),
         "{again:?}"
     );
-    assert_eq!(summaries(&db).await[page.trim()].0, "done");
+    assert_eq!(summaries(&tdb).await[page.trim()].0, "done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,7 +495,8 @@ async fn a_refused_endpoint_leaves_pages_pending_and_summarize_exits_1() {
         format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
     };
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(quick_crawl(&s.url("/"), &db, &["--no-summaries"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = trawl_llm(args(&[
@@ -513,9 +518,8 @@ async fn a_refused_endpoint_leaves_pages_pending_and_summarize_exits_1() {
     assert!(err.contains("0 done, 0 failed"), "{err}");
     assert!(err.contains("4 pages without a llm summary"), "{err}");
     // Nothing was recorded as failed: the pages wait for a later run.
-    let mut conn = crate::util::read_only(&db).await;
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM summaries WHERE backend = 'llm'")
-        .fetch_one(&mut conn)
+        .fetch_one(&tdb.sql().await)
         .await
         .unwrap();
     assert_eq!(rows, 0);
@@ -528,7 +532,8 @@ async fn status_says_summarizing_while_only_summaries_remain() {
     let (f, base) = fake(Style::LlamaCpp, 4096).await;
     f.hang_after.store(1, SeqCst);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let mut child = spawn_trawl(llm_crawl(&s, &base, &db, &["--llm-concurrency", "1"]));
     // Every page is fetched; the second summary hangs. (A crawl that never
     // leaves `running` fails after a minute.)

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::{assert_usage_error, db_arg, quick_crawl, stderr, trawl_async};
 use crate::export::{export, jsonl, s};
-use crate::util;
+use crate::util::{self, TestDb};
 
 /// The golden pages, by path.
 const GOLDEN: [&str; 5] = [
@@ -23,11 +23,11 @@ const GOLDEN: [&str; 5] = [
 
 /// The Markdown fixture site on 127.0.0.1 and the small `other` site on
 /// localhost, crawled together with default settings and `--markdown`.
-async fn crawled() -> (util::Server, util::Server, tempfile::TempDir, String) {
+async fn crawled() -> (util::Server, util::Server, tempfile::TempDir, TestDb) {
     crawled_with(&["--markdown"]).await
 }
 
-async fn crawled_with(extra: &[&str]) -> (util::Server, util::Server, tempfile::TempDir, String) {
+async fn crawled_with(extra: &[&str]) -> (util::Server, util::Server, tempfile::TempDir, TestDb) {
     let (la, lb) = (util::listener().await, util::listener().await);
     let (pa, pb) = (
         la.local_addr().unwrap().port(),
@@ -38,10 +38,10 @@ async fn crawled_with(extra: &[&str]) -> (util::Server, util::Server, tempfile::
         util::serve_site(lb, "other", pa),
     );
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let db = TestDb::new(dir.path(), "t.db");
     let mut args = vec!["--allow-host", "localhost"];
     args.extend(extra);
-    let o = trawl_async(quick_crawl(&a.url("/"), &db, &args)).await;
+    let o = trawl_async(quick_crawl(&a.url("/"), db.target(), &args)).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     (a, b, dir, db)
 }
@@ -59,7 +59,8 @@ fn golden(path: &str, server: &util::Server) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_markdown_crawl_stores_the_markdown_of_real_shaped_pages() {
-    let (a, _b, _dir, db) = crawled().await;
+    let (a, _b, _dir, tdb) = crawled().await;
+    let db = tdb.target().to_string();
     let rows = jsonl(&export(&db, &["--what", "pages", "--with-markdown"]).await);
     let by_url: BTreeMap<&str, &serde_json::Value> = rows
         .iter()
@@ -151,7 +152,8 @@ fn validate_llms_txt(doc: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn llms_txt_lists_every_indexable_html_page_once_by_site_and_path() {
-    let (a, b, dir, db) = crawled().await;
+    let (a, b, dir, tdb) = crawled().await;
+    let db = tdb.target().to_string();
     // What should be listed: stored pages with a 2xx HTML answer; the
     // pages export leaves `noindex` pages out already.
     let pages = jsonl(&export(&db, &["--what", "pages"]).await);
@@ -250,7 +252,8 @@ async fn llms_txt_lists_every_indexable_html_page_once_by_site_and_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn llms_full_has_every_listed_page_in_full() {
-    let (a, b, _dir, db) = crawled().await;
+    let (a, b, _dir, tdb) = crawled().await;
+    let db = tdb.target().to_string();
     let full = export(&db, &["--format", "llms-full", "--host", "127.0.0.1"]).await;
     assert!(full.starts_with("# Fieldnotes\n\n> "), "{full}");
     assert_eq!(
@@ -277,7 +280,8 @@ async fn llms_full_has_every_listed_page_in_full() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crawl_without_markdown_says_so_when_markdown_is_exported() {
-    let (_a, _b, dir, db) = crawled_with(&[]).await;
+    let (_a, _b, dir, tdb) = crawled_with(&[]).await;
+    let db = tdb.target().to_string();
     let out = dir.path().join("full.md");
     for args in [
         vec!["--format", "llms-full", "--out", out.to_str().unwrap()],
@@ -308,6 +312,7 @@ async fn a_crawl_without_markdown_says_so_when_markdown_is_exported() {
 
 #[tokio::test]
 async fn llms_and_markdown_options_are_checked_before_reading() {
+    // SQLite file behaviour: nothing is created.
     let dir = tempfile::tempdir().unwrap();
     let db = db_arg(dir.path());
     for (args, why) in [

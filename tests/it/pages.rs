@@ -41,10 +41,10 @@ async fn site(home: String) -> u16 {
 async fn links_from(c: &crate::crawl::Crawled, from: &str) -> Vec<String> {
     sqlx::query(
         "SELECT t.url FROM links l JOIN urls f ON f.id = l.from_id JOIN urls t ON t.id = l.to_id \
-         WHERE f.url = ?",
+         WHERE f.url = $1",
     )
     .bind(from)
-    .fetch_all(c.store.pool())
+    .fetch_all(&c.db.sql().await)
     .await
     .unwrap()
     .iter()
@@ -173,7 +173,7 @@ async fn a_documentation_page_is_summarized_from_its_prose_with_the_crawl() {
         assert_eq!(pages[&url(p)].0, 200, "{p}");
     }
     let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM urls WHERE url LIKE '%not-a-link%'")
-        .fetch_one(c.store.pool())
+        .fetch_one(&c.db.sql().await)
         .await
         .unwrap();
     assert_eq!(known, 0);
@@ -190,10 +190,10 @@ async fn a_documentation_page_is_summarized_from_its_prose_with_the_crawl() {
     // The summary, committed with the crawl: prose only, capped.
     let (model, summary): (String, String) = sqlx::query_as(
         "SELECT s.model, s.summary FROM summaries s JOIN pages p ON p.content_hash = s.content_hash \
-         JOIN urls u ON u.id = p.url_id WHERE u.url = ?",
+         JOIN urls u ON u.id = p.url_id WHERE u.url = $1",
     )
     .bind(&root)
-    .fetch_one(c.store.pool())
+    .fetch_one(&c.db.sql().await)
     .await
     .unwrap();
     assert_eq!(model, "centroid");

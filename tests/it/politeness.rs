@@ -174,9 +174,9 @@ async fn robots_rules_are_obeyed_with_our_group_and_longest_match() {
         Some("robots")
     );
     let stored: (Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT robots_status, crawl_delay_ms FROM hosts WHERE origin = ?")
+        sqlx::query_as("SELECT robots_status, crawl_delay_ms FROM hosts WHERE origin = $1")
             .bind(format!("http://127.0.0.1:{}", s.addr.port()))
-            .fetch_one(c.store.pool())
+            .fetch_one(&c.db.sql().await)
             .await
             .unwrap();
     assert_eq!(stored, (Some(200), None));
@@ -318,9 +318,9 @@ async fn crawl_delay_spaces_one_host_only() {
         "fast host finished after the slow one's third request"
     );
     let delay: Option<i64> =
-        sqlx::query_scalar("SELECT crawl_delay_ms FROM hosts WHERE origin = ?")
+        sqlx::query_scalar("SELECT crawl_delay_ms FROM hosts WHERE origin = $1")
             .bind(format!("http://127.0.0.1:{}", slow.addr.port()))
-            .fetch_one(c.store.pool())
+            .fetch_one(&c.db.sql().await)
             .await
             .unwrap();
     assert_eq!(delay, Some(1000));
@@ -388,9 +388,9 @@ async fn retry_after_slows_the_host_and_transient_failures_are_retried() {
         200,
         "stored once, as the success"
     );
-    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM urls WHERE url = ?")
+    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM urls WHERE url = $1")
         .bind(s.url("/flaky"))
-        .fetch_one(c.store.pool())
+        .fetch_one(&c.db.sql().await)
         .await
         .unwrap();
     assert_eq!(attempts, 3);
@@ -574,27 +574,27 @@ async fn a_recrawl_waits_out_a_retry_after_the_last_run_was_given() {
     assert_eq!(c.report.failed, 1);
     let timed = s.timed_requests();
     let (t429, _) = timed.iter().find(|(_, p)| p == "/limited").unwrap().clone();
-    let until: i64 = sqlx::query_scalar("SELECT next_fetch_at FROM hosts WHERE origin = ?")
+    let until: i64 = sqlx::query_scalar("SELECT next_fetch_at FROM hosts WHERE origin = $1")
         .bind(s.url(""))
-        .fetch_one(c.store.pool())
+        .fetch_one(&c.db.sql().await)
         .await
         .unwrap();
     assert!(until > 0, "the wait is stored with the host");
     // status names a host whose wait is still running.
-    sqlx::query("UPDATE hosts SET next_fetch_at = ? WHERE origin = ?")
+    sqlx::query("UPDATE hosts SET next_fetch_at = $1 WHERE origin = $2")
         .bind(trawl::util::now_ms() + 3_600_000)
         .bind(s.url(""))
-        .execute(c.store.pool())
+        .execute(&c.db.sql().await)
         .await
         .unwrap();
     let st = trawl::status::collect(&c.store).await.unwrap();
     assert_eq!(st.hosts_waiting.len(), 1);
     assert_eq!(st.hosts_waiting[0].origin, s.url(""));
     assert!(st.to_text().contains("host waiting: "), "{}", st.to_text());
-    sqlx::query("UPDATE hosts SET next_fetch_at = ? WHERE origin = ?")
+    sqlx::query("UPDATE hosts SET next_fetch_at = $1 WHERE origin = $2")
         .bind(until)
         .bind(s.url(""))
-        .execute(c.store.pool())
+        .execute(&c.db.sql().await)
         .await
         .unwrap();
 
@@ -631,7 +631,7 @@ async fn a_resumed_crawls_robots_txt_request_keeps_the_host_clock() {
     let c = crawl(&[&s], |cfg| cfg.limits.max_pages = Some(1)).await;
     // The stored robots.txt is older than 24 hours: the resume asks again.
     sqlx::query("UPDATE hosts SET robots_fetched_at = 0")
-        .execute(c.store.pool())
+        .execute(&c.db.sql().await)
         .await
         .unwrap();
     crate::crawl::resume(&c.store, |cfg| cfg.limits.max_pages = None).await;

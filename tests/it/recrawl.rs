@@ -16,7 +16,7 @@ use trawl::progress::Counters;
 use trawl::store::Store;
 
 use crate::crawl::{Crawled, config, run};
-use crate::util::listener;
+use crate::util::{TestDb, listener};
 
 /// A site whose pages the test edits between runs. With `validators`, it
 /// sends an ETag (and Last-Modified) and answers 304 to a request that
@@ -191,10 +191,10 @@ async fn four_pages(validators: bool) -> (Site, Crawled) {
 }
 
 /// The changes recorded for a run, by path.
-async fn changes(site: &Site, store: &Store, run: i64) -> BTreeMap<String, String> {
-    sqlx::query("SELECT u.url, c.change FROM page_changes c JOIN urls u ON u.id = c.url_id WHERE c.run_id = ?")
+async fn changes(site: &Site, db: &TestDb, run: i64) -> BTreeMap<String, String> {
+    sqlx::query("SELECT u.url, c.change FROM page_changes c JOIN urls u ON u.id = c.url_id WHERE c.run_id = $1")
         .bind(run)
-        .fetch_all(store.pool())
+        .fetch_all(&db.sql().await)
         .await
         .unwrap()
         .iter()
@@ -205,9 +205,9 @@ async fn changes(site: &Site, store: &Store, run: i64) -> BTreeMap<String, Strin
         .collect()
 }
 
-async fn count(store: &Store, sql: &str) -> i64 {
+async fn count(db: &TestDb, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(store.pool())
+        .fetch_one(&db.sql().await)
         .await
         .unwrap()
 }
@@ -222,7 +222,7 @@ fn map(items: &[(&str, &str)]) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
     let (site, c) = four_pages(true).await;
-    let summaries_before = count(&c.store, "SELECT COUNT(*) FROM summaries").await;
+    let summaries_before = count(&c.db, "SELECT COUNT(*) FROM summaries").await;
     assert_eq!(summaries_before, 4);
     // Between runs: /b changes and links a new page, /c goes away.
     site.set("/b", "Beta two", &["/d"]);
@@ -236,7 +236,7 @@ async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
     assert_eq!(site.take_not_modified(), 2);
     let run = c.store.latest_recrawl().await.unwrap().unwrap();
     assert_eq!(
-        changes(&site, &c.store, run).await,
+        changes(&site, &c.db, run).await,
         map(&[
             ("/", "unchanged"),
             ("/a", "unchanged"),
@@ -247,7 +247,7 @@ async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
     );
     // The changed page keeps its history; the new version is stored.
     let versions = sqlx::query("SELECT v.title, v.run_id FROM page_versions v")
-        .fetch_all(c.store.pool())
+        .fetch_all(&c.db.sql().await)
         .await
         .unwrap();
     assert_eq!(versions.len(), 1);
@@ -259,9 +259,9 @@ async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
     );
     // Its links were replaced: /b links only to /d now.
     let b = trawl::canon::fingerprint(&url::Url::parse(&site.url("/b")).unwrap()) as i64;
-    let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE from_id = ?")
+    let links: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM links WHERE from_id = $1")
         .bind(b)
-        .fetch_one(c.store.pool())
+        .fetch_one(&c.db.sql().await)
         .await
         .unwrap();
     assert_eq!(links, 1);
@@ -290,10 +290,10 @@ async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
         Some(T0.to_string())
     );
     // Summaries only for the new contents: /b's second version and /d.
-    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 6);
+    assert_eq!(count(&c.db, "SELECT COUNT(*) FROM summaries").await, 6);
     assert_eq!(
         count(
-            &c.store,
+            &c.db,
             "SELECT COUNT(DISTINCT content_hash) FROM pages WHERE content_hash IN (SELECT content_hash FROM summaries)"
         )
         .await,
@@ -318,7 +318,7 @@ async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
     assert_eq!(site.take_not_modified(), 4);
     let run2 = c.store.latest_recrawl().await.unwrap().unwrap();
     assert_eq!(
-        changes(&site, &c.store, run2).await,
+        changes(&site, &c.db, run2).await,
         map(&[
             ("/", "unchanged"),
             ("/a", "unchanged"),
@@ -326,7 +326,7 @@ async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
             ("/d", "unchanged"),
         ])
     );
-    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 6);
+    assert_eq!(count(&c.db, "SELECT COUNT(*) FROM summaries").await, 6);
 }
 
 #[tokio::test]
@@ -340,7 +340,7 @@ async fn a_304_with_a_new_etag_keeps_the_page_and_stores_the_new_tag() {
     assert_eq!(site.take_not_modified(), 4);
     let run = c.store.latest_recrawl().await.unwrap().unwrap();
     assert!(
-        changes(&site, &c.store, run)
+        changes(&site, &c.db, run)
             .await
             .values()
             .all(|c| c == "unchanged")
@@ -362,7 +362,7 @@ async fn a_server_that_ignores_conditional_requests_is_unchanged_by_hash() {
     assert_eq!(site.take_not_modified(), 0);
     let run = c.store.latest_recrawl().await.unwrap().unwrap();
     assert_eq!(
-        changes(&site, &c.store, run).await,
+        changes(&site, &c.db, run).await,
         map(&[
             ("/", "unchanged"),
             ("/a", "changed"),
@@ -371,9 +371,9 @@ async fn a_server_that_ignores_conditional_requests_is_unchanged_by_hash() {
         ])
     );
     // Four pages, one new version: five summaries, one per content.
-    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM summaries").await, 5);
+    assert_eq!(count(&c.db, "SELECT COUNT(*) FROM summaries").await, 5);
     // The unchanged pages' links were kept, not written twice.
-    assert_eq!(count(&c.store, "SELECT COUNT(*) FROM links").await, 3);
+    assert_eq!(count(&c.db, "SELECT COUNT(*) FROM links").await, 3);
 }
 
 #[tokio::test]
@@ -513,7 +513,7 @@ async fn a_sitemap_lastmod_before_the_last_check_spares_the_request() {
     assert_eq!(site.take_not_modified(), 1);
     let run1 = c.store.latest_recrawl().await.unwrap().unwrap();
     assert_eq!(
-        changes(&site, &c.store, run1).await,
+        changes(&site, &c.db, run1).await,
         map(&[
             ("/", "unchanged"),
             ("/a", "unchanged"),
@@ -548,7 +548,7 @@ async fn a_sitemap_lastmod_before_the_last_check_spares_the_request() {
     assert_eq!(site.take_requests(), ["/a", "/b", "/c", "/sitemap.xml"]);
     let run2 = c.store.latest_recrawl().await.unwrap().unwrap();
     assert_eq!(
-        changes(&site, &c.store, run2).await,
+        changes(&site, &c.db, run2).await,
         map(&[
             ("/", "unchanged"),
             ("/a", "changed"),
@@ -713,10 +713,11 @@ fn spawn_trawl(args: &[&str]) -> std::process::Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recrawl_killed_and_resumed_fetches_again_at_most_the_pages_in_flight() {
-    use crate::cli::{db_arg, stderr, trawl_async};
+    use crate::cli::{stderr, trawl_async};
     let server = crate::util::serve_site(listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let o = trawl_async(args(&[
         "crawl",
@@ -758,7 +759,7 @@ async fn a_recrawl_killed_and_resumed_fetches_again_at_most_the_pages_in_flight(
         again >= first && again <= first + per_kill,
         "{again} requests to revisit {first} pages"
     );
-    let store = Store::open_with(std::path::Path::new(&db), trawl::store::Access::Read)
+    let store = Store::open_with(&db, trawl::store::Access::Read)
         .await
         .unwrap();
     let runs: Vec<(String, bool)> = store
@@ -773,25 +774,25 @@ async fn a_recrawl_killed_and_resumed_fetches_again_at_most_the_pages_in_flight(
     // The resume recorded its findings under the recrawl it continued:
     // one row per page, all unchanged (the server sends the same bodies).
     let pages = count(
-        &store,
-        "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+        &tdb,
+        "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id WHERE NOT u.sitemap",
     )
     .await;
     assert_eq!(
         count(
-            &store,
+            &tdb,
             "SELECT COUNT(*) FROM page_changes WHERE run_id = 2 AND change = 'unchanged'"
         )
         .await,
         pages
     );
     assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM page_changes").await,
+        count(&tdb, "SELECT COUNT(*) FROM page_changes").await,
         pages
     );
     assert_eq!(
         count(
-            &store,
+            &tdb,
             "SELECT COUNT(*) FROM urls WHERE state IN ('queued', 'leased')"
         )
         .await,
@@ -822,7 +823,8 @@ async fn the_command_line_recrawls_due_pages_on_the_given_clock_and_exports_chan
     site.set("/", "Home", &["/a"]);
     site.set("/a", "Alpha", &[]);
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db").display().to_string();
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let seed = site.url("/");
     let o = trawl_at(
         T0,
@@ -909,8 +911,8 @@ async fn a_redirect_that_leads_elsewhere_now_is_a_change_and_its_new_target_is_c
     site.redirect("/moved", "/new");
     let report = recrawl(&c.store, false, T0).await;
     assert_eq!(report.outcome, crawl::CrawlOutcome::Finished);
-    let run: i64 = count(&c.store, "SELECT MAX(id) FROM runs").await;
-    let found = changes(&site, &c.store, run).await;
+    let run: i64 = count(&c.db, "SELECT MAX(id) FROM runs").await;
+    let found = changes(&site, &c.db, run).await;
     assert_eq!(found.get("/moved").map(String::as_str), Some("changed"));
     assert_eq!(found.get("/new").map(String::as_str), Some("new"));
     assert_eq!(
@@ -930,7 +932,8 @@ async fn a_recrawl_asks_the_llm_only_for_content_it_has_not_summarized() {
     site.set("/c", "Gamma", &[]);
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db").display().to_string();
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(crate::summaries::llm_crawl_args(
         &site.url("/"),
         &llm,
@@ -978,7 +981,7 @@ async fn a_recrawl_asks_the_llm_only_for_content_it_has_not_summarized() {
     assert_eq!(o.status.code(), Some(0), "{}", crate::cli::stderr(&o));
     assert_eq!(site.take_not_modified(), 4);
     assert_eq!(asked(6), Vec::<String>::new());
-    let sums = crate::summaries::summaries(&db).await;
+    let sums = crate::summaries::summaries(&tdb).await;
     assert_eq!(sums.len(), 5, "{sums:?}");
     assert!(sums.values().all(|(state, _, _)| state == "done"));
 }

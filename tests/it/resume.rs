@@ -11,7 +11,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 use crate::cli::{assert_usage_error, db_arg, stderr, trawl_async};
-use crate::util::{self, Server};
+use crate::util::{self, Server, TestDb};
 
 const CONCURRENCY: usize = 4;
 
@@ -66,15 +66,13 @@ async fn kill_at(mut child: Child, server: &Server, requests: usize) {
 }
 
 /// Paths of the URLs with a stored page, and the number of page rows.
-async fn stored_pages(db: &Path) -> (BTreeSet<String>, usize) {
-    let mut conn = util::read_only(db).await;
+async fn stored_pages(db: &TestDb) -> (BTreeSet<String>, usize) {
     let urls: Vec<String> = sqlx::query_scalar(
-        "SELECT u.url FROM pages p JOIN urls u ON u.id = p.url_id WHERE u.sitemap = 0",
+        "SELECT u.url FROM pages p JOIN urls u ON u.id = p.url_id WHERE NOT u.sitemap",
     )
-    .fetch_all(&mut conn)
+    .fetch_all(&db.sql().await)
     .await
     .unwrap();
-    conn.close().await.unwrap();
     let n = urls.len();
     let paths = urls
         .iter()
@@ -88,10 +86,10 @@ async fn sigkill_at_several_points_then_resume_matches_an_uninterrupted_crawl() 
     // The reference: one uninterrupted crawl.
     let reference = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
-    let o = trawl_async(crawl_args(&reference, &db)).await;
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let o = trawl_async(crawl_args(&reference, tdb.target())).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let (expected, rows) = stored_pages(Path::new(&db)).await;
+    let (expected, rows) = stored_pages(&tdb).await;
     assert_eq!(expected.len() as u64, util::BIG_PAGES);
     assert_eq!(rows, expected.len());
     let reference_requests = reference.requests().len();
@@ -101,7 +99,8 @@ async fn sigkill_at_several_points_then_resume_matches_an_uninterrupted_crawl() 
     // batches are being committed continuously) and resumed each time.
     let server = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let kill_points = [1, 400, 1200, 1900, 2600];
     for (i, at) in kill_points.into_iter().enumerate() {
         let args = if i == 0 {
@@ -110,17 +109,18 @@ async fn sigkill_at_several_points_then_resume_matches_an_uninterrupted_crawl() 
             resume_args(&db)
         };
         kill_at(spawn_trawl(&args), &server, at).await;
+        // SQLite file behaviour: the lock file.
         assert!(
-            crate::cli::lock_file(&db).exists(),
+            tdb.is_postgres() || crate::cli::lock_file(&db).exists(),
             "a killed process leaves its lock file behind"
         );
     }
     // The stale lock does not stand in the way.
     let o = trawl_async(resume_args(&db)).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(!crate::cli::lock_file(&db).exists());
+    assert!(tdb.is_postgres() || !crate::cli::lock_file(&db).exists());
 
-    let (stored, rows) = stored_pages(Path::new(&db)).await;
+    let (stored, rows) = stored_pages(&tdb).await;
     assert_eq!(rows, stored.len(), "no page stored twice");
     let missing: Vec<_> = expected.difference(&stored).take(5).collect();
     let extra: Vec<_> = stored.difference(&expected).take(5).collect();
@@ -153,12 +153,14 @@ async fn sigkill_at_several_points_then_resume_matches_an_uninterrupted_crawl() 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_crawl_with_its_reason_and_resume_finishes_it() {
+    // SQLite file behaviour
     use std::os::unix::process::CommandExt;
 
     const LIMIT: libc::rlim_t = 1 << 20;
     let server = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::sqlite(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let args = crawl_args(&server, &db);
     let o = tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trawl"));
@@ -194,7 +196,7 @@ async fn a_full_disk_stops_the_crawl_with_its_reason_and_resume_finishes_it() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = trawl_async(resume_args(&db)).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let (stored, rows) = stored_pages(Path::new(&db)).await;
+    let (stored, rows) = stored_pages(&tdb).await;
     assert_eq!(stored.len() as u64, util::BIG_PAGES);
     assert_eq!(rows, stored.len());
     let total = server.requests().len();
@@ -213,7 +215,8 @@ async fn a_full_disk_stops_the_crawl_with_its_reason_and_resume_finishes_it() {
 async fn a_second_process_on_the_same_database_is_refused() {
     let server = util::serve_site(util::listener().await, "site", 0);
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let mut args = crawl_args(&server, &db);
     // Slow enough to still be running while the others try.
     let rate = args.iter().position(|a| a == "--per-host-rate").unwrap();
@@ -246,6 +249,7 @@ async fn a_second_process_on_the_same_database_is_refused() {
 }
 
 /// A finished crawl's database, with its bytes as they are on disk.
+/// (SQLite file behaviour, as are the tests that use it.)
 async fn finished_db(dir: &Path) -> (String, Vec<u8>) {
     let server = util::serve_site(util::listener().await, "site", 0);
     let db = db_arg(dir);

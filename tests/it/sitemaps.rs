@@ -96,8 +96,8 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// Sitemap rows as url → (state, reason).
 async fn sitemaps(c: &Crawled) -> HashMap<String, (String, String)> {
-    sqlx::query("SELECT url, state, COALESCE(reason, '') FROM urls WHERE sitemap = 1")
-        .fetch_all(c.store.pool())
+    sqlx::query("SELECT url, state, COALESCE(reason, '') FROM urls WHERE sitemap")
+        .fetch_all(&c.db.sql().await)
         .await
         .unwrap()
         .iter()

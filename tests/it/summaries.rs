@@ -13,10 +13,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sqlx::{Connection, Row};
+use sqlx::Row;
 
-use crate::cli::{db_arg, quick_crawl, stderr};
-use crate::util::{Server, listener};
+use crate::cli::{quick_crawl, stderr};
+use crate::util::{Server, TestDb, listener};
 
 const KEY: &str = "sk-test-SECRET-4242";
 
@@ -238,16 +238,14 @@ pub fn args(list: &[&str]) -> Vec<String> {
 
 /// content text → (state, summary or error, chunks), for every summary row
 /// joined to the page it belongs to.
-pub async fn summaries(db: &str) -> HashMap<String, (String, String, i64)> {
-    let mut conn = crate::util::read_only(db).await;
+pub async fn summaries(db: &TestDb) -> HashMap<String, (String, String, i64)> {
     let rows = sqlx::query(
         "SELECT p.text, s.state, COALESCE(s.summary, s.error), s.chunks FROM summaries s \
          JOIN pages p ON p.content_hash = s.content_hash",
     )
-    .fetch_all(&mut conn)
+    .fetch_all(&db.sql().await)
     .await
     .unwrap();
-    conn.close().await.unwrap();
     rows.iter()
         .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3))))
         .collect()
@@ -277,7 +275,8 @@ async fn llm_summaries_are_made_within_the_concurrency_limit_and_the_key_stays_s
     let s = site(texts.clone()).await;
     let llm = fake_llm(150).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(llm_crawl_args(
         &s.url("/"),
         &llm,
@@ -299,7 +298,7 @@ async fn llm_summaries_are_made_within_the_concurrency_limit_and_the_key_stays_s
         seen.iter()
             .all(|r| r.auth.as_deref() == Some(&format!("Bearer {KEY}")))
     );
-    let sums = summaries(&db).await;
+    let sums = summaries(&tdb).await;
     for t in &texts {
         let (state, summary, chunks) = &sums[t.trim()];
         assert_eq!((state.as_str(), *chunks), ("done", 1));
@@ -307,7 +306,7 @@ async fn llm_summaries_are_made_within_the_concurrency_limit_and_the_key_stays_s
     }
     // The key is in no log line and nowhere in the database.
     assert!(!stderr(&o).contains(KEY));
-    let bytes = std::fs::read(&db).unwrap();
+    let bytes = tdb.contents();
     assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()));
 
     // An unchanged page is never summarized twice: export shows them, and
@@ -339,7 +338,8 @@ async fn failures_are_recorded_with_the_servers_message_and_summarize_retries_th
     let s = site(texts.clone()).await;
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(llm_crawl_args(
         &s.url("/"),
         &llm,
@@ -349,7 +349,7 @@ async fn failures_are_recorded_with_the_servers_message_and_summarize_retries_th
     .await;
     // Summary failures do not fail the crawl.
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let sums = summaries(&db).await;
+    let sums = summaries(&tdb).await;
     let at = |i: usize| sums[texts[i].trim()].clone();
     assert_eq!(at(0).0, "done");
     assert_eq!(at(1).0, "done", "429 with Retry-After is retried");
@@ -399,7 +399,8 @@ async fn long_pages_are_split_and_the_parts_summarized_again() {
     let s = site(vec![long.clone(), text(1, "")]).await;
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(llm_crawl_args(
         &s.url("/"),
         &llm,
@@ -436,7 +437,7 @@ async fn long_pages_are_split_and_the_parts_summarized_again() {
         .collect();
     assert_eq!(reduce.len(), 1);
     assert!(reduce[0].user.contains("Summary of Sentence"));
-    let (state, summary, chunks) = summaries(&db).await[long.trim()].clone();
+    let (state, summary, chunks) = summaries(&tdb).await[long.trim()].clone();
     assert_eq!(state, "done");
     assert_eq!(chunks as usize, parts.len());
     assert!(summary.starts_with("Summary of"));
@@ -449,7 +450,8 @@ async fn a_token_budget_or_a_server_killed_mid_run_leaves_pages_for_summarize() 
     let llm = fake_llm(0).await;
     let llm_state = llm.state.clone();
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     // 110 tokens a page, and each request reserves its prompt (~90 with
     // the margin), the template (32) and max_tokens (100) before it is
     // sent: the third would pass 400, and is not sent.
@@ -471,12 +473,12 @@ async fn a_token_budget_or_a_server_killed_mid_run_leaves_pages_for_summarize() 
     assert!(stderr(&o).contains("token budget spent"), "{}", stderr(&o));
     assert_eq!(llm.seen().len(), 2);
     // Never past the budget.
-    let mut conn = crate::util::read_only(&db).await;
-    let spent: i64 =
-        sqlx::query_scalar("SELECT SUM(prompt_tokens + completion_tokens) FROM summaries")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let spent: i64 = sqlx::query_scalar(
+        "SELECT CAST(SUM(prompt_tokens + completion_tokens) AS BIGINT) FROM summaries",
+    )
+    .fetch_one(&tdb.sql().await)
+    .await
+    .unwrap();
     assert!(spent <= 400, "{spent} tokens");
     let o = trawl_llm(args(&["status", "--db", &db])).await;
     let status = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -543,7 +545,7 @@ async fn a_token_budget_or_a_server_killed_mid_run_leaves_pages_for_summarize() 
         (6, 6),
         "each page summarized once"
     );
-    let sums = summaries(&db).await;
+    let sums = summaries(&tdb).await;
     assert!(texts.iter().all(|t| sums[t.trim()].0 == "done"));
 }
 
@@ -553,10 +555,11 @@ async fn summarize_one_page_streams_its_summary() {
     let s = site(texts.clone()).await;
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(quick_crawl(&s.url("/"), &db, &["--no-summaries"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(summaries(&db).await.is_empty());
+    assert!(summaries(&tdb).await.is_empty());
     let o = trawl_llm(args(&[
         "summarize",
         "--db",
@@ -577,7 +580,7 @@ async fn summarize_one_page_streams_its_summary() {
         String::from_utf8(o.stdout).unwrap(),
         "Summary of Topic0 is what page\n"
     );
-    let sums = summaries(&db).await;
+    let sums = summaries(&tdb).await;
     assert_eq!(sums[texts[0].trim()].1, "Summary of Topic0 is what page");
 
     // A URL that is not a stored page is a usage error.
@@ -592,10 +595,11 @@ async fn the_offline_default_summarizes_every_page_deterministically() {
     served.push(text(3, "NOINDEX"));
     let s = site(served).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     let o = trawl_llm(quick_crawl(&s.url("/"), &db, &["--summary-sentences", "2"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let sums = summaries(&db).await;
+    let sums = summaries(&tdb).await;
     // The home page is only navigation: no text, no summary. The noindex
     // page is stored but not summarized.
     assert_eq!(sums.len(), 3, "{sums:?}");
@@ -608,7 +612,7 @@ async fn the_offline_default_summarizes_every_page_deterministically() {
     let o = trawl_llm(args(&["summarize", "--db", &db, "--force", "-q"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("3 done"), "{}", stderr(&o));
-    let sums = summaries(&db).await;
+    let sums = summaries(&tdb).await;
     let again: Vec<String> = texts.iter().map(|t| sums[t.trim()].1.clone()).collect();
     assert_eq!(first, again);
 }
@@ -619,7 +623,8 @@ async fn requests_per_minute_are_spaced_evenly() {
     let s = site(texts).await;
     let llm = fake_llm(0).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = db_arg(dir.path());
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
     // 240 a minute: one every 250 ms, even with 4 allowed in flight.
     let o = trawl_llm(llm_crawl_args(
         &s.url("/"),

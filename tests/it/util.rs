@@ -14,16 +14,185 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 
-/// A read-only connection to the database at `db` (beside a process that
-/// may have it open).
-pub async fn read_only(db: impl AsRef<std::path::Path>) -> sqlx::SqliteConnection {
-    use sqlx::ConnectOptions;
-    sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap()
+/// The database a test crawls into: an SQLite file in the test's
+/// directory, or, when `TRAWL_TEST_DB=postgres`, a fresh PostgreSQL
+/// database on the server at `TRAWL_TEST_PG` (default
+/// `postgres://postgres@127.0.0.1:5432`), dropped when this is dropped.
+pub struct TestDb {
+    target: String,
+    /// The server's base URL and the database's name, for PostgreSQL.
+    pg: Option<(String, String)>,
+    pool: tokio::sync::OnceCell<sqlx::AnyPool>,
+}
+
+/// Whether the tests run against PostgreSQL: `TRAWL_TEST_DB=postgres`
+/// (unset, empty or `sqlite`: SQLite files).
+fn postgres() -> bool {
+    match std::env::var("TRAWL_TEST_DB").unwrap_or_default().as_str() {
+        "" | "sqlite" => false,
+        "postgres" | "postgresql" => true,
+        other => panic!("TRAWL_TEST_DB={other:?}: expected `sqlite` or `postgres`"),
+    }
+}
+
+/// The PostgreSQL server the tests use: its URL without a database name
+/// (and any `?options` apart).
+fn pg_base() -> (String, String) {
+    let url = std::env::var("TRAWL_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into());
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b.to_string(), format!("?{q}")),
+        None => (url, String::new()),
+    };
+    // A database name in the URL is left out: each test gets its own.
+    let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+    let base = match rest.find('/') {
+        Some(slash) => base[..base.len() - rest.len() + slash].to_string(),
+        None => base.clone(),
+    };
+    (base, query)
+}
+
+/// Runs `fut` on a thread of its own with its own runtime: usable from sync
+/// code, from async code and from `Drop` inside a `#[tokio::test]`.
+fn on_own_runtime<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> std::thread::Result<T> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(fut)
+    })
+    .join()
+}
+
+/// One statement on the server's `postgres` maintenance database.
+async fn maintenance(base: String, query: String, sql: String) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&format!("{base}/postgres{query}")).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
+}
+
+impl TestDb {
+    /// A new, empty database: `dir/file` on SQLite (not created yet), a
+    /// new database on PostgreSQL. Each call gives a different database.
+    pub fn new(dir: &std::path::Path, file: &str) -> TestDb {
+        if !postgres() {
+            return TestDb::sqlite(dir, file);
+        }
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            h.finish() & 0xffff_ffff
+        };
+        let name = format!("trawl_t_{}_{n}_{random:08x}", std::process::id());
+        let (base, query) = pg_base();
+        let create = format!("CREATE DATABASE \"{name}\"");
+        let (b, q) = (base.clone(), query.clone());
+        on_own_runtime(maintenance(b, q, create))
+            .expect("the thread creating a test database")
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {base}: {e}"));
+        TestDb {
+            target: format!("{base}/{name}{query}"),
+            pg: Some((base, name)),
+            pool: Default::default(),
+        }
+    }
+
+    /// The SQLite file `dir/file` whatever `TRAWL_TEST_DB` says, for the
+    /// tests of SQLite files.
+    pub fn sqlite(dir: &std::path::Path, file: &str) -> TestDb {
+        TestDb {
+            target: dir.join(file).display().to_string(),
+            pg: None,
+            pool: Default::default(),
+        }
+    }
+
+    /// What a test passes to `Store::open` and to the binary's `--db`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Whether this is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// A small pool for the test's own queries, on either backend (an
+    /// SQLite file is opened read-write, and must exist by now). Write SQL
+    /// that both run: `$1` placeholders, booleans as `WHERE col` / `NOT
+    /// col`, `CAST(SUM(x) AS BIGINT)`; decode `i64`, `f64`, `String` or
+    /// `Option`s of them (a boolean column is read as `CASE WHEN col THEN
+    /// 1 ELSE 0 END`).
+    pub async fn sql(&self) -> sqlx::AnyPool {
+        static DRIVERS: std::sync::Once = std::sync::Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        self.pool
+            .get_or_init(|| async {
+                let url = match &self.pg {
+                    Some(_) => self.target.clone(),
+                    None => format!("sqlite://{}?mode=rw", self.target),
+                };
+                sqlx::any::AnyPoolOptions::new()
+                    .max_connections(2)
+                    .connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("opening {url} for the test's queries: {e}"))
+            })
+            .await
+            .clone()
+    }
+
+    /// Everything the database holds, as bytes: the SQLite file, or a
+    /// PostgreSQL database's data as `pg_dump` writes it out (for checks
+    /// that a string is stored nowhere).
+    pub fn contents(&self) -> Vec<u8> {
+        if !self.is_postgres() {
+            return std::fs::read(&self.target).unwrap();
+        }
+        let o = std::process::Command::new("pg_dump")
+            .args(["--data-only", "--dbname", &self.target])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            o.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((base, name)) = self.pg.take() else {
+            return;
+        };
+        let (_, query) = pg_base();
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        match on_own_runtime(maintenance(base, query, sql)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("dropping test database {name}: {e}"),
+            Err(_) => eprintln!("dropping test database {name}: the thread panicked"),
+        }
+    }
 }
 
 /// A running fixture server.
