@@ -475,7 +475,7 @@ async fn run(
     )));
 
     let (writer, writer_task) = store
-        .spawn_writer(4 * cfg.concurrency.max(64), cfg.concurrency / 2)
+        .spawn_writer(4 * cfg.concurrency.max(64), cfg.concurrency / 2, None)
         .await?;
     let committed = writer.committed();
 

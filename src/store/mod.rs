@@ -154,9 +154,19 @@ pub enum StoreError {
     )]
     PgNotTrawl { db: String },
     #[error(
-        "{db} is in use by another trawl process; wait for it to finish or stop it (Ctrl-C), then run the command again"
+        "{db} is in use by another trawl process{who}; wait for it to finish or stop it (Ctrl-C) and run the command again, or add a process to its crawl with `trawl join --db {db}`"
     )]
-    PgHeld { db: String },
+    PgHeld { db: String, who: String },
+    #[error(
+        "{db}: a trawl process has held the crawl for itself for 10 s (it is starting or resuming it); try again"
+    )]
+    PgStarting { db: String },
+    #[error(
+        "{db} is an SQLite file: one process crawls it; to crawl with several processes, crawl into a PostgreSQL database (--db postgres://…)"
+    )]
+    JoinNeedsPostgres { db: String },
+    #[error("host leases are for crawls on PostgreSQL")]
+    NotShared,
     #[error("the database writer has stopped")]
     WriterGone,
 }
@@ -270,6 +280,9 @@ pub enum Access {
     /// `summarize`): as `Write`, but a missing, empty or foreign database
     /// is refused untouched.
     WriteExisting,
+    /// Work on a crawl beside the processes already on it (`trawl join`,
+    /// PostgreSQL only): the crawl's lock is shared.
+    Join,
     /// Only read (status, export): the database must exist and be trawl's.
     /// Works beside a running crawl and on files this process cannot
     /// write; takes the lock only if the schema must be brought up to
@@ -290,6 +303,11 @@ impl Store {
     pub async fn open_with(db: impl Into<DbTarget>, access: Access) -> Result<Store, StoreError> {
         let target = db.into();
         let path = match &target {
+            DbTarget::File(_) if access == Access::Join => {
+                return Err(StoreError::JoinNeedsPostgres {
+                    db: target.to_string(),
+                });
+            }
             DbTarget::File(p) => p.clone(),
             DbTarget::Postgres(url) => {
                 let url = url.clone();
@@ -314,7 +332,9 @@ impl Store {
         }
         match access {
             Access::Read => Self::open_reader(path).await,
-            Access::Write | Access::WriteExisting => Self::open_writer(path, access, exists).await,
+            Access::Write | Access::WriteExisting | Access::Join => {
+                Self::open_writer(path, access, exists).await
+            }
         }
     }
 
@@ -328,7 +348,18 @@ impl Store {
         let mut probe = pg::connect(&target, &options).await?;
         let lock = match access {
             Access::Read => None,
-            Access::Write | Access::WriteExisting => Some(pg::lock(&target, &options).await?),
+            Access::Write | Access::WriteExisting => {
+                match pg::lock(&target, &options, pg::LockMode::Exclusive).await {
+                    Ok(l) => Some(l),
+                    Err(StoreError::PgHeld { db, .. }) => {
+                        let who = pg::holders(&mut probe).await;
+                        probe.close().await.ok();
+                        return Err(StoreError::PgHeld { db, who });
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Access::Join => Some(pg::lock(&target, &options, pg::LockMode::Shared).await?),
         };
         let found = pg::inspect(&target, &mut probe).await;
         probe.close().await.ok();
@@ -342,11 +373,17 @@ impl Store {
         let current = found == (pg::Found::Trawl { current: true });
         if !current {
             match &lock {
+                Some(_) if access == Access::Join => {
+                    return Err(StoreError::OlderSchema {
+                        path: target.to_string().into(),
+                        why: "a process joining a crawl shares it".into(),
+                    });
+                }
                 Some(_) => pg::migrate(&target, &pool).await?,
                 // A running crawl holds the lock, and has brought the
                 // schema up to date already.
                 None => {
-                    if let Ok(l) = pg::lock(&target, &options).await {
+                    if let Ok(l) = pg::lock(&target, &options, pg::LockMode::Exclusive).await {
                         pg::migrate(&target, &pool).await?;
                         drop(l);
                     }
@@ -465,18 +502,6 @@ impl Store {
         &self.pools
     }
 
-    /// The SQLite pool.
-    ///
-    /// # Panics
-    /// On a PostgreSQL store.
-    #[doc(hidden)]
-    pub fn pool(&self) -> &SqlitePool {
-        match &self.pools {
-            Pools::Sqlite(p) => p,
-            Pools::Postgres(_) => panic!("pool() is the SQLite pool; this store is PostgreSQL"),
-        }
-    }
-
     /// Whether a process (this one included) holds the database's
     /// single-writer lock right now: a crawl is running on it.
     pub async fn is_held(&self) -> bool {
@@ -490,6 +515,18 @@ impl Store {
         }
     }
 
+    /// Lets other processes join a crawl on PostgreSQL: the exclusive hold
+    /// taken to start, resume or recrawl it becomes a shared one (nothing
+    /// on SQLite, which one process crawls).
+    pub async fn share(&self) -> Result<(), StoreError> {
+        if let Some(lock) = &self._lock
+            && let Lock::Postgres(l) = lock.as_ref()
+        {
+            l.share().await?;
+        }
+        Ok(())
+    }
+
     /// A connection of its own, outside the read pool (the writer's, the
     /// checkpointer's, the summary stage's).
     pub async fn connection(&self) -> Result<Conn, StoreError> {
@@ -501,10 +538,13 @@ impl Store {
 
     /// Starts the crawl's writer (see [`writer::spawn`]) on a connection of
     /// its own, with SQLite's checkpointer on another.
+    /// `lease`: this process's, in a crawl on PostgreSQL that several
+    /// processes share.
     pub async fn spawn_writer(
         &self,
         capacity: usize,
         linger_fetches: usize,
+        lease: Option<records::Lease>,
     ) -> Result<
         (
             records::WriterHandle,
@@ -517,7 +557,13 @@ impl Store {
             ConnOptions::Sqlite(o) => Some(o.connect().await?),
             ConnOptions::Postgres(_) => None,
         };
-        Ok(writer::spawn(conn, checkpoint, capacity, linger_fetches))
+        Ok(writer::spawn(
+            conn,
+            checkpoint,
+            capacity,
+            linger_fetches,
+            lease,
+        ))
     }
 
     /// The crawl stored in this database, if any.

@@ -12,10 +12,14 @@
 //! same versions): `BIGINT` for every integer, `BOOLEAN` for flags, `TEXT
 //! COLLATE "C"` so text sorts bytewise as in SQLite.
 //!
-//! The single-writer lock is a session-level advisory lock
-//! (`pg_try_advisory_lock`) held by a connection of its own: the server
-//! releases it when that connection ends, however the process ends (kill
-//! -9, a lost machine: once the server notices the connection is gone).
+//! Processes that write hold a session-level advisory lock on a
+//! connection of their own: the server releases it when that connection
+//! ends, however the process ends (kill -9, a lost machine: once the
+//! server notices the connection is gone). A process that starts, resumes
+//! or recrawls the crawl takes it exclusive, so nothing else runs while it
+//! brings the schema up to date and puts a dead run's leases back in the
+//! queue; then it shares it, and `trawl join` processes share it too. A
+//! reader knows a crawl is running when it cannot take it exclusive.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -40,11 +44,36 @@ pub(super) enum Found {
     Trawl { current: bool },
 }
 
-/// The connection that holds the single-writer lock. Dropping it closes
-/// the connection, and the server releases the lock.
+/// The connection that holds the crawl's advisory lock. Dropping it
+/// closes the connection, and the server releases the lock.
 #[derive(Debug)]
 pub struct PgLock {
-    _conn: std::sync::Mutex<PgConnection>,
+    conn: tokio::sync::Mutex<PgConnection>,
+}
+
+impl PgLock {
+    /// Turns an exclusive hold into a shared one (processes may join).
+    pub(super) async fn share(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().await;
+        sqlx::query("SELECT pg_advisory_lock_shared($1)")
+            .bind(LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// How the advisory lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LockMode {
+    /// Alone: to create, resume or recrawl the crawl.
+    Exclusive,
+    /// Beside other processes of the same crawl (`trawl join`).
+    Shared,
 }
 
 /// The options in `url`, or why they cannot be read.
@@ -141,38 +170,78 @@ pub(super) async fn inspect(
     }
 }
 
-/// Takes the single-writer lock on a connection of its own, without
-/// waiting.
+/// Takes the crawl's advisory lock on a connection of its own. Exclusive
+/// does not wait; shared waits up to 10 s for a process that holds it
+/// exclusive while it starts (resuming a crawl takes a moment).
 pub(super) async fn lock(
     target: &DbTarget,
     options: &PgConnectOptions,
+    mode: LockMode,
 ) -> Result<PgLock, StoreError> {
     let mut conn = connect(target, options).await?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut conn)
-        .await?;
-    if !got {
-        conn.close().await.ok();
-        return Err(StoreError::PgHeld {
-            db: target.to_string(),
-        });
+    let sql = match mode {
+        LockMode::Exclusive => "SELECT pg_try_advisory_lock($1)",
+        LockMode::Shared => "SELECT pg_try_advisory_lock_shared($1)",
+    };
+    let mut tries = 0;
+    loop {
+        let got: bool = sqlx::query_scalar(sql)
+            .bind(LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await?;
+        if got {
+            return Ok(PgLock {
+                conn: tokio::sync::Mutex::new(conn),
+            });
+        }
+        tries += 1;
+        if mode == LockMode::Exclusive || tries >= 40 {
+            conn.close().await.ok();
+            return Err(match mode {
+                LockMode::Exclusive => StoreError::PgHeld {
+                    db: target.to_string(),
+                    who: String::new(),
+                },
+                LockMode::Shared => StoreError::PgStarting {
+                    db: target.to_string(),
+                },
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Ok(PgLock {
-        _conn: std::sync::Mutex::new(conn),
-    })
 }
 
-/// Whether a process holds the single-writer lock right now (a shared
-/// lock is refused while it does).
+/// The processes working on the crawl, for a refusal: ` (pid 12 on
+/// host-a, pid 34 on host-b)`, or nothing when they cannot be told.
+pub(super) async fn holders(conn: &mut PgConnection) -> String {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT pid, hostname FROM processes WHERE finished_at IS NULL AND heartbeat_at > $1 \
+         ORDER BY id DESC LIMIT 5",
+    )
+    .bind(crate::util::now_ms() - super::processes::LOST_AFTER.as_millis() as i64)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = rows
+        .iter()
+        .map(|(pid, host)| format!("pid {pid} on {host}"))
+        .collect();
+    format!(" ({})", list.join(", "))
+}
+
+/// Whether any process holds the crawl's advisory lock right now (an
+/// exclusive one is refused while it does).
 pub(super) async fn is_held(pool: &PgPool) -> Result<bool, StoreError> {
     let mut conn = pool.acquire().await?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)")
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LOCK_KEY)
         .fetch_one(&mut *conn)
         .await?;
     if got {
-        sqlx::query("SELECT pg_advisory_unlock_shared($1)")
+        sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(LOCK_KEY)
             .execute(&mut *conn)
             .await?;

@@ -211,6 +211,35 @@ pub struct LeasedUrl {
     pub revisit: Option<crate::recrawl::Revisit>,
 }
 
+/// A process's hold on the hosts it works, in a crawl that several
+/// processes share (PostgreSQL): `hosts.lease_owner` is its
+/// `processes.id`, `lease_token` a random number of its run, and a lease
+/// runs out `ttl_ms` after it was last renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: i64,
+    pub token: i64,
+    pub ttl_ms: i64,
+}
+
+/// What a [`WriteOp::Claim`] got.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// URLs of the held hosts, leased to this process, shallowest first.
+    pub urls: Vec<LeasedUrl>,
+    /// Hosts newly held, with the time their stored clock allows a request
+    /// (`hosts.next_fetch_at`, epoch ms).
+    pub new_hosts: Vec<(String, Option<i64>)>,
+    /// Every host held after the claim.
+    pub held: Vec<String>,
+    /// URLs queued, and leased (by any process), in the whole crawl.
+    pub queued: i64,
+    pub leased: i64,
+    /// Page fetches the crawl may still start under `--max-pages`
+    /// (`None`: no limit).
+    pub budget_left: Option<i64>,
+}
+
 pub enum WriteOp {
     /// Record URLs (seeds; URLs found outside a page).
     Urls(Vec<NewUrl>),
@@ -222,6 +251,19 @@ pub enum WriteOp {
         /// Read what is stored of each URL's page (a recrawl).
         revisits: bool,
         reply: oneshot::Sender<Vec<LeasedUrl>>,
+    },
+    /// In a shared crawl: give back the hosts with no work left, renew the
+    /// rest, take up to `max_hosts` hosts in all that have queued URLs and
+    /// that nobody holds (or whose holder's lease ran out: its leased URLs
+    /// are queued again), and lease up to `limit` queued URLs of the hosts
+    /// held, within what is left of `max_pages` for the whole crawl.
+    Claim {
+        max_hosts: u32,
+        limit: u32,
+        max_pages: Option<u64>,
+        /// Read what is stored of each URL's page (a recrawl).
+        revisits: bool,
+        reply: oneshot::Sender<Claimed>,
     },
     /// Mark every queued or leased URL skipped with this reason, except
     /// a recrawl's revisits, which go back to the state they were queued
@@ -240,7 +282,9 @@ pub enum WriteOp {
     HostDelay { origin: String, until: i64 },
     /// Replace the cookie jars of these hosts: `(host, JSON)`.
     Cookies(Vec<(String, String)>),
-    /// Return every leased URL to the queue (a stop before the end).
+    /// Return every leased URL to the queue (a stop before the end); in a
+    /// shared crawl, only those of the hosts this process holds, and give
+    /// the hosts up.
     ReleaseLeased,
     /// Set the crawl's state.
     CrawlState { id: i64, state: CrawlState },
@@ -251,7 +295,10 @@ pub enum WriteOp {
 impl WriteOp {
     /// Whether someone waits for this operation's reply.
     pub(super) fn is_awaited(&self) -> bool {
-        matches!(self, WriteOp::Refill { .. } | WriteOp::Flush(_))
+        matches!(
+            self,
+            WriteOp::Refill { .. } | WriteOp::Claim { .. } | WriteOp::Flush(_)
+        )
     }
 }
 

@@ -701,8 +701,8 @@ impl Store {
         let mut rows = sqlx::query_as::<_, (String, bool, Option<String>, Option<String>)>(
             super::dialect(PG, "SELECT u.url, p.noindex, p.meta_robots, p.x_robots_tag FROM pages p \
              CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE AND (p.noindex = TRUE \
-             OR p.meta_robots LIKE '%nofollow%' OR p.meta_robots LIKE '%none%' \
-             OR p.x_robots_tag LIKE '%nofollow%' OR p.x_robots_tag LIKE '%none%') ORDER BY u.url"),
+             OR lower(p.meta_robots) LIKE '%nofollow%' OR lower(p.meta_robots) LIKE '%none%' \
+             OR lower(p.x_robots_tag) LIKE '%nofollow%' OR lower(p.x_robots_tag) LIKE '%none%') ORDER BY u.url"),
         )
         .fetch(pool);
         while let Some((url, noindex, meta_robots, x_robots_tag)) = rows.try_next().await? {

@@ -48,7 +48,7 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as(
             super::dialect(PG, "SELECT COUNT(*) FILTER (WHERE p.truncated), COUNT(*) FILTER (WHERE p.text IS NULL \
              AND p.status BETWEEN 200 AND 299 \
-             AND (p.content_type LIKE 'text/html%' OR p.content_type LIKE 'application/xhtml+xml%')) \
+             AND (lower(p.content_type) LIKE 'text/html%' OR lower(p.content_type) LIKE 'application/xhtml+xml%')) \
              FROM pages p CROSS JOIN urls u ON u.id = p.url_id WHERE u.sitemap = FALSE"),
         )
         .fetch_one(pool).await)?)

@@ -49,9 +49,14 @@ async fn settle(
     Ok(())
 }
 
+/// Commits `batch` as one transaction. `lease`: this process's, in a
+/// crawl several processes share; fetches of URLs whose host it no
+/// longer holds are then left out (their host's new holder fetches them
+/// again), so a process that lost a lease cannot overwrite another's work.
 pub(in crate::store::writer) async fn commit(
     conn: &mut Conn,
     batch: &mut Vec<WriteOp>,
+    lease: Option<&Lease>,
 ) -> Result<Vec<Reply>, StoreError> {
     // SQLite: take the write lock at the start, not at the first write.
     let mut tx = conn
@@ -65,7 +70,7 @@ pub(in crate::store::writer) async fn commit(
             WriteOp::Urls(urls) => pending.urls.extend(urls),
             WriteOp::Fetch(rec) => pending.fetches.push(*rec),
             other => {
-                write_pending(&mut tx, &mut pending, now).await?;
+                write_pending(&mut tx, &mut pending, now, lease).await?;
                 match other {
                     WriteOp::Refill {
                         limit,
@@ -74,6 +79,21 @@ pub(in crate::store::writer) async fn commit(
                     } => {
                         let rows = refill(&mut tx, limit, revisits, now).await?;
                         replies.push(Reply::Refill(reply, rows));
+                    }
+                    WriteOp::Claim {
+                        max_hosts,
+                        limit,
+                        max_pages,
+                        revisits,
+                        reply,
+                    } => {
+                        let Some(lease) = lease else {
+                            return Err(StoreError::NotShared);
+                        };
+                        let claimed =
+                            claim(&mut tx, lease, max_hosts, limit, max_pages, revisits, now)
+                                .await?;
+                        replies.push(Reply::Claim(reply, claimed));
                     }
                     WriteOp::SkipPending { reason } => {
                         // A revisit not made goes back to what it was
@@ -138,12 +158,15 @@ pub(in crate::store::writer) async fn commit(
                         .execute(&mut *tx)
                         .await?;
                     }
-                    WriteOp::ReleaseLeased => {
-                        sqlx::query("UPDATE urls SET state = 'queued', updated_at = $1 WHERE state = 'leased'")
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    WriteOp::ReleaseLeased => match lease {
+                        None => {
+                            sqlx::query("UPDATE urls SET state = 'queued', updated_at = $1 WHERE state = 'leased'")
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        Some(lease) => release(&mut tx, lease, now).await?,
+                    },
                     WriteOp::CrawlState { id, state } => {
                         let finished = (state == CrawlState::Finished).then_some(now);
                         sqlx::query(
@@ -162,20 +185,58 @@ pub(in crate::store::writer) async fn commit(
             }
         }
     }
-    write_pending(&mut tx, &mut pending, now).await?;
+    write_pending(&mut tx, &mut pending, now, lease).await?;
     tx.commit().await?;
     Ok(replies)
 }
 
-async fn write_pending(conn: &mut Conn, pending: &mut Pending, now: i64) -> Result<(), StoreError> {
+async fn write_pending(
+    conn: &mut Conn,
+    pending: &mut Pending,
+    now: i64,
+    lease: Option<&Lease>,
+) -> Result<(), StoreError> {
     let lone_urls = std::mem::take(&mut pending.urls);
-    let fetches = std::mem::take(&mut pending.fetches);
+    let mut fetches = std::mem::take(&mut pending.fetches);
+    if let Some(lease) = lease
+        && !fetches.is_empty()
+    {
+        let ids: Vec<i64> = fetches.iter().map(|f| f.url_id).collect();
+        let held = still_held(conn, lease, &ids).await?;
+        let before = fetches.len();
+        fetches.retain(|f| held.contains(&f.url_id));
+        if fetches.len() < before {
+            tracing::warn!(
+                "{} fetches not recorded: their host's lease was lost to another process, which fetches them again",
+                before - fetches.len()
+            );
+        }
+    }
     let urls: Vec<&NewUrl> = lone_urls
         .iter()
         .chain(fetches.iter().flat_map(|f| &f.new_urls))
         .collect();
     for chunk in ladder_by(&urls, |u| u.id) {
         insert_urls(conn, chunk, now).await?;
+    }
+    if lease.is_some() {
+        // Every origin with queued URLs has a row to lease.
+        let mut origins: Vec<&str> = urls
+            .iter()
+            .filter(|u| u.state == UrlState::Queued)
+            .map(|u| u.origin.as_str())
+            .collect();
+        origins.sort_unstable();
+        origins.dedup();
+        for chunk in origins.chunks(URL_ROWS_PER_STMT) {
+            let mut qb: QueryBuilder<Db> =
+                QueryBuilder::new("INSERT INTO hosts (origin, robots_fetched_at) ");
+            qb.push_values(chunk, |mut b, o| {
+                b.push_bind(o.to_string()).push_bind(0i64);
+            });
+            qb.push(" ON CONFLICT (origin) DO NOTHING");
+            execute_once(conn, qb).await?;
+        }
     }
     let same_links = write_revisits(conn, &fetches).await?;
     let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
@@ -486,6 +547,199 @@ async fn refill(
     out.sort_by_key(|u| (u.depth, u.id));
     Ok(out)
 }
+
+/// The URLs of `ids` whose host `lease` still holds, with the host rows
+/// locked until the transaction ends (a claim that would take them over
+/// waits for it).
+async fn still_held(
+    conn: &mut Conn,
+    lease: &Lease,
+    ids: &[i64],
+) -> Result<HashSet<i64>, StoreError> {
+    let mut held = HashSet::new();
+    for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+            "SELECT u.id FROM urls u JOIN hosts h ON h.origin = u.origin WHERE h.lease_owner = ",
+        );
+        qb.push_bind(lease.owner)
+            .push(" AND h.lease_token = ")
+            .push_bind(lease.token)
+            .push(" AND u.id IN ");
+        push_id_list(&mut qb, chunk);
+        if PG {
+            qb.push(" FOR SHARE OF h");
+        }
+        for r in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+            held.insert(r.get::<i64, _>(0));
+        }
+    }
+    Ok(held)
+}
+
+/// `… IN ($1, $2, …)` over `origins`.
+fn push_text_list(qb: &mut QueryBuilder<Db>, items: &[String]) {
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for o in items {
+        sep.push_bind(o.clone());
+    }
+    qb.push(")");
+}
+
+/// See [`WriteOp::Claim`]. Claims of all processes are serialized by a
+/// transaction-level advisory lock, so the page budget they share is
+/// counted once; hosts are taken with `FOR UPDATE SKIP LOCKED`.
+async fn claim(
+    conn: &mut Conn,
+    lease: &Lease,
+    max_hosts: u32,
+    limit: u32,
+    max_pages: Option<u64>,
+    revisits: bool,
+    now: i64,
+) -> Result<Claimed, StoreError> {
+    if PG {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CLAIM_LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let expires = now + lease.ttl_ms;
+    // Hosts with nothing queued or in flight go back to the pool.
+    sqlx::query(
+        "UPDATE hosts SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+         WHERE lease_owner = $1 AND lease_token = $2 AND NOT EXISTS \
+         (SELECT 1 FROM urls u WHERE u.origin = hosts.origin AND u.state IN ('queued', 'leased'))",
+    )
+    .bind(lease.owner)
+    .bind(lease.token)
+    .execute(&mut *conn)
+    .await?;
+    let mut held: Vec<String> = sqlx::query_scalar(
+        "UPDATE hosts SET lease_expires_at = $1 WHERE lease_owner = $2 AND lease_token = $3 RETURNING origin",
+    )
+    .bind(expires)
+    .bind(lease.owner)
+    .bind(lease.token)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut new_hosts = Vec::new();
+    let want = (max_hosts as usize).saturating_sub(held.len());
+    if want > 0 {
+        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(if PG {
+            "UPDATE hosts SET lease_owner = $1, lease_token = $2, lease_expires_at = $3 WHERE origin IN \
+             (SELECT h.origin FROM hosts h WHERE (h.lease_expires_at IS NULL OR h.lease_expires_at < $4) \
+              AND EXISTS (SELECT 1 FROM urls u WHERE u.origin = h.origin AND u.state = 'queued') \
+              ORDER BY h.origin LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             RETURNING origin, next_fetch_at"
+        } else {
+            "UPDATE hosts SET lease_owner = $1, lease_token = $2, lease_expires_at = $3 WHERE origin IN \
+             (SELECT h.origin FROM hosts h WHERE (h.lease_expires_at IS NULL OR h.lease_expires_at < $4) \
+              AND EXISTS (SELECT 1 FROM urls u WHERE u.origin = h.origin AND u.state = 'queued') \
+              ORDER BY h.origin LIMIT $5) \
+             RETURNING origin, next_fetch_at"
+        })
+        .bind(lease.owner)
+        .bind(lease.token)
+        .bind(expires)
+        .bind(now)
+        .bind(want as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+        if !rows.is_empty() {
+            // Only a host's holder leases its URLs: those still leased
+            // were in flight at a holder whose lease ran out.
+            let origins: Vec<String> = rows.iter().map(|(o, _)| o.clone()).collect();
+            let mut qb: QueryBuilder<Db> =
+                QueryBuilder::new("UPDATE urls SET state = 'queued', updated_at = ");
+            qb.push_bind(now)
+                .push(" WHERE state = 'leased' AND origin IN ");
+            push_text_list(&mut qb, &origins);
+            execute_once(conn, qb).await?;
+            held.extend(origins);
+        }
+        new_hosts = rows;
+    }
+    let mut budget_left = None;
+    let mut limit = i64::from(limit);
+    if let Some(max) = max_pages {
+        let spent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM urls WHERE sitemap = FALSE AND state IN ('done', 'failed', 'leased')",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let left = (max as i64 - spent).max(0);
+        budget_left = Some(left);
+        limit = limit.min(left);
+    }
+    let mut urls = Vec::new();
+    if !held.is_empty() && limit > 0 {
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("UPDATE urls SET state = 'leased', updated_at = ");
+        qb.push_bind(now)
+            .push(" WHERE id IN (SELECT id FROM urls WHERE state = 'queued' AND origin IN ");
+        push_text_list(&mut qb, &held);
+        qb.push(" ORDER BY depth, id LIMIT ")
+            .push_bind(limit)
+            .push(") RETURNING id, url, depth, redirect_hops, sitemap");
+        for r in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+            urls.push(LeasedUrl {
+                id: r.get("id"),
+                url: r.get("url"),
+                depth: r.get::<i64, _>("depth") as u32,
+                redirect_hops: r.get::<i64, _>("redirect_hops") as u32,
+                sitemap: r.get("sitemap"),
+                revisit: None,
+            });
+        }
+        if revisits {
+            read_revisits(conn, &mut urls).await?;
+        }
+        urls.sort_by_key(|u| (u.depth, u.id));
+    }
+    let (queued, leased): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM urls WHERE state = 'queued'), \
+         (SELECT COUNT(*) FROM urls WHERE state = 'leased')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Claimed {
+        urls,
+        new_hosts,
+        held,
+        queued,
+        leased,
+        budget_left,
+    })
+}
+
+/// A stop of one process of a shared crawl: its leased URLs go back to
+/// the queue and its hosts to the pool, at once (not when the leases run
+/// out).
+async fn release(conn: &mut Conn, lease: &Lease, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE urls SET state = 'queued', updated_at = $1 WHERE state = 'leased' AND origin IN \
+         (SELECT origin FROM hosts WHERE lease_owner = $2 AND lease_token = $3)",
+    )
+    .bind(now)
+    .bind(lease.owner)
+    .bind(lease.token)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE hosts SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+         WHERE lease_owner = $1 AND lease_token = $2",
+    )
+    .bind(lease.owner)
+    .bind(lease.token)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The transaction-level advisory lock that serializes claims
+/// (`"trawl\0\0\2"`).
+const CLAIM_LOCK_KEY: i64 = 0x7472_6177_6c00_0002;
 
 /// Fills in what is stored of the leased URLs' pages.
 async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), StoreError> {

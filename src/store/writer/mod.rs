@@ -65,6 +65,7 @@ pub fn spawn(
     checkpoint_conn: Option<SqliteConnection>,
     capacity: usize,
     linger_fetches: usize,
+    lease: Option<Lease>,
 ) -> (
     WriterHandle,
     tokio::task::JoinHandle<Result<WriterStats, StoreError>>,
@@ -83,7 +84,7 @@ pub fn spawn(
                 .enable_time()
                 .build()
             {
-                Ok(rt) => rt.block_on(run(conn, rx, committed_tx, linger_fetches.max(1))),
+                Ok(rt) => rt.block_on(run(conn, rx, committed_tx, linger_fetches.max(1), lease)),
                 Err(e) => Err(StoreError::Sql(sqlx::Error::Io(e))),
             };
             let _ = done_tx.send(result);
@@ -109,6 +110,7 @@ async fn run(
     mut rx: mpsc::Receiver<WriteOp>,
     committed: watch::Sender<Committed>,
     linger_fetches: usize,
+    lease: Option<Lease>,
 ) -> Result<WriterStats, StoreError> {
     // Checkpoints copy the WAL back into the database file and fsync it:
     // the most expensive thing SQLite does. Left automatic, every few
@@ -128,8 +130,8 @@ async fn run(
         let rows = count_rows(&batch);
         let t = std::time::Instant::now();
         let replies = match &mut conn {
-            Conn::Sqlite(c) => sqlite::batch::commit(c, &mut batch).await?,
-            Conn::Postgres(c) => postgres::batch::commit(c, &mut batch).await?,
+            Conn::Sqlite(c) => sqlite::batch::commit(c, &mut batch, lease.as_ref()).await?,
+            Conn::Postgres(c) => postgres::batch::commit(c, &mut batch, lease.as_ref()).await?,
         };
         if fetches > 0 {
             committed.send_modify(|c| {
@@ -215,6 +217,7 @@ async fn checkpoint(mut conn: SqliteConnection, stop: CancellationToken) {
 /// A reply to send once the batch is committed.
 enum Reply {
     Refill(oneshot::Sender<Vec<LeasedUrl>>, Vec<LeasedUrl>),
+    Claim(oneshot::Sender<Claimed>, Claimed),
     Flush(oneshot::Sender<()>),
 }
 
@@ -223,6 +226,7 @@ impl Reply {
         // A receiver that went away (a stopping crawl) is not an error.
         match self {
             Reply::Refill(tx, rows) => drop(tx.send(rows)),
+            Reply::Claim(tx, claimed) => drop(tx.send(claimed)),
             Reply::Flush(tx) => drop(tx.send(())),
         }
     }
