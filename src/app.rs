@@ -53,6 +53,28 @@ pub async fn run(cli: Cli, stderr: Stderr) -> ExitCode {
             )
             .await
         }
+        Command::Join(args) => {
+            if let Some(n) = args.concurrency
+                && let Err(e) = crate::config::at_least_one("--concurrency", n as u64)
+            {
+                return fail(EXIT_USAGE, &e.to_string());
+            }
+            let Some(store) = open(&args.db.db, Access::Join).await else {
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let concurrency = args.concurrency;
+            run_crawl(
+                &store,
+                &stderr,
+                cli.quiet,
+                args.fail_on_error,
+                |controls, counters| {
+                    let store = store.clone();
+                    async move { crawl::join(&store, concurrency, controls, counters).await }
+                },
+            )
+            .await
+        }
         Command::Resume(args) => {
             if let Err(e) = args.check() {
                 return fail(EXIT_USAGE, &e.to_string());
@@ -259,7 +281,10 @@ where
                 None => eprintln!("trawl: {e}"),
             }
             match e {
+                // Nothing left to do is not a failure.
+                CrawlError::JoinedFinished { .. } => EXIT_OK,
                 CrawlError::Config(_)
+                | CrawlError::NothingToJoin { .. }
                 | CrawlError::CrawlExists { .. }
                 | CrawlError::NothingToResume { .. }
                 | CrawlError::AlreadyFinished { .. }

@@ -32,8 +32,13 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start a crawl from seed URLs, in a new SQLite database.
+    /// Start a crawl from seed URLs, in a new SQLite database (or a PostgreSQL one).
     Crawl(CrawlArgs),
+    /// Add this process to the crawl running in a PostgreSQL database (any machine that reaches it).
+    ///
+    /// It works with the crawl's stored settings; only its own --concurrency may differ. Hosts are
+    /// leased: only one process fetches from a host at a time, so politeness holds across processes.
+    Join(JoinArgs),
     /// Continue the crawl stored in a database (after a stop, a crash or to raise limits).
     Resume(ResumeArgs),
     /// Revisit the stored pages of a crawl (conditional requests), continue the crawl from them and record what changed.
@@ -306,6 +311,10 @@ pub struct CrawlArgs {
     /// `--format llms-full`; stored with the crawl, so resume and recrawl keep doing it).
     #[arg(long, help_heading = "Content")]
     pub markdown: bool,
+    /// On PostgreSQL: seconds a process's hold on a host lasts unless renewed (a process that
+    /// dies loses its hosts to the others this long after) [default: 30]
+    #[arg(long, value_name = "SECS", help_heading = "Scale-out")]
+    pub lease_ttl: Option<f64>,
     #[command(flatten)]
     pub summary: SummaryArgs,
     #[command(flatten)]
@@ -454,6 +463,23 @@ pub struct ResumeArgs {
     /// URLs recorded `trap` for the old budget.
     #[arg(long, value_name = "N")]
     pub max_pages_per_host: Option<u64>,
+    /// On PostgreSQL: new host lease time, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub lease_ttl: Option<f64>,
+}
+
+/// `trawl join`: one more process for a crawl on PostgreSQL.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    #[command(flatten)]
+    pub db: ExistingDbArg,
+    /// This process's requests in flight (the crawl's stored --concurrency by default). It
+    /// leases at most this many hosts at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Exit with status 1 if any fetch of this process failed.
+    #[arg(long)]
+    pub fail_on_error: bool,
 }
 
 #[derive(Debug, Args)]
@@ -642,6 +668,10 @@ impl CrawlArgs {
                 self.extract.keep_html,
             )?,
             markdown: self.markdown,
+            lease_ttl: match self.lease_ttl {
+                Some(v) => secs("--lease-ttl", v)?,
+                None => crate::config::default_lease_ttl(),
+            },
         }
         .validated()
     }
@@ -660,6 +690,9 @@ impl ResumeArgs {
         if let Some(r) = self.per_host_rate {
             crate::config::check_rate(r)?;
         }
+        if let Some(v) = self.lease_ttl {
+            secs("--lease-ttl", v)?;
+        }
         Ok(())
     }
 
@@ -673,6 +706,9 @@ impl ResumeArgs {
         }
         if let Some(n) = self.concurrency {
             cfg.concurrency = n;
+        }
+        if let Some(v) = self.lease_ttl.and_then(|v| secs("--lease-ttl", v).ok()) {
+            cfg.lease_ttl = v;
         }
         if let Some(n) = self.per_host_concurrency {
             cfg.politeness.per_host_concurrency = n;

@@ -137,6 +137,16 @@ pub struct CrawlConfig {
     /// more CPU per page on the benchmark (docs/ARCHITECTURE.md).
     #[serde(default)]
     pub markdown: bool,
+    /// In a crawl on PostgreSQL: how long a process's hold on a host lasts
+    /// unless renewed (`--lease-ttl`); a process that dies loses its hosts
+    /// to the others this long after its last renewal.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: Duration,
+}
+
+/// 30 s: a dead process's hosts are taken over within half a minute.
+pub fn default_lease_ttl() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Structured extraction (see `fields`): the fields applied to every HTML
@@ -214,6 +224,7 @@ impl CrawlConfig {
             revisit: RevisitConfig::default(),
             extract: ExtractConfig::default(),
             markdown: false,
+            lease_ttl: default_lease_ttl(),
         };
         cfg.validated()
     }
@@ -233,6 +244,14 @@ impl CrawlConfig {
         }
         self.seeds = seeds;
         at_least_one("--concurrency", self.concurrency as u64)?;
+        if self.lease_ttl < Duration::from_secs(3) {
+            // Renewed every 5 s at most once per ttl/3: shorter leases
+            // would run out under a busy process.
+            return Err(ConfigError(format!(
+                "--lease-ttl must be at least 3 seconds, got {:?}",
+                self.lease_ttl
+            )));
+        }
         at_least_one(
             "--per-host-concurrency",
             u64::from(self.politeness.per_host_concurrency),

@@ -247,6 +247,19 @@ impl<J> Scheduler<J> {
         self.schedule(origin);
     }
 
+    /// No request to `origin` starts before `at`: for a host this process
+    /// has just taken over from another (a shared crawl), whose last
+    /// request it cannot see.
+    pub fn hold(&mut self, origin: &str, at: Instant) {
+        match self.hosts.get_mut(origin) {
+            Some(host) => host.next_at = host.next_at.max(at),
+            None => {
+                let e = self.held.entry(Arc::from(origin)).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
+    }
+
     /// Pushes the host's next allowed time back to at least `at`.
     pub fn delay_host(&mut self, origin: &str, at: Instant) {
         if let Some(host) = self.hosts.get_mut(origin)

@@ -30,6 +30,20 @@ pub type FpSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
 /// A map keyed by 64-bit hashes.
 pub type FpMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
+/// A random number (from the standard library's per-process random
+/// hash keys, the time and the pid): a lease token, unguessable enough to
+/// tell two runs of the same process id apart.
+pub fn random_i64() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish() as i64
+}
 /// Milliseconds since the Unix epoch (UTC), the unit of every stored time.
 pub fn now_ms() -> i64 {
     SystemTime::now()

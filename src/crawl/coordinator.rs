@@ -88,6 +88,10 @@ pub(super) struct Coordinator {
     /// The cookie jar, if cookies are on: jars a response changed are
     /// written with that response's fetch.
     pub(super) jar: Option<Arc<crate::cookies::Jar>>,
+    /// In a crawl several processes share: this process's host leases.
+    pub(super) shared: Option<super::shared::Shared>,
+    /// `WriteOp::Urls` sent (they may queue URLs).
+    pub(super) urls_sent: u64,
 }
 
 impl Coordinator {
@@ -109,6 +113,7 @@ impl Coordinator {
                 });
             }
         }
+        self.urls_sent += 1;
         self.writer.send(WriteOp::Urls(rows)).await?;
         Ok(())
     }
@@ -145,13 +150,22 @@ impl Coordinator {
                         self.send_fetch(rec).await?;
                     }
                 }
-                self.maybe_refill().await?;
+                if self.shared.is_some() {
+                    self.maybe_claim().await?;
+                } else {
+                    self.maybe_refill().await?;
+                }
             }
             self.publish();
             let idle = self.tasks.is_empty();
-            if idle && (stopping || self.frontier.budget_spent() || self.frontier_empty()) {
+            let over = match self.shared {
+                Some(_) => self.shared_done(),
+                None => self.frontier.budget_spent() || self.frontier_empty(),
+            };
+            if idle && (stopping || over) {
                 break;
             }
+            let claiming = self.shared.as_ref().is_some_and(|s| s.claiming());
             let wake = self.wake;
             tokio::select! {
                 _ = controls.abort.cancelled(), if !aborted => {
@@ -170,6 +184,12 @@ impl Coordinator {
                 rows = async { self.refill.as_mut().expect("guarded").await }, if self.refill.is_some() => {
                     self.refill = None;
                     self.on_refill(rows.unwrap_or_default()).await?;
+                }
+                claimed = async { self.shared.as_mut().expect("guarded").claimed().await }, if claiming => {
+                    match claimed {
+                        Some(c) => self.on_claim(c).await?,
+                        None => return Err(CrawlError::Store(StoreError::WriterGone)),
+                    }
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() && !stopping => {}
                 _ = tokio::time::sleep_until(grace_deadline.unwrap_or_else(Instant::now)), if grace_deadline.is_some() => {
@@ -210,15 +230,27 @@ impl Coordinator {
 
         let outcome = if stopping {
             self.writer.send(WriteOp::ReleaseLeased).await?;
-            self.writer
-                .send(WriteOp::CrawlState {
-                    id: self.crawl_id,
-                    state: CrawlState::Stopped,
-                })
-                .await?;
+            // In a shared crawl, the crawl goes on while other processes
+            // work on it.
+            let others = match &self.shared {
+                Some(s) => self.store.others_at_work(s.lease.owner).await?,
+                None => 0,
+            };
+            if others == 0 {
+                self.writer
+                    .send(WriteOp::CrawlState {
+                        id: self.crawl_id,
+                        state: CrawlState::Stopped,
+                    })
+                    .await?;
+            }
             CrawlOutcome::Interrupted
         } else {
-            if self.frontier.budget_spent() {
+            if self.shared.is_some() {
+                // Give the hosts back at once.
+                self.writer.send(WriteOp::ReleaseLeased).await?;
+            }
+            if self.frontier.budget_spent() || self.shared_budget_spent() {
                 // What is left is recorded as skipped for the page budget;
                 // `resume --max-pages` with a higher limit queues it again.
                 self.writer
@@ -257,7 +289,11 @@ impl Coordinator {
             Relaxed,
         );
         c.in_flight.store(self.tasks.len() as u64, Relaxed);
-        c.hosts.store(self.sched.hosts() as u64, Relaxed);
+        let hosts = match &self.shared {
+            Some(s) => s.hosts_held(),
+            None => self.sched.hosts(),
+        };
+        c.hosts.store(hosts as u64, Relaxed);
     }
 
     /// Starts as many fetches as the limits allow now.

@@ -71,6 +71,9 @@ pub struct Frontier {
     dispatched: u64,
     /// Pages fetched per origin (with `--max-pages-per-host`).
     host_pages: HashMap<Arc<str>, u64>,
+    /// A crawl several processes share: every URL to fetch waits in the
+    /// database, where its host's holder leases it.
+    shared: bool,
 }
 
 impl Frontier {
@@ -90,7 +93,15 @@ impl Frontier {
             refill_limit: 0,
             dispatched: 0,
             host_pages: HashMap::new(),
+            shared: false,
         }
+    }
+
+    /// Makes this the frontier of a process in a shared crawl: URLs to
+    /// fetch go to the database, never straight into the window (their
+    /// host may be another process's).
+    pub fn set_shared(&mut self) {
+        self.shared = true;
     }
 
     /// A URL stored by an earlier run (resume): `depth_skipped` if it was
@@ -207,7 +218,7 @@ impl Frontier {
         }
         self.depth_skipped.remove(&c.fp);
         self.seen.insert(c.fp);
-        if in_memory < self.window || c.redirect {
+        if !self.shared && (in_memory < self.window || c.redirect) {
             Admit::Window
         } else {
             self.db_queued += 1;

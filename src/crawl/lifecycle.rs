@@ -234,6 +234,7 @@ impl Coordinator {
             );
         }
         if !new_urls.is_empty() {
+            self.urls_sent += 1;
             self.writer.send(WriteOp::Urls(new_urls)).await?;
         }
         Ok(())

@@ -41,7 +41,7 @@ use crate::reason::SkipReason;
 use crate::robots::{self};
 use crate::scheduler::Scheduler;
 use crate::store::processes::{HEARTBEAT, ProcessInfo};
-use crate::store::records::{Committed, WriterStats};
+use crate::store::records::{Committed, Lease, WriterStats};
 use crate::store::{CrawlState, RunKind, Store, StoreError};
 use crate::summarize::Summarizer;
 use crate::summarize::stage::{self, StageReport, SweepOptions};
@@ -55,6 +55,7 @@ use coordinator::Coordinator;
 use frontier::Frontier;
 mod lifecycle;
 mod outcome;
+mod shared;
 
 /// URLs held in memory, ready to be scheduled. Beyond this, discovered URLs
 /// wait in the database.
@@ -103,6 +104,10 @@ pub enum CrawlError {
     NothingToResume { path: String },
     #[error("the crawl stored in {path} is already finished; nothing to resume")]
     AlreadyFinished { path: String },
+    #[error("{path} holds no crawl to join; start one with `trawl crawl SEED --db {path}`")]
+    NothingToJoin { path: String },
+    #[error("the crawl stored in {path} is finished; there is nothing to join")]
+    JoinedFinished { path: String },
     #[error("the crawl's stored configuration cannot be read: {0}")]
     BadStoredConfig(String),
 }
@@ -199,6 +204,7 @@ pub async fn start(
         kind: RunKind::Crawl,
         changes_run: None,
         clock: now,
+        joining: false,
     };
     run(store, crawl_id, cfg, this, controls, counters).await
 }
@@ -242,6 +248,50 @@ pub async fn resume(
         kind: RunKind::Resume,
         changes_run,
         clock: crate::util::clock_ms(),
+        joining: false,
+    };
+    run(store, row.id, cfg, this, controls, counters).await
+}
+
+/// Adds this process to the crawl running in `store` (PostgreSQL, opened
+/// with [`crate::store::Access::Join`]): it works the crawl's current run
+/// with the crawl's stored settings, its own `concurrency` if given, beside
+/// the processes already at work, leasing hosts none of them holds.
+/// Refuses a database without a crawl; a finished crawl is
+/// [`CrawlError::JoinedFinished`].
+pub async fn join(
+    store: &Store,
+    concurrency: Option<usize>,
+    controls: Controls,
+    counters: Arc<Counters>,
+) -> Result<CrawlReport, CrawlError> {
+    let path = store.target().to_string();
+    let Some(row) = store.crawl().await? else {
+        return Err(CrawlError::NothingToJoin { path });
+    };
+    if row.state == CrawlState::Finished.as_str() || row.state == CrawlState::Summarizing.as_str() {
+        return Err(CrawlError::JoinedFinished { path });
+    }
+    let mut cfg: CrawlConfig = serde_json::from_str(&row.config)
+        .map_err(|e| CrawlError::BadStoredConfig(e.to_string()))?;
+    if let Some(n) = concurrency {
+        cfg.concurrency = n;
+    }
+    let cfg = cfg.validated()?;
+    let Some((run_id, kind)) = store.current_run().await? else {
+        return Err(CrawlError::NothingToJoin { path });
+    };
+    let kind = match kind.as_str() {
+        "recrawl" => RunKind::Recrawl,
+        "resume" => RunKind::Resume,
+        _ => RunKind::Crawl,
+    };
+    let this = ThisRun {
+        id: run_id,
+        kind,
+        changes_run: store.changes_run(row.id).await?,
+        clock: crate::util::clock_ms(),
+        joining: true,
     };
     run(store, row.id, cfg, this, controls, counters).await
 }
@@ -298,6 +348,7 @@ pub async fn recrawl(
         kind: RunKind::Recrawl,
         changes_run,
         clock: opts.now,
+        joining: false,
     };
     run(store, row.id, cfg, this, controls, counters).await
 }
@@ -312,6 +363,8 @@ struct ThisRun {
     changes_run: Option<i64>,
     /// Revisit schedules are set from this time.
     clock: i64,
+    /// A process joining the run beside others (`trawl join`).
+    joining: bool,
 }
 
 /// Queues again the URLs recorded `trap` because their host had reached
@@ -350,7 +403,12 @@ async fn run(
     counters: Arc<Counters>,
 ) -> Result<CrawlReport, CrawlError> {
     let started = Instant::now();
-    let resuming = this.kind != RunKind::Crawl;
+    // A run that continues what is stored: a resume, a recrawl, or a
+    // process joining any run.
+    let resuming = this.kind != RunKind::Crawl || this.joining;
+    // On PostgreSQL the crawl is one several processes can share: hosts
+    // are leased (see `shared`).
+    let shared = store.is_postgres();
     let scope = cfg.scope()?;
     // Hosts the user named may be internal (a crawl of one's own intranet);
     // any other host that resolves to an internal address is refused.
@@ -396,7 +454,10 @@ async fn run(
 
     // The frontier as it stands in the database.
     let mut frontier = Frontier::new(&cfg.limits, DEFAULT_WINDOW, this.changes_run.is_some());
-    if resuming {
+    if shared {
+        frontier.set_shared();
+    }
+    if resuming && !this.joining {
         let max_depth = cfg.limits.max_depth.map_or(i64::MAX, i64::from);
         // A run that was killed left its leases behind; URLs skipped for a
         // limit that has since been raised, or never asked because their
@@ -409,6 +470,8 @@ async fn run(
                 max_depth,
             )
             .await?;
+    }
+    if resuming {
         store
             .for_each_url_reason(|id, reason| {
                 let depth_skipped = reason == SkipReason::MaxDepth.as_str()
@@ -468,14 +531,20 @@ async fn run(
     let process_id = store
         .register_process(this.id, &who, crate::util::now_ms())
         .await?;
+    let lease = shared.then(|| Lease {
+        owner: process_id,
+        token: crate::util::random_i64(),
+        ttl_ms: cfg.lease_ttl.as_millis() as i64,
+    });
     let heartbeat = AbortOnDropHandle::new(tokio::spawn(beat(
         store.clone(),
         process_id,
         counters.clone(),
+        lease,
     )));
 
     let (writer, writer_task) = store
-        .spawn_writer(4 * cfg.concurrency.max(64), cfg.concurrency / 2, None)
+        .spawn_writer(4 * cfg.concurrency.max(64), cfg.concurrency / 2, lease)
         .await?;
     let committed = writer.committed();
 
@@ -499,6 +568,8 @@ async fn run(
         None => (None, None),
     };
 
+    // A process holds at most as many hosts as its requests in flight.
+    let coord_hosts = cfg.concurrency as u32;
     let hosts = Hosts::new(
         cfg.politeness.robots,
         robots::product_token(&cfg.fetch.user_agent),
@@ -535,11 +606,17 @@ async fn run(
         unchanged_by_sitemap: Vec::new(),
         summary_tx,
         jar,
+        shared: lease.map(|l| shared::Shared::new(l, coord_hosts)),
+        urls_sent: 0,
     };
     if resuming {
         coord.sched.restart(started, held);
     } else {
         coord.add_seeds().await?;
+    }
+    if shared && !coord.this.joining {
+        // Set up alone; from here on, processes may join.
+        store.share().await?;
     }
 
     let result = coord.run_loop(&controls).await;
@@ -636,7 +713,7 @@ async fn run(
 
 /// Writes the heartbeat of process `id` every [`HEARTBEAT`] until aborted
 /// (a failed write is only logged: the next one may pass).
-async fn beat(store: Store, id: i64, counters: Arc<Counters>) {
+async fn beat(store: Store, id: i64, counters: Arc<Counters>, lease: Option<Lease>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -646,11 +723,14 @@ async fn beat(store: Store, id: i64, counters: Arc<Counters>) {
             counters.get(&counters.fetched),
             counters.get(&counters.hosts),
         );
-        if let Err(e) = store
-            .heartbeat(id, crate::util::now_ms(), fetched, hosts)
-            .await
-        {
+        let now = crate::util::now_ms();
+        if let Err(e) = store.heartbeat(id, now, fetched, hosts).await {
             tracing::debug!("heartbeat: {e}");
+        }
+        if let Some(lease) = &lease
+            && let Err(e) = store.renew_leases(lease, now).await
+        {
+            tracing::warn!("host leases not renewed: {e}");
         }
     }
 }

@@ -42,6 +42,13 @@ impl Store {
         .execute(pool).await.map(|_| ()))?;
         on_pool!(self, pool => sqlx::query("UPDATE urls SET reason = NULL WHERE state = 'queued' AND reason IS NOT NULL")
             .execute(pool).await.map(|_| ()))?;
+        // No process is at work (this one holds the crawl alone): host
+        // leases a dead process left are void.
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE hosts SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+             WHERE lease_owner IS NOT NULL",
+        )
+        .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

@@ -153,6 +153,8 @@ pub enum StoreError {
         "{db} holds tables that are not a trawl crawl's; give a database of its own (createdb trawl)"
     )]
     PgNotTrawl { db: String },
+    #[error("{db} holds no crawl; start one with `trawl crawl SEED --db {db}`")]
+    PgEmpty { db: String },
     #[error(
         "{db} is in use by another trawl process{who}; wait for it to finish or stop it (Ctrl-C) and run the command again, or add a process to its crawl with `trawl join --db {db}`"
     )]
@@ -365,7 +367,7 @@ impl Store {
         probe.close().await.ok();
         let found = found?;
         if access != Access::Write && found == pg::Found::Blank {
-            return Err(StoreError::PgNotTrawl {
+            return Err(StoreError::PgEmpty {
                 db: target.to_string(),
             });
         }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::records::Lease;
 use super::{Store, StoreError};
 
 /// How often a running process writes its heartbeat.
@@ -105,5 +106,52 @@ impl Store {
         .fetch_all(pool).await)?;
         out.reverse();
         Ok(out)
+    }
+
+    /// Processes other than `me` that are at work on the crawl now: no
+    /// end recorded and a heartbeat within [`LOST_AFTER`].
+    pub async fn others_at_work(&self, me: i64) -> Result<i64, StoreError> {
+        let since = crate::util::now_ms() - LOST_AFTER.as_millis() as i64;
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM processes WHERE id <> $1 AND finished_at IS NULL AND heartbeat_at > $2",
+        )
+        .bind(me)
+        .bind(since)
+        .fetch_one(pool)
+        .await)?)
+    }
+
+    /// Renews the host leases of `lease` until `now + ttl`; returns how
+    /// many hosts it holds.
+    pub async fn renew_leases(&self, lease: &Lease, now: i64) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, pool => sqlx::query(
+            "UPDATE hosts SET lease_expires_at = $1 WHERE lease_owner = $2 AND lease_token = $3",
+        )
+        .bind(now + lease.ttl_ms)
+        .bind(lease.owner)
+        .bind(lease.token)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+
+    /// The crawl's current run: its id and kind.
+    pub async fn current_run(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, kind FROM runs ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// The run whose changes the crawl's fetches record now
+    /// (`crawls.changes_run`: the latest recrawl's), if any.
+    pub async fn changes_run(&self, crawl_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT changes_run FROM crawls WHERE id = $1",
+        )
+        .bind(crawl_id)
+        .fetch_one(pool)
+        .await)?)
     }
 }

@@ -228,8 +228,9 @@ pub struct Claimed {
     /// URLs of the held hosts, leased to this process, shallowest first.
     pub urls: Vec<LeasedUrl>,
     /// Hosts newly held, with the time their stored clock allows a request
-    /// (`hosts.next_fetch_at`, epoch ms).
-    pub new_hosts: Vec<(String, Option<i64>)>,
+    /// (`hosts.next_fetch_at`, epoch ms) and the Crawl-delay of their
+    /// stored robots.txt (ms).
+    pub new_hosts: Vec<(String, Option<i64>, Option<i64>)>,
     /// Every host held after the claim.
     pub held: Vec<String>,
     /// URLs queued, and leased (by any process), in the whole crawl.
@@ -253,10 +254,11 @@ pub enum WriteOp {
         reply: oneshot::Sender<Vec<LeasedUrl>>,
     },
     /// In a shared crawl: give back the hosts with no work left, renew the
-    /// rest, take up to `max_hosts` hosts in all that have queued URLs and
-    /// that nobody holds (or whose holder's lease ran out: its leased URLs
-    /// are queued again), and lease up to `limit` queued URLs of the hosts
-    /// held, within what is left of `max_pages` for the whole crawl.
+    /// rest, take more (up to `max_hosts` held in all): hosts with queued
+    /// URLs that nobody holds, and hosts whose holder's lease ran out (the
+    /// URLs it had leased are queued again); then lease up to `limit`
+    /// queued URLs of the hosts held, within what is left of `max_pages`
+    /// for the whole crawl.
     Claim {
         max_hosts: u32,
         limit: u32,

@@ -212,10 +212,16 @@ async fn write_pending(
             );
         }
     }
-    let urls: Vec<&NewUrl> = lone_urls
+    let mut urls: Vec<&NewUrl> = lone_urls
         .iter()
         .chain(fetches.iter().flat_map(|f| &f.new_urls))
         .collect();
+    if PG {
+        // Processes inserting the same new URLs take their keys in one
+        // order, so they cannot deadlock (a stable sort: a URL found twice
+        // keeps its order).
+        urls.sort_by_key(|u| u.id);
+    }
     for chunk in ladder_by(&urls, |u| u.id) {
         insert_urls(conn, chunk, now).await?;
     }
@@ -269,13 +275,16 @@ async fn write_pending(
     for chunk in ladder_by(&fields, |(id, r)| (*id, r.name.clone())) {
         execute_cached(conn, crate::store::fields::insert_fields::<Db>(chunk)).await?;
     }
-    let summaries: Vec<(&str, &SummaryRecord)> = with_pages
+    let mut summaries: Vec<(&str, &SummaryRecord)> = with_pages
         .iter()
         .filter_map(|f| {
             let p = f.page.as_ref()?;
             Some((p.content_hash.as_deref()?, p.summary.as_ref()?))
         })
         .collect();
+    if PG {
+        summaries.sort_by_key(|(hash, _)| *hash);
+    }
     for chunk in ladder(&summaries) {
         let mut qb: QueryBuilder<Db> = QueryBuilder::new(
             "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, summary, \
@@ -454,13 +463,45 @@ async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), 
     // A URL recorded as skipped for a limit can be queued again when it is
     // found again within the limits (a shallower path to it, say). Every
     // other conflict keeps the first record.
-    qb.push(
-        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, depth = excluded.depth, \
-         discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, updated_at = excluded.updated_at \
-         WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
-         AND excluded.state IN ('queued', 'leased')",
-    );
+    if !PG {
+        qb.push(
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, depth = excluded.depth, \
+             discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, updated_at = excluded.updated_at \
+             WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
+             AND excluded.state IN ('queued', 'leased')",
+        );
+        execute_cached(conn, qb).await?;
+        return Ok(());
+    }
+    // PostgreSQL locks the row of every conflict of an upsert, the rows a
+    // claim of another process may be leasing: the inserts leave conflicts
+    // alone, and an update takes the few rows skipped for a limit.
+    qb.push(" ON CONFLICT (id) DO NOTHING");
     execute_cached(conn, qb).await?;
+    let again: Vec<&&NewUrl> = rows
+        .iter()
+        .filter(|u| matches!(u.state, UrlState::Queued | UrlState::Leased))
+        .collect();
+    if again.is_empty() {
+        return Ok(());
+    }
+    let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+        "UPDATE urls SET state = v.state, reason = NULL, depth = v.depth, discovered_from = v.found_from, \
+         sitemap = v.sitemap, updated_at = v.at FROM (",
+    );
+    qb.push_values(again, |mut b, u| {
+        b.push_bind(u.id)
+            .push_bind(u.state.as_str())
+            .push_bind(u.depth as i64)
+            .push_bind(u.discovered_from)
+            .push_bind(u.sitemap)
+            .push_bind(now);
+    });
+    qb.push(
+        ") AS v (id, state, depth, found_from, sitemap, at) WHERE urls.id = v.id \
+         AND urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow')",
+    );
+    execute_once(conn, qb).await?;
     Ok(())
 }
 
@@ -626,18 +667,22 @@ async fn claim(
     let mut new_hosts = Vec::new();
     let want = (max_hosts as usize).saturating_sub(held.len());
     if want > 0 {
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(if PG {
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(if PG {
             "UPDATE hosts SET lease_owner = $1, lease_token = $2, lease_expires_at = $3 WHERE origin IN \
              (SELECT h.origin FROM hosts h WHERE (h.lease_expires_at IS NULL OR h.lease_expires_at < $4) \
-              AND EXISTS (SELECT 1 FROM urls u WHERE u.origin = h.origin AND u.state = 'queued') \
+              AND (EXISTS (SELECT 1 FROM urls u WHERE u.origin = h.origin AND u.state = 'queued') \
+               OR (h.lease_owner IS NOT NULL AND EXISTS \
+                   (SELECT 1 FROM urls u WHERE u.origin = h.origin AND u.state = 'leased'))) \
               ORDER BY h.origin LIMIT $5 FOR UPDATE SKIP LOCKED) \
-             RETURNING origin, next_fetch_at"
+             RETURNING origin, next_fetch_at, crawl_delay_ms"
         } else {
             "UPDATE hosts SET lease_owner = $1, lease_token = $2, lease_expires_at = $3 WHERE origin IN \
              (SELECT h.origin FROM hosts h WHERE (h.lease_expires_at IS NULL OR h.lease_expires_at < $4) \
-              AND EXISTS (SELECT 1 FROM urls u WHERE u.origin = h.origin AND u.state = 'queued') \
+              AND (EXISTS (SELECT 1 FROM urls u WHERE u.origin = h.origin AND u.state = 'queued') \
+               OR (h.lease_owner IS NOT NULL AND EXISTS \
+                   (SELECT 1 FROM urls u WHERE u.origin = h.origin AND u.state = 'leased'))) \
               ORDER BY h.origin LIMIT $5) \
-             RETURNING origin, next_fetch_at"
+             RETURNING origin, next_fetch_at, crawl_delay_ms"
         })
         .bind(lease.owner)
         .bind(lease.token)
@@ -649,7 +694,7 @@ async fn claim(
         if !rows.is_empty() {
             // Only a host's holder leases its URLs: those still leased
             // were in flight at a holder whose lease ran out.
-            let origins: Vec<String> = rows.iter().map(|(o, _)| o.clone()).collect();
+            let origins: Vec<String> = rows.iter().map(|(o, _, _)| o.clone()).collect();
             let mut qb: QueryBuilder<Db> =
                 QueryBuilder::new("UPDATE urls SET state = 'queued', updated_at = ");
             qb.push_bind(now)
