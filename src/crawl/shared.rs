@@ -92,7 +92,9 @@ impl Coordinator {
         let Some(shared) = self.shared.as_mut() else {
             return Ok(());
         };
-        if shared.claim.is_some() || in_memory > window / 2 || self.frontier.budget_spent() {
+        // Claims go on when this process's share of the page budget is
+        // spent: they tell when the whole crawl is over.
+        if shared.claim.is_some() || in_memory > window / 2 {
             return Ok(());
         }
         let now = Instant::now();

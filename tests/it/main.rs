@@ -16,6 +16,7 @@ mod props;
 mod recrawl;
 mod report;
 mod resume;
+mod scale;
 mod sitemaps;
 mod summaries;
 mod util;

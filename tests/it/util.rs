@@ -87,6 +87,13 @@ impl TestDb {
         if !postgres() {
             return TestDb::sqlite(dir, file);
         }
+        TestDb::postgres()
+    }
+
+    /// A new, empty PostgreSQL database whatever `TRAWL_TEST_DB` says, for
+    /// the tests of what only PostgreSQL does (several processes on one
+    /// crawl).
+    pub fn postgres() -> TestDb {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let random = {

@@ -1,0 +1,441 @@
+//! Several `trawl` processes on one crawl in PostgreSQL (`trawl join`):
+//! real processes against a 20-host site whose server records every
+//! request. Always on PostgreSQL, whatever `TRAWL_TEST_DB` says.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse};
+
+use crate::cli::{stderr, trawl_async};
+use crate::util::{self, TestDb};
+
+const HOSTS: usize = 20;
+const PAGES_PER_HOST: usize = 15;
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+struct Hit {
+    host: usize,
+    path: String,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Log {
+    hits: Vec<Hit>,
+    /// Per host: requests being answered now, and the most at once.
+    in_flight: HashMap<usize, (usize, usize)>,
+}
+
+struct Web {
+    ports: Vec<u16>,
+    log: Arc<Mutex<Log>>,
+}
+
+impl Web {
+    fn seed(&self) -> String {
+        format!("http://127.0.0.1:{}/p/0.html", self.ports[0])
+    }
+
+    /// Page requests (robots.txt left out).
+    fn hits(&self) -> Vec<Hit> {
+        self.log
+            .lock()
+            .unwrap()
+            .hits
+            .iter()
+            .filter(|h| h.path.starts_with("/p/"))
+            .cloned()
+            .collect()
+    }
+
+    /// Requests per (host, path) made more than once.
+    fn repeats(&self) -> BTreeMap<(usize, String), usize> {
+        let mut n: BTreeMap<(usize, String), usize> = BTreeMap::new();
+        for h in self.hits() {
+            *n.entry((h.host, h.path)).or_default() += 1;
+        }
+        n.into_iter().filter(|(_, k)| *k > 1).collect()
+    }
+
+    fn max_in_flight(&self) -> usize {
+        let log = self.log.lock().unwrap();
+        log.in_flight
+            .values()
+            .map(|(_, most)| *most)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The shortest time between two requests to one host.
+    fn min_gap(&self) -> Duration {
+        let mut by_host: HashMap<usize, Vec<Instant>> = HashMap::new();
+        for h in self.hits() {
+            by_host.entry(h.host).or_default().push(h.at);
+        }
+        let mut min = Duration::MAX;
+        for times in by_host.values_mut() {
+            times.sort();
+            for w in times.windows(2) {
+                min = min.min(w[1] - w[0]);
+            }
+        }
+        min
+    }
+}
+
+/// 20 hosts of 15 pages. Page `i` of a host links to pages `i+1..i+3` of
+/// it and to page `i` of the next two hosts; every answer takes `delay`.
+async fn web(delay: Duration) -> Web {
+    let mut listeners = Vec::new();
+    for _ in 0..HOSTS {
+        listeners.push(util::listener().await);
+    }
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    let log = Arc::new(Mutex::new(Log::default()));
+    for (host, listener) in listeners.into_iter().enumerate() {
+        let st = (host, ports.clone(), log.clone(), delay);
+        let app = Router::new()
+            .route("/p/{page}", axum::routing::get(page))
+            .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
+            .layer(axum::middleware::from_fn_with_state(st.clone(), record))
+            .with_state(st);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    Web { ports, log }
+}
+
+type St = (usize, Vec<u16>, Arc<Mutex<Log>>, Duration);
+
+async fn record(
+    State((host, _, log, delay)): State<St>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    {
+        let mut l = log.lock().unwrap();
+        l.hits.push(Hit {
+            host,
+            path: req.uri().path().to_string(),
+            at: Instant::now(),
+        });
+        let e = l.in_flight.entry(host).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(e.0);
+    }
+    tokio::time::sleep(delay).await;
+    let res = next.run(req).await;
+    log.lock().unwrap().in_flight.entry(host).or_default().0 -= 1;
+    res
+}
+
+async fn page(
+    State((host, ports, _, _)): State<St>,
+    Path(page): Path<String>,
+) -> impl IntoResponse {
+    let i: usize = page.trim_end_matches(".html").parse().unwrap_or(0);
+    let mut body = format!(
+        "<html><head><title>Host {host} page {i}</title></head><body><main><p>Page {i} of host {host}.</p>"
+    );
+    for j in i + 1..=(i + 3).min(PAGES_PER_HOST - 1) {
+        body.push_str(&format!("<a href=\"/p/{j}.html\">next {j}</a> "));
+    }
+    for k in 1..=2 {
+        let port = ports[(host + k) % HOSTS];
+        body.push_str(&format!(
+            "<a href=\"http://127.0.0.1:{port}/p/{i}.html\">over</a> "
+        ));
+    }
+    body.push_str("</main></body></html>");
+    Html(body)
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run trawl")
+}
+
+async fn wait(child: Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Waits until the server has seen `n` page requests.
+async fn until_hits(web: &Web, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while web.hits().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "the crawl never got to {n} requests"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// (pid, pages fetched, finished) of every process, in start order.
+async fn processes(db: &TestDb) -> Vec<(i64, i64, bool)> {
+    use sqlx::Row;
+    sqlx::query("SELECT pid, fetched, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END FROM processes ORDER BY id")
+        .fetch_all(&db.sql().await)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2) == 1))
+        .collect()
+}
+
+async fn count(db: &TestDb, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&db.sql().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn three_processes_crawl_one_site_together_politely_and_fetch_nothing_twice() {
+    let web = web(Duration::from_millis(5)).await;
+    let db = TestDb::postgres();
+    let target = db.target().to_string();
+    let first = spawn(&[
+        "crawl",
+        &web.seed(),
+        "--db",
+        &target,
+        "--concurrency",
+        "8",
+        "--per-host-rate",
+        "5",
+        "--per-host-concurrency",
+        "1",
+        "--no-summaries",
+        "--no-sitemaps",
+        "-q",
+    ]);
+    until_hits(&web, 1).await;
+    let second = spawn(&["join", "--db", &target, "--concurrency", "8", "-q"]);
+    let third = spawn(&["join", "--db", &target, "--concurrency", "8", "-q"]);
+    for child in [first, second, third] {
+        let o = wait(child).await;
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+
+    assert_eq!(web.repeats(), BTreeMap::new(), "URLs fetched twice");
+    assert_eq!(web.hits().len(), HOSTS * PAGES_PER_HOST);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM pages").await,
+        (HOSTS * PAGES_PER_HOST) as i64
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM urls WHERE state <> 'done'").await,
+        0
+    );
+    // Politeness held across processes: one request at a time per host,
+    // 200 ms apart at least (5% for the network).
+    assert_eq!(web.max_in_flight(), 1);
+    let gap = web.min_gap();
+    assert!(
+        gap >= Duration::from_millis(190),
+        "two requests {gap:?} apart"
+    );
+    // Every process did a share, and each recorded its end.
+    let procs = processes(&db).await;
+    assert_eq!(procs.len(), 3, "{procs:?}");
+    assert!(
+        procs
+            .iter()
+            .all(|(_, fetched, finished)| *fetched > 0 && *finished),
+        "{procs:?}"
+    );
+    assert_eq!(
+        procs.iter().map(|p| p.1).sum::<i64>(),
+        (HOSTS * PAGES_PER_HOST) as i64
+    );
+    // The same final state for all: finished, no lease left.
+    let o = trawl_async(vec!["status".into(), "--db".into(), target.clone()]).await;
+    let status = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(status.contains("(finished)"), "{status}");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM hosts WHERE lease_owner IS NOT NULL"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_killed_process_loses_nothing_and_the_others_finish_its_hosts() {
+    let web = web(Duration::from_millis(20)).await;
+    let db = TestDb::postgres();
+    let target = db.target().to_string();
+    let seed = web.seed();
+    let first = spawn(&[
+        "crawl",
+        &seed,
+        "--db",
+        &target,
+        "--concurrency",
+        "4",
+        "--per-host-rate",
+        "10",
+        "--per-host-concurrency",
+        "2",
+        "--lease-ttl",
+        "3",
+        "--no-summaries",
+        "--no-sitemaps",
+        "-q",
+    ]);
+    until_hits(&web, 1).await;
+    let mut doomed = spawn(&["join", "--db", &target, "--concurrency", "4", "-q"]);
+    let third = spawn(&["join", "--db", &target, "--concurrency", "4", "-q"]);
+    // Kill the second once it has stored pages of the hosts it holds
+    // (only a host's holder fetches from it).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let pool = db.sql().await;
+    loop {
+        let stored: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pages p JOIN urls u ON u.id = p.url_id \
+             JOIN hosts h ON h.origin = u.origin JOIN processes r ON r.id = h.lease_owner \
+             WHERE r.pid = $1",
+        )
+        .bind(i64::from(doomed.id()))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if stored > 0 {
+            break;
+        }
+        let procs = processes(&db).await;
+        if count(
+            &db,
+            "SELECT COUNT(*) FROM urls WHERE state IN ('queued', 'leased')",
+        )
+        .await
+            == 0
+        {
+            panic!("the crawl ended before the process to kill had fetched: {procs:?}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second process never fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    for child in [first, third] {
+        let o = wait(child).await;
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+
+    // Everything was fetched and stored once; only what the killed
+    // process had in flight or not yet committed was asked again.
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM pages").await,
+        (HOSTS * PAGES_PER_HOST) as i64
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM urls WHERE state <> 'done'").await,
+        0
+    );
+    let again: usize = web.repeats().values().map(|n| n - 1).sum();
+    let bound = 4 + trawl::crawl::uncommitted_bound(4);
+    assert!(again <= bound, "{again} fetched again: {:?}", web.repeats());
+    assert!(web.max_in_flight() <= 2, "{} at once", web.max_in_flight());
+}
+
+#[tokio::test]
+async fn join_says_what_it_cannot_join() {
+    // An SQLite file: one process.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.db").display().to_string();
+    let o = trawl_async(["join", "--db", &file].map(String::from).to_vec()).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is an SQLite file"), "{}", stderr(&o));
+    assert!(!dir.path().join("t.db").exists());
+    // A database without a crawl.
+    let db = TestDb::postgres();
+    let o = trawl_async(["join", "--db", db.target()].map(String::from).to_vec()).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("holds no crawl"), "{}", stderr(&o));
+    // A finished crawl: nothing to do, and that is no failure.
+    let web = web(Duration::ZERO).await;
+    let o = trawl_async(
+        [
+            "crawl",
+            &web.seed(),
+            "--db",
+            db.target(),
+            "--per-host-rate",
+            "0",
+            "--max-pages",
+            "5",
+            "--no-summaries",
+            "-q",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = trawl_async(["join", "--db", db.target()].map(String::from).to_vec()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is finished"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn the_page_budget_holds_for_the_whole_crawl() {
+    let web = web(Duration::from_millis(5)).await;
+    let db = TestDb::postgres();
+    let target = db.target().to_string();
+    let first = spawn(&[
+        "crawl",
+        &web.seed(),
+        "--db",
+        &target,
+        "--concurrency",
+        "2",
+        "--per-host-rate",
+        "20",
+        "--max-pages",
+        "60",
+        "--no-summaries",
+        "--no-sitemaps",
+        "-q",
+    ]);
+    until_hits(&web, 1).await;
+    let second = spawn(&["join", "--db", &target, "-q"]);
+    let third = spawn(&["join", "--db", &target, "-q"]);
+    for child in [first, second, third] {
+        let o = wait(child).await;
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    assert_eq!(web.hits().len(), 60);
+    assert_eq!(web.repeats(), BTreeMap::new());
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM pages").await, 60);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM urls WHERE state IN ('queued', 'leased')"
+        )
+        .await,
+        0
+    );
+}
