@@ -219,7 +219,7 @@ impl HostSite {
     }
 }
 
-async fn serve(pages: u64, hosts: usize, text_heavy: bool) {
+async fn serve(pages: u64, hosts: usize, text_heavy: bool, delay: std::time::Duration) {
     let mut listeners = Vec::new();
     for _ in 0..hosts {
         listeners.push(
@@ -276,9 +276,12 @@ async fn serve(pages: u64, hosts: usize, text_heavy: bool) {
             .route(
                 "/p/{id}",
                 axum::routing::get(
-                    |State(h): State<Arc<HostSite>>,
-                     Path(id): Path<u64>,
-                     headers: axum::http::HeaderMap| async move {
+                    move |State(h): State<Arc<HostSite>>,
+                          Path(id): Path<u64>,
+                          headers: axum::http::HeaderMap| async move {
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
                         // Page n lives on host n % hosts only.
                         if id >= h.pages.len() as u64 || id % h.hosts != h.index {
                             return (axum::http::StatusCode::NOT_FOUND, "no").into_response();
@@ -337,12 +340,15 @@ fn main() {
         let pages: u64 = args[2].parse().expect("pages");
         let hosts: usize = args[3].parse().expect("hosts");
         let text_heavy = args[4] == "text-heavy";
+        // A latency-bound site: every page answered this much later.
+        let delay =
+            std::time::Duration::from_millis(args.get(5).and_then(|a| a.parse().ok()).unwrap_or(0));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("rt");
-        rt.block_on(serve(pages, hosts, text_heavy));
+        rt.block_on(serve(pages, hosts, text_heavy, delay));
         return;
     }
     let text_heavy = args.iter().any(|a| a == "--text-heavy");

@@ -158,10 +158,13 @@ impl Coordinator {
             }
             self.publish();
             let idle = self.tasks.is_empty();
-            let over = match self.shared {
-                Some(_) => self.shared_done(),
-                None => self.frontier.budget_spent() || self.frontier_empty(),
-            };
+            // (This process's count of the pages fetched is at most the
+            // crawl's: once it reaches `--max-pages`, so has the crawl.)
+            let over = self.frontier.budget_spent()
+                || match self.shared {
+                    Some(_) => self.shared_done(),
+                    None => self.frontier_empty(),
+                };
             if idle && (stopping || over) {
                 break;
             }
@@ -369,7 +372,7 @@ impl Coordinator {
                 url,
                 depth: row.depth,
                 hops: row.redirect_hops,
-                chain: Vec::new(),
+                chain: row.chain.iter().map(|&id| id as u64).collect(),
                 attempts: 0,
                 sitemap: row.sitemap,
                 revisit: row.revisit.map(Arc::new),

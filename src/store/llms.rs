@@ -15,6 +15,10 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
+/// A page as [`Store::home`] reads it: status, final URL, title,
+/// description, summary.
+type HomeRow = (i64, String, Option<String>, Option<String>, Option<String>);
+
 /// The conditions on `pages p JOIN urls u` of a listed page.
 const LISTED: &str = "u.sitemap = FALSE AND p.status BETWEEN 200 AND 299 AND p.text IS NOT NULL \
      AND p.noindex = FALSE AND NOT EXISTS \
@@ -137,7 +141,7 @@ impl Store {
     /// The page at `url_id` as a [`Home`], or the id of the page a
     /// redirect ended at.
     async fn home_page(&self, url_id: i64) -> Result<Option<Result<Home, i64>>, StoreError> {
-        let row: Option<(i64, String, Option<String>, Option<String>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
+        let row: Option<HomeRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT p.status, p.final_url, p.title, p.description, \
              (SELECT s.summary FROM summaries s WHERE s.content_hash = p.content_hash \
               AND s.state = 'done' ORDER BY s.backend, s.model, s.prompt_version LIMIT 1) AS summary \

@@ -209,6 +209,10 @@ pub struct LeasedUrl {
     pub sitemap: bool,
     /// What is stored of its page, when a recrawl revisits it.
     pub revisit: Option<crate::recrawl::Revisit>,
+    /// For a redirect target leased by a claim (a shared crawl): the URLs
+    /// of the redirect chain that led to it, first hop first (on SQLite a
+    /// target goes straight into the window with its chain).
+    pub chain: Vec<i64>,
 }
 
 /// A process's hold on the hosts it works, in a crawl that several

@@ -216,6 +216,10 @@ pub struct DirectiveRow {
     pub x_robots_tag: Option<String>,
 }
 
+/// A URL as [`Store::url_fate`] reads it: URL, state, reason, status,
+/// redirect target.
+type FateRow = (String, String, Option<String>, Option<i64>, Option<String>);
+
 /// Page URLs (not sitemaps) fetched: stored, or failed.
 const FETCHED: &str = "u.sitemap = FALSE AND u.state IN ('done', 'failed')";
 
@@ -574,7 +578,7 @@ impl Store {
     /// The URL with this id (its fingerprint) as the crawl left it, with
     /// its stored answer; `None` when the crawl never recorded it.
     pub async fn url_fate(&self, id: i64) -> Result<Option<UrlFate>, StoreError> {
-        let row: Option<(String, String, Option<String>, Option<i64>, Option<String>)> = on_pool!(self, pool => sqlx::query_as(
+        let row: Option<FateRow> = on_pool!(self, pool => sqlx::query_as(
                 "SELECT u.url, u.state, u.reason, p.status, p.redirect_to FROM urls u \
                  LEFT JOIN pages p ON p.url_id = u.id WHERE u.id = $1",
             )

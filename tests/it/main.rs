@@ -1,4 +1,9 @@
 //! Integration tests: one binary, real servers on 127.0.0.1:0, no internet.
+//! On SQLite (or PostgreSQL with `TRAWL_TEST_DB=postgres`); `tests/pg.rs`
+//! runs the same modules on PostgreSQL.
+
+/// `TestDb::new` follows `TRAWL_TEST_DB` (SQLite by default).
+pub const POSTGRES: bool = false;
 
 mod cli;
 mod content;

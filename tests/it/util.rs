@@ -28,6 +28,9 @@ pub struct TestDb {
 /// Whether the tests run against PostgreSQL: `TRAWL_TEST_DB=postgres`
 /// (unset, empty or `sqlite`: SQLite files).
 fn postgres() -> bool {
+    if crate::POSTGRES {
+        return true;
+    }
     match std::env::var("TRAWL_TEST_DB").unwrap_or_default().as_str() {
         "" | "sqlite" => false,
         "postgres" | "postgresql" => true,

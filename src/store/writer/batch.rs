@@ -411,7 +411,7 @@ fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// in order, one statement after the other (PostgreSQL refuses an upsert
 /// that meets the same row twice in one statement; SQLite would apply
 /// them in order within it).
-fn ladder_by<'a, T, K: Eq + std::hash::Hash>(rows: &'a [T], key: impl Fn(&T) -> K) -> Vec<&'a [T]> {
+fn ladder_by<T, K: Eq + std::hash::Hash>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut start = 0;
@@ -579,6 +579,7 @@ async fn refill(
             redirect_hops: r.get::<i64, _>("redirect_hops") as u32,
             sitemap: r.get("sitemap"),
             revisit: None,
+            chain: Vec::new(),
         })
         .collect();
     if revisits {
@@ -735,11 +736,13 @@ async fn claim(
                 redirect_hops: r.get::<i64, _>("redirect_hops") as u32,
                 sitemap: r.get("sitemap"),
                 revisit: None,
+                chain: Vec::new(),
             });
         }
         if revisits {
             read_revisits(conn, &mut urls).await?;
         }
+        read_chains(conn, &mut urls).await?;
         urls.sort_by_key(|u| (u.depth, u.id));
     }
     let (queued, leased): (i64, i64) = sqlx::query_as(
@@ -756,6 +759,27 @@ async fn claim(
         leased,
         budget_left,
     })
+}
+
+/// The redirect chains of the redirect targets among `leased`: each hop
+/// was recorded with the URL whose redirect revealed it and its hop
+/// count, so the chain is walked back to its first hop.
+async fn read_chains(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), StoreError> {
+    for u in leased.iter_mut().filter(|u| u.redirect_hops > 0) {
+        let hops: Vec<i64> = sqlx::query_scalar(
+            "WITH RECURSIVE c (id, from_id, n) AS ( \
+               SELECT id, discovered_from, redirect_hops FROM urls WHERE id = $1 \
+               UNION ALL \
+               SELECT u.id, u.discovered_from, u.redirect_hops FROM urls u JOIN c ON u.id = c.from_id \
+               WHERE c.n > 0 AND u.redirect_hops < c.n) \
+             SELECT id FROM c WHERE id <> $1 ORDER BY n",
+        )
+        .bind(u.id)
+        .fetch_all(&mut *conn)
+        .await?;
+        u.chain = hops;
+    }
+    Ok(())
 }
 
 /// A stop of one process of a shared crawl: its leased URLs go back to

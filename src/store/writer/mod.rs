@@ -41,6 +41,9 @@ mod sqlite {
 mod postgres {
     type Db = sqlx::Postgres;
     const PG: bool = true;
+    // The same file as `sqlite::batch` on purpose: written once, compiled
+    // for each backend's `Db`.
+    #[allow(clippy::duplicate_mod)]
     #[path = "batch.rs"]
     pub(super) mod batch;
 }
