@@ -250,6 +250,17 @@ where
         Ok(report) => {
             eprintln!("{}", final_line(&report, run.as_ref(), &db));
             match report.outcome {
+                CrawlOutcome::Interrupted if store.is_postgres() => {
+                    eprintln!(
+                        "trawl: this process stopped; other processes on the crawl go on \
+                         (`trawl status --db {db}`). `trawl join --db {db}` adds one again; \
+                         `trawl resume --db {db}` continues the crawl once none is left"
+                    );
+                    match SIGNAL.load(Ordering::SeqCst) {
+                        0 => EXIT_SIGINT,
+                        s => s,
+                    }
+                }
                 CrawlOutcome::Interrupted => {
                     eprintln!("trawl: interrupted; continue with `trawl resume --db {db}`");
                     match SIGNAL.load(Ordering::SeqCst) {
@@ -268,11 +279,16 @@ where
             }
         }
         Err(e) => {
-            let disk = match &e {
-                CrawlError::Store(se) => se.disk_failure(),
-                _ => None,
+            let (disk, lost) = match &e {
+                CrawlError::Store(se) => (se.disk_failure(), se.connection_lost()),
+                _ => (None, false),
             };
             match disk {
+                _ if lost => eprintln!(
+                    "trawl: lost the connection to {db}: {e}. What was committed before it is kept \
+                     (at most the pages in flight are fetched again); once the database is back, \
+                     `trawl resume --db {db}` continues the crawl"
+                ),
                 Some(why) => eprintln!(
                     "trawl: cannot write to {db}: {why}. What was committed before it is kept \
                      (at most the pages in flight are fetched again); make room, then \

@@ -174,6 +174,29 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database went away under the process (the server shut
+    /// down or ended the connection, the network between them failed, no
+    /// connection could be had in time), rather than refusing a statement.
+    pub fn connection_lost(&self) -> bool {
+        let StoreError::Sql(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL's class 08 (connection exception) and 57P0x
+            // (operator intervention: the server shutting down, the
+            // connection terminated by an administrator).
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+            _ => false,
+        }
+    }
+
     /// What kept the database from being written, when the disk rather
     /// than the data is at fault: `SQLITE_FULL` (no space left), or an
     /// I/O error (`SQLITE_IOERR` and its extended codes; a file size limit

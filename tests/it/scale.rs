@@ -206,6 +206,14 @@ async fn count(db: &TestDb, sql: &'static str) -> i64 {
         .unwrap()
 }
 
+/// As [`count`], on a connection of its own (after the server ended the
+/// pool's).
+async fn count_afresh(db: &TestDb, sql: &'static str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(db.target()).await.unwrap();
+    sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+}
+
 #[tokio::test]
 async fn three_processes_crawl_one_site_together_politely_and_fetch_nothing_twice() {
     let web = web(Duration::from_millis(5)).await;
@@ -438,4 +446,118 @@ async fn the_page_budget_holds_for_the_whole_crawl() {
         .await,
         0
     );
+}
+
+#[tokio::test]
+async fn losing_the_database_mid_crawl_stops_with_its_reason_and_resume_finishes() {
+    let web = web(Duration::from_millis(5)).await;
+    let db = TestDb::postgres();
+    let target = db.target().to_string();
+    let seed = web.seed();
+    let child = spawn(&[
+        "crawl",
+        &seed,
+        "--db",
+        &target,
+        "--concurrency",
+        "4",
+        "--per-host-rate",
+        "10",
+        "--no-summaries",
+        "--no-sitemaps",
+        "-q",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // (The tables are made by the crawl: until then, nothing is stored.)
+    let pool = db.sql().await;
+    while sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM pages")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0)
+        < 20
+    {
+        assert!(Instant::now() < deadline, "the crawl never stored 20 pages");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The server ends every connection to the crawl's database (as a
+    // restart or an administrator would).
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&db.sql().await)
+    .await
+    .unwrap();
+    let o = wait(child).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("lost the connection to"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains(&format!("trawl resume --db {target}")),
+        "{}",
+        stderr(&o)
+    );
+    let stored = count_afresh(&db, "SELECT COUNT(*) FROM pages").await;
+    assert!(stored >= 20);
+
+    let o = trawl_async(["resume", "--db", &target, "-q"].map(String::from).to_vec()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        count_afresh(&db, "SELECT COUNT(*) FROM pages").await,
+        (HOSTS * PAGES_PER_HOST) as i64
+    );
+    // What was committed was not asked again; only what was in flight.
+    let again: usize = web.repeats().values().map(|n| n - 1).sum();
+    let bound = 4 + trawl::crawl::uncommitted_bound(4);
+    assert!(again <= bound, "{again} fetched again: {:?}", web.repeats());
+}
+
+#[tokio::test]
+async fn a_postgres_database_of_a_newer_trawl_is_refused_untouched() {
+    let web = web(Duration::ZERO).await;
+    let db = TestDb::postgres();
+    let target = db.target().to_string();
+    let o = trawl_async(
+        [
+            "crawl",
+            &web.seed(),
+            "--db",
+            &target,
+            "--per-host-rate",
+            "0",
+            "--max-pages",
+            "3",
+            "--no-summaries",
+            "--no-sitemaps",
+            "-q",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (999, 'from the future', TRUE, '\\x00'::bytea, 0)",
+    )
+    .execute(&db.sql().await)
+    .await
+    .unwrap();
+    for cmd in [
+        vec!["status", "--db", &target],
+        vec!["resume", "--db", &target],
+        vec!["join", "--db", &target],
+    ] {
+        let o = trawl_async(cmd.iter().map(|s| s.to_string()).collect()).await;
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("written by a newer trawl"),
+            "{cmd:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(count_afresh(&db, "SELECT COUNT(*) FROM pages").await, 3);
 }
