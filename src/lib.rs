@@ -8,8 +8,8 @@
 //! - [`canon`]: URL canonicalization and the 64-bit fingerprint that is a
 //!   URL's identity.
 //! - [`scope`]: which discovered URLs belong to the crawl.
-//! - [`crawl`]: a run of a crawl (start, resume, recrawl), split by
-//!   concern:
+//! - [`crawl`]: a run of a crawl (start, resume, recrawl, or a process
+//!   joining a crawl on PostgreSQL), split by concern:
 //!   - `crawl::coordinator`: the one task that decides what is fetched
 //!     next: its select loop, dispatch, refills, completion, stop.
 //!   - [`crawl::frontier`]: the seen-set, where URLs to fetch wait (the
@@ -19,6 +19,9 @@
 //!     hop, sitemap, a revisit's change), as one record for the writer.
 //!   - `crawl::lifecycle`: each host's robots.txt and sitemaps: read,
 //!     applied, read again after 24 hours.
+//!   - `crawl::shared`: a process's side of a crawl several processes
+//!     share on PostgreSQL: the hosts it leases, its claims, the crawl's
+//!     end.
 //! - [`scheduler`]: per-host queues and the heap of hosts by next allowed time.
 //! - [`worker`]: one fetch, from request to parsed, owned result.
 //! - [`fetch`]: the HTTP client (one hop, capped body, timeouts).
@@ -34,8 +37,12 @@
 //!   extract`, to the bodies a crawl kept (`fields::stored`).
 //! - [`recrawl`]: what a revisit of a stored page found (new, changed,
 //!   unchanged, removed) and when to come back.
-//! - [`store`]: the SQLite database and its single writer task, and the
-//!   only module that runs SQL; kept HTML bodies (compressed) and
+//! - [`store`]: the database (an SQLite file, or a PostgreSQL database
+//!   that several processes share; every query written once and compiled
+//!   for each backend) and its writer task, and the only module that runs
+//!   SQL; `store::pg` opens PostgreSQL and holds the crawl's advisory
+//!   lock; `store::writer` commits batches and, in a shared crawl, claims
+//!   hosts and checks each commit against the host leases; kept HTML bodies (compressed) and
 //!   extracted fields in `store::fields`, and the read side of the exports
 //!   (the pages an `llms.txt` lists).
 //!   - [`store::records`]: what the crawl hands to storage (one

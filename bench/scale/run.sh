@@ -9,8 +9,8 @@
 #    PostgreSQL database each time: pages/s of each, and the ratio.
 # 2. The synthetic site without delay crawled by one process with trawl's
 #    defaults (but no per-host rate limit) into SQLite, then into
-#    PostgreSQL: pages/s, trawl's CPU per page, and the PostgreSQL server's
-#    CPU per page (summed over its processes).
+#    PostgreSQL: pages/s, trawl's CPU per page, and the whole machine's
+#    (trawl, the site's server and PostgreSQL's server processes).
 #
 # Environment:
 #   TRAWL_PG           server URL without a database (default
@@ -72,15 +72,15 @@ fresh_db() {
 
 now() { date +%s%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-# CPU seconds of every postgres process so far.
-pg_cpu() {
-    local tck total=0
-    tck=$(getconf CLK_TCK)
-    for p in $(pgrep -x postgres || true); do
-        read -r -a f <"/proc/$p/stat" 2>/dev/null || continue
-        total=$((total + f[13] + f[14]))
-    done
-    awk -v t="$total" -v h="$tck" 'BEGIN { printf "%.2f", t / h }'
+# CPU seconds the whole machine has spent so far (user, nice, system, irq,
+# softirq): trawl, the site's server and, on PostgreSQL, its server
+# processes (which end with their connections, so they cannot be timed
+# one by one).
+machine_cpu() {
+    local f
+    read -r -a f </proc/stat
+    awk -v a="${f[1]}" -v b="${f[2]}" -v c="${f[3]}" -v d="${f[6]}" -v e="${f[7]}" \
+        -v h="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (a + b + c + d + e) / h }'
 }
 stored() { psql -qtA "$PG/$1" -c "SELECT COUNT(*) FROM pages"; }
 
@@ -101,8 +101,11 @@ fresh_db trawl_bench_three
 t0=$(now)
 "$trawl_bin" crawl --db "$PG/trawl_bench_three" "${flags[@]}" "${seeds[@]}" &
 first=$!
-# Join once the crawl has been set up (it holds the database alone until then).
-sleep 1
+# Join once the crawl is recorded (a join waits while the crawl sets
+# itself up, holding the database alone; before that it finds no crawl).
+until psql -qtA "$PG/trawl_bench_three" -c "SELECT id FROM crawls" 2>/dev/null | grep -q .; do
+    sleep 0.05
+done
 "$trawl_bin" join --db "$PG/trawl_bench_three" --concurrency 8 -q &
 second=$!
 "$trawl_bin" join --db "$PG/trawl_bench_three" --concurrency 8 -q &
@@ -124,29 +127,29 @@ echo "== 2. one process, trawl's defaults (no per-host rate limit): SQLite again
 serve 0
 defaults=(--per-host-rate 0 -q)
 measure() {
-    local label=$1 db=$2 pg0 pg1 t0 t1 user sys
-    pg0=$(pg_cpu)
+    local label=$1 db=$2 m0 m1 t0 t1 user sys
+    m0=$(machine_cpu)
     t0=$(now)
     /usr/bin/time -f '%U %S' -o "$tmp/time" "$trawl_bin" crawl --db "$db" "${defaults[@]}" "${seeds[@]}"
     t1=$(now)
-    pg1=$(pg_cpu)
+    m1=$(machine_cpu)
     read -r user sys <"$tmp/time"
     wall=$(secs "$t0" "$t1")
     cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
-    pgcpu=$(awk -v a="$pg0" -v b="$pg1" 'BEGIN { printf "%.2f", b - a }')
-    rows+=("$label $wall $cpu $pgcpu")
+    mcpu=$(awk -v a="$m0" -v b="$m1" 'BEGIN { printf "%.2f", b - a }')
+    rows+=("$label $wall $cpu $mcpu")
 }
 rows=()
 measure sqlite "$tmp/bench.db"
 fresh_db trawl_bench_pg
 measure postgres "$PG/trawl_bench_pg"
-printf '%-10s %8s %8s %14s %17s\n' backend "wall s" pages/s "trawl ms/page" "postgres ms/page"
+printf '%-10s %8s %8s %14s %16s\n' backend "wall s" pages/s "trawl ms/page" "machine ms/page"
 n=$((PAGES + HOSTS))
 for r in "${rows[@]}"; do
     # shellcheck disable=SC2086
     set -- $r
     awk -v l="$1" -v w="$2" -v c="$3" -v g="$4" -v n="$n" \
-        'BEGIN { printf "%-10s %8.2f %8.0f %14.3f %17.3f\n", l, w, n / w, c * 1000 / n, (l == "sqlite" ? 0 : g * 1000 / n) }'
+        'BEGIN { printf "%-10s %8.2f %8.0f %14.3f %16.3f\n", l, w, n / w, c * 1000 / n, g * 1000 / n }'
 done
 set -- ${rows[0]}
 sqlite_wall=$2

@@ -25,6 +25,10 @@ use crate::store::records::{Claimed, Lease, WriteOp};
 /// URL for this process.
 const CLAIM_IDLE: Duration = Duration::from_millis(200);
 
+/// Claims while URLs come, at most this often unless the window is
+/// nearly empty.
+const CLAIM_EVERY: Duration = Duration::from_millis(100);
+
 /// What the last claim saw of the whole crawl.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct CrawlView {
@@ -77,6 +81,12 @@ impl Shared {
         got
     }
 
+    /// Whether fetches were sent since the last claim was asked (they may
+    /// have queued URLs for the hosts held).
+    fn view_stale(&self, fetches_sent: u64) -> bool {
+        self.claim_after.0 != fetches_sent
+    }
+
     pub(super) fn claiming(&self) -> bool {
         self.claim.is_some()
     }
@@ -98,7 +108,8 @@ impl Coordinator {
             return Ok(());
         }
         let now = Instant::now();
-        if now < shared.next_claim {
+        let starving = in_memory < 2 * self.cfg.concurrency;
+        if now < shared.next_claim && !(starving && shared.view_stale(self.sent.fetches)) {
             self.wake = Some(
                 self.wake
                     .map_or(shared.next_claim, |w| w.min(shared.next_claim)),
@@ -139,10 +150,14 @@ impl Coordinator {
             leased: c.leased,
             budget_left: c.budget_left,
         });
+        // Nothing for this process: ask again a moment later. Some: ask
+        // again once the window runs low (or soon, for the URLs found
+        // meanwhile), not at every turn of the loop: each claim is a
+        // transaction of the writer's.
         shared.next_claim = if c.urls.is_empty() {
             now + CLAIM_IDLE
         } else {
-            now
+            now + CLAIM_EVERY
         };
         let wall = crate::util::now_ms();
         for (origin, next_fetch_at, crawl_delay) in &c.new_hosts {

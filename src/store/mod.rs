@@ -10,23 +10,24 @@
 //! refused before anything is created or changed. Readers need no lock
 //! and can read a database this process cannot write.
 
-/// Runs `$body` against the store's pool, once written and compiled for
-/// each backend: inside it, `$pool` is the backend's pool, `Db` its
-/// `sqlx::Database` and `PG` whether it is PostgreSQL (for the few
-/// statements whose SQL differs). SQL in a body must run on both: `$N`
-/// placeholders, `TRUE`/`FALSE` for flags, `COUNT(*) FILTER (WHERE …)`
-/// rather than `SUM` of a condition, `CAST(SUM(x) AS BIGINT)`.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store.pools() {
-            $crate::store::Pools::Sqlite($pool) => {
+/// `$body` for the backend `$value` (a [`Pools`] or a [`Conn`], `$enum`)
+/// is, written once and compiled for each: inside it, `$x` is the
+/// backend's pool or connection, `Db` its `sqlx::Database` and `PG`
+/// whether it is PostgreSQL (for the few statements whose SQL differs).
+/// SQL in a body must run on both: `$N` placeholders, `TRUE`/`FALSE` for
+/// flags, `COUNT(*) FILTER (WHERE …)` rather than `SUM` of a condition,
+/// `CAST(SUM(x) AS BIGINT)`.
+macro_rules! on_backend {
+    ($value:expr, $enum:ident, $x:ident => $body:expr) => {
+        match $value {
+            $crate::store::$enum::Sqlite($x) => {
                 #[allow(dead_code)]
                 type Db = ::sqlx::Sqlite;
                 #[allow(dead_code)]
                 const PG: bool = false;
                 $body
             }
-            $crate::store::Pools::Postgres($pool) => {
+            $crate::store::$enum::Postgres($x) => {
                 #[allow(dead_code)]
                 type Db = ::sqlx::Postgres;
                 #[allow(dead_code)]
@@ -37,26 +38,17 @@ macro_rules! on_pool {
     };
 }
 
-/// As [`on_pool!`], for a [`Conn`] of the store's (`&mut Conn`): `$c` is
-/// the backend's connection.
+/// [`on_backend!`] on a store's pool: `on_pool!(self, pool => …)`.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        on_backend!($store.pools(), Pools, $pool => $body)
+    };
+}
+
+/// [`on_backend!`] on a [`Conn`] of the store's (`&mut Conn`).
 macro_rules! on_conn {
     ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            $crate::store::Conn::Sqlite($c) => {
-                #[allow(dead_code)]
-                type Db = ::sqlx::Sqlite;
-                #[allow(dead_code)]
-                const PG: bool = false;
-                $body
-            }
-            $crate::store::Conn::Postgres($c) => {
-                #[allow(dead_code)]
-                type Db = ::sqlx::Postgres;
-                #[allow(dead_code)]
-                const PG: bool = true;
-                $body
-            }
-        }
+        on_backend!($conn, Conn, $c => $body)
     };
 }
 

@@ -65,6 +65,20 @@ pub(in crate::store::writer) async fn commit(
     let mut replies = Vec::new();
     let mut pending = Pending::default();
     let now = now_ms();
+    if lease.is_some() {
+        // A shared crawl: every URL the batch records goes in first, in
+        // one pass in key order, so that processes writing overlapping
+        // URLs and hosts cannot deadlock (locks taken in one order).
+        let urls: Vec<&NewUrl> = batch
+            .iter()
+            .flat_map(|op| match op {
+                WriteOp::Urls(urls) => urls.iter().collect::<Vec<_>>(),
+                WriteOp::Fetch(rec) => rec.new_urls.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        record_urls(&mut tx, urls, now, true).await?;
+    }
     for op in batch.drain(..) {
         match op {
             WriteOp::Urls(urls) => pending.urls.extend(urls),
@@ -212,37 +226,13 @@ async fn write_pending(
             );
         }
     }
-    let mut urls: Vec<&NewUrl> = lone_urls
-        .iter()
-        .chain(fetches.iter().flat_map(|f| &f.new_urls))
-        .collect();
-    if PG {
-        // Processes inserting the same new URLs take their keys in one
-        // order, so they cannot deadlock (a stable sort: a URL found twice
-        // keeps its order).
-        urls.sort_by_key(|u| u.id);
-    }
-    for chunk in ladder_by(&urls, |u| u.id) {
-        insert_urls(conn, chunk, now).await?;
-    }
-    if lease.is_some() {
-        // Every origin with queued URLs has a row to lease.
-        let mut origins: Vec<&str> = urls
+    if lease.is_none() {
+        // (A shared crawl's batch recorded its URLs first.)
+        let urls: Vec<&NewUrl> = lone_urls
             .iter()
-            .filter(|u| u.state == UrlState::Queued)
-            .map(|u| u.origin.as_str())
+            .chain(fetches.iter().flat_map(|f| &f.new_urls))
             .collect();
-        origins.sort_unstable();
-        origins.dedup();
-        for chunk in origins.chunks(URL_ROWS_PER_STMT) {
-            let mut qb: QueryBuilder<Db> =
-                QueryBuilder::new("INSERT INTO hosts (origin, robots_fetched_at) ");
-            qb.push_values(chunk, |mut b, o| {
-                b.push_bind(o.to_string()).push_bind(0i64);
-            });
-            qb.push(" ON CONFLICT (origin) DO NOTHING");
-            execute_once(conn, qb).await?;
-        }
+        record_urls(conn, urls, now, false).await?;
     }
     let same_links = write_revisits(conn, &fetches).await?;
     let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
@@ -443,7 +433,61 @@ async fn execute_once(conn: &mut Conn, mut qb: QueryBuilder<Db>) -> Result<(), S
     Ok(())
 }
 
-async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), StoreError> {
+/// Records new URLs. On PostgreSQL they go in key order, all inserts
+/// before the updates that queue again URLs skipped for a limit, and in a
+/// `shared` crawl every origin with queued URLs gets a `hosts` row to be
+/// leased by, after them: locks taken in one order by every process, so
+/// none waits on another that waits on it.
+async fn record_urls(
+    conn: &mut Conn,
+    mut urls: Vec<&NewUrl>,
+    now: i64,
+    shared: bool,
+) -> Result<(), StoreError> {
+    if PG {
+        // A stable sort: a URL found twice keeps its order.
+        urls.sort_by_key(|u| u.id);
+    }
+    let mut inserted = HashSet::new();
+    for chunk in ladder_by(&urls, |u| u.id) {
+        inserted.extend(insert_urls(conn, chunk, now).await?);
+    }
+    if PG {
+        // Only a URL that was there already can have been skipped.
+        let again: Vec<&NewUrl> = urls
+            .iter()
+            .copied()
+            .filter(|u| matches!(u.state, UrlState::Queued | UrlState::Leased))
+            .filter(|u| !inserted.contains(&u.id))
+            .collect();
+        for chunk in ladder_by(&again, |u| u.id) {
+            queue_again(conn, chunk, now).await?;
+        }
+    }
+    if shared {
+        let mut origins: Vec<&str> = urls
+            .iter()
+            .filter(|u| u.state == UrlState::Queued)
+            .map(|u| u.origin.as_str())
+            .collect();
+        origins.sort_unstable();
+        origins.dedup();
+        for chunk in origins.chunks(URL_ROWS_PER_STMT) {
+            let mut qb: QueryBuilder<Db> =
+                QueryBuilder::new("INSERT INTO hosts (origin, robots_fetched_at) ");
+            qb.push_values(chunk, |mut b, o| {
+                b.push_bind(o.to_string()).push_bind(0i64);
+            });
+            qb.push(" ON CONFLICT (origin) DO NOTHING");
+            execute_once(conn, qb).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts `rows`; on PostgreSQL returns the ids inserted (not those
+/// that were there already).
+async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<Vec<i64>, StoreError> {
     let mut qb: QueryBuilder<Db> = QueryBuilder::new(
         "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, redirect_hops, sitemap, discovered_at, updated_at) ",
     );
@@ -463,33 +507,34 @@ async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), 
     // A URL recorded as skipped for a limit can be queued again when it is
     // found again within the limits (a shallower path to it, say). Every
     // other conflict keeps the first record.
-    if !PG {
-        qb.push(
-            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, depth = excluded.depth, \
-             discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, updated_at = excluded.updated_at \
-             WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
-             AND excluded.state IN ('queued', 'leased')",
-        );
-        execute_cached(conn, qb).await?;
-        return Ok(());
+    qb.push(if PG {
+        // PostgreSQL locks the row of every conflict of an upsert (rows a
+        // claim of another process may be leasing): conflicts are left
+        // alone here, and `queue_again` takes the few rows skipped for a
+        // limit.
+        " ON CONFLICT (id) DO NOTHING RETURNING id"
+    } else {
+        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, depth = excluded.depth, \
+         discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, updated_at = excluded.updated_at \
+         WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
+         AND excluded.state IN ('queued', 'leased')"
+    });
+    if PG {
+        let ids = qb.build_query_scalar::<i64>().fetch_all(&mut *conn).await?;
+        return Ok(ids);
     }
-    // PostgreSQL locks the row of every conflict of an upsert, the rows a
-    // claim of another process may be leasing: the inserts leave conflicts
-    // alone, and an update takes the few rows skipped for a limit.
-    qb.push(" ON CONFLICT (id) DO NOTHING");
     execute_cached(conn, qb).await?;
-    let again: Vec<&&NewUrl> = rows
-        .iter()
-        .filter(|u| matches!(u.state, UrlState::Queued | UrlState::Leased))
-        .collect();
-    if again.is_empty() {
-        return Ok(());
-    }
+    Ok(Vec::new())
+}
+
+/// On PostgreSQL: URLs found again within the limits (`rows`, queued or
+/// leased) that were recorded as skipped for a limit are queued again.
+async fn queue_again(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), StoreError> {
     let mut qb: QueryBuilder<Db> = QueryBuilder::new(
         "UPDATE urls SET state = v.state, reason = NULL, depth = v.depth, discovered_from = v.found_from, \
          sitemap = v.sitemap, updated_at = v.at FROM (",
     );
-    qb.push_values(again, |mut b, u| {
+    qb.push_values(rows, |mut b, u| {
         b.push_bind(u.id)
             .push_bind(u.state.as_str())
             .push_bind(u.depth as i64)
@@ -501,7 +546,7 @@ async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), 
         ") AS v (id, state, depth, found_from, sitemap, at) WHERE urls.id = v.id \
          AND urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow')",
     );
-    execute_once(conn, qb).await?;
+    execute_cached(conn, qb).await?;
     Ok(())
 }
 
