@@ -245,12 +245,22 @@ where
         },
         Err(_) => None,
     };
+    // A process of a shared crawl that stopped while others work on it
+    // leaves the crawl `running`.
+    let others_go_on = store.is_postgres()
+        && matches!(&result, Ok(r) if r.outcome == CrawlOutcome::Interrupted)
+        && store
+            .crawl()
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.state == "running");
     store.clone().close().await;
     match result {
         Ok(report) => {
             eprintln!("{}", final_line(&report, run.as_ref(), &db));
             match report.outcome {
-                CrawlOutcome::Interrupted if store.is_postgres() => {
+                CrawlOutcome::Interrupted if others_go_on => {
                     eprintln!(
                         "trawl: this process stopped; other processes on the crawl go on \
                          (`trawl status --db {db}`). `trawl join --db {db}` adds one again; \

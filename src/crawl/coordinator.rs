@@ -287,10 +287,13 @@ impl Coordinator {
 
     pub(super) fn publish(&self) {
         let c = &self.counters;
-        c.queued.store(
-            self.sched.queued() as u64 + self.frontier.db_queued(),
-            Relaxed,
-        );
+        let waiting = match &self.shared {
+            // In a shared crawl, the queue is the whole crawl's.
+            Some(s) => s.queued_anywhere(),
+            None => self.frontier.db_queued(),
+        };
+        c.queued
+            .store(self.sched.queued() as u64 + waiting, Relaxed);
         c.in_flight.store(self.tasks.len() as u64, Relaxed);
         let hosts = match &self.shared {
             Some(s) => s.hosts_held(),

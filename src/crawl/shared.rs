@@ -53,6 +53,8 @@ pub(super) struct Shared {
     /// The last claim's view of the crawl, if no fetch has been sent
     /// since it was asked (a fetch sent since may have queued URLs).
     view: Option<CrawlView>,
+    /// URLs queued in the whole crawl, as of the last claim.
+    last_queued: u64,
 }
 
 impl Shared {
@@ -65,12 +67,18 @@ impl Shared {
             claim: None,
             claim_after: (0, 0),
             view: None,
+            last_queued: 0,
         }
     }
 
     /// Hosts held now.
     pub(super) fn hosts_held(&self) -> usize {
         self.held.len()
+    }
+
+    /// URLs queued in the whole crawl, as of the last claim.
+    pub(super) fn queued_anywhere(&self) -> u64 {
+        self.last_queued
     }
 
     /// A claim's answer, once it comes.
@@ -145,6 +153,7 @@ impl Coordinator {
         let held: HashSet<Arc<str>> = c.held.iter().map(|o| Arc::from(o.as_str())).collect();
         let lost: Vec<Arc<str>> = shared.held.difference(&held).cloned().collect();
         shared.held = held;
+        shared.last_queued = c.queued.max(0) as u64;
         shared.view = (shared.claim_after == sent).then_some(CrawlView {
             queued: c.queued,
             leased: c.leased,

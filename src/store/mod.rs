@@ -148,6 +148,10 @@ pub enum StoreError {
     #[error("{db} holds no crawl; start one with `trawl crawl SEED --db {db}`")]
     PgEmpty { db: String },
     #[error(
+        "{db} was written by an older trawl; a process joining a crawl does not change its schema: `trawl resume` (once no process is at work) brings it up to date"
+    )]
+    PgOlderSchema { db: String },
+    #[error(
         "{db} is in use by another trawl process{who}; wait for it to finish or stop it (Ctrl-C) and run the command again, or add a process to its crawl with `trawl join --db {db}`"
     )]
     PgHeld { db: String, who: String },
@@ -391,9 +395,8 @@ impl Store {
         if !current {
             match &lock {
                 Some(_) if access == Access::Join => {
-                    return Err(StoreError::OlderSchema {
-                        path: target.to_string().into(),
-                        why: "a process joining a crawl shares it".into(),
+                    return Err(StoreError::PgOlderSchema {
+                        db: target.to_string(),
                     });
                 }
                 Some(_) => pg::migrate(&target, &pool).await?,

@@ -78,6 +78,21 @@ pub(super) enum LockMode {
 
 /// The options in `url`, or why they cannot be read.
 pub(super) fn options(target: &DbTarget, url: &str) -> Result<PgConnectOptions, StoreError> {
+    // A URL without a database would land in the server's default one
+    // (`postgres`, or the user's): refused, as one crawl needs a database
+    // of its own.
+    let named = url::Url::parse(url)
+        .ok()
+        .is_some_and(|u| u.path().trim_start_matches('/').len() > 0)
+        || url.contains("dbname=");
+    if !named {
+        return Err(StoreError::Connect {
+            db: target.to_string(),
+            why: "the URL names no database; give one of the crawl's own, postgres://user@host/dbname (createdb dbname)".into(),
+        });
+    }
+    // rustls (for `sslmode=require` and above) needs its crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     PgConnectOptions::from_str(url)
         .map(|o| {
             o.log_statements(tracing::log::LevelFilter::Trace)

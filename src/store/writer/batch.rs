@@ -761,7 +761,10 @@ async fn claim(
         .await?;
         let left = (max as i64 - spent).max(0);
         budget_left = Some(left);
-        limit = limit.min(left);
+        // A few turns of this process's slots at a time: what is leased
+        // counts against the budget, so leasing more would leave the
+        // other processes none of it.
+        limit = limit.min(left).min(4 * i64::from(max_hosts.max(1)));
     }
     let mut urls = Vec::new();
     if !held.is_empty() && limit > 0 {
