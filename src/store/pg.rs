@@ -83,7 +83,7 @@ pub(super) fn options(target: &DbTarget, url: &str) -> Result<PgConnectOptions, 
     // of its own.
     let named = url::Url::parse(url)
         .ok()
-        .is_some_and(|u| u.path().trim_start_matches('/').len() > 0)
+        .is_some_and(|u| !u.path().trim_start_matches('/').is_empty())
         || url.contains("dbname=");
     if !named {
         return Err(StoreError::Connect {
