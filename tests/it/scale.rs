@@ -380,6 +380,13 @@ async fn join_says_what_it_cannot_join() {
     assert!(!dir.path().join("t.db").exists());
     // A database without a crawl.
     let db = TestDb::postgres();
+    // A URL that names no database (it would be the server's default).
+    let server = &db.target()[..db.target().rfind('/').unwrap() + 1];
+    for cmd in ["status", "join"] {
+        let o = trawl_async([cmd, "--db", server].map(String::from).to_vec()).await;
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("names no database"), "{}", stderr(&o));
+    }
     let o = trawl_async(["join", "--db", db.target()].map(String::from).to_vec()).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("holds no crawl"), "{}", stderr(&o));
