@@ -55,6 +55,8 @@ pub(super) struct Shared {
     view: Option<CrawlView>,
     /// URLs queued in the whole crawl, as of the last claim.
     last_queued: u64,
+    /// Whether this process said it waits for a host (said once per wait).
+    said_waiting: bool,
 }
 
 impl Shared {
@@ -68,6 +70,7 @@ impl Shared {
             claim_after: (0, 0),
             view: None,
             last_queued: 0,
+            said_waiting: false,
         }
     }
 
@@ -154,6 +157,15 @@ impl Coordinator {
         let lost: Vec<Arc<str>> = shared.held.difference(&held).cloned().collect();
         shared.held = held;
         shared.last_queued = c.queued.max(0) as u64;
+        // Work waits, but on hosts other processes hold: say so once.
+        let waiting = shared.held.is_empty() && c.queued + c.leased > 0;
+        if waiting && !shared.said_waiting {
+            tracing::info!(
+                "every host with work is held by another process; waiting for one to be free \
+                 (a host is given back when it has nothing left, or when its holder's lease runs out)"
+            );
+        }
+        shared.said_waiting = waiting;
         shared.view = (shared.claim_after == sent).then_some(CrawlView {
             queued: c.queued,
             leased: c.leased,
