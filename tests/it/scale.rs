@@ -158,6 +158,15 @@ async fn page(
     Html(body)
 }
 
+/// `trawl crawl SEED --db TARGET FLAGS… --no-summaries --no-sitemaps -q`,
+/// running.
+fn crawl_process(seed: &str, target: &str, flags: &[&str]) -> Child {
+    let mut args = vec!["crawl", seed, "--db", target];
+    args.extend(flags);
+    args.extend(["--no-summaries", "--no-sitemaps", "-q"]);
+    spawn(&args)
+}
+
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_trawl"))
         .args(args)
@@ -219,21 +228,18 @@ async fn three_processes_crawl_one_site_together_politely_and_fetch_nothing_twic
     let web = web(Duration::from_millis(5)).await;
     let db = TestDb::postgres();
     let target = db.target().to_string();
-    let first = spawn(&[
-        "crawl",
+    let first = crawl_process(
         &web.seed(),
-        "--db",
         &target,
-        "--concurrency",
-        "8",
-        "--per-host-rate",
-        "5",
-        "--per-host-concurrency",
-        "1",
-        "--no-summaries",
-        "--no-sitemaps",
-        "-q",
-    ]);
+        &[
+            "--concurrency",
+            "8",
+            "--per-host-rate",
+            "5",
+            "--per-host-concurrency",
+            "1",
+        ],
+    );
     until_hits(&web, 1).await;
     let second = spawn(&["join", "--db", &target, "--concurrency", "8", "-q"]);
     let third = spawn(&["join", "--db", &target, "--concurrency", "8", "-q"]);
@@ -293,23 +299,20 @@ async fn a_killed_process_loses_nothing_and_the_others_finish_its_hosts() {
     let db = TestDb::postgres();
     let target = db.target().to_string();
     let seed = web.seed();
-    let first = spawn(&[
-        "crawl",
+    let first = crawl_process(
         &seed,
-        "--db",
         &target,
-        "--concurrency",
-        "4",
-        "--per-host-rate",
-        "10",
-        "--per-host-concurrency",
-        "2",
-        "--lease-ttl",
-        "3",
-        "--no-summaries",
-        "--no-sitemaps",
-        "-q",
-    ]);
+        &[
+            "--concurrency",
+            "4",
+            "--per-host-rate",
+            "10",
+            "--per-host-concurrency",
+            "2",
+            "--lease-ttl",
+            "3",
+        ],
+    );
     until_hits(&web, 1).await;
     let mut doomed = spawn(&["join", "--db", &target, "--concurrency", "4", "-q"]);
     let third = spawn(&["join", "--db", &target, "--concurrency", "4", "-q"]);
@@ -420,21 +423,18 @@ async fn the_page_budget_holds_for_the_whole_crawl() {
     let web = web(Duration::from_millis(5)).await;
     let db = TestDb::postgres();
     let target = db.target().to_string();
-    let first = spawn(&[
-        "crawl",
+    let first = crawl_process(
         &web.seed(),
-        "--db",
         &target,
-        "--concurrency",
-        "2",
-        "--per-host-rate",
-        "20",
-        "--max-pages",
-        "60",
-        "--no-summaries",
-        "--no-sitemaps",
-        "-q",
-    ]);
+        &[
+            "--concurrency",
+            "2",
+            "--per-host-rate",
+            "20",
+            "--max-pages",
+            "60",
+        ],
+    );
     until_hits(&web, 1).await;
     let second = spawn(&["join", "--db", &target, "-q"]);
     let third = spawn(&["join", "--db", &target, "-q"]);
@@ -445,6 +445,10 @@ async fn the_page_budget_holds_for_the_whole_crawl() {
     assert_eq!(web.hits().len(), 60);
     assert_eq!(web.repeats(), BTreeMap::new());
     assert_eq!(count(&db, "SELECT COUNT(*) FROM pages").await, 60);
+    // No process leased the whole budget: the ones that joined had a
+    // share of it.
+    let procs = processes(&db).await;
+    assert!(procs.iter().all(|p| p.1 > 0), "{procs:?}");
     assert_eq!(
         count(
             &db,
@@ -461,19 +465,11 @@ async fn losing_the_database_mid_crawl_stops_with_its_reason_and_resume_finishes
     let db = TestDb::postgres();
     let target = db.target().to_string();
     let seed = web.seed();
-    let child = spawn(&[
-        "crawl",
+    let child = crawl_process(
         &seed,
-        "--db",
         &target,
-        "--concurrency",
-        "4",
-        "--per-host-rate",
-        "10",
-        "--no-summaries",
-        "--no-sitemaps",
-        "-q",
-    ]);
+        &["--concurrency", "4", "--per-host-rate", "10"],
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     // (The tables are made by the crawl: until then, nothing is stored.)
     let pool = db.sql().await;

@@ -396,12 +396,16 @@ fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// `rows` in chunks of [`LADDER`] sizes, no chunk holding one `key`
-/// twice: a repeated key starts a new run of chunks, so rows still apply
-/// in order, one statement after the other (PostgreSQL refuses an upsert
-/// that meets the same row twice in one statement; SQLite would apply
-/// them in order within it).
+/// `rows` in chunks of [`LADDER`] sizes; on PostgreSQL no chunk holds one
+/// `key` twice: a repeated key starts a new run of chunks, so rows still
+/// apply in order, one statement after the other (PostgreSQL refuses an
+/// upsert that meets the same row twice in one statement; SQLite applies
+/// them in order within it, and is spared the look at every key).
 fn ladder_by<T, K: Eq + std::hash::Hash>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
+    if !PG {
+        // SQLite applies the rows of one statement in order.
+        return ladder(rows).collect();
+    }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut start = 0;
