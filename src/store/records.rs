@@ -105,6 +105,37 @@ pub struct LinkRecord {
     pub kind: Option<&'static str>,
 }
 
+/// The fingerprint of a page's links as stored (`pages.links_hash`):
+/// xxh3-64 over each link's target id, nofollow flag, kind and anchor, in
+/// order, length-prefixed so no two lists share an encoding. Stable across
+/// builds (xxh3 is a specified function), so a recrawl compares it with
+/// the fingerprint a page was stored with years before.
+pub fn links_hash(links: &[LinkRecord]) -> i64 {
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    h.update(&(links.len() as u64).to_le_bytes());
+    for l in links {
+        h.update(&l.to_id.to_le_bytes());
+        h.update(&[u8::from(l.nofollow)]);
+        let kind = l.kind.unwrap_or("");
+        h.update(&(kind.len() as u32).to_le_bytes());
+        h.update(kind.as_bytes());
+        h.update(&(l.anchor.len() as u32).to_le_bytes());
+        h.update(l.anchor.as_bytes());
+    }
+    h.digest() as i64
+}
+
+/// What a recrawl knows of a page's links as stored before its fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredLinks {
+    /// No page was stored: there are no links to replace.
+    None,
+    /// Their fingerprint ([`links_hash`]).
+    Hash(i64),
+    /// A page stored before fingerprints were kept: its links are read.
+    Unknown,
+}
+
 /// The outcome of one fetch: committed atomically.
 #[derive(Debug, Clone)]
 pub struct FetchRecord {
@@ -147,6 +178,9 @@ pub struct RevisitRecord {
     /// validators (a 304 may send new ones) replace its own when given.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// The stored page's links, for a page stored again: the same
+    /// fingerprint as the new links' means they are kept as they are.
+    pub stored_links: StoredLinks,
 }
 
 impl FetchRecord {

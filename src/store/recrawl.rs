@@ -120,11 +120,17 @@ impl Store {
     }
 
     /// Makes a page's links quick to find, which a recrawl needs to
-    /// replace the links of the pages that changed. A crawl never looks
-    /// them up, so the index is only built (once) when a database is
-    /// first recrawled: a crawl that is never recrawled does not pay for
-    /// it on every link it inserts.
+    /// replace the links of the pages whose links changed. A crawl never
+    /// looks them up, so the index is only built (once) when a database is
+    /// recrawled, and it does not slow every link a crawl inserts. On
+    /// PostgreSQL it is built here, before a recrawl starts (while it holds
+    /// the crawl alone); on SQLite this does nothing: the writer builds it
+    /// the first time a recrawl meets a page whose links changed, so a
+    /// recrawl whose pages kept their links never pays for it.
     pub async fn index_links_by_page(&self) -> Result<(), StoreError> {
+        if !self.is_postgres() {
+            return Ok(());
+        }
         on_pool!(self, pool => sqlx::query("CREATE INDEX IF NOT EXISTS links_from ON links (from_id)")
             .execute(pool).await.map(|_| ()))?;
         Ok(())

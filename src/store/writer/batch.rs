@@ -558,7 +558,8 @@ async fn insert_pages(conn: &mut Conn, rows: &[&FetchRecord]) -> Result<(), Stor
     let mut qb: QueryBuilder<Db> = QueryBuilder::new(
         "INSERT INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
          fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
-         base_href, meta_robots, encoding, text, text_kinds, markdown, links_count, noindex, x_robots_tag) ",
+         base_href, meta_robots, encoding, text, text_kinds, markdown, links_count, noindex, x_robots_tag, \
+         links_hash) ",
     );
     qb.push_values(rows, |mut b, f| {
         let p = f.page.as_ref().expect("filtered to fetches with pages");
@@ -586,7 +587,8 @@ async fn insert_pages(conn: &mut Conn, rows: &[&FetchRecord]) -> Result<(), Stor
             .push_bind(p.markdown.clone())
             .push_bind(p.links_count as i64)
             .push_bind(p.noindex)
-            .push_bind(p.x_robots_tag.clone());
+            .push_bind(p.x_robots_tag.clone())
+            .push_bind(links_hash(&f.links));
     });
     // A page fetched again replaces the stored one, every column.
     qb.push(
@@ -598,7 +600,7 @@ async fn insert_pages(conn: &mut Conn, rows: &[&FetchRecord]) -> Result<(), Stor
          canonical = excluded.canonical, base_href = excluded.base_href, meta_robots = excluded.meta_robots, \
          encoding = excluded.encoding, text = excluded.text, text_kinds = excluded.text_kinds, \
          markdown = excluded.markdown, links_count = excluded.links_count, noindex = excluded.noindex, \
-         x_robots_tag = excluded.x_robots_tag",
+         x_robots_tag = excluded.x_robots_tag, links_hash = excluded.links_hash",
     );
     execute_cached(conn, qb).await?;
     Ok(())
@@ -868,8 +870,8 @@ async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), 
     let mut stored = HashMap::new();
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
         let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-            "SELECT p.url_id, p.status, p.etag, p.last_modified, p.content_hash, p.redirect_to, c.revisit_ms, \
-             c.removed_run, COALESCE(c.checked_at, p.fetched_at) AS checked_at \
+            "SELECT p.url_id, p.status, p.etag, p.last_modified, p.content_hash, p.redirect_to, p.links_hash, \
+             c.revisit_ms, c.removed_run, COALESCE(c.checked_at, p.fetched_at) AS checked_at \
              FROM pages p LEFT JOIN page_checks c ON c.url_id = p.url_id WHERE p.url_id IN ",
         );
         push_id_list(&mut qb, chunk);
@@ -887,6 +889,7 @@ async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), 
                     redirect_to: r.get("redirect_to"),
                     revisit_ms: r.get("revisit_ms"),
                     checked_at: r.get("checked_at"),
+                    links_hash: r.get("links_hash"),
                 },
             );
         }
@@ -895,6 +898,50 @@ async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), 
         u.revisit = stored.remove(&u.id);
     }
     Ok(())
+}
+
+/// A stored link: target id, anchor, nofollow, kind.
+type StoredLink = (i64, String, bool, Option<String>);
+
+/// The stored links of the pages of `fetches`, by page, each page's in the
+/// order they were inserted (SQLite's rowid, PostgreSQL's identity
+/// column). Looked up by the index on `links (from_id)`: on SQLite it is
+/// made here the first time a recrawl needs it (a crawl never does, and a
+/// recrawl whose pages kept their links never does either); on
+/// PostgreSQL the recrawl made it before it started.
+async fn read_links(
+    conn: &mut Conn,
+    fetches: &[&FetchRecord],
+) -> Result<HashMap<i64, Vec<StoredLink>>, StoreError> {
+    let mut out: HashMap<i64, Vec<StoredLink>> = HashMap::new();
+    if fetches.is_empty() {
+        return Ok(out);
+    }
+    if !PG {
+        sqlx::query("CREATE INDEX IF NOT EXISTS links_from ON links (from_id)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let ids: Vec<i64> = fetches.iter().map(|f| f.url_id).collect();
+    for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("SELECT from_id, to_id, anchor, nofollow, kind FROM links WHERE from_id IN ");
+        push_id_list(&mut qb, chunk);
+        qb.push(if PG {
+            " ORDER BY from_id, seq"
+        } else {
+            " ORDER BY from_id, rowid"
+        });
+        for r in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+            out.entry(r.get("from_id")).or_default().push((
+                r.get("to_id"),
+                r.get("anchor"),
+                r.get("nofollow"),
+                r.get("kind"),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// A recrawl's records: the change of each page, the earlier version of a
@@ -933,20 +980,32 @@ async fn write_revisits(
         );
         execute_cached(conn, qb).await?;
     }
+    // The stored version of each page that changed becomes history.
+    let mut versioned: HashMap<i64, Vec<i64>> = HashMap::new();
     for f in fetches {
-        let Some(r) = &f.revisit else { continue };
-        if f.page.is_some() && r.change == Some(Change::Changed) {
-            sqlx::query(
+        if let Some(r) = &f.revisit
+            && f.page.is_some()
+            && r.change == Some(Change::Changed)
+        {
+            versioned.entry(r.run_id).or_default().push(f.url_id);
+        }
+    }
+    for (run_id, ids) in versioned {
+        for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                 "INSERT INTO page_versions (url_id, run_id, status, fetched_at, content_hash, title, text) \
-                 SELECT url_id, $1, status, fetched_at, content_hash, title, text FROM pages WHERE url_id = $2 \
-                 ON CONFLICT (url_id, run_id) DO UPDATE SET status = excluded.status, \
+                 SELECT url_id, ",
+            );
+            qb.push_bind(run_id).push(
+                ", status, fetched_at, content_hash, title, text FROM pages WHERE url_id IN ",
+            );
+            push_id_list(&mut qb, chunk);
+            qb.push(
+                " ON CONFLICT (url_id, run_id) DO UPDATE SET status = excluded.status, \
                  fetched_at = excluded.fetched_at, content_hash = excluded.content_hash, \
                  title = excluded.title, text = excluded.text",
-            )
-            .bind(r.run_id)
-            .bind(f.url_id)
-            .execute(&mut *conn)
-            .await?;
+            );
+            execute_once(conn, qb).await?;
         }
     }
     // Check time, schedule and removal of every page revisited, kept or
@@ -1002,28 +1061,44 @@ async fn write_revisits(
         .await?;
     }
     // A page stored again (changed, or back after it was gone) replaces
-    // its links, found by the index a recrawl makes, unless they are the
-    // same ones (the usual edit leaves a page's links alone). For a page
-    // that changed, the links added and gone are recorded.
+    // its links unless they are the same ones (the usual edit leaves a
+    // page's links alone), which their fingerprint tells without reading
+    // them. For a page that changed, the links added and gone are
+    // recorded.
     let mut same_links = HashSet::new();
     let mut link_changes: Vec<(i64, i64, i64, &str)> = Vec::new();
     let mut replaced: Vec<i64> = Vec::new();
     let mut stored_again: Vec<i64> = Vec::new();
+    // Pages whose stored links are compared with the new ones, and those
+    // of them whose stored links must be read for it.
+    let mut compared: Vec<&FetchRecord> = Vec::new();
+    let mut to_read: Vec<&FetchRecord> = Vec::new();
+    let no_links = links_hash(&[]);
     for f in fetches {
         let Some(r) = &f.revisit else { continue };
         if f.page.is_none() || !matches!(r.change, Some(Change::Changed | Change::New)) {
             continue;
         }
-        // In insertion order: SQLite's rowid, PostgreSQL's identity column.
-        let old: Vec<(i64, String, bool, Option<String>)> = sqlx::query_as(if PG {
-            "SELECT to_id, anchor, nofollow, kind FROM links WHERE from_id = $1 ORDER BY seq"
-        } else {
-            "SELECT to_id, anchor, nofollow, kind FROM links WHERE from_id = $1 ORDER BY rowid"
-        })
-        .bind(f.url_id)
-        .fetch_all(&mut *conn)
-        .await?;
         stored_again.push(f.url_id);
+        match r.stored_links {
+            // No page stored: no links to replace (a new page has no
+            // links added or gone).
+            StoredLinks::None => {}
+            StoredLinks::Hash(h) if h == links_hash(&f.links) => {
+                same_links.insert(f.url_id);
+            }
+            // None stored: every link is added.
+            StoredLinks::Hash(h) if h == no_links => compared.push(f),
+            StoredLinks::Hash(_) | StoredLinks::Unknown => {
+                compared.push(f);
+                to_read.push(f);
+            }
+        }
+    }
+    let old_links = read_links(conn, &to_read).await?;
+    for f in compared {
+        let r = f.revisit.as_ref().expect("a revisit");
+        let old = old_links.get(&f.url_id).map_or(&[][..], Vec::as_slice);
         let same = old.len() == f.links.len()
             && old.iter().zip(&f.links).all(|(o, n)| {
                 o.0 == n.to_id && o.1 == n.anchor && o.2 == n.nofollow && o.3.as_deref() == n.kind
