@@ -27,9 +27,6 @@ pub struct Revisit {
     /// epoch ms: a sitemap `<lastmod>` before it says the page has not
     /// changed since.
     pub checked_at: Option<i64>,
-    /// The fingerprint of its stored links (`None`: stored before
-    /// fingerprints were kept).
-    pub links_hash: Option<i64>,
 }
 
 /// What a run found about a page.

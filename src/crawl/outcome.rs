@@ -18,7 +18,7 @@ use crate::parse::LinkKind;
 use crate::reason::SkipReason;
 use crate::recrawl::{self as revisits, Answer};
 use crate::sitemap::{self, SitemapError};
-use crate::store::records::{FetchRecord, LinkRecord, RevisitRecord, StoredLinks, UrlState};
+use crate::store::records::{FetchRecord, LinkRecord, RevisitRecord, UrlState};
 use crate::summarize::stage::Item;
 use crate::util::FpMap;
 use crate::worker::{self, Job, Outcome, SitemapRead, WorkerOutput};
@@ -533,10 +533,6 @@ impl Coordinator {
             bytes: 0,
             etag: None,
             last_modified: None,
-            stored_links: match job.revisit.as_deref() {
-                None => StoredLinks::None,
-                Some(r) => r.links_hash.map_or(StoredLinks::Unknown, StoredLinks::Hash),
-            },
         }
     }
 

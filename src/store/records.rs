@@ -125,17 +125,6 @@ pub fn links_hash(links: &[LinkRecord]) -> i64 {
     h.digest() as i64
 }
 
-/// What a recrawl knows of a page's links as stored before its fetch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoredLinks {
-    /// No page was stored: there are no links to replace.
-    None,
-    /// Their fingerprint ([`links_hash`]).
-    Hash(i64),
-    /// A page stored before fingerprints were kept: its links are read.
-    Unknown,
-}
-
 /// The outcome of one fetch: committed atomically.
 #[derive(Debug, Clone)]
 pub struct FetchRecord {
@@ -178,9 +167,6 @@ pub struct RevisitRecord {
     /// validators (a 304 may send new ones) replace its own when given.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-    /// The stored page's links, for a page stored again: the same
-    /// fingerprint as the new links' means they are kept as they are.
-    pub stored_links: StoredLinks,
 }
 
 impl FetchRecord {

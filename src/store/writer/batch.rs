@@ -870,8 +870,8 @@ async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), 
     let mut stored = HashMap::new();
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
         let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-            "SELECT p.url_id, p.status, p.etag, p.last_modified, p.content_hash, p.redirect_to, p.links_hash, \
-             c.revisit_ms, c.removed_run, COALESCE(c.checked_at, p.fetched_at) AS checked_at \
+            "SELECT p.url_id, p.status, p.etag, p.last_modified, p.content_hash, p.redirect_to, c.revisit_ms, \
+             c.removed_run, COALESCE(c.checked_at, p.fetched_at) AS checked_at \
              FROM pages p LEFT JOIN page_checks c ON c.url_id = p.url_id WHERE p.url_id IN ",
         );
         push_id_list(&mut qb, chunk);
@@ -889,7 +889,6 @@ async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), 
                     redirect_to: r.get("redirect_to"),
                     revisit_ms: r.get("revisit_ms"),
                     checked_at: r.get("checked_at"),
-                    links_hash: r.get("links_hash"),
                 },
             );
         }
@@ -898,6 +897,28 @@ async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), 
         u.revisit = stored.remove(&u.id);
     }
     Ok(())
+}
+
+/// The fingerprints of the stored links of the pages of `fetches`
+/// ([`links_hash`]), by page: a page with none stored has no entry, one
+/// stored before fingerprints were kept has `None`. Read here, for the
+/// pages stored again only, not with every URL a recrawl leases: the
+/// column sits after the text, often in an overflow page.
+async fn read_links_hashes(
+    conn: &mut Conn,
+    fetches: &[&FetchRecord],
+) -> Result<HashMap<i64, Option<i64>>, StoreError> {
+    let mut out = HashMap::new();
+    let ids: Vec<i64> = fetches.iter().map(|f| f.url_id).collect();
+    for chunk in ids.chunks(URL_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("SELECT url_id, links_hash FROM pages WHERE url_id IN ");
+        push_id_list(&mut qb, chunk);
+        for r in qb.build().persistent(false).fetch_all(&mut *conn).await? {
+            out.insert(r.get("url_id"), r.get("links_hash"));
+        }
+    }
+    Ok(out)
 }
 
 /// A stored link: target id, anchor, nofollow, kind.
@@ -1074,22 +1095,29 @@ async fn write_revisits(
     let mut compared: Vec<&FetchRecord> = Vec::new();
     let mut to_read: Vec<&FetchRecord> = Vec::new();
     let no_links = links_hash(&[]);
-    for f in fetches {
-        let Some(r) = &f.revisit else { continue };
-        if f.page.is_none() || !matches!(r.change, Some(Change::Changed | Change::New)) {
-            continue;
-        }
+    let again: Vec<&FetchRecord> = fetches
+        .iter()
+        .filter(|f| {
+            f.page.is_some()
+                && f.revisit
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.change, Some(Change::Changed | Change::New)))
+        })
+        .collect();
+    let stored = read_links_hashes(conn, &again).await?;
+    for f in again {
         stored_again.push(f.url_id);
-        match r.stored_links {
+        match stored.get(&f.url_id) {
             // No page stored: no links to replace (a new page has no
             // links added or gone).
-            StoredLinks::None => {}
-            StoredLinks::Hash(h) if h == links_hash(&f.links) => {
+            None => {}
+            Some(Some(h)) if *h == links_hash(&f.links) => {
                 same_links.insert(f.url_id);
             }
             // None stored: every link is added.
-            StoredLinks::Hash(h) if h == no_links => compared.push(f),
-            StoredLinks::Hash(_) | StoredLinks::Unknown => {
+            Some(Some(h)) if *h == no_links => compared.push(f),
+            // Different, or stored before fingerprints were kept.
+            Some(_) => {
                 compared.push(f);
                 to_read.push(f);
             }
