@@ -49,7 +49,7 @@ pub(super) struct Coordinator {
     pub(super) sched: Scheduler<Job>,
     /// The seen-set, what waits in the database, the page budgets.
     pub(super) frontier: Frontier,
-    pub(super) refill: Option<oneshot::Receiver<Vec<LeasedUrl>>>,
+    pub(super) refill: Option<oneshot::Receiver<Result<Vec<LeasedUrl>, StoreError>>>,
     pub(super) tasks: JoinSet<WorkerOutput>,
     /// Each running worker's job.
     pub(super) task_jobs: HashMap<tokio::task::Id, Running>,
@@ -186,7 +186,9 @@ impl Coordinator {
                 }
                 rows = async { self.refill.as_mut().expect("guarded").await }, if self.refill.is_some() => {
                     self.refill = None;
-                    self.on_refill(rows.unwrap_or_default()).await?;
+                    // (A writer gone says why where it is awaited.)
+                    let rows = rows.unwrap_or(Ok(Vec::new())).map_err(CrawlError::Store)?;
+                    self.on_refill(rows).await?;
                 }
                 claimed = async { self.shared.as_mut().expect("guarded").claimed().await }, if claiming => {
                     match claimed {

@@ -577,9 +577,14 @@ impl Store {
             ConnOptions::Sqlite(o) => Some(o.connect().await?),
             ConnOptions::Postgres(_) => None,
         };
+        let reader = match &self.pools {
+            Pools::Sqlite(pool) => Some(pool.clone()),
+            Pools::Postgres(_) => None,
+        };
         Ok(writer::spawn(
             conn,
             checkpoint,
+            reader,
             capacity,
             linger_fetches,
             lease,

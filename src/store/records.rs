@@ -275,7 +275,8 @@ pub enum WriteOp {
         limit: u32,
         /// Read what is stored of each URL's page (a recrawl).
         revisits: bool,
-        reply: oneshot::Sender<Vec<LeasedUrl>>,
+        /// The URLs, or why what is stored of them could not be read.
+        reply: oneshot::Sender<Result<Vec<LeasedUrl>, StoreError>>,
     },
     /// In a shared crawl: give back the hosts with no work left, renew the
     /// rest, take more (up to `max_hosts` held in all): hosts with queued

@@ -329,6 +329,84 @@ async fn conditional_recrawl_records_unchanged_changed_removed_and_new_pages() {
     assert_eq!(count(&c.db, "SELECT COUNT(*) FROM summaries").await, 6);
 }
 
+/// The link rows of the page at `path`, by target id, in insertion order.
+async fn link_rows(site: &Site, db: &TestDb, path: &str) -> Vec<i64> {
+    let from = trawl::canon::fingerprint(&url::Url::parse(&site.url(path)).unwrap()) as i64;
+    let order = if db.is_postgres() { "seq" } else { "rowid" };
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT to_id FROM links WHERE from_id = $1 ORDER BY {order}"
+    )))
+    .bind(from)
+    .fetch_all(&db.sql().await)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_changed_page_that_kept_its_links_keeps_their_rows_and_one_whose_links_changed_replaces_them()
+ {
+    let (site, c) = four_pages(true).await;
+    let home_links = link_rows(&site, &c.db, "/").await;
+    assert_eq!(home_links.len(), 3);
+    let rows_before = count(&c.db, "SELECT COUNT(*) FROM links").await;
+    // The usual edit: new text, the same links. And /a gains a link.
+    site.raw(
+        "/",
+        "<html><head><title>Home</title></head><body><h1>Home</h1><p>Edited since.</p>\
+         <p><a href=\"/a\">/a</a> <a href=\"/b\">/b</a> <a href=\"/c\">/c</a> </p></body></html>"
+            .to_string(),
+    );
+    let _ = recrawl(&c.store, false, T0).await;
+    let run = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(changes(&site, &c.db, run).await["/"], "changed");
+    assert_eq!(link_rows(&site, &c.db, "/").await, home_links);
+    assert_eq!(
+        count(&c.db, "SELECT COUNT(*) FROM links").await,
+        rows_before
+    );
+    assert_eq!(count(&c.db, "SELECT COUNT(*) FROM link_changes").await, 0);
+    if !c.db.is_postgres() {
+        // No page needed its stored links read: SQLite made no index.
+        assert_eq!(
+            count(
+                &c.db,
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'links_from'"
+            )
+            .await,
+            0
+        );
+    }
+
+    // Links that changed, on a page stored before fingerprints were kept
+    // (no fingerprint to compare): read, replaced, and recorded.
+    sqlx::query("UPDATE pages SET links_hash = NULL")
+        .execute(&c.db.sql().await)
+        .await
+        .unwrap();
+    site.set("/", "Home", &["/a", "/b"]);
+    let _ = recrawl(&c.store, false, T0 + HOUR).await;
+    let run2 = c.store.latest_recrawl().await.unwrap().unwrap();
+    assert_eq!(changes(&site, &c.db, run2).await["/"], "changed");
+    assert_eq!(link_rows(&site, &c.db, "/").await, home_links[..2]);
+    let gone: Vec<String> = sqlx::query_scalar(
+        "SELECT u.url FROM link_changes l JOIN urls u ON u.id = l.to_id \
+         WHERE l.run_id = $1 AND l.change = 'gone'",
+    )
+    .bind(run2)
+    .fetch_all(&c.db.sql().await)
+    .await
+    .unwrap();
+    assert_eq!(gone, [site.url("/c")]);
+    // The page's fingerprint is kept again: a third look with the same
+    // links reads nothing.
+    let stored: Option<i64> = sqlx::query_scalar("SELECT links_hash FROM pages WHERE url_id = $1")
+        .bind(trawl::canon::fingerprint(&url::Url::parse(&site.url("/")).unwrap()) as i64)
+        .fetch_one(&c.db.sql().await)
+        .await
+        .unwrap();
+    assert!(stored.is_some());
+}
+
 #[tokio::test]
 async fn a_304_with_a_new_etag_keeps_the_page_and_stores_the_new_tag() {
     let (site, c) = four_pages(true).await;

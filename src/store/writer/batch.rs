@@ -91,8 +91,11 @@ pub(in crate::store::writer) async fn commit(
                         revisits,
                         reply,
                     } => {
-                        let rows = refill(&mut tx, limit, revisits, now).await?;
-                        replies.push(Reply::Refill(reply, rows));
+                        // On SQLite what is stored of the pages to
+                        // revisit is read once the batch is committed, on
+                        // a reading connection, off the writer's path.
+                        let rows = refill(&mut tx, limit, revisits && PG, now).await?;
+                        replies.push(Reply::Refill(reply, rows, revisits && !PG));
                     }
                     WriteOp::Claim {
                         max_hosts,
@@ -865,7 +868,10 @@ async fn release(conn: &mut Conn, lease: &Lease, now: i64) -> Result<(), StoreEr
 const CLAIM_LOCK_KEY: i64 = 0x7472_6177_6c00_0002;
 
 /// Fills in what is stored of the leased URLs' pages.
-async fn read_revisits(conn: &mut Conn, leased: &mut [LeasedUrl]) -> Result<(), StoreError> {
+pub(in crate::store::writer) async fn read_revisits(
+    conn: &mut Conn,
+    leased: &mut [LeasedUrl],
+) -> Result<(), StoreError> {
     let ids: Vec<i64> = leased.iter().map(|u| u.id).collect();
     let mut stored = HashMap::new();
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
@@ -945,8 +951,9 @@ async fn read_links(
     }
     let ids: Vec<i64> = fetches.iter().map(|f| f.url_id).collect();
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("SELECT from_id, to_id, anchor, nofollow, kind FROM links WHERE from_id IN ");
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+            "SELECT from_id, to_id, anchor, nofollow, kind FROM links WHERE from_id IN ",
+        );
         push_id_list(&mut qb, chunk);
         qb.push(if PG {
             " ORDER BY from_id, seq"

@@ -66,6 +66,7 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 pub fn spawn(
     conn: Conn,
     checkpoint_conn: Option<SqliteConnection>,
+    reader: Option<sqlx::SqlitePool>,
     capacity: usize,
     linger_fetches: usize,
     lease: Option<Lease>,
@@ -80,6 +81,10 @@ pub fn spawn(
     // picked up at once, not after the page analyses queued on the
     // crawl's runtime threads (that wait was a fifth of its busy time).
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let reader = reader.map(|pool| Reader {
+        pool,
+        runtime: tokio::runtime::Handle::current(),
+    });
     let thread = std::thread::Builder::new()
         .name("trawl-writer".into())
         .spawn(move || {
@@ -87,7 +92,14 @@ pub fn spawn(
                 .enable_time()
                 .build()
             {
-                Ok(rt) => rt.block_on(run(conn, rx, committed_tx, linger_fetches.max(1), lease)),
+                Ok(rt) => rt.block_on(run(
+                    conn,
+                    rx,
+                    committed_tx,
+                    linger_fetches.max(1),
+                    lease,
+                    reader,
+                )),
                 Err(e) => Err(StoreError::Sql(sqlx::Error::Io(e))),
             };
             let _ = done_tx.send(result);
@@ -114,6 +126,7 @@ async fn run(
     committed: watch::Sender<Committed>,
     linger_fetches: usize,
     lease: Option<Lease>,
+    reader: Option<Reader>,
 ) -> Result<WriterStats, StoreError> {
     // Checkpoints copy the WAL back into the database file and fsync it:
     // the most expensive thing SQLite does. Left automatic, every few
@@ -159,7 +172,7 @@ async fn run(
         stats.transactions += 1;
         stats.ops += n;
         for reply in replies {
-            reply.send();
+            reply.send(reader.as_ref());
         }
     }
     conn.close().await;
@@ -230,18 +243,49 @@ async fn checkpoint(mut conn: SqliteConnection, stop: CancellationToken) {
     conn.close().await.ok();
 }
 
+/// Where a SQLite recrawl's refills read what is stored of the pages they
+/// lease (validators, content hash, revisit interval): a connection of the
+/// store's reading pool, on the crawl's runtime. Those reads (a row of
+/// `pages` each, a tenth of the writer's time in a recrawl) then run
+/// beside the writer's next batches instead of in its transaction; the
+/// rows are the committed ones, and only the fetches of the URLs leased
+/// (which wait for the reply) change them.
+struct Reader {
+    pool: sqlx::SqlitePool,
+    runtime: tokio::runtime::Handle,
+}
+
 /// A reply to send once the batch is committed.
 enum Reply {
-    Refill(oneshot::Sender<Vec<LeasedUrl>>, Vec<LeasedUrl>),
+    /// URLs leased; with `true`, what is stored of their pages is still to
+    /// be read for a recrawl (see [`Reader`]).
+    Refill(
+        oneshot::Sender<Result<Vec<LeasedUrl>, StoreError>>,
+        Vec<LeasedUrl>,
+        bool,
+    ),
     Claim(oneshot::Sender<Claimed>, Claimed),
     Flush(oneshot::Sender<()>),
 }
 
 impl Reply {
-    fn send(self) {
+    fn send(self, reader: Option<&Reader>) {
         // A receiver that went away (a stopping crawl) is not an error.
         match self {
-            Reply::Refill(tx, rows) => drop(tx.send(rows)),
+            Reply::Refill(tx, mut rows, true) => match reader {
+                Some(r) => {
+                    let pool = r.pool.clone();
+                    r.runtime.spawn(async move {
+                        let read = async {
+                            let mut conn = pool.acquire().await?;
+                            sqlite::batch::read_revisits(&mut conn, &mut rows).await
+                        };
+                        drop(tx.send(read.await.map(|()| rows)));
+                    });
+                }
+                None => drop(tx.send(Ok(rows))),
+            },
+            Reply::Refill(tx, rows, _) => drop(tx.send(Ok(rows))),
             Reply::Claim(tx, claimed) => drop(tx.send(claimed)),
             Reply::Flush(tx) => drop(tx.send(())),
         }
