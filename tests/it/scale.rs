@@ -35,11 +35,27 @@ struct Log {
 struct Web {
     ports: Vec<u16>,
     log: Arc<Mutex<Log>>,
+    /// While `false`, page requests are recorded but not answered.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl Web {
     fn seed(&self) -> String {
-        format!("http://127.0.0.1:{}/p/0.html", self.ports[0])
+        self.seed_of(0)
+    }
+
+    /// The first page of host `host`.
+    fn seed_of(&self, host: usize) -> String {
+        format!("http://127.0.0.1:{}/p/0.html", self.ports[host])
+    }
+
+    /// Holds page requests (robots.txt is answered) until [`Web::open`].
+    fn close(&self) {
+        self.gate.send_replace(false);
+    }
+
+    fn open(&self) {
+        self.gate.send_replace(true);
     }
 
     /// Page requests (robots.txt left out).
@@ -101,8 +117,9 @@ async fn web(delay: Duration) -> Web {
         .map(|l| l.local_addr().unwrap().port())
         .collect();
     let log = Arc::new(Mutex::new(Log::default()));
+    let gate = tokio::sync::watch::Sender::new(true);
     for (host, listener) in listeners.into_iter().enumerate() {
-        let st = (host, ports.clone(), log.clone(), delay);
+        let st = (host, ports.clone(), log.clone(), delay, gate.clone());
         let app = Router::new()
             .route("/p/{page}", axum::routing::get(page))
             .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
@@ -110,13 +127,19 @@ async fn web(delay: Duration) -> Web {
             .with_state(st);
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
-    Web { ports, log }
+    Web { ports, log, gate }
 }
 
-type St = (usize, Vec<u16>, Arc<Mutex<Log>>, Duration);
+type St = (
+    usize,
+    Vec<u16>,
+    Arc<Mutex<Log>>,
+    Duration,
+    tokio::sync::watch::Sender<bool>,
+);
 
 async fn record(
-    State((host, _, log, delay)): State<St>,
+    State((host, _, log, delay, gate)): State<St>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -131,6 +154,9 @@ async fn record(
         e.0 += 1;
         e.1 = e.1.max(e.0);
     }
+    if req.uri().path().starts_with("/p/") {
+        let _ = gate.subscribe().wait_for(|open| *open).await;
+    }
     tokio::time::sleep(delay).await;
     let res = next.run(req).await;
     log.lock().unwrap().in_flight.entry(host).or_default().0 -= 1;
@@ -138,7 +164,7 @@ async fn record(
 }
 
 async fn page(
-    State((host, ports, _, _)): State<St>,
+    State((host, ports, _, _, _)): State<St>,
     Path(page): Path<String>,
 ) -> impl IntoResponse {
     let i: usize = page.trim_end_matches(".html").parse().unwrap_or(0);
@@ -421,23 +447,40 @@ async fn join_says_what_it_cannot_join() {
 #[tokio::test]
 async fn the_page_budget_holds_for_the_whole_crawl() {
     let web = web(Duration::from_millis(5)).await;
+    // Pages are held until every process holds hosts: each then has URLs
+    // leased within the budget, so each fetches, however fast the others.
+    web.close();
     let db = TestDb::postgres();
     let target = db.target().to_string();
-    let first = crawl_process(
-        &web.seed(),
-        &target,
-        &[
-            "--concurrency",
-            "2",
-            "--per-host-rate",
-            "20",
-            "--max-pages",
-            "60",
-        ],
-    );
+    let more: Vec<String> = (1..7).map(|h| web.seed_of(h)).collect();
+    let mut flags = vec![
+        "--concurrency",
+        "2",
+        "--per-host-rate",
+        "20",
+        "--max-pages",
+        "60",
+    ];
+    flags.extend(more.iter().map(String::as_str));
+    let first = crawl_process(&web.seed(), &target, &flags);
     until_hits(&web, 1).await;
     let second = spawn(&["join", "--db", &target, "-q"]);
     let third = spawn(&["join", "--db", &target, "-q"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count(
+        &db,
+        "SELECT COUNT(DISTINCT lease_owner) FROM hosts WHERE lease_owner IS NOT NULL",
+    )
+    .await
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "three processes never held hosts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    web.open();
     for child in [first, second, third] {
         let o = wait(child).await;
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
