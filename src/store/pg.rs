@@ -24,7 +24,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use super::{DbTarget, StoreError};
@@ -93,15 +93,41 @@ pub(super) fn options(target: &DbTarget, url: &str) -> Result<PgConnectOptions, 
     }
     // rustls (for `sslmode=require` and above) needs its crypto provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    PgConnectOptions::from_str(url)
-        .map(|o| {
-            o.log_statements(tracing::log::LevelFilter::Trace)
-                .application_name("trawl")
-        })
-        .map_err(|e| StoreError::Connect {
-            db: target.to_string(),
-            why: e.to_string(),
-        })
+    let o = PgConnectOptions::from_str(url).map_err(|e| StoreError::Connect {
+        db: target.to_string(),
+        why: e.to_string(),
+    })?;
+    let o = o
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .application_name("trawl");
+    let chosen = url::Url::parse(url).ok().is_some_and(|u| {
+        u.query_pairs()
+            .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
+    }) || url.contains("sslmode=")
+        || std::env::var_os("PGSSLMODE").is_some();
+    Ok(if !chosen && is_loopback(o.get_host()) {
+        // The default (`prefer`) would use TLS whenever the server offers
+        // it. On the machine's own loopback TLS protects nothing, and it
+        // costs dearly: sqlx 0.9 leaves Nagle's algorithm on, so each
+        // statement larger than a TLS record waited for the server's
+        // delayed ACK, about 40 ms (a crawl into a local server went at a
+        // fifth of its speed).
+        o.ssl_mode(PgSslMode::Disable)
+    } else {
+        o
+    })
+}
+
+/// Whether `host` is this machine's loopback: `localhost`, 127.0.0.0/8,
+/// `::1` (a Unix socket directory has no TLS either).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A connection, or a refusal that says why (server down, login refused,
@@ -273,4 +299,42 @@ pub(super) async fn migrate(target: &DbTarget, pool: &PgPool) -> Result<(), Stor
             path: target.to_string().into(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(url: &str) -> PgSslMode {
+        let target = DbTarget::Postgres(url.to_string());
+        options(&target, url).expect("options").get_ssl_mode()
+    }
+
+    #[test]
+    fn loopback_servers_are_reached_without_tls_unless_asked() {
+        // (PGSSLMODE, when set, is the user's choice and is kept.)
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return;
+        }
+        for url in [
+            "postgres://u@127.0.0.1/db",
+            "postgres://u@127.0.0.2:5433/db",
+            "postgres://u@localhost/db",
+            "postgres://u@[::1]/db",
+        ] {
+            assert!(matches!(mode(url), PgSslMode::Disable), "{url}");
+        }
+        assert!(matches!(
+            mode("postgres://u@db.example.com/db"),
+            PgSslMode::Prefer
+        ));
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/db?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/db?sslmode=prefer"),
+            PgSslMode::Prefer
+        ));
+    }
 }

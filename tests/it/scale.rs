@@ -607,3 +607,34 @@ async fn a_postgres_database_of_a_newer_trawl_is_refused_untouched() {
     }
     assert_eq!(count_afresh(&db, "SELECT COUNT(*) FROM pages").await, 3);
 }
+
+#[tokio::test]
+async fn a_crawl_goes_over_tls_when_the_url_asks_for_it() {
+    // The server on loopback offers TLS (Debian's default snakeoil
+    // certificate); without `sslmode` trawl does not use it there.
+    let web = web(Duration::ZERO).await;
+    let db = TestDb::postgres();
+    let url = format!("{}?sslmode=require", db.target());
+    let o = trawl_async(
+        [
+            "crawl",
+            &web.seed(),
+            "--db",
+            &url,
+            "--per-host-rate",
+            "0",
+            "--max-pages",
+            "5",
+            "--no-summaries",
+            "--no-sitemaps",
+            "-q",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM pages").await, 5);
+    let o = trawl_async(["status", "--db", &url].map(String::from).to_vec()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
