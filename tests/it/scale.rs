@@ -638,3 +638,33 @@ async fn a_crawl_goes_over_tls_when_the_url_asks_for_it() {
     let o = trawl_async(["status", "--db", &url].map(String::from).to_vec()).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[tokio::test]
+async fn a_crawl_on_postgresql_has_its_tables_analyzed_as_they_fill() {
+    // A crawl starts on empty tables; without statistics the planner
+    // scanned `urls` for each batch's list of ids.
+    let web = web(Duration::ZERO).await;
+    let db = TestDb::postgres();
+    let o = wait(crawl_process(
+        &web.seed(),
+        db.target(),
+        &["--per-host-rate", "0", "--max-pages", "150"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM pages").await, 150);
+    // (The server records the ANALYZE when the session's statistics are
+    // flushed, at the latest when it ends.)
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count(
+        &db,
+        "SELECT COUNT(*) FROM pg_stat_user_tables WHERE relname IN ('urls', 'hosts') \
+         AND last_analyze IS NOT NULL",
+    )
+    .await
+        < 2
+    {
+        assert!(Instant::now() < deadline, "urls and hosts never analyzed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

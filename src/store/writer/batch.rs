@@ -671,7 +671,8 @@ async fn still_held(
         return Ok(held);
     }
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Db> = QueryBuilder::new("SELECT id, origin FROM urls WHERE id IN ");
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("SELECT id, origin FROM urls WHERE id IN ");
         push_id_list(&mut qb, chunk);
         for r in qb.build().persistent(false).fetch_all(&mut *conn).await? {
             if hosts.contains(r.get::<&str, _>(1)) {
