@@ -303,17 +303,25 @@ async fn write_pending(
         .filter(|f| !same_links.contains(&f.url_id))
         .flat_map(|f| f.links.iter().map(move |l| (f.url_id, l)))
         .collect();
-    for chunk in ladder(&links) {
-        let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ");
-        qb.push_values(chunk, |mut b, (from, l)| {
-            b.push_bind(*from)
-                .push_bind(l.to_id)
-                .push_bind(l.anchor.clone())
-                .push_bind(l.nofollow)
-                .push_bind(l.kind);
-        });
-        execute_cached(conn, qb).await?;
+    // PostgreSQL: one statement of arrays; SQLite: multi-row chunks.
+    match super::links_at_once(&links) {
+        Some(qb) if !links.is_empty() => execute_cached(conn, qb).await?,
+        Some(_) => {}
+        None => {
+            for chunk in ladder(&links) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ",
+                );
+                qb.push_values(chunk, |mut b, (from, l)| {
+                    b.push_bind(*from)
+                        .push_bind(l.to_id)
+                        .push_bind(l.anchor.clone())
+                        .push_bind(l.nofollow)
+                        .push_bind(l.kind);
+                });
+                execute_cached(conn, qb).await?;
+            }
+        }
     }
     // One statement per (state, reason, attempts) rather than one per page:
     // the attempt counter is incremented in SQL.
