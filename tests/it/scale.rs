@@ -210,6 +210,30 @@ async fn wait(child: Child) -> std::process::Output {
         .unwrap()
 }
 
+/// `trawl crawl` of `web` into `db` up to `pages` pages, quick and quiet,
+/// to its end.
+async fn small_crawl(web: &Web, db: &str, pages: u32) -> std::process::Output {
+    let pages = pages.to_string();
+    trawl_async(
+        [
+            "crawl",
+            &web.seed(),
+            "--db",
+            db,
+            "--per-host-rate",
+            "0",
+            "--max-pages",
+            &pages,
+            "--no-summaries",
+            "--no-sitemaps",
+            "-q",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await
+}
+
 /// Waits until the server has seen `n` page requests.
 async fn until_hits(web: &Web, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -421,23 +445,7 @@ async fn join_says_what_it_cannot_join() {
     assert!(stderr(&o).contains("holds no crawl"), "{}", stderr(&o));
     // A finished crawl: nothing to do, and that is no failure.
     let web = web(Duration::ZERO).await;
-    let o = trawl_async(
-        [
-            "crawl",
-            &web.seed(),
-            "--db",
-            db.target(),
-            "--per-host-rate",
-            "0",
-            "--max-pages",
-            "5",
-            "--no-summaries",
-            "-q",
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
-    .await;
+    let o = small_crawl(&web, db.target(), 5).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = trawl_async(["join", "--db", db.target()].map(String::from).to_vec()).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -566,24 +574,7 @@ async fn a_postgres_database_of_a_newer_trawl_is_refused_untouched() {
     let web = web(Duration::ZERO).await;
     let db = TestDb::postgres();
     let target = db.target().to_string();
-    let o = trawl_async(
-        [
-            "crawl",
-            &web.seed(),
-            "--db",
-            &target,
-            "--per-host-rate",
-            "0",
-            "--max-pages",
-            "3",
-            "--no-summaries",
-            "--no-sitemaps",
-            "-q",
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
-    .await;
+    let o = small_crawl(&web, &target, 3).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
@@ -615,24 +606,7 @@ async fn a_crawl_goes_over_tls_when_the_url_asks_for_it() {
     let web = web(Duration::ZERO).await;
     let db = TestDb::postgres();
     let url = format!("{}?sslmode=require", db.target());
-    let o = trawl_async(
-        [
-            "crawl",
-            &web.seed(),
-            "--db",
-            &url,
-            "--per-host-rate",
-            "0",
-            "--max-pages",
-            "5",
-            "--no-summaries",
-            "--no-sitemaps",
-            "-q",
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
-    .await;
+    let o = small_crawl(&web, &url, 5).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(count(&db, "SELECT COUNT(*) FROM pages").await, 5);
     let o = trawl_async(["status", "--db", &url].map(String::from).to_vec()).await;
