@@ -564,7 +564,11 @@ impl Coordinator {
         Ok(())
     }
 
-    pub(super) async fn send_fetch(&mut self, rec: FetchRecord) -> Result<(), CrawlError> {
+    pub(super) async fn send_fetch(&mut self, mut rec: FetchRecord) -> Result<(), CrawlError> {
+        // Here, not on the writer's thread, the crawl's one serial stage.
+        if let Some(page) = &mut rec.page {
+            page.links_hash = crate::store::records::links_hash(&rec.links);
+        }
         self.save_cookies().await?;
         self.sent.fetches += 1;
         self.sent.rows += rec.rows();

@@ -81,8 +81,9 @@ pub(super) fn options(target: &DbTarget, url: &str) -> Result<PgConnectOptions, 
     // A URL without a database would land in the server's default one
     // (`postgres`, or the user's): refused, as one crawl needs a database
     // of its own.
-    let named = url::Url::parse(url)
-        .ok()
+    let parsed = url::Url::parse(url).ok();
+    let named = parsed
+        .as_ref()
         .is_some_and(|u| !u.path().trim_start_matches('/').is_empty())
         || url.contains("dbname=");
     if !named {
@@ -100,11 +101,10 @@ pub(super) fn options(target: &DbTarget, url: &str) -> Result<PgConnectOptions, 
     let o = o
         .log_statements(tracing::log::LevelFilter::Trace)
         .application_name("trawl");
-    let chosen = url::Url::parse(url).ok().is_some_and(|u| {
+    let chosen = parsed.is_some_and(|u| {
         u.query_pairs()
             .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
-    }) || url.contains("sslmode=")
-        || std::env::var_os("PGSSLMODE").is_some();
+    }) || std::env::var_os("PGSSLMODE").is_some();
     Ok(if !chosen && is_loopback(o.get_host()) {
         // The default (`prefer`) would use TLS whenever the server offers
         // it. On the machine's own loopback TLS protects nothing, and it

@@ -82,6 +82,9 @@ pub struct PageRecord {
     /// written to `summaries` in the page's transaction.
     pub summary: Option<SummaryRecord>,
     pub links_count: u32,
+    /// The fingerprint of the fetch's links ([`links_hash`]), set when the
+    /// record goes to the writer (`pages.links_hash`).
+    pub links_hash: i64,
     /// The body, compressed, when the crawl keeps HTML (`page_html`).
     pub html: Option<super::fields::KeptHtml>,
     /// Fields found by the crawl's selectors that matched (`extracted`).

@@ -128,11 +128,11 @@ impl Store {
     /// the first time a recrawl meets a page whose links changed, so a
     /// recrawl whose pages kept their links never pays for it.
     pub async fn index_links_by_page(&self) -> Result<(), StoreError> {
-        if !self.is_postgres() {
-            return Ok(());
+        if let super::Pools::Postgres(pool) = self.pools() {
+            sqlx::query("CREATE INDEX IF NOT EXISTS links_from ON links (from_id)")
+                .execute(pool)
+                .await?;
         }
-        on_pool!(self, pool => sqlx::query("CREATE INDEX IF NOT EXISTS links_from ON links (from_id)")
-            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

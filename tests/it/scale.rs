@@ -246,6 +246,22 @@ async fn until_hits(web: &Web, n: usize) {
     }
 }
 
+/// Waits until `sql` counts at least `n` (a count that fails, on tables a
+/// crawl has not made yet, is 0).
+async fn until_count(db: &TestDb, sql: &'static str, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let pool = db.sql().await;
+    while sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0)
+        < n
+    {
+        assert!(Instant::now() < deadline, "never {n}: {sql}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// (pid, pages fetched, finished) of every process, in start order.
 async fn processes(db: &TestDb) -> Vec<(i64, i64, bool)> {
     use sqlx::Row;
@@ -474,20 +490,12 @@ async fn the_page_budget_holds_for_the_whole_crawl() {
     until_hits(&web, 1).await;
     let second = spawn(&["join", "--db", &target, "-q"]);
     let third = spawn(&["join", "--db", &target, "-q"]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while count(
+    until_count(
         &db,
         "SELECT COUNT(DISTINCT lease_owner) FROM hosts WHERE lease_owner IS NOT NULL",
+        3,
     )
-    .await
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "three processes never held hosts"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    .await;
     web.open();
     for child in [first, second, third] {
         let o = wait(child).await;
@@ -521,18 +529,7 @@ async fn losing_the_database_mid_crawl_stops_with_its_reason_and_resume_finishes
         &target,
         &["--concurrency", "4", "--per-host-rate", "10"],
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    // (The tables are made by the crawl: until then, nothing is stored.)
-    let pool = db.sql().await;
-    while sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM pages")
-        .fetch_one(&pool)
-        .await
-        .unwrap_or(0)
-        < 20
-    {
-        assert!(Instant::now() < deadline, "the crawl never stored 20 pages");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_count(&db, "SELECT COUNT(*) FROM pages", 20).await;
     // The server ends every connection to the crawl's database (as a
     // restart or an administrator would).
     sqlx::query(
@@ -629,16 +626,11 @@ async fn a_crawl_on_postgresql_has_its_tables_analyzed_as_they_fill() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM pages").await, 150);
     // (The server records the ANALYZE when the session's statistics are
     // flushed, at the latest when it ends.)
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while count(
+    until_count(
         &db,
         "SELECT COUNT(*) FROM pg_stat_user_tables WHERE relname IN ('urls', 'hosts') \
          AND last_analyze IS NOT NULL",
+        2,
     )
-    .await
-        < 2
-    {
-        assert!(Instant::now() < deadline, "urls and hosts never analyzed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    .await;
 }

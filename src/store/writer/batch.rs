@@ -304,9 +304,8 @@ async fn write_pending(
         .flat_map(|f| f.links.iter().map(move |l| (f.url_id, l)))
         .collect();
     // PostgreSQL: one statement of arrays; SQLite: multi-row chunks.
-    match super::links_at_once(&links) {
-        Some(qb) if !links.is_empty() => execute_cached(conn, qb).await?,
-        Some(_) => {}
+    match super::links_at_once(&links).filter(|_| !links.is_empty()) {
+        Some(qb) => execute_cached(conn, qb).await?,
         None => {
             for chunk in ladder(&links) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
@@ -599,7 +598,7 @@ async fn insert_pages(conn: &mut Conn, rows: &[&FetchRecord]) -> Result<(), Stor
             .push_bind(p.links_count as i64)
             .push_bind(p.noindex)
             .push_bind(p.x_robots_tag.clone())
-            .push_bind(links_hash(&f.links));
+            .push_bind(p.links_hash);
     });
     // A page fetched again replaces the stored one, every column.
     qb.push(
@@ -1137,7 +1136,7 @@ async fn write_revisits(
             // No page stored: no links to replace (a new page has no
             // links added or gone).
             None => {}
-            Some(Some(h)) if *h == links_hash(&f.links) => {
+            Some(Some(h)) if Some(*h) == f.page.as_ref().map(|p| p.links_hash) => {
                 same_links.insert(f.url_id);
             }
             // None stored: every link is added.
