@@ -634,3 +634,57 @@ async fn a_crawl_on_postgresql_has_its_tables_analyzed_as_they_fill() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_crawl_reaches_a_loopback_server_without_tls_unless_asked() {
+    // The server offers TLS; taken on loopback, each large statement
+    // waited for a delayed ACK.
+    let web = web(Duration::ZERO).await;
+    web.close();
+    let db = TestDb::postgres();
+    let child = crawl_process(&web.seed(), db.target(), &["--per-host-rate", "0"]);
+    // Its first page is held: the process is connected now.
+    until_hits(&web, 1).await;
+    until_count(
+        &db,
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'trawl'",
+        1,
+    )
+    .await;
+    let over_tls = count(
+        &db,
+        "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+         WHERE a.datname = current_database() AND a.application_name = 'trawl' AND s.ssl",
+    )
+    .await;
+    web.open();
+    let o = wait(child).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(over_tls, 0);
+}
+
+#[tokio::test]
+async fn long_text_is_compressed_with_lz4_where_the_server_has_it() {
+    let web = web(Duration::ZERO).await;
+    let db = TestDb::postgres();
+    let o = small_crawl(&web, db.target(), 3).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let has_lz4 = count(
+        &db,
+        "SELECT COUNT(*) FROM pg_settings \
+         WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)",
+    )
+    .await
+        == 1;
+    let lz4_columns = count(
+        &db,
+        "SELECT COUNT(*) FROM pg_attribute WHERE attcompression = 'l' AND \
+         ((attrelid = 'pages'::regclass AND attname IN ('text', 'markdown', 'text_kinds')) \
+          OR (attrelid = 'summaries'::regclass AND attname = 'summary') \
+          OR (attrelid = 'summary_parts'::regclass AND attname = 'summary') \
+          OR (attrelid = 'page_versions'::regclass AND attname = 'text'))",
+    )
+    .await;
+    assert_eq!(lz4_columns, if has_lz4 { 6 } else { 0 });
+}
