@@ -606,6 +606,19 @@ impl Coordinator {
             chain,
             sitemap,
         } = found;
+        let candidate = Candidate {
+            fp,
+            depth,
+            scope,
+            sitemap,
+            redirect: chain.is_some(),
+        };
+        let admit = self.frontier.admit(candidate, self.sched.queued());
+        if admit == Admit::Known {
+            // Most links of a page are known already: nothing is made
+            // for them.
+            return;
+        }
         let mut new = NewUrl {
             id: fp as i64,
             url: url.to_string(),
@@ -617,15 +630,8 @@ impl Coordinator {
             redirect_hops: hops,
             sitemap,
         };
-        let candidate = Candidate {
-            fp,
-            depth,
-            scope,
-            sitemap,
-            redirect: chain.is_some(),
-        };
-        match self.frontier.admit(candidate, self.sched.queued()) {
-            Admit::Known => return,
+        match admit {
+            Admit::Known => unreachable!("returned above"),
             Admit::Skip(reason) => {
                 new.reason = Some(reason.as_str());
                 self.counters.skipped.fetch_add(1, Relaxed);

@@ -209,6 +209,7 @@ impl Coordinator {
                     } else {
                         self.offer_summary(&f.page);
                     }
+                    rec.links.reserve(f.links.len());
                     for link in f.links {
                         let to_id = link.fp as i64;
                         if Some(link.fp) == refresh_fp {

@@ -139,6 +139,10 @@ pub enum StoreError {
     Locked(#[from] LockError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// From the statements the SQLite writer runs on its connection's
+    /// handle (see `writer::sqlite_rows`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("cannot connect to {db}: {why}")]
     Connect { db: String, why: String },
     #[error(
@@ -198,10 +202,11 @@ impl StoreError {
     /// I/O error (`SQLITE_IOERR` and its extended codes; a file size limit
     /// gives one).
     pub fn disk_failure(&self) -> Option<&'static str> {
-        let StoreError::Sql(sqlx::Error::Database(e)) = self else {
-            return None;
+        let code: i32 = match self {
+            StoreError::Sql(sqlx::Error::Database(e)) => e.code()?.parse().ok()?,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => e.extended_code,
+            _ => return None,
         };
-        let code: i32 = e.code()?.parse().ok()?;
         match code & 0xff {
             13 => Some("the disk is full"),
             10 => Some("a disk I/O error (a full disk, a file size limit or a failing device)"),
@@ -815,5 +820,33 @@ fn classify_open_error(path: &Path, e: sqlx::Error) -> StoreError {
             path: path.to_path_buf(),
             source: e,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    /// The SQLite writer's own statements (`writer::sqlite_rows`) report a
+    /// full disk or an I/O error as sqlx's statements do.
+    #[test]
+    fn disk_failures_are_read_from_either_driver() {
+        let raw = |code| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        assert_eq!(raw(13).disk_failure(), Some("the disk is full"));
+        // SQLITE_IOERR_WRITE (10 | 3 << 8): an extended code.
+        assert!(
+            raw(10 | 3 << 8)
+                .disk_failure()
+                .unwrap()
+                .contains("I/O error")
+        );
+        // SQLITE_CONSTRAINT: the data, not the disk.
+        assert_eq!(raw(19).disk_failure(), None);
+        assert!(!raw(13).connection_lost());
     }
 }

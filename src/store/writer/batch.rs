@@ -229,19 +229,51 @@ async fn write_pending(
             );
         }
     }
-    if lease.is_none() {
-        // (A shared crawl's batch recorded its URLs first.)
-        let urls: Vec<&NewUrl> = lone_urls
+    let same_links = write_revisits(conn, &fetches).await?;
+    // (A shared crawl's batch recorded its URLs first.)
+    let urls: Vec<&NewUrl> = match lease {
+        None => lone_urls
             .iter()
             .chain(fetches.iter().flat_map(|f| &f.new_urls))
-            .collect();
-        record_urls(conn, urls, now, false).await?;
-    }
-    let same_links = write_revisits(conn, &fetches).await?;
+            .collect(),
+        Some(_) => Vec::new(),
+    };
     let with_pages: Vec<&FetchRecord> = fetches.iter().filter(|f| f.page.is_some()).collect();
-    for chunk in ladder_by(&with_pages, |f| f.url_id) {
-        insert_pages(conn, chunk).await?;
+    let mut summaries: Vec<(&str, &SummaryRecord)> = with_pages
+        .iter()
+        .filter_map(|f| {
+            let p = f.page.as_ref()?;
+            Some((p.content_hash.as_deref()?, p.summary.as_ref()?))
+        })
+        .collect();
+    if PG {
+        summaries.sort_by_key(|(hash, _)| *hash);
     }
+    let links: Vec<(i64, &LinkRecord)> = fetches
+        .iter()
+        .filter(|f| !same_links.contains(&f.url_id))
+        .flat_map(|f| f.links.iter().map(move |l| (f.url_id, l)))
+        .collect();
+    // One statement per (state, reason, attempts) rather than one per page:
+    // the attempt counter is incremented in SQL.
+    let mut groups: HashMap<(UrlState, Option<&str>, u32), Vec<i64>> = HashMap::new();
+    for f in &fetches {
+        groups
+            .entry((f.state, f.reason.as_deref(), f.attempts))
+            .or_default()
+            .push(f.url_id);
+    }
+    let rows = Rows {
+        urls,
+        pages: with_pages,
+        summaries,
+        links,
+        states: groups,
+    };
+    if !super::write_rows(conn, &rows, now).await? {
+        write_rows(conn, &rows, now).await?;
+    }
+    let with_pages = rows.pages;
     // Kept bodies and fields (only crawls that keep HTML or extract).
     let kept: Vec<(i64, &crate::store::fields::KeptHtml)> = with_pages
         .iter()
@@ -267,86 +299,6 @@ async fn write_pending(
         .collect();
     for chunk in ladder_by(&fields, |(id, r)| (*id, r.name.clone())) {
         execute_cached(conn, crate::store::fields::insert_fields::<Db>(chunk)).await?;
-    }
-    let mut summaries: Vec<(&str, &SummaryRecord)> = with_pages
-        .iter()
-        .filter_map(|f| {
-            let p = f.page.as_ref()?;
-            Some((p.content_hash.as_deref()?, p.summary.as_ref()?))
-        })
-        .collect();
-    if PG {
-        summaries.sort_by_key(|(hash, _)| *hash);
-    }
-    for chunk in ladder(&summaries) {
-        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, summary, \
-             attempts, created_at, updated_at) ",
-        );
-        qb.push_values(chunk, |mut b, (hash, s)| {
-            b.push_bind(hash.to_string())
-                .push_bind(s.key.backend)
-                .push_bind(s.key.model.clone())
-                .push_bind(s.key.prompt_version.clone())
-                .push_bind("done")
-                .push_bind(s.text.clone())
-                .push_bind(1i64)
-                .push_bind(now)
-                .push_bind(now);
-        });
-        // The same body at two URLs, or seen before: one summary.
-        qb.push(" ON CONFLICT (content_hash, backend, model, prompt_version) DO NOTHING");
-        execute_cached(conn, qb).await?;
-    }
-    let links: Vec<(i64, &LinkRecord)> = fetches
-        .iter()
-        .filter(|f| !same_links.contains(&f.url_id))
-        .flat_map(|f| f.links.iter().map(move |l| (f.url_id, l)))
-        .collect();
-    // PostgreSQL: one statement of arrays; SQLite: multi-row chunks.
-    match super::links_at_once(&links).filter(|_| !links.is_empty()) {
-        Some(qb) => execute_cached(conn, qb).await?,
-        None => {
-            for chunk in ladder(&links) {
-                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-                    "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ",
-                );
-                qb.push_values(chunk, |mut b, (from, l)| {
-                    b.push_bind(*from)
-                        .push_bind(l.to_id)
-                        .push_bind(l.anchor.clone())
-                        .push_bind(l.nofollow)
-                        .push_bind(l.kind);
-                });
-                execute_cached(conn, qb).await?;
-            }
-        }
-    }
-    // One statement per (state, reason, attempts) rather than one per page:
-    // the attempt counter is incremented in SQL.
-    let mut groups: HashMap<(UrlState, Option<&str>, u32), Vec<i64>> = HashMap::new();
-    for f in &fetches {
-        groups
-            .entry((f.state, f.reason.as_deref(), f.attempts))
-            .or_default()
-            .push(f.url_id);
-    }
-    for ((state, reason, attempts), ids) in groups {
-        for chunk in ladder(&ids) {
-            // A revisit made forgets the state it was queued from.
-            let mut qb: QueryBuilder<Db> =
-                QueryBuilder::new("UPDATE urls SET revisit_state = NULL, state = ");
-            qb.push_bind(state.as_str())
-                .push(", reason = ")
-                .push_bind(reason.map(str::to_string))
-                .push(", attempts = attempts + ")
-                .push_bind(attempts as i64)
-                .push(", updated_at = ")
-                .push_bind(now)
-                .push(" WHERE id IN ");
-            push_id_list(&mut qb, chunk);
-            execute_cached(conn, qb).await?;
-        }
     }
     let became: Vec<i64> = fetches
         .iter()
@@ -387,6 +339,120 @@ async fn write_pending(
     }
     Ok(())
 }
+
+/// The rows of a batch's fetches (and of the URLs it records) that a batch
+/// writes most: a page, its summary, ~40 links, the URLs found, the URL's
+/// new state.
+pub(super) struct Rows<'a> {
+    /// New URLs, in the order found (empty in a shared crawl, whose batch
+    /// records them first).
+    pub urls: Vec<&'a NewUrl>,
+    pub pages: Vec<&'a FetchRecord>,
+    /// `(content_hash, summary)`.
+    pub summaries: Vec<(&'a str, &'a SummaryRecord)>,
+    /// `(from_id, link)`, in order.
+    pub links: Vec<(i64, &'a LinkRecord)>,
+    /// URL ids by `(state, reason, attempts made)`.
+    pub states: HashMap<(UrlState, Option<&'a str>, u32), Vec<i64>>,
+}
+
+/// Writes `rows` with multi-row statements (see [`LADDER`]), or, for
+/// links on PostgreSQL, arrays.
+async fn write_rows(conn: &mut Conn, rows: &Rows<'_>, now: i64) -> Result<(), StoreError> {
+    if !rows.urls.is_empty() {
+        record_urls(conn, rows.urls.clone(), now, false).await?;
+    }
+    for chunk in ladder_by(&rows.pages, |f| f.url_id) {
+        insert_pages(conn, chunk).await?;
+    }
+    for chunk in ladder(&rows.summaries) {
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_SUMMARIES);
+        qb.push_values(chunk, |mut b, (hash, s)| {
+            b.push_bind(hash.to_string())
+                .push_bind(s.key.backend)
+                .push_bind(s.key.model.clone())
+                .push_bind(s.key.prompt_version.clone())
+                .push_bind("done")
+                .push_bind(s.text.clone())
+                .push_bind(1i64)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.push(SUMMARIES_UPSERT);
+        execute_cached(conn, qb).await?;
+    }
+    let links = &rows.links;
+    match super::links_at_once(links).filter(|_| !links.is_empty()) {
+        Some(qb) => execute_cached(conn, qb).await?,
+        None => {
+            for chunk in ladder(links) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_LINKS);
+                qb.push_values(chunk, |mut b, (from, l)| {
+                    b.push_bind(*from)
+                        .push_bind(l.to_id)
+                        .push_bind(l.anchor.clone())
+                        .push_bind(l.nofollow)
+                        .push_bind(l.kind);
+                });
+                execute_cached(conn, qb).await?;
+            }
+        }
+    }
+    for (&(state, reason, attempts), ids) in &rows.states {
+        for chunk in ladder(ids) {
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new(SET_STATE);
+            qb.push_bind(state.as_str())
+                .push(", reason = ")
+                .push_bind(reason.map(str::to_string))
+                .push(", attempts = attempts + ")
+                .push_bind(attempts as i64)
+                .push(", updated_at = ")
+                .push_bind(now)
+                .push(" WHERE id IN ");
+            push_id_list(&mut qb, chunk);
+            execute_cached(conn, qb).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The rows a batch writes most, shared by the multi-row statements below
+/// and SQLite's single-row ones (`sqlite_rows`): `INSERT INTO t (columns) `,
+/// then `VALUES …`, then the conflict clause.
+pub(super) const INSERT_URLS: &str = "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, \
+     redirect_hops, sitemap, discovered_at, updated_at) ";
+/// SQLite's: a URL recorded as skipped for a limit can be queued again
+/// when it is found again within the limits (a shallower path to it, say).
+/// Every other conflict keeps the first record.
+pub(super) const URLS_UPSERT: &str = " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, \
+     depth = excluded.depth, discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, \
+     updated_at = excluded.updated_at \
+     WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
+     AND excluded.state IN ('queued', 'leased')";
+pub(super) const INSERT_PAGES: &str = "INSERT INTO pages (url_id, status, final_url, redirect_to, content_type, \
+     size, truncated, fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, \
+     canonical, base_href, meta_robots, encoding, text, text_kinds, markdown, links_count, noindex, \
+     x_robots_tag, links_hash) ";
+/// A page fetched again replaces the stored one, every column.
+pub(super) const PAGES_UPSERT: &str = " ON CONFLICT (url_id) DO UPDATE SET status = excluded.status, \
+     final_url = excluded.final_url, redirect_to = excluded.redirect_to, content_type = excluded.content_type, \
+     size = excluded.size, truncated = excluded.truncated, fetched_at = excluded.fetched_at, \
+     fetch_ms = excluded.fetch_ms, etag = excluded.etag, last_modified = excluded.last_modified, \
+     content_hash = excluded.content_hash, title = excluded.title, description = excluded.description, \
+     language = excluded.language, canonical = excluded.canonical, base_href = excluded.base_href, \
+     meta_robots = excluded.meta_robots, encoding = excluded.encoding, text = excluded.text, \
+     text_kinds = excluded.text_kinds, markdown = excluded.markdown, links_count = excluded.links_count, \
+     noindex = excluded.noindex, x_robots_tag = excluded.x_robots_tag, links_hash = excluded.links_hash";
+pub(super) const INSERT_SUMMARIES: &str = "INSERT INTO summaries (content_hash, backend, model, prompt_version, \
+     state, summary, attempts, created_at, updated_at) ";
+/// The same body at two URLs, or seen before: one summary.
+pub(super) const SUMMARIES_UPSERT: &str =
+    " ON CONFLICT (content_hash, backend, model, prompt_version) DO NOTHING";
+pub(super) const INSERT_LINKS: &str = "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ";
+/// A fetched URL's new state: then `state`, `reason`, attempts made,
+/// `updated_at`, and the URLs. A revisit made forgets the state it was
+/// queued from.
+pub(super) const SET_STATE: &str = "UPDATE urls SET revisit_state = NULL, state = ";
 
 /// Row counts of the multi-row statements the writer keeps prepared: a
 /// batch's rows go in chunks of these sizes, largest first, so the same
@@ -502,9 +568,7 @@ async fn record_urls(
 /// Inserts `rows`; on PostgreSQL returns the ids inserted (not those
 /// that were there already).
 async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<Vec<i64>, StoreError> {
-    let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-        "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, redirect_hops, sitemap, discovered_at, updated_at) ",
-    );
+    let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_URLS);
     qb.push_values(rows, |mut b, u| {
         b.push_bind(u.id)
             .push_bind(u.url.clone())
@@ -518,9 +582,6 @@ async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<Vec<
             .push_bind(now)
             .push_bind(now);
     });
-    // A URL recorded as skipped for a limit can be queued again when it is
-    // found again within the limits (a shallower path to it, say). Every
-    // other conflict keeps the first record.
     qb.push(if PG {
         // PostgreSQL locks the row of every conflict of an upsert (rows a
         // claim of another process may be leasing): conflicts are left
@@ -528,10 +589,7 @@ async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<Vec<
         // limit.
         " ON CONFLICT (id) DO NOTHING RETURNING id"
     } else {
-        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, depth = excluded.depth, \
-         discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, updated_at = excluded.updated_at \
-         WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
-         AND excluded.state IN ('queued', 'leased')"
+        URLS_UPSERT
     });
     if PG {
         let ids = qb.build_query_scalar::<i64>().fetch_all(&mut *conn).await?;
@@ -565,12 +623,7 @@ async fn queue_again(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), 
 }
 
 async fn insert_pages(conn: &mut Conn, rows: &[&FetchRecord]) -> Result<(), StoreError> {
-    let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-        "INSERT INTO pages (url_id, status, final_url, redirect_to, content_type, size, truncated, \
-         fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, canonical, \
-         base_href, meta_robots, encoding, text, text_kinds, markdown, links_count, noindex, x_robots_tag, \
-         links_hash) ",
-    );
+    let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_PAGES);
     qb.push_values(rows, |mut b, f| {
         let p = f.page.as_ref().expect("filtered to fetches with pages");
         b.push_bind(f.url_id)
@@ -600,18 +653,7 @@ async fn insert_pages(conn: &mut Conn, rows: &[&FetchRecord]) -> Result<(), Stor
             .push_bind(p.x_robots_tag.clone())
             .push_bind(p.links_hash);
     });
-    // A page fetched again replaces the stored one, every column.
-    qb.push(
-        " ON CONFLICT (url_id) DO UPDATE SET status = excluded.status, final_url = excluded.final_url, \
-         redirect_to = excluded.redirect_to, content_type = excluded.content_type, size = excluded.size, \
-         truncated = excluded.truncated, fetched_at = excluded.fetched_at, fetch_ms = excluded.fetch_ms, \
-         etag = excluded.etag, last_modified = excluded.last_modified, content_hash = excluded.content_hash, \
-         title = excluded.title, description = excluded.description, language = excluded.language, \
-         canonical = excluded.canonical, base_href = excluded.base_href, meta_robots = excluded.meta_robots, \
-         encoding = excluded.encoding, text = excluded.text, text_kinds = excluded.text_kinds, \
-         markdown = excluded.markdown, links_count = excluded.links_count, noindex = excluded.noindex, \
-         x_robots_tag = excluded.x_robots_tag, links_hash = excluded.links_hash",
-    );
+    qb.push(PAGES_UPSERT);
     execute_cached(conn, qb).await?;
     Ok(())
 }

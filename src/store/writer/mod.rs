@@ -42,6 +42,20 @@ mod sqlite {
     fn links_at_once(_: &[(i64, &LinkRecord)]) -> Option<sqlx::QueryBuilder<Db>> {
         None
     }
+
+    #[path = "sqlite_rows.rs"]
+    mod rows;
+
+    /// SQLite writes a batch's hot rows itself, with single-row
+    /// statements on the writer's thread (see `rows`).
+    async fn write_rows(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &batch::Rows<'_>,
+        now: i64,
+    ) -> Result<bool, crate::store::StoreError> {
+        rows::write(conn, rows, now).await?;
+        Ok(true)
+    }
 }
 
 /// The same batch SQL, for PostgreSQL.
@@ -62,6 +76,16 @@ mod postgres {
     /// chunks of 256 rows of bound values, each a round trip (a batch of
     /// a hundred pages has some 4,000 links). The identity column `seq`
     /// numbers them in array order.
+    /// PostgreSQL's rows go as multi-row statements and arrays, a round
+    /// trip each (`batch::write_rows`).
+    async fn write_rows(
+        _: &mut sqlx::PgConnection,
+        _: &batch::Rows<'_>,
+        _: i64,
+    ) -> Result<bool, crate::store::StoreError> {
+        Ok(false)
+    }
+
     fn links_at_once(links: &[(i64, &LinkRecord)]) -> Option<sqlx::QueryBuilder<Db>> {
         let mut qb = sqlx::QueryBuilder::new(
             "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) SELECT * FROM unnest(",
