@@ -37,8 +37,8 @@ mod sqlite {
     #[path = "batch.rs"]
     pub(super) mod batch;
 
-    /// SQLite takes a batch's links as multi-row statements (see
-    /// `batch::ladder`): in-process, a statement costs little.
+    /// (Not used: SQLite's links go through `rows`, like the rest of
+    /// `batch::Rows`.)
     fn links_at_once(_: &[(i64, &LinkRecord)]) -> Option<sqlx::QueryBuilder<Db>> {
         None
     }
@@ -71,11 +71,6 @@ mod postgres {
 
     use super::LinkRecord;
 
-    /// All of a batch's links (`(from_id, link)`, in order) in one
-    /// statement: five typed arrays that the server unnests, rather than
-    /// chunks of 256 rows of bound values, each a round trip (a batch of
-    /// a hundred pages has some 4,000 links). The identity column `seq`
-    /// numbers them in array order.
     /// PostgreSQL's rows go as multi-row statements and arrays, a round
     /// trip each (`batch::write_rows`).
     async fn write_rows(
@@ -86,6 +81,11 @@ mod postgres {
         Ok(false)
     }
 
+    /// All of a batch's links (`(from_id, link)`, in order) in one
+    /// statement: five typed arrays that the server unnests, rather than
+    /// chunks of 256 rows of bound values, each a round trip (a batch of
+    /// a hundred pages has some 4,000 links). The identity column `seq`
+    /// numbers them in array order.
     fn links_at_once(links: &[(i64, &LinkRecord)]) -> Option<sqlx::QueryBuilder<Db>> {
         let mut qb = sqlx::QueryBuilder::new(
             "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) SELECT * FROM unnest(",
