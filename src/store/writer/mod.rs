@@ -378,3 +378,73 @@ impl Reply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Conn, Store};
+
+    fn url(id: i64, from: Option<i64>) -> NewUrl {
+        NewUrl {
+            id,
+            url: format!("http://a.test/{id}"),
+            origin: "http://a.test:80".into(),
+            depth: 1,
+            state: UrlState::Queued,
+            reason: None,
+            discovered_from: from,
+            redirect_hops: 0,
+            sitemap: false,
+        }
+    }
+
+    /// SQLite's own rows (`sqlite_rows`) store what the multi-row
+    /// statements store: a URL found twice keeps its first record, a URL
+    /// fetched twice in one batch with one outcome counts its attempts
+    /// once (as `WHERE id IN (…)` does), links keep their order.
+    #[tokio::test]
+    async fn a_batch_through_the_handle_stores_what_the_statements_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path).await.unwrap();
+        let Conn::Sqlite(mut conn) = store.connection().await.unwrap() else {
+            unreachable!("a file")
+        };
+        let mut first = FetchRecord::new(1);
+        first.new_urls = vec![url(2, Some(1)), url(2, Some(9))];
+        first.links = ["x", "y", "x"]
+            .iter()
+            .map(|a| LinkRecord {
+                to_id: 2,
+                anchor: a.to_string(),
+                nofollow: false,
+                kind: None,
+            })
+            .collect();
+        let mut batch = vec![
+            WriteOp::Urls(vec![url(1, None)]),
+            WriteOp::Fetch(Box::new(first)),
+            WriteOp::Fetch(Box::new(FetchRecord::new(1))),
+        ];
+        sqlite::batch::commit(&mut conn, &mut batch, None)
+            .await
+            .unwrap();
+        let (state, attempts): (String, i64) =
+            sqlx::query_as("SELECT state, attempts FROM urls WHERE id = 1")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!((state.as_str(), attempts), ("done", 1));
+        let from: i64 = sqlx::query_scalar("SELECT discovered_from FROM urls WHERE id = 2")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(from, 1);
+        let anchors: Vec<String> =
+            sqlx::query_scalar("SELECT anchor FROM links WHERE from_id = 1 ORDER BY rowid")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(anchors, ["x", "y", "x"]);
+    }
+}
