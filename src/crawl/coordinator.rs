@@ -613,33 +613,21 @@ impl Coordinator {
             sitemap,
             redirect: chain.is_some(),
         };
+        // Most links of a page are known already: nothing is made for
+        // them, not even their origin.
         let admit = self.frontier.admit(candidate, self.sched.queued());
         if admit == Admit::Known {
-            // Most links of a page are known already: nothing is made
-            // for them.
             return;
         }
-        let mut new = NewUrl {
-            id: fp as i64,
-            url: url.to_string(),
-            origin: canon::origin_key(url),
-            depth,
-            state: UrlState::Skipped,
-            reason: None,
-            discovered_from: from.map(|f| f as i64),
-            redirect_hops: hops,
-            sitemap,
-        };
-        match admit {
-            Admit::Known => unreachable!("returned above"),
+        let origin = canon::origin_key(url);
+        let (state, reason) = match admit {
+            Admit::Known => return,
+            Admit::Database => (UrlState::Queued, None),
             Admit::Skip(reason) => {
-                new.reason = Some(reason.as_str());
                 self.counters.skipped.fetch_add(1, Relaxed);
+                (UrlState::Skipped, Some(reason.as_str()))
             }
-            Admit::Database => new.state = UrlState::Queued,
             Admit::Window => {
-                new.state = UrlState::Leased;
-                let origin = new.origin.clone();
                 // Redirect targets continue a fetch; sitemaps feed the queue.
                 let front = chain.is_some() || sitemap;
                 let job = Job {
@@ -653,21 +641,29 @@ impl Coordinator {
                     revisit: None,
                 };
                 match self.enqueue(&origin, job, front, Instant::now()) {
-                    None => {}
+                    None => (UrlState::Leased, None),
                     Some(NotQueued::Skip(reason)) => {
-                        new.state = UrlState::Skipped;
-                        new.reason = Some(reason.as_str());
                         self.counters.skipped.fetch_add(1, Relaxed);
+                        (UrlState::Skipped, Some(reason.as_str()))
                     }
                     Some(NotQueued::Fail(reason)) => {
-                        new.state = UrlState::Failed;
-                        new.reason = Some(reason);
                         self.counters.failed.fetch_add(1, Relaxed);
+                        (UrlState::Failed, Some(reason))
                     }
                 }
             }
-        }
-        new_urls.push(new);
+        };
+        new_urls.push(NewUrl {
+            id: fp as i64,
+            url: url.to_string(),
+            origin,
+            depth,
+            state,
+            reason,
+            discovered_from: from.map(|f| f as i64),
+            redirect_hops: hops,
+            sitemap,
+        });
     }
 }
 

@@ -35,8 +35,7 @@ async fn settle(
     now: i64,
 ) -> Result<(), StoreError> {
     for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("UPDATE urls SET revisit_state = NULL, state = ");
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(SET_STATE);
         qb.push_bind(state.as_str())
             .push(", reason = ")
             .push_bind(reason)
@@ -263,6 +262,12 @@ async fn write_pending(
             .or_default()
             .push(f.url_id);
     }
+    // A URL fetched twice in the batch with one outcome counts its
+    // attempts once, however its group is written.
+    for ids in groups.values_mut() {
+        ids.sort_unstable();
+        ids.dedup();
+    }
     let rows = Rows {
         urls,
         pages: with_pages,
@@ -352,7 +357,7 @@ pub(super) struct Rows<'a> {
     pub summaries: Vec<(&'a str, &'a SummaryRecord)>,
     /// `(from_id, link)`, in order.
     pub links: Vec<(i64, &'a LinkRecord)>,
-    /// URL ids by `(state, reason, attempts made)`.
+    /// URL ids by `(state, reason, attempts made)`, each once per group.
     pub states: HashMap<(UrlState, Option<&'a str>, u32), Vec<i64>>,
 }
 
@@ -449,9 +454,10 @@ pub(super) const INSERT_SUMMARIES: &str = "INSERT INTO summaries (content_hash, 
 pub(super) const SUMMARIES_UPSERT: &str =
     " ON CONFLICT (content_hash, backend, model, prompt_version) DO NOTHING";
 pub(super) const INSERT_LINKS: &str = "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ";
-/// A fetched URL's new state: then `state`, `reason`, attempts made,
-/// `updated_at`, and the URLs. A revisit made forgets the state it was
-/// queued from.
+/// A URL's new state (a fetch's, or a URL settled unfetched): then
+/// `state`, `reason`, for a fetch the attempts made, `updated_at`, and the
+/// URLs. A revisit made, or not made, forgets the state it was queued
+/// from.
 pub(super) const SET_STATE: &str = "UPDATE urls SET revisit_state = NULL, state = ";
 
 /// Row counts of the multi-row statements the writer keeps prepared: a

@@ -117,10 +117,7 @@ fn write_on(db: &Connection, rows: &Rows<'_>, now: i64) -> rusqlite::Result<()> 
         );
         let mut st = db.prepare(&sql)?;
         for (&(state, reason, attempts), ids) in &rows.states {
-            // As `WHERE id IN (…)` does: a URL fetched twice in the batch
-            // with the same outcome counts its attempts once.
-            let mut seen = std::collections::HashSet::with_capacity(ids.len());
-            for id in ids.iter().filter(|id| seen.insert(**id)) {
+            for id in ids {
                 st.execute(params![state.as_str(), reason, attempts, now, id])?;
             }
         }
