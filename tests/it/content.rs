@@ -81,6 +81,66 @@ fn requested(s: &Server) -> BTreeSet<String> {
     s.requests().into_iter().collect()
 }
 
+/// Links are stored as found, in order, with their anchor text and kind,
+/// whatever characters the text holds: on PostgreSQL they go in by
+/// `COPY … (FORMAT binary)`, where a field's length, not an escape,
+/// ends it (in COPY's text format a backslash or tab would).
+#[tokio::test]
+async fn links_keep_their_anchor_text_order_and_kind_whatever_the_text_holds() {
+    let body = "<!doctype html><title>Home</title>\
+        <a href=\"/a\">back\\slash \\N \"quoted\" 'single'</a>\
+        <a href=\"/b\">tab&#9;and\nnewline</a>\
+        <a href=\"/c\">\u{fc}n\u{ef}c\u{f6}d\u{e9} \u{1f980} \u{4e2d}\u{6587}</a>\
+        <a href=\"/d\"><img src=x></a>\
+        <iframe src=\"/e\"></iframe>\
+        <a href=\"/f\" rel=nofollow>PGCOPY\n\u{ff}\r\n</a>";
+    let s = serve(vec![(
+        "/",
+        answer(&[(header::CONTENT_TYPE, b"text/html; charset=utf-8")], body),
+    )])
+    .await;
+    let c = crawl(&s).await;
+    let order = if c.db.is_postgres() {
+        "l.seq"
+    } else {
+        "l.rowid"
+    };
+    let rows: Vec<(String, String, bool, Option<String>)> =
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT t.url, l.anchor, CASE WHEN l.nofollow THEN 1 ELSE 0 END, l.kind FROM links l \
+         JOIN urls f ON f.id = l.from_id JOIN urls t ON t.id = l.to_id \
+         WHERE f.url = $1 ORDER BY {order}"
+        )))
+        .bind(s.url("/"))
+        .fetch_all(&c.db.sql().await)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            use sqlx::Row;
+            (r.get(0), r.get(1), r.get::<i64, _>(2) != 0, r.get(3))
+        })
+        .collect();
+    let want = [
+        ("/a", "back\\slash \\N \"quoted\" 'single'", false, None),
+        ("/b", "tab and newline", false, None),
+        (
+            "/c",
+            "\u{fc}n\u{ef}c\u{f6}d\u{e9} \u{1f980} \u{4e2d}\u{6587}",
+            false,
+            None,
+        ),
+        ("/d", "", false, None),
+        ("/e", "", false, Some("iframe")),
+        ("/f", "PGCOPY \u{ff}", true, None),
+    ];
+    let want: Vec<(String, String, bool, Option<String>)> = want
+        .iter()
+        .map(|(p, a, n, k)| (s.url(p), a.to_string(), *n, k.map(str::to_string)))
+        .collect();
+    assert_eq!(rows, want);
+}
+
 #[tokio::test]
 async fn html_without_a_usable_content_type_is_sniffed_by_the_whatwg_rules() {
     // Each body links to /found/<name>; it is followed only if the body

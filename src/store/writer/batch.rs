@@ -362,7 +362,7 @@ pub(super) struct Rows<'a> {
 }
 
 /// Writes `rows` with multi-row statements (see [`LADDER`]), or, for
-/// links on PostgreSQL, arrays.
+/// links on PostgreSQL, `COPY`.
 async fn write_rows(conn: &mut Conn, rows: &Rows<'_>, now: i64) -> Result<(), StoreError> {
     if !rows.urls.is_empty() {
         record_urls(conn, rows.urls.clone(), now, false).await?;
@@ -387,20 +387,17 @@ async fn write_rows(conn: &mut Conn, rows: &Rows<'_>, now: i64) -> Result<(), St
         execute_cached(conn, qb).await?;
     }
     let links = &rows.links;
-    match super::links_at_once(links).filter(|_| !links.is_empty()) {
-        Some(qb) => execute_cached(conn, qb).await?,
-        None => {
-            for chunk in ladder(links) {
-                let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_LINKS);
-                qb.push_values(chunk, |mut b, (from, l)| {
-                    b.push_bind(*from)
-                        .push_bind(l.to_id)
-                        .push_bind(l.anchor.clone())
-                        .push_bind(l.nofollow)
-                        .push_bind(l.kind);
-                });
-                execute_cached(conn, qb).await?;
-            }
+    if !links.is_empty() && !super::write_links(conn, links).await? {
+        for chunk in ladder(links) {
+            let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_LINKS);
+            qb.push_values(chunk, |mut b, (from, l)| {
+                b.push_bind(*from)
+                    .push_bind(l.to_id)
+                    .push_bind(l.anchor.clone())
+                    .push_bind(l.nofollow)
+                    .push_bind(l.kind);
+            });
+            execute_cached(conn, qb).await?;
         }
     }
     for (&(state, reason, attempts), ids) in &rows.states {
