@@ -29,6 +29,11 @@ const CLAIM_IDLE: Duration = Duration::from_millis(200);
 /// nearly empty.
 const CLAIM_EVERY: Duration = Duration::from_millis(100);
 
+/// A claim that leases URLs counts the whole crawl's queue (for the
+/// progress line) at most this often; one that leases none always does
+/// (it may be the last).
+const COUNT_EVERY: Duration = Duration::from_secs(1);
+
 /// What the last claim saw of the whole crawl.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct CrawlView {
@@ -53,8 +58,10 @@ pub(super) struct Shared {
     /// The last claim's view of the crawl, if no fetch has been sent
     /// since it was asked (a fetch sent since may have queued URLs).
     view: Option<CrawlView>,
-    /// URLs queued in the whole crawl, as of the last claim.
+    /// URLs queued in the whole crawl, as of the last claim that counted.
     last_queued: u64,
+    /// When a claim that counts was last asked for.
+    last_count: Option<Instant>,
     /// Whether this process said it waits for a host (said once per wait).
     said_waiting: bool,
 }
@@ -70,6 +77,7 @@ impl Shared {
             claim_after: (0, 0),
             view: None,
             last_queued: 0,
+            last_count: None,
             said_waiting: false,
         }
     }
@@ -79,7 +87,7 @@ impl Shared {
         self.held.len()
     }
 
-    /// URLs queued in the whole crawl, as of the last claim.
+    /// URLs queued in the whole crawl, as of the last claim that counted.
     pub(super) fn queued_anywhere(&self) -> u64 {
         self.last_queued
     }
@@ -130,11 +138,18 @@ impl Coordinator {
         let (tx, rx) = oneshot::channel();
         shared.claim = Some(rx);
         shared.claim_after = (self.sent.fetches, self.urls_sent);
+        let count = shared
+            .last_count
+            .is_none_or(|t| now.duration_since(t) >= COUNT_EVERY);
+        if count {
+            shared.last_count = Some(now);
+        }
         let op = WriteOp::Claim {
             max_hosts: shared.max_hosts,
             limit: (window - in_memory).min(super::frontier::REFILL_BATCH) as u32,
             max_pages: self.cfg.limits.max_pages,
             revisits: self.this.changes_run.is_some(),
+            count,
             reply: tx,
         };
         self.writer.send(op).await?;
@@ -156,21 +171,28 @@ impl Coordinator {
         let held: HashSet<Arc<str>> = c.held.iter().map(|o| Arc::from(o.as_str())).collect();
         let lost: Vec<Arc<str>> = shared.held.difference(&held).cloned().collect();
         shared.held = held;
-        shared.last_queued = c.queued.max(0) as u64;
-        // Work waits, but on hosts other processes hold: say so once.
-        let waiting = shared.held.is_empty() && c.queued + c.leased > 0;
-        if waiting && !shared.said_waiting {
-            tracing::info!(
-                "every host with work is held by another process; waiting for one to be free \
-                 (a host is given back when it has nothing left, or when its holder's lease runs out)"
-            );
+        // A claim that leased URLs may not have counted (the crawl is not
+        // over then, and the progress line's count can wait).
+        if let Some(counts) = c.counts {
+            shared.last_queued = counts.queued.max(0) as u64;
+            // Work waits, but on hosts other processes hold: say so once.
+            let waiting = shared.held.is_empty() && counts.queued + counts.leased > 0;
+            if waiting && !shared.said_waiting {
+                tracing::info!(
+                    "every host with work is held by another process; waiting for one to be free \
+                     (a host is given back when it has nothing left, or when its holder's lease runs out)"
+                );
+            }
+            shared.said_waiting = waiting;
         }
-        shared.said_waiting = waiting;
-        shared.view = (shared.claim_after == sent).then_some(CrawlView {
-            queued: c.queued,
-            leased: c.leased,
-            budget_left: c.budget_left,
-        });
+        shared.view = c
+            .counts
+            .filter(|_| shared.claim_after == sent)
+            .map(|counts| CrawlView {
+                queued: counts.queued,
+                leased: counts.leased,
+                budget_left: c.budget_left,
+            });
         // Nothing for this process: ask again a moment later. Some: ask
         // again once the window runs low (or soon, for the URLs found
         // meanwhile), not at every turn of the loop: each claim is a

@@ -260,12 +260,22 @@ pub struct Claimed {
     pub new_hosts: Vec<(String, Option<i64>, Option<i64>)>,
     /// Every host held after the claim.
     pub held: Vec<String>,
-    /// URLs queued, and leased (by any process), in the whole crawl.
-    pub queued: i64,
-    pub leased: i64,
+    /// URLs queued, and leased (by any process), in the whole crawl:
+    /// counted when the claim leased nothing or was asked to count
+    /// (`WriteOp::Claim::count`), else `None`.
+    pub counts: Option<QueueCounts>,
     /// Page fetches the crawl may still start under `--max-pages`
     /// (`None`: no limit).
     pub budget_left: Option<i64>,
+}
+
+/// A shared crawl's queue as a claim saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueCounts {
+    /// URLs queued in the whole crawl.
+    pub queued: i64,
+    /// URLs leased, by any process.
+    pub leased: i64,
 }
 
 pub enum WriteOp {
@@ -293,6 +303,10 @@ pub enum WriteOp {
         max_pages: Option<u64>,
         /// Read what is stored of each URL's page (a recrawl).
         revisits: bool,
+        /// Count the crawl's queued and leased URLs even if the claim
+        /// leases some (it counts them whenever it leases none). Two
+        /// counts over `urls` took 4-8 ms a claim at 20,000 URLs.
+        count: bool,
         reply: oneshot::Sender<Claimed>,
     },
     /// Mark every queued or leased URL skipped with this reason, except

@@ -101,14 +101,20 @@ pub(in crate::store::writer) async fn commit(
                         limit,
                         max_pages,
                         revisits,
+                        count,
                         reply,
                     } => {
                         let Some(lease) = lease else {
                             return Err(StoreError::NotShared);
                         };
-                        let claimed =
-                            claim(&mut tx, lease, max_hosts, limit, max_pages, revisits, now)
-                                .await?;
+                        let ask = Ask {
+                            max_hosts,
+                            limit,
+                            max_pages,
+                            revisits,
+                            count,
+                        };
+                        let claimed = claim(&mut tx, lease, ask, now).await?;
                         replies.push(Reply::Claim(reply, claimed));
                     }
                     WriteOp::SkipPending { reason } => {
@@ -745,18 +751,26 @@ fn push_text_list(qb: &mut QueryBuilder<Db>, items: &[String]) {
     qb.push(")");
 }
 
-/// See [`WriteOp::Claim`]. Claims of all processes are serialized by a
-/// transaction-level advisory lock, so the page budget they share is
-/// counted once; hosts are taken with `FOR UPDATE SKIP LOCKED`.
-async fn claim(
-    conn: &mut Conn,
-    lease: &Lease,
+/// What a claim asks for (the fields of [`WriteOp::Claim`]).
+struct Ask {
     max_hosts: u32,
     limit: u32,
     max_pages: Option<u64>,
     revisits: bool,
-    now: i64,
-) -> Result<Claimed, StoreError> {
+    count: bool,
+}
+
+/// See [`WriteOp::Claim`]. Claims of all processes are serialized by a
+/// transaction-level advisory lock, so the page budget they share is
+/// counted once; hosts are taken with `FOR UPDATE SKIP LOCKED`.
+async fn claim(conn: &mut Conn, lease: &Lease, ask: Ask, now: i64) -> Result<Claimed, StoreError> {
+    let Ask {
+        max_hosts,
+        limit,
+        max_pages,
+        revisits,
+        count,
+    } = ask;
     if PG {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CLAIM_LOCK_KEY)
@@ -869,18 +883,22 @@ async fn claim(
         read_chains(conn, &mut urls).await?;
         urls.sort_by_key(|u| (u.depth, u.id));
     }
-    let (queued, leased): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM urls WHERE state = 'queued'), \
-         (SELECT COUNT(*) FROM urls WHERE state = 'leased')",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let counts = if count || urls.is_empty() {
+        let (queued, leased): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM urls WHERE state = 'queued'), \
+             (SELECT COUNT(*) FROM urls WHERE state = 'leased')",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Some(QueueCounts { queued, leased })
+    } else {
+        None
+    };
     Ok(Claimed {
         urls,
         new_hosts,
         held,
-        queued,
-        leased,
+        counts,
         budget_left,
     })
 }
