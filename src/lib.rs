@@ -41,9 +41,11 @@
 //!   that several processes share; every query written once and compiled
 //!   for each backend) and its writer task, and the only module that runs
 //!   SQL; `store::pg` opens PostgreSQL and holds the crawl's advisory
-//!   lock; `store::writer` commits batches (on SQLite a batch's pages,
-//!   links, summaries and URLs through the connection's own handle,
-//!   `writer/sqlite_rows.rs`) and, in a shared crawl, claims
+//!   lock; `store::writer` commits batches (a batch's pages, links,
+//!   summaries and URLs each backend its own way: on SQLite through the
+//!   connection's own handle, `writer/sqlite_rows.rs`; on PostgreSQL as
+//!   multi-row statements and a `COPY`, `writer/pg_rows.rs`) and, in a
+//!   shared crawl, claims
 //!   hosts and checks each commit against the host leases; kept HTML bodies (compressed) and
 //!   extracted fields in `store::fields`, and the read side of the exports
 //!   (the pages an `llms.txt` lists).

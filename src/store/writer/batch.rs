@@ -281,9 +281,8 @@ async fn write_pending(
         links,
         states: groups,
     };
-    if !super::write_rows(conn, &rows, now).await? {
-        write_rows(conn, &rows, now).await?;
-    }
+    // Each backend its own way (`sqlite_rows`, `pg_rows`).
+    super::rows::write(conn, &rows, now).await?;
     let with_pages = rows.pages;
     // Kept bodies and fields (only crawls that keep HTML or extract).
     let kept: Vec<(i64, &crate::store::fields::KeptHtml)> = with_pages
@@ -367,66 +366,9 @@ pub(super) struct Rows<'a> {
     pub states: HashMap<(UrlState, Option<&'a str>, u32), Vec<i64>>,
 }
 
-/// Writes `rows` with multi-row statements (see [`LADDER`]), or, for
-/// links on PostgreSQL, `COPY`.
-async fn write_rows(conn: &mut Conn, rows: &Rows<'_>, now: i64) -> Result<(), StoreError> {
-    if !rows.urls.is_empty() {
-        record_urls(conn, rows.urls.clone(), now, false).await?;
-    }
-    for chunk in ladder_by(&rows.pages, |f| f.url_id) {
-        insert_pages(conn, chunk).await?;
-    }
-    for chunk in ladder(&rows.summaries) {
-        let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_SUMMARIES);
-        qb.push_values(chunk, |mut b, (hash, s)| {
-            b.push_bind(hash.to_string())
-                .push_bind(s.key.backend)
-                .push_bind(s.key.model.clone())
-                .push_bind(s.key.prompt_version.clone())
-                .push_bind("done")
-                .push_bind(s.text.clone())
-                .push_bind(1i64)
-                .push_bind(now)
-                .push_bind(now);
-        });
-        qb.push(SUMMARIES_UPSERT);
-        execute_cached(conn, qb).await?;
-    }
-    let links = &rows.links;
-    if !links.is_empty() && !super::write_links(conn, links).await? {
-        for chunk in ladder(links) {
-            let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_LINKS);
-            qb.push_values(chunk, |mut b, (from, l)| {
-                b.push_bind(*from)
-                    .push_bind(l.to_id)
-                    .push_bind(l.anchor.clone())
-                    .push_bind(l.nofollow)
-                    .push_bind(l.kind);
-            });
-            execute_cached(conn, qb).await?;
-        }
-    }
-    for (&(state, reason, attempts), ids) in &rows.states {
-        for chunk in ladder(ids) {
-            let mut qb: QueryBuilder<Db> = QueryBuilder::new(SET_STATE);
-            qb.push_bind(state.as_str())
-                .push(", reason = ")
-                .push_bind(reason.map(str::to_string))
-                .push(", attempts = attempts + ")
-                .push_bind(attempts as i64)
-                .push(", updated_at = ")
-                .push_bind(now)
-                .push(" WHERE id IN ");
-            push_id_list(&mut qb, chunk);
-            execute_cached(conn, qb).await?;
-        }
-    }
-    Ok(())
-}
-
-/// The rows a batch writes most, shared by the multi-row statements below
-/// and SQLite's single-row ones (`sqlite_rows`): `INSERT INTO t (columns) `,
-/// then `VALUES …`, then the conflict clause.
+/// The rows a batch writes most, shared by the multi-row statements (here
+/// and in `pg_rows`) and SQLite's single-row ones (`sqlite_rows`):
+/// `INSERT INTO t (columns) `, then `VALUES …`, then the conflict clause.
 pub(super) const INSERT_URLS: &str = "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, \
      redirect_hops, sitemap, discovered_at, updated_at) ";
 /// SQLite's: a URL recorded as skipped for a limit can be queued again
@@ -456,7 +398,6 @@ pub(super) const INSERT_SUMMARIES: &str = "INSERT INTO summaries (content_hash, 
 /// The same body at two URLs, or seen before: one summary.
 pub(super) const SUMMARIES_UPSERT: &str =
     " ON CONFLICT (content_hash, backend, model, prompt_version) DO NOTHING";
-pub(super) const INSERT_LINKS: &str = "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ";
 /// A URL's new state (a fetch's, or a URL settled unfetched): then
 /// `state`, `reason`, for a fetch the attempts made, `updated_at`, and the
 /// URLs. A revisit made, or not made, forgets the state it was queued
@@ -471,7 +412,7 @@ pub(super) const SET_STATE: &str = "UPDATE urls SET revisit_state = NULL, state 
 const LADDER: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// `rows` in chunks of [`LADDER`] sizes.
-fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+pub(super) fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         let n = LADDER.into_iter().find(|&n| n <= rest.len())?;
@@ -486,7 +427,10 @@ fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// apply in order, one statement after the other (PostgreSQL refuses an
 /// upsert that meets the same row twice in one statement; SQLite applies
 /// them in order within it, and is spared the look at every key).
-fn ladder_by<T, K: Eq + std::hash::Hash>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
+pub(super) fn ladder_by<T, K: Eq + std::hash::Hash>(
+    rows: &[T],
+    key: impl Fn(&T) -> K,
+) -> Vec<&[T]> {
     if !PG {
         // SQLite applies the rows of one statement in order.
         return ladder(rows).collect();
@@ -508,7 +452,10 @@ fn ladder_by<T, K: Eq + std::hash::Hash>(rows: &[T], key: impl Fn(&T) -> K) -> V
 
 /// Runs a statement of one of the [`LADDER`] sizes, kept in the
 /// connection's statement cache.
-async fn execute_cached(conn: &mut Conn, mut qb: QueryBuilder<Db>) -> Result<(), StoreError> {
+pub(super) async fn execute_cached(
+    conn: &mut Conn,
+    mut qb: QueryBuilder<Db>,
+) -> Result<(), StoreError> {
     qb.build().execute(conn).await?;
     Ok(())
 }
@@ -527,7 +474,7 @@ async fn execute_once(conn: &mut Conn, mut qb: QueryBuilder<Db>) -> Result<(), S
 /// `shared` crawl every origin with queued URLs gets a `hosts` row to be
 /// leased by, after them: locks taken in one order by every process, so
 /// none waits on another that waits on it.
-async fn record_urls(
+pub(super) async fn record_urls(
     conn: &mut Conn,
     mut urls: Vec<&NewUrl>,
     now: i64,
@@ -627,42 +574,6 @@ async fn queue_again(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), 
         ") AS v (id, state, depth, found_from, sitemap, at) WHERE urls.id = v.id \
          AND urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow')",
     );
-    execute_cached(conn, qb).await?;
-    Ok(())
-}
-
-async fn insert_pages(conn: &mut Conn, rows: &[&FetchRecord]) -> Result<(), StoreError> {
-    let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_PAGES);
-    qb.push_values(rows, |mut b, f| {
-        let p = f.page.as_ref().expect("filtered to fetches with pages");
-        b.push_bind(f.url_id)
-            .push_bind(p.status as i64)
-            .push_bind(p.final_url.clone())
-            .push_bind(p.redirect_to.clone())
-            .push_bind(p.content_type.clone())
-            .push_bind(p.size as i64)
-            .push_bind(p.truncated)
-            .push_bind(p.fetched_at)
-            .push_bind(p.fetch_ms)
-            .push_bind(p.etag.clone())
-            .push_bind(p.last_modified.clone())
-            .push_bind(p.content_hash.clone())
-            .push_bind(p.title.clone())
-            .push_bind(p.description.clone())
-            .push_bind(p.language.clone())
-            .push_bind(p.canonical.clone())
-            .push_bind(p.base_href.clone())
-            .push_bind(p.meta_robots.clone())
-            .push_bind(p.encoding.clone())
-            .push_bind(p.text.clone())
-            .push_bind(p.text_kinds.clone())
-            .push_bind(p.markdown.clone())
-            .push_bind(p.links_count as i64)
-            .push_bind(p.noindex)
-            .push_bind(p.x_robots_tag.clone())
-            .push_bind(p.links_hash);
-    });
-    qb.push(PAGES_UPSERT);
     execute_cached(conn, qb).await?;
     Ok(())
 }

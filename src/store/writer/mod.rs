@@ -30,35 +30,15 @@ use super::{Conn, StoreError};
 /// The batch SQL for SQLite.
 #[path = "."]
 mod sqlite {
-    use super::LinkRecord;
-
     type Db = sqlx::Sqlite;
     const PG: bool = false;
     #[path = "batch.rs"]
     pub(super) mod batch;
 
-    /// (Not used: SQLite's links go through `rows`, like the rest of
-    /// `batch::Rows`.)
-    async fn write_links(
-        _: &mut sqlx::SqliteConnection,
-        _: &[(i64, &LinkRecord)],
-    ) -> Result<bool, crate::store::StoreError> {
-        Ok(false)
-    }
-
+    /// A batch's hot rows: single-row statements stepped on the writer's
+    /// thread through the connection's handle.
     #[path = "sqlite_rows.rs"]
     mod rows;
-
-    /// SQLite writes a batch's hot rows itself, with single-row
-    /// statements on the writer's thread (see `rows`).
-    async fn write_rows(
-        conn: &mut sqlx::SqliteConnection,
-        rows: &batch::Rows<'_>,
-        now: i64,
-    ) -> Result<bool, crate::store::StoreError> {
-        rows::write(conn, rows, now).await?;
-        Ok(true)
-    }
 }
 
 /// The same batch SQL, for PostgreSQL.
@@ -72,69 +52,10 @@ mod postgres {
     #[path = "batch.rs"]
     pub(super) mod batch;
 
-    use super::LinkRecord;
-
-    /// PostgreSQL's rows go as multi-row statements and arrays, a round
-    /// trip each (`batch::write_rows`).
-    async fn write_rows(
-        _: &mut sqlx::PgConnection,
-        _: &batch::Rows<'_>,
-        _: i64,
-    ) -> Result<bool, crate::store::StoreError> {
-        Ok(false)
-    }
-
-    /// All of a batch's links (`(from_id, link)`, in order) in one
-    /// `COPY links … FROM STDIN` in PostgreSQL's binary format (PostgreSQL
-    /// 15 manual, COPY, "Binary Format"): no statement to parse or plan,
-    /// no arrays to unnest, the rows read straight into the table. A batch
-    /// of a hundred pages has some 4,000 links, most of a batch's rows:
-    /// as one `INSERT … SELECT FROM unnest(…)` of five arrays they took
-    /// 40% of the server's time in a crawl. The identity column `seq`
-    /// numbers them in the order sent.
-    async fn write_links(
-        conn: &mut sqlx::PgConnection,
-        links: &[(i64, &LinkRecord)],
-    ) -> Result<bool, crate::store::StoreError> {
-        let mut copy = conn
-            .copy_in_raw(
-                "COPY links (from_id, to_id, anchor, nofollow, kind) FROM STDIN (FORMAT binary)",
-            )
-            .await?;
-        copy.send(copy_links(links)).await?;
-        copy.finish().await?;
-        Ok(true)
-    }
-
-    /// `links` as the binary COPY format's stream: the signature, flags
-    /// and header extension length (both 0), then per row its field count
-    /// and each field as a big-endian length (-1 for NULL) and bytes
-    /// (`bigint` 8 bytes big-endian, `boolean` 1 byte, `text` UTF-8),
-    /// then the trailer, -1 as the field count.
-    pub(super) fn copy_links(links: &[(i64, &LinkRecord)]) -> Vec<u8> {
-        fn field(buf: &mut Vec<u8>, bytes: &[u8]) {
-            buf.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
-            buf.extend_from_slice(bytes);
-        }
-        let text: usize = links.iter().map(|(_, l)| l.anchor.len()).sum();
-        let mut buf = Vec::with_capacity(21 + links.len() * 56 + text);
-        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-        buf.extend_from_slice(&0i32.to_be_bytes());
-        buf.extend_from_slice(&0i32.to_be_bytes());
-        for (from, l) in links {
-            buf.extend_from_slice(&5i16.to_be_bytes());
-            field(&mut buf, &from.to_be_bytes());
-            field(&mut buf, &l.to_id.to_be_bytes());
-            field(&mut buf, l.anchor.as_bytes());
-            field(&mut buf, &[u8::from(l.nofollow)]);
-            match l.kind {
-                Some(kind) => field(&mut buf, kind.as_bytes()),
-                None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
-            }
-        }
-        buf.extend_from_slice(&(-1i16).to_be_bytes());
-        buf
-    }
+    /// A batch's hot rows: multi-row statements, a round trip each, and
+    /// the links by `COPY`.
+    #[path = "pg_rows.rs"]
+    mod rows;
 }
 
 /// Most operations committed in one transaction.

@@ -18,6 +18,9 @@ use rusqlite::{Connection, Statement, params};
 use super::batch::{self, Rows};
 use crate::store::StoreError;
 
+/// (PostgreSQL's links go by `COPY`: the statement is SQLite's alone.)
+const INSERT_LINKS: &str = "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ";
+
 /// Writes `rows` in the open transaction of `conn`.
 pub(super) async fn write(
     conn: &mut sqlx::SqliteConnection,
@@ -105,7 +108,7 @@ fn write_on(db: &Connection, rows: &Rows<'_>, now: i64) -> rusqlite::Result<()> 
         }
     }
     if !rows.links.is_empty() {
-        let mut st = prepare(db, batch::INSERT_LINKS, 5, "")?;
+        let mut st = prepare(db, INSERT_LINKS, 5, "")?;
         for (from, l) in &rows.links {
             st.execute(params![from, l.to_id, l.anchor, l.nofollow, l.kind])?;
         }
