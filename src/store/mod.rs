@@ -825,7 +825,116 @@ fn classify_open_error(path: &Path, e: sqlx::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::StoreError;
+    use super::{MIGRATOR, Store, StoreError, writer_options};
+
+    /// Schema v20 rebuilds `pages` and `summaries` as rowid tables (rows
+    /// in the order written) with unique indexes on their old keys: what
+    /// a v19 database held is all there, the keys still refuse a second
+    /// row, and a page written after the migration goes after the rest.
+    #[tokio::test]
+    async fn schema_v20_keeps_every_page_and_summary_and_appends_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v19.db");
+        let pool = sqlx::SqlitePool::connect_with(writer_options(&path, true))
+            .await
+            .unwrap();
+        MIGRATOR.run_to(19, &pool).await.unwrap();
+        for sql in [
+            "INSERT INTO crawls (id, state, config, trawl_version, started_at, updated_at) \
+             VALUES (1, 'finished', '{}', '0', 0, 0)",
+            "INSERT INTO urls (id, url, origin, depth, state, discovered_at, updated_at) VALUES \
+             (900, 'http://a.test/z', 'http://a.test:80', 0, 'done', 0, 0), \
+             (-5, 'http://a.test/a', 'http://a.test:80', 1, 'done', 0, 0), \
+             (7, 'http://a.test/n', 'http://a.test:80', 1, 'done', 0, 0)",
+            "INSERT INTO pages (url_id, status, final_url, size, fetched_at, fetch_ms, \
+             content_hash, title, text, text_kinds, links_hash) VALUES \
+             (900, 200, 'http://a.test/z', 10, 1, 2, 'h1', 'Z', 'zed', 'p', 42), \
+             (-5, 404, 'http://a.test/a', 0, 3, 4, NULL, NULL, NULL, NULL, NULL)",
+            "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, \
+             summary, created_at, updated_at, truncated) VALUES \
+             ('h1', 'extractive', 'm', 'v', 'done', 'zed.', 5, 6, 1)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::open(path.as_path()).await.unwrap();
+        let super::Conn::Sqlite(mut conn) = store.connection().await.unwrap() else {
+            unreachable!("a file is SQLite")
+        };
+        let pages: Vec<(
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        )> = sqlx::query_as(
+            "SELECT url_id, status, final_url, title, text_kinds, links_hash FROM pages \
+                 ORDER BY rowid",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            pages,
+            vec![
+                (-5, 404, "http://a.test/a".into(), None, None, None),
+                (
+                    900,
+                    200,
+                    "http://a.test/z".into(),
+                    Some("Z".into()),
+                    Some("p".into()),
+                    Some(42)
+                ),
+            ]
+        );
+        let summary: (String, String, i64, i64) =
+            sqlx::query_as("SELECT content_hash, summary, created_at, truncated FROM summaries")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(summary, ("h1".into(), "zed.".into(), 5, 1));
+
+        // The old keys still refuse a second row...
+        let again = sqlx::query(
+            "INSERT INTO pages (url_id, status, final_url, size, fetched_at, fetch_ms) \
+             VALUES (900, 200, 'x', 0, 0, 0)",
+        )
+        .execute(&mut conn)
+        .await;
+        assert!(again.unwrap_err().to_string().contains("UNIQUE"));
+        let again = sqlx::query(
+            "INSERT INTO summaries (content_hash, backend, model, prompt_version, state, \
+             created_at, updated_at) VALUES ('h1', 'extractive', 'm', 'v', 'done', 0, 0)",
+        )
+        .execute(&mut conn)
+        .await;
+        assert!(again.unwrap_err().to_string().contains("UNIQUE"));
+        // ...and still name a URL that exists.
+        let orphan = sqlx::query(
+            "INSERT INTO pages (url_id, status, final_url, size, fetched_at, fetch_ms) \
+             VALUES (12345, 200, 'x', 0, 0, 0)",
+        )
+        .execute(&mut conn)
+        .await;
+        assert!(orphan.unwrap_err().to_string().contains("FOREIGN KEY"));
+
+        // A new page goes after the others, whatever its key.
+        sqlx::query(
+            "INSERT INTO pages (url_id, status, final_url, size, fetched_at, fetch_ms) \
+             VALUES (7, 200, 'http://a.test/n', 0, 0, 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let order: Vec<i64> = sqlx::query_scalar("SELECT url_id FROM pages ORDER BY rowid")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(order, vec![-5, 900, 7]);
+    }
 
     /// The SQLite writer's own statements (`writer::sqlite_rows`) report a
     /// full disk or an I/O error as sqlx's statements do.
