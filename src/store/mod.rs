@@ -787,6 +787,10 @@ where
     qb.push(")");
 }
 
+/// How long a SQLite connection waits for another's lock before it
+/// answers `SQLITE_BUSY`.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Options of a connection that writes (WAL, group commits).
 fn writer_options(path: &Path, create: bool) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
@@ -794,7 +798,7 @@ fn writer_options(path: &Path, create: bool) -> SqliteConnectOptions {
         .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(BUSY_TIMEOUT)
         .pragma("cache_size", "-8000")
         .log_statements(tracing::log::LevelFilter::Trace)
 }
@@ -862,14 +866,15 @@ mod tests {
         let super::Conn::Sqlite(mut conn) = store.connection().await.unwrap() else {
             unreachable!("a file is SQLite")
         };
-        let pages: Vec<(
+        type Row = (
             i64,
             i64,
             String,
             Option<String>,
             Option<String>,
             Option<i64>,
-        )> = sqlx::query_as(
+        );
+        let pages: Vec<Row> = sqlx::query_as(
             "SELECT url_id, status, final_url, title, text_kinds, links_hash FROM pages \
                  ORDER BY rowid",
         )

@@ -17,7 +17,6 @@
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
@@ -97,7 +96,7 @@ pub(super) fn write_denied(path: &Path) -> Option<std::io::Error> {
 
 /// The `-wal` file SQLite keeps beside `path` while the database is open
 /// for writing (or after a writer was killed).
-fn wal_path(path: &Path) -> PathBuf {
+pub(crate) fn wal_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
@@ -110,7 +109,7 @@ fn reader_options(path: &Path, immutable: bool) -> SqliteConnectOptions {
     let base = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(super::BUSY_TIMEOUT)
         .log_statements(tracing::log::LevelFilter::Trace);
     let denied = write_denied(path).is_some();
     if immutable || (denied && !wal_path(path).exists()) {
