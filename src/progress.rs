@@ -103,6 +103,9 @@ pub struct Counters {
     pub parse_nanos: AtomicU64,
     /// Pages summarized with their parse (see `summarize::Inline`).
     pub summarized_inline: AtomicU64,
+    /// Pages the crawl could not offer to the summary stage (its channel
+    /// was full): left for the stage's sweep of the database.
+    pub summary_offers_dropped: AtomicU64,
     /// Set by the summary stage once every fetch is committed and the crawl
     /// waits only for summaries.
     pub waiting_for_summaries: AtomicBool,

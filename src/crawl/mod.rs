@@ -554,11 +554,15 @@ async fn run(
     let (summary_tx, stage_task) = match summarizer {
         Some(s) => {
             let (tx, rx) = tokio::sync::mpsc::channel(256);
+            let live = stage::Live {
+                rx,
+                complete: this.kind == RunKind::Crawl && !this.joining && lease.is_none(),
+            };
             let task = tokio::spawn(stage::run(
                 s,
                 store.clone(),
                 store.summary_writer().await?,
-                Some(rx),
+                Some(live),
                 SweepOptions::default(),
                 stage_stop.clone(),
                 Some(counters.clone()),

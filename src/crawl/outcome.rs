@@ -561,11 +561,14 @@ impl Coordinator {
         if page.noindex || text.is_empty() || !(200..300).contains(&page.status) {
             return;
         }
-        let _ = tx.try_send(Item {
+        let offered = tx.try_send(Item {
             url: page.final_url.clone(),
             content_hash: hash.clone(),
             text: text.clone(),
             kinds: page.text_kinds.clone(),
         });
+        if offered.is_err() {
+            self.counters.summary_offers_dropped.fetch_add(1, Relaxed);
+        }
     }
 }

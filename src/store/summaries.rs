@@ -45,8 +45,9 @@ pub struct SweepOptions {
 /// A stored page the sweep summarizes.
 #[derive(Debug, Clone)]
 pub struct PendingPage {
-    /// The URL's id (the keyset the sweep pages by).
-    pub url_id: i64,
+    /// Where the sweep goes on from: the page's place in the keyset the
+    /// sweep pages by (see [`Store::pending_summaries`]).
+    pub after: i64,
     pub url: String,
     /// SHA-256 of the body, hex.
     pub content_hash: String,
@@ -148,8 +149,11 @@ impl Store {
         Ok(n.max(0) as u64)
     }
 
-    /// Up to `limit` summarizable pages after `after` (by URL id) that
-    /// need a summary under `key`, by URL id.
+    /// Up to `limit` summarizable pages after `after` that need a summary
+    /// under `key`, in the order they are stored: SQLite's rowid (pages
+    /// are appended, schema v20; by URL id the sweep read them at random
+    /// and took twice as long), PostgreSQL's URL id. Start from
+    /// `i64::MIN`, go on from the last page's [`PendingPage::after`].
     pub async fn pending_summaries(
         &self,
         key: &SummaryKey,
@@ -157,12 +161,14 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<PendingPage>, StoreError> {
-        let sql = format!(
-            "SELECT p.url_id, u.url, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
-             WHERE p.url_id > $1 AND {SUMMARIZABLE} AND {} ORDER BY p.url_id LIMIT $7",
-            needs_summary(2)
-        );
-        let rows: Vec<(i64, String, String, String, Option<String>)> = on_pool!(self, pool => sqlx::query_as(super::dialect(PG, sql))
+        let sql = |order: &str| {
+            format!(
+                "SELECT {order}, u.url, p.content_hash, p.text, p.text_kinds FROM pages p JOIN urls u ON u.id = p.url_id \
+                 WHERE {order} > $1 AND {SUMMARIZABLE} AND {} ORDER BY {order} LIMIT $7",
+                needs_summary(2)
+            )
+        };
+        let rows: Vec<(i64, String, String, String, Option<String>)> = on_pool!(self, pool => sqlx::query_as(super::dialect(PG, sql(if PG { "p.url_id" } else { "p.rowid" })))
             .bind(after)
             .bind(filter.force)
             .bind(key.backend)
@@ -174,8 +180,8 @@ impl Store {
             .await)?;
         Ok(rows
             .into_iter()
-            .map(|(url_id, url, content_hash, text, kinds)| PendingPage {
-                url_id,
+            .map(|(after, url, content_hash, text, kinds)| PendingPage {
+                after,
                 url,
                 content_hash,
                 text,

@@ -326,6 +326,37 @@ async fn llm_summaries_are_made_within_the_concurrency_limit_and_the_key_stays_s
     assert!(rows[0]["summarized_at"].as_str().unwrap().ends_with('Z'));
 }
 
+/// Pages the crawl stores faster than a slow LLM summarizes them overflow
+/// the stage's channel (256): those offers are dropped, and the sweep after
+/// the crawl finds them, so every page still ends with its summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_the_stage_had_no_room_for_are_summarized_by_its_sweep() {
+    let texts: Vec<String> = (0..500).map(|i| text(i, "")).collect();
+    let s = site(texts.clone()).await;
+    let llm = fake_llm(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let db = tdb.target().to_string();
+    let o = trawl_llm(llm_crawl_args(
+        &s.url("/"),
+        &llm,
+        &db,
+        &["--llm-concurrency", "16", "--per-host-concurrency", "16"],
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("summaries: 500 done, 0 failed"),
+        "{}",
+        stderr(&o)
+    );
+    let sums = summaries(&tdb).await;
+    for t in &texts {
+        assert_eq!(sums[t.trim()].0, "done");
+    }
+    assert_eq!(llm.seen().len(), 500, "one request per page");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_recorded_with_the_servers_message_and_summarize_retries_them() {
     let texts = vec![
