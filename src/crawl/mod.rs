@@ -651,6 +651,13 @@ async fn run(
         Ok(r) => r?,
         Err(_) => return Err(CrawlError::Store(StoreError::WriterGone)),
     };
+    tracing::debug!(
+        "writer: {} transactions, {} operations, busy {:.2} s of {:.2} s",
+        writer_stats.transactions,
+        writer_stats.ops,
+        writer_stats.busy.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     drop(summary_tx);
     let summaries = match stage_task {
         Some(task) => match task.await {

@@ -1,15 +1,17 @@
-//! PostgreSQL's way to write a batch's hot rows (see `batch::Rows`): each
-//! table's rows as multi-row statements in chunks of `batch::LADDER` sizes
-//! (each a round trip to the server), and the links, most of a batch's
-//! rows, by one `COPY … FROM STDIN` in the binary format. The SQL is the
-//! shared statements' (`batch::INSERT_PAGES` and the rest), as SQLite's
-//! single-row path (`sqlite_rows`) uses it.
+//! PostgreSQL's way to write a batch's hot rows (see `batch::Rows`): the
+//! pages, the summaries and each URL state change as one statement each
+//! (arrays, one per column: each statement is a round trip to the
+//! server, whatever its rows), the links, most of a batch's rows, by one
+//! `COPY … FROM STDIN` in the binary format, and the URLs through
+//! `batch::record_urls`. The SQL is the shared statements'
+//! (`batch::INSERT_PAGES` and the rest), as SQLite's single-row path
+//! (`sqlite_rows`) uses it.
 
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::PgConnection;
 
 use super::batch::{self, Rows};
-use crate::store::records::{FetchRecord, LinkRecord};
-use crate::store::{StoreError, push_id_list};
+use crate::store::StoreError;
+use crate::store::records::{FetchRecord, LinkRecord, PageRecord, SummaryRecord};
 
 /// Writes `rows` in the open transaction of `conn`.
 pub(super) async fn write(
@@ -20,79 +22,138 @@ pub(super) async fn write(
     if !rows.urls.is_empty() {
         batch::record_urls(conn, rows.urls.clone(), now, false).await?;
     }
-    for chunk in batch::ladder_by(&rows.pages, |f| f.url_id) {
-        insert_pages(conn, chunk).await?;
+    for run in runs_by(&rows.pages, |f| f.url_id) {
+        insert_pages(conn, run).await?;
     }
-    for chunk in batch::ladder(&rows.summaries) {
-        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(batch::INSERT_SUMMARIES);
-        qb.push_values(chunk, |mut b, (hash, s)| {
-            b.push_bind(hash.to_string())
-                .push_bind(s.key.backend)
-                .push_bind(s.key.model.clone())
-                .push_bind(s.key.prompt_version.clone())
-                .push_bind("done")
-                .push_bind(s.text.clone())
-                .push_bind(1i64)
-                .push_bind(now)
-                .push_bind(now);
-        });
-        qb.push(batch::SUMMARIES_UPSERT);
-        batch::execute_cached(conn, qb).await?;
+    if !rows.summaries.is_empty() {
+        insert_summaries(conn, &rows.summaries, now).await?;
     }
     if !rows.links.is_empty() {
         write_links(conn, &rows.links).await?;
     }
     for (&(state, reason, attempts), ids) in &rows.states {
-        for chunk in batch::ladder(ids) {
-            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(batch::SET_STATE);
-            qb.push_bind(state.as_str())
-                .push(", reason = ")
-                .push_bind(reason.map(str::to_string))
-                .push(", attempts = attempts + ")
-                .push_bind(attempts as i64)
-                .push(", updated_at = ")
-                .push_bind(now)
-                .push(" WHERE id IN ");
-            push_id_list(&mut qb, chunk);
-            batch::execute_cached(conn, qb).await?;
-        }
+        // A URL twice in `ids` counts its attempts once, as SQLite's
+        // `WHERE id IN (…)` does.
+        let sql = format!(
+            "{}$1, reason = $2, attempts = attempts + $3, updated_at = $4 WHERE id = ANY($5)",
+            batch::SET_STATE
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(attempts as i64)
+            .bind(now)
+            .bind(ids)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
+/// `rows` in runs in which no `key` is twice, in order: PostgreSQL
+/// refuses an upsert that meets the same row twice in one statement, so a
+/// repeated key starts the next statement and the rows still apply in
+/// order.
+fn runs_by<T, K: Eq + std::hash::Hash>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut start = 0;
+    for (i, row) in rows.iter().enumerate() {
+        if !seen.insert(key(row)) {
+            out.push(&rows[start..i]);
+            seen.clear();
+            seen.insert(key(row));
+            start = i;
+        }
+    }
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
+    out
+}
+
+/// The pages of `rows` (fetches with a page, no URL twice) as one
+/// statement: each column an array, `unnest` making them rows. One round
+/// trip however many pages; as multi-row statements in chunks of the
+/// ladder's sizes a batch took four, and the round trips (not the
+/// server's work) were most of the writer's time.
 async fn insert_pages(conn: &mut PgConnection, rows: &[&FetchRecord]) -> Result<(), StoreError> {
-    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(batch::INSERT_PAGES);
-    qb.push_values(rows, |mut b, f| {
-        let p = f.page.as_ref().expect("filtered to fetches with pages");
-        b.push_bind(f.url_id)
-            .push_bind(p.status as i64)
-            .push_bind(p.final_url.clone())
-            .push_bind(p.redirect_to.clone())
-            .push_bind(p.content_type.clone())
-            .push_bind(p.size as i64)
-            .push_bind(p.truncated)
-            .push_bind(p.fetched_at)
-            .push_bind(p.fetch_ms)
-            .push_bind(p.etag.clone())
-            .push_bind(p.last_modified.clone())
-            .push_bind(p.content_hash.clone())
-            .push_bind(p.title.clone())
-            .push_bind(p.description.clone())
-            .push_bind(p.language.clone())
-            .push_bind(p.canonical.clone())
-            .push_bind(p.base_href.clone())
-            .push_bind(p.meta_robots.clone())
-            .push_bind(p.encoding.clone())
-            .push_bind(p.text.clone())
-            .push_bind(p.text_kinds.clone())
-            .push_bind(p.markdown.clone())
-            .push_bind(p.links_count as i64)
-            .push_bind(p.noindex)
-            .push_bind(p.x_robots_tag.clone())
-            .push_bind(p.links_hash);
-    });
-    qb.push(batch::PAGES_UPSERT);
-    batch::execute_cached(conn, qb).await?;
+    let pages: Vec<(i64, &PageRecord)> = rows
+        .iter()
+        .filter_map(|f| Some((f.url_id, f.page.as_ref()?)))
+        .collect();
+    if pages.is_empty() {
+        return Ok(());
+    }
+    fn col<'a, T>(pages: &[(i64, &'a PageRecord)], f: impl Fn(&'a PageRecord) -> T) -> Vec<T> {
+        pages.iter().map(|(_, p)| f(p)).collect()
+    }
+    let text = |f: fn(&PageRecord) -> &Option<String>| col(&pages, move |p| f(p).as_deref());
+    let sql = format!(
+        "{}SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+         $6::int8[], $7::bool[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::text[], \
+         $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
+         $20::text[], $21::text[], $22::text[], $23::int8[], $24::bool[], $25::text[], $26::int8[]){}",
+        batch::INSERT_PAGES,
+        batch::PAGES_UPSERT
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(pages.iter().map(|(id, _)| *id).collect::<Vec<i64>>())
+        .bind(col(&pages, |p| i64::from(p.status)))
+        .bind(col(&pages, |p| p.final_url.as_str()))
+        .bind(text(|p| &p.redirect_to))
+        .bind(text(|p| &p.content_type))
+        .bind(col(&pages, |p| p.size as i64))
+        .bind(col(&pages, |p| p.truncated))
+        .bind(col(&pages, |p| p.fetched_at))
+        .bind(col(&pages, |p| p.fetch_ms))
+        .bind(text(|p| &p.etag))
+        .bind(text(|p| &p.last_modified))
+        .bind(text(|p| &p.content_hash))
+        .bind(text(|p| &p.title))
+        .bind(text(|p| &p.description))
+        .bind(text(|p| &p.language))
+        .bind(text(|p| &p.canonical))
+        .bind(text(|p| &p.base_href))
+        .bind(text(|p| &p.meta_robots))
+        .bind(text(|p| &p.encoding))
+        .bind(text(|p| &p.text))
+        .bind(text(|p| &p.text_kinds))
+        .bind(text(|p| &p.markdown))
+        .bind(col(&pages, |p| i64::from(p.links_count)))
+        .bind(col(&pages, |p| p.noindex))
+        .bind(text(|p| &p.x_robots_tag))
+        .bind(col(&pages, |p| p.links_hash))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The batch's extractive summaries as one statement of arrays (see
+/// [`insert_pages`]). A content twice is one summary: `DO NOTHING` takes
+/// the first, in one statement as in two.
+async fn insert_summaries(
+    conn: &mut PgConnection,
+    summaries: &[(&str, &SummaryRecord)],
+    now: i64,
+) -> Result<(), StoreError> {
+    let col =
+        |f: fn(&SummaryRecord) -> &str| summaries.iter().map(|(_, s)| f(s)).collect::<Vec<&str>>();
+    let sql = format!(
+        "{}SELECT h, b, m, v, 'done', s, 1, $6, $6 FROM unnest($1::text[], $2::text[], $3::text[], \
+         $4::text[], $5::text[]) AS r (h, b, m, v, s){}",
+        batch::INSERT_SUMMARIES,
+        batch::SUMMARIES_UPSERT
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(summaries.iter().map(|(h, _)| *h).collect::<Vec<&str>>())
+        .bind(col(|s| s.key.backend))
+        .bind(col(|s| &s.key.model))
+        .bind(col(|s| &s.key.prompt_version))
+        .bind(col(|s| &s.text))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -147,4 +208,18 @@ fn copy_links(links: &[(i64, &LinkRecord)]) -> Vec<u8> {
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_by;
+
+    /// A key met again starts the next run; the rows keep their order.
+    #[test]
+    fn a_repeated_key_starts_a_run() {
+        let rows = [1, 2, 3, 2, 4, 1, 1];
+        let runs = runs_by(&rows, |r| *r);
+        assert_eq!(runs, vec![&[1, 2, 3][..], &[2, 4, 1][..], &[1][..]]);
+        assert!(runs_by(&[] as &[i32], |r| *r).is_empty());
+    }
 }
