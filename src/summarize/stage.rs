@@ -76,6 +76,10 @@ struct Run {
     progress: Option<Arc<Counters>>,
     /// Contents the sweep has still to start (known when it begins).
     unstarted: u64,
+    /// A summary was left neither done nor failed (an endpoint out, a
+    /// spent budget, a task that died): its page waits in the database,
+    /// so the sweep must run even after complete live pages.
+    left_pending: bool,
 }
 
 /// The pages a crawl offers the stage as it stores them.
@@ -104,20 +108,7 @@ pub async fn run(
     stop: CancellationToken,
     progress: Option<Arc<Counters>>,
 ) -> Result<StageReport, StoreError> {
-    let (parts_tx, parts_rx) = mpsc::unbounded_channel();
-    let mut run = Run {
-        summarizer,
-        store,
-        parts_tx,
-        parts_rx,
-        writer,
-        handled: HashSet::new(),
-        tasks: JoinSet::new(),
-        buffer: Vec::new(),
-        report: StageReport::default(),
-        progress,
-        unstarted: 0,
-    };
+    let mut run = Run::new(summarizer, store, writer, progress);
     let limit = run.summarizer.parallelism();
     let mut sweep_needed = true;
     if let Some(Live { mut rx, complete }) = live {
@@ -157,6 +148,18 @@ pub async fn run(
                 run.unstarted = rx.len() as u64;
                 run.waiting();
             }
+        }
+        if !sweep_needed {
+            // The summaries still in flight decide: one left pending (an
+            // endpoint out, say) waits in the database for the sweep.
+            while !run.tasks.is_empty() {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    Some(part) = run.parts_rx.recv() => run.write_part(part).await?,
+                    Some(res) = run.tasks.join_next() => run.collect(res).await?,
+                }
+            }
+            sweep_needed = run.left_pending;
         }
         // How much the sweep has to do, for the progress display. Not with
         // summaries made with the parse: the crawl's pages came summarized,
@@ -254,6 +257,29 @@ pub async fn run(
 }
 
 impl Run {
+    fn new(
+        summarizer: Arc<Summarizer>,
+        store: Store,
+        writer: SummaryWriter,
+        progress: Option<Arc<Counters>>,
+    ) -> Self {
+        let (parts_tx, parts_rx) = mpsc::unbounded_channel();
+        Run {
+            summarizer,
+            store,
+            parts_tx,
+            parts_rx,
+            writer,
+            handled: HashSet::new(),
+            tasks: JoinSet::new(),
+            buffer: Vec::new(),
+            report: StageReport::default(),
+            progress,
+            unstarted: 0,
+            left_pending: false,
+        }
+    }
+
     /// Whether `hash` still needs a summary (and is not already under way).
     async fn wanted(&mut self, hash: &str, sweep: SweepOptions) -> Result<bool, StoreError> {
         if self.handled.contains(hash) {
@@ -360,7 +386,9 @@ impl Run {
         res: Result<(String, String, Outcome), tokio::task::JoinError>,
     ) -> Result<(), StoreError> {
         let Ok((url, hash, outcome)) = res else {
-            return Ok(()); // aborted; the page stays pending
+            // Aborted or died; the page stays pending.
+            self.left_pending = true;
+            return Ok(());
         };
         self.report.prompt_tokens += outcome.prompt_tokens;
         self.report.completion_tokens += outcome.completion_tokens;
@@ -374,6 +402,7 @@ impl Run {
             // Neither done nor failed: the page waits for a later run.
             tracing::debug!("summary of {url} left pending: {why}");
             self.handled.remove(&hash);
+            self.left_pending = true;
             return Ok(());
         }
         match &outcome.summary {
@@ -537,6 +566,42 @@ mod tests {
         let (done, _, _) = store.summary_counts().await.unwrap();
         assert_eq!(report.done as i64, done);
         done
+    }
+
+    /// A summary left neither done nor failed (an endpoint out), or a
+    /// task that died, marks the run: its page waits for the sweep. A
+    /// done summary does not.
+    #[tokio::test]
+    async fn a_summary_left_pending_or_lost_calls_for_the_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_a_page(dir.path()).await;
+        let summarizer = Arc::new(Summarizer::new(&SummarizeConfig::default()).unwrap());
+        let writer = store.summary_writer().await.unwrap();
+        let mut run = Run::new(summarizer, store, writer, None);
+        let done = Outcome {
+            summary: Ok("Crawlers fetch pages politely.".into()),
+            attempts: 1,
+            chunks: 1,
+            ..Outcome::default()
+        };
+        run.collect(Ok(("http://a.test/".into(), "h1".into(), done)))
+            .await
+            .unwrap();
+        assert!(!run.left_pending);
+        let pending = Outcome {
+            pending: Some("the endpoint is unreachable".into()),
+            ..Outcome::default()
+        };
+        run.collect(Ok(("http://a.test/".into(), "h2".into(), pending)))
+            .await
+            .unwrap();
+        assert!(run.left_pending);
+
+        run.left_pending = false;
+        let died = tokio::spawn(async { panic!("a summary task died") }).await;
+        let died: Result<(String, String, Outcome), _> = died.map(|()| unreachable!());
+        run.collect(died).await.unwrap();
+        assert!(run.left_pending);
     }
 
     /// A crawl's live pages stand for all there is only when they are
