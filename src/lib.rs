@@ -44,7 +44,8 @@
 //!   lock; `store::writer` commits batches (a batch's pages, links,
 //!   summaries and URLs each backend its own way: on SQLite through the
 //!   connection's own handle, `writer/sqlite_rows.rs`; on PostgreSQL as
-//!   multi-row statements and a `COPY`, `writer/pg_rows.rs`) and, in a
+//!   one statement of arrays per table and a `COPY`, `writer/pg_rows.rs`)
+//!   and, in a
 //!   shared crawl, claims
 //!   hosts and checks each commit against the host leases; kept HTML bodies (compressed) and
 //!   extracted fields in `store::fields`, and the read side of the exports

@@ -89,9 +89,10 @@ pub struct Live {
     /// started on a database with no pages and no other process stores
     /// any (a new crawl, not shared). Then, when the crawl dropped no
     /// offer (`Counters::summary_offers_dropped`, with the crawl's counters
-    /// as `progress`), the sweep after them would find nothing, and is
-    /// not made: it reads every stored page (0.1 s on 20,000 pages, ~5%
-    /// of such a crawl).
+    /// as `progress`) and every summary started ended done or failed
+    /// (none left pending by an endpoint gone, no task lost), the sweep
+    /// after them would find nothing, and is not made: it reads every
+    /// stored page (0.1 s on 20,000 pages, ~5% of such a crawl).
     pub complete: bool,
 }
 
