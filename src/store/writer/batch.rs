@@ -412,7 +412,7 @@ pub(super) const SET_STATE: &str = "UPDATE urls SET revisit_state = NULL, state 
 const LADDER: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// `rows` in chunks of [`LADDER`] sizes.
-pub(super) fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         let n = LADDER.into_iter().find(|&n| n <= rest.len())?;
@@ -423,39 +423,43 @@ pub(super) fn ladder<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
 }
 
 /// `rows` in chunks of [`LADDER`] sizes; on PostgreSQL no chunk holds one
-/// `key` twice: a repeated key starts a new run of chunks, so rows still
-/// apply in order, one statement after the other (PostgreSQL refuses an
-/// upsert that meets the same row twice in one statement; SQLite applies
-/// them in order within it, and is spared the look at every key).
-pub(super) fn ladder_by<T, K: Eq + std::hash::Hash>(
+/// `key` twice (see [`runs_by`]). SQLite applies the rows of one
+/// statement in order, and is spared the look at every key.
+fn ladder_by<T, K: Eq + std::hash::Hash>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
+    if !PG {
+        return ladder(rows).collect();
+    }
+    runs_by(rows, key).into_iter().flat_map(ladder).collect()
+}
+
+/// `rows` in runs in which no `key` is twice, in order: PostgreSQL
+/// refuses an upsert that meets the same row twice in one statement, so a
+/// repeated key starts the next statement and the rows still apply in
+/// order.
+pub(in crate::store::writer) fn runs_by<T, K: Eq + std::hash::Hash>(
     rows: &[T],
     key: impl Fn(&T) -> K,
 ) -> Vec<&[T]> {
-    if !PG {
-        // SQLite applies the rows of one statement in order.
-        return ladder(rows).collect();
-    }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut start = 0;
     for (i, row) in rows.iter().enumerate() {
         if !seen.insert(key(row)) {
-            out.extend(ladder(&rows[start..i]));
+            out.push(&rows[start..i]);
             seen.clear();
             seen.insert(key(row));
             start = i;
         }
     }
-    out.extend(ladder(&rows[start..]));
+    if start < rows.len() {
+        out.push(&rows[start..]);
+    }
     out
 }
 
 /// Runs a statement of one of the [`LADDER`] sizes, kept in the
 /// connection's statement cache.
-pub(super) async fn execute_cached(
-    conn: &mut Conn,
-    mut qb: QueryBuilder<Db>,
-) -> Result<(), StoreError> {
+async fn execute_cached(conn: &mut Conn, mut qb: QueryBuilder<Db>) -> Result<(), StoreError> {
     qb.build().execute(conn).await?;
     Ok(())
 }

@@ -277,11 +277,7 @@ const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 async fn checkpoint(mut conn: SqliteConnection, stop: CancellationToken) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Built from a number: nothing of the input reaches the SQL.
-    let busy = |d: std::time::Duration| {
-        sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {}", d.as_millis()))
-    };
-    if let Err(e) = sqlx::query(busy(RESTART_WAIT)).execute(&mut conn).await {
+    if let Err(e) = set_busy_timeout(&mut conn, RESTART_WAIT).await {
         tracing::debug!("checkpoint: {e}");
     }
     tick.tick().await;
@@ -296,10 +292,7 @@ async fn checkpoint(mut conn: SqliteConnection, stop: CancellationToken) {
         }
     }
     // The summary stage may still be writing: wait as other connections do.
-    if let Err(e) = sqlx::query(busy(crate::store::BUSY_TIMEOUT))
-        .execute(&mut conn)
-        .await
-    {
+    if let Err(e) = set_busy_timeout(&mut conn, crate::store::BUSY_TIMEOUT).await {
         tracing::debug!("checkpoint: {e}");
     }
     if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -309,6 +302,18 @@ async fn checkpoint(mut conn: SqliteConnection, stop: CancellationToken) {
         tracing::debug!("final checkpoint: {e}");
     }
     conn.close().await.ok();
+}
+
+/// How long `conn` waits for another connection's lock before it answers
+/// `SQLITE_BUSY`.
+async fn set_busy_timeout(
+    conn: &mut SqliteConnection,
+    wait: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    // Built from a number: nothing of the input reaches the SQL.
+    let sql = format!("PRAGMA busy_timeout = {}", wait.as_millis());
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(conn).await?;
+    Ok(())
 }
 
 /// One turn of the checkpointer: a passive checkpoint, then a restarting
@@ -380,6 +385,16 @@ mod tests {
     use super::*;
     use crate::store::{Conn, Store};
 
+    /// A key met again starts the next run; the rows keep their order.
+    #[test]
+    fn a_repeated_key_starts_a_run() {
+        let key = |r: &i32| *r;
+        let rows = [1, 2, 3, 2, 4, 1, 1];
+        let runs = postgres::batch::runs_by(&rows, key);
+        assert_eq!(runs, vec![&[1, 2, 3][..], &[2, 4, 1][..], &[1][..]]);
+        assert!(postgres::batch::runs_by(&[], key).is_empty());
+    }
+
     fn url(id: i64, from: Option<i64>) -> NewUrl {
         NewUrl {
             id,
@@ -410,8 +425,7 @@ mod tests {
             c
         };
         let (mut writer, mut checkpointer, mut reader) = (conn().await, conn().await, conn().await);
-        sqlx::query("PRAGMA busy_timeout = 100")
-            .execute(&mut checkpointer)
+        set_busy_timeout(&mut checkpointer, RESTART_WAIT)
             .await
             .unwrap();
         let wal = crate::store::open::wal_path(&path);

@@ -22,7 +22,7 @@ pub(super) async fn write(
     if !rows.urls.is_empty() {
         batch::record_urls(conn, rows.urls.clone(), now, false).await?;
     }
-    for run in runs_by(&rows.pages, |f| f.url_id) {
+    for run in batch::runs_by(&rows.pages, |f| f.url_id) {
         insert_pages(conn, run).await?;
     }
     if !rows.summaries.is_empty() {
@@ -48,28 +48,6 @@ pub(super) async fn write(
             .await?;
     }
     Ok(())
-}
-
-/// `rows` in runs in which no `key` is twice, in order: PostgreSQL
-/// refuses an upsert that meets the same row twice in one statement, so a
-/// repeated key starts the next statement and the rows still apply in
-/// order.
-fn runs_by<T, K: Eq + std::hash::Hash>(rows: &[T], key: impl Fn(&T) -> K) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut start = 0;
-    for (i, row) in rows.iter().enumerate() {
-        if !seen.insert(key(row)) {
-            out.push(&rows[start..i]);
-            seen.clear();
-            seen.insert(key(row));
-            start = i;
-        }
-    }
-    if start < rows.len() {
-        out.push(&rows[start..]);
-    }
-    out
 }
 
 /// The pages of `rows` (fetches with a page, no URL twice) as one
@@ -208,18 +186,4 @@ fn copy_links(links: &[(i64, &LinkRecord)]) -> Vec<u8> {
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
     buf
-}
-
-#[cfg(test)]
-mod tests {
-    use super::runs_by;
-
-    /// A key met again starts the next run; the rows keep their order.
-    #[test]
-    fn a_repeated_key_starts_a_run() {
-        let rows = [1, 2, 3, 2, 4, 1, 1];
-        let runs = runs_by(&rows, |r| *r);
-        assert_eq!(runs, vec![&[1, 2, 3][..], &[2, 4, 1][..], &[1][..]]);
-        assert!(runs_by(&[] as &[i32], |r| *r).is_empty());
-    }
 }
