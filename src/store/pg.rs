@@ -236,19 +236,7 @@ fn peer_port(fd: libc::c_int) -> Option<u16> {
     if got != 0 {
         return None;
     }
-    let mut kind: libc::c_int = 0;
-    let mut kind_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: as above, for an int.
-    let got = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut kind as *mut libc::c_int).cast(),
-            &mut kind_len,
-        )
-    };
-    if got != 0 || kind != libc::SOCK_STREAM {
+    if int_option(fd, libc::SOL_SOCKET, libc::SO_TYPE) != Some(libc::SOCK_STREAM) {
         return None;
     }
     match i32::from(addr.ss_family) {
@@ -266,6 +254,25 @@ fn peer_port(fd: libc::c_int) -> Option<u16> {
         }
         _ => None,
     }
+}
+
+/// An integer socket option of `fd` (`getsockopt`), `None` when the call
+/// fails (not a socket, closed meanwhile).
+#[cfg(unix)]
+fn int_option(fd: libc::c_int, level: libc::c_int, name: libc::c_int) -> Option<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, an int.
+    let got = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (got == 0).then_some(value)
 }
 
 /// The server's message for a database error; the I/O error for a
@@ -452,19 +459,7 @@ mod tests {
             if peer_port(fd) != Some(port) {
                 continue;
             }
-            let mut on: libc::c_int = 0;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: getsockopt writes at most `len` bytes into `on`.
-            let got = unsafe {
-                libc::getsockopt(
-                    fd,
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NODELAY,
-                    (&mut on as *mut libc::c_int).cast(),
-                    &mut len,
-                )
-            };
-            all &= got == 0 && on != 0;
+            all &= int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY).is_some_and(|on| on != 0);
             n += 1;
         }
         (all, n)
