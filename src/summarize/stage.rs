@@ -153,13 +153,7 @@ pub async fn run(
         if !sweep_needed {
             // The summaries still in flight decide: one left pending (an
             // endpoint out, say) waits in the database for the sweep.
-            while !run.tasks.is_empty() {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    Some(part) = run.parts_rx.recv() => run.write_part(part).await?,
-                    Some(res) = run.tasks.join_next() => run.collect(res).await?,
-                }
-            }
+            run.finish_in_flight(&stop).await?;
             sweep_needed = run.left_pending;
         }
         // How much the sweep has to do, for the progress display. Not with
@@ -222,17 +216,7 @@ pub async fn run(
                 run.spawn(url, content_hash, text, kinds);
             }
         }
-        while !run.tasks.is_empty() {
-            tokio::select! {
-                _ = stop.cancelled() => {
-                    // Summaries in flight are dropped; their pages stay pending.
-                    run.tasks.abort_all();
-                    break;
-                }
-                Some(part) = run.parts_rx.recv() => run.write_part(part).await?,
-                Some(res) = run.tasks.join_next() => run.collect(res).await?,
-            }
-        }
+        run.finish_in_flight(&stop).await?;
         // Pages left pending because the endpoint went away: once it is
         // back, sweep again.
         if sweep_needed
@@ -258,6 +242,22 @@ pub async fn run(
 }
 
 impl Run {
+    /// Waits for the summaries in flight and collects them, until `stop`,
+    /// which drops them (their pages stay pending).
+    async fn finish_in_flight(&mut self, stop: &CancellationToken) -> Result<(), StoreError> {
+        while !self.tasks.is_empty() {
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    self.tasks.abort_all();
+                    break;
+                }
+                Some(part) = self.parts_rx.recv() => self.write_part(part).await?,
+                Some(res) = self.tasks.join_next() => self.collect(res).await?,
+            }
+        }
+        Ok(())
+    }
+
     fn new(
         summarizer: Arc<Summarizer>,
         store: Store,
