@@ -16,6 +16,8 @@
 //! part of the string they wrote. Memory is the string (at most `cap`
 //! bytes of main content) and a few small stacks.
 
+use super::tokenize::is_ws;
+
 /// What an open element is to the Markdown (stored with it on the
 /// extractor's stack; [`NONE`] for everything else).
 pub type Kind = u8;
@@ -186,10 +188,6 @@ static SPECIAL: [bool; 256] = {
     }
     t
 };
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r')
-}
 
 impl Markdown {
     pub fn new(cap: usize) -> Self {

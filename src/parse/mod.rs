@@ -26,6 +26,7 @@ pub use mime::{is_html, looks_binary, may_be_html};
 use std::borrow::Cow;
 
 use encoding_rs::Encoding;
+use tokenize::is_ws;
 use url::Url;
 
 /// A link found on a page, already resolved and canonicalized.
@@ -391,7 +392,6 @@ impl TextBuf {
             return;
         }
         let bytes = t.as_bytes();
-        let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r');
         let mut i = 0;
         while i < bytes.len() {
             if is_ws(bytes[i]) {
@@ -475,7 +475,6 @@ fn run_end(bytes: &[u8], start: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
     const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
-    let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r');
     let mut i = start;
     loop {
         // The first byte below 0x20 or double space at or after `i`.
@@ -575,7 +574,6 @@ mod tests {
 
     /// [`run_end`] one byte at a time.
     fn run_end_slowly(bytes: &[u8], mut i: usize) -> usize {
-        let is_ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0c' | b'\r');
         loop {
             while i < bytes.len() && !is_ws(bytes[i]) {
                 i += 1;

@@ -66,8 +66,9 @@ pub struct Tokenizer<'a> {
     raw: Option<(&'a str, Raw)>,
 }
 
-/// HTML's whitespace inside tags: TAB, LF, FF, CR and SPACE.
-fn is_ws(b: u8) -> bool {
+/// HTML's ASCII whitespace (WHATWG Infra), inside tags and in text: TAB,
+/// LF, FF, CR and SPACE.
+pub(super) fn is_ws(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')
 }
 
