@@ -371,14 +371,6 @@ pub(super) struct Rows<'a> {
 /// `INSERT INTO t (columns) `, then `VALUES …`, then the conflict clause.
 pub(super) const INSERT_URLS: &str = "INSERT INTO urls (id, url, origin, depth, state, reason, discovered_from, \
      redirect_hops, sitemap, discovered_at, updated_at) ";
-/// SQLite's: a URL recorded as skipped for a limit can be queued again
-/// when it is found again within the limits (a shallower path to it, say).
-/// Every other conflict keeps the first record.
-pub(super) const URLS_UPSERT: &str = " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, \
-     depth = excluded.depth, discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, \
-     updated_at = excluded.updated_at \
-     WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
-     AND excluded.state IN ('queued', 'leased')";
 pub(super) const INSERT_PAGES: &str = "INSERT INTO pages (url_id, status, final_url, redirect_to, content_type, \
      size, truncated, fetched_at, fetch_ms, etag, last_modified, content_hash, title, description, language, \
      canonical, base_href, meta_robots, encoding, text, text_kinds, markdown, links_count, noindex, \
@@ -488,10 +480,10 @@ pub(super) async fn record_urls(
         // A stable sort: a URL found twice keeps its order.
         urls.sort_by_key(|u| u.id);
     }
-    let mut inserted = HashSet::new();
-    for chunk in ladder_by(&urls, |u| u.id) {
-        inserted.extend(insert_urls(conn, chunk, now).await?);
-    }
+    let inserted: HashSet<i64> = super::rows::insert_urls(conn, &urls, now)
+        .await?
+        .into_iter()
+        .collect();
     if PG {
         // Only a URL that was there already can have been skipped.
         let again: Vec<&NewUrl> = urls
@@ -523,40 +515,6 @@ pub(super) async fn record_urls(
         }
     }
     Ok(())
-}
-
-/// Inserts `rows`; on PostgreSQL returns the ids inserted (not those
-/// that were there already).
-async fn insert_urls(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<Vec<i64>, StoreError> {
-    let mut qb: QueryBuilder<Db> = QueryBuilder::new(INSERT_URLS);
-    qb.push_values(rows, |mut b, u| {
-        b.push_bind(u.id)
-            .push_bind(u.url.clone())
-            .push_bind(u.origin.clone())
-            .push_bind(u.depth as i64)
-            .push_bind(u.state.as_str())
-            .push_bind(u.reason)
-            .push_bind(u.discovered_from)
-            .push_bind(u.redirect_hops as i64)
-            .push_bind(u.sitemap)
-            .push_bind(now)
-            .push_bind(now);
-    });
-    qb.push(if PG {
-        // PostgreSQL locks the row of every conflict of an upsert (rows a
-        // claim of another process may be leasing): conflicts are left
-        // alone here, and `queue_again` takes the few rows skipped for a
-        // limit.
-        " ON CONFLICT (id) DO NOTHING RETURNING id"
-    } else {
-        URLS_UPSERT
-    });
-    if PG {
-        let ids = qb.build_query_scalar::<i64>().fetch_all(&mut *conn).await?;
-        return Ok(ids);
-    }
-    execute_cached(conn, qb).await?;
-    Ok(Vec::new())
 }
 
 /// On PostgreSQL: URLs found again within the limits (`rows`, queued or

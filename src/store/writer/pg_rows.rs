@@ -1,9 +1,9 @@
 //! PostgreSQL's way to write a batch's hot rows (see `batch::Rows`): the
-//! pages, the summaries and each URL state change as one statement each
-//! (arrays, one per column: each statement is a round trip to the
-//! server, whatever its rows), the links, most of a batch's rows, by one
-//! `COPY … FROM STDIN` in the binary format, and the URLs through
-//! `batch::record_urls`. The SQL is the shared statements'
+//! URLs (which `batch::record_urls` records first), the pages, the
+//! summaries and each URL state change as one statement each (arrays, one
+//! per column: each statement is a round trip to the server, whatever its
+//! rows), and the links, most of a batch's rows, by one `COPY … FROM
+//! STDIN` in the binary format. The SQL is the shared statements'
 //! (`batch::INSERT_PAGES` and the rest), as SQLite's single-row path
 //! (`sqlite_rows`) uses it.
 
@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 
 use super::batch::{self, Rows};
 use crate::store::StoreError;
-use crate::store::records::{FetchRecord, LinkRecord, PageRecord, SummaryRecord};
+use crate::store::records::{FetchRecord, LinkRecord, NewUrl, PageRecord, SummaryRecord};
 
 /// Writes `rows` in the open transaction of `conn`.
 pub(super) async fn write(
@@ -48,6 +48,50 @@ pub(super) async fn write(
             .await?;
     }
     Ok(())
+}
+
+/// Inserts `urls` as one statement of arrays (see [`insert_pages`]), in
+/// the order given (`batch::record_urls` sorts them by id: the order in
+/// which every process takes the rows' locks). Returns the ids inserted.
+/// A URL already recorded is left alone: PostgreSQL locks the row of
+/// every conflict of an upsert (rows a claim of another process may be
+/// leasing), so `batch::queue_again` takes the few skipped for a limit.
+/// As multi-row statements in chunks of the ladder's sizes, a batch's
+/// ~130 new URLs took four to six round trips.
+pub(super) async fn insert_urls(
+    conn: &mut PgConnection,
+    urls: &[&NewUrl],
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    fn col<'a, T>(urls: &[&'a NewUrl], f: impl Fn(&'a NewUrl) -> T) -> Vec<T> {
+        urls.iter().map(|u| f(u)).collect()
+    }
+    // `WITH ORDINALITY … ORDER BY`: the rows go in the arrays' order.
+    let sql = format!(
+        "{}SELECT id, url, origin, depth, state, reason, found_from, hops, sitemap, $10, $10 \
+         FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], \
+         $7::int8[], $8::int8[], $9::bool[]) WITH ORDINALITY \
+         AS v (id, url, origin, depth, state, reason, found_from, hops, sitemap, n) ORDER BY n \
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+        batch::INSERT_URLS
+    );
+    let ids = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+        .bind(col(urls, |u| u.id))
+        .bind(col(urls, |u| u.url.as_str()))
+        .bind(col(urls, |u| u.origin.as_str()))
+        .bind(col(urls, |u| i64::from(u.depth)))
+        .bind(col(urls, |u| u.state.as_str()))
+        .bind(col(urls, |u| u.reason))
+        .bind(col(urls, |u| u.discovered_from))
+        .bind(col(urls, |u| i64::from(u.redirect_hops)))
+        .bind(col(urls, |u| u.sitemap))
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(ids)
 }
 
 /// The pages of `rows` (fetches with a page, no URL twice) as one

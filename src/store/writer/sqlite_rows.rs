@@ -17,6 +17,16 @@ use rusqlite::{Connection, Statement, params};
 
 use super::batch::{self, Rows};
 use crate::store::StoreError;
+use crate::store::records::NewUrl;
+
+/// SQLite's: a URL recorded as skipped for a limit can be queued again
+/// when it is found again within the limits (a shallower path to it, say).
+/// Every other conflict keeps the first record.
+const URLS_UPSERT: &str = " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = NULL, \
+     depth = excluded.depth, discovered_from = excluded.discovered_from, sitemap = excluded.sitemap, \
+     updated_at = excluded.updated_at \
+     WHERE urls.state = 'skipped' AND urls.reason IN ('max_depth', 'max_pages', 'nofollow') \
+     AND excluded.state IN ('queued', 'leased')";
 
 /// (PostgreSQL's links go by `COPY`: the statement is SQLite's alone.)
 const INSERT_LINKS: &str = "INSERT INTO links (from_id, to_id, anchor, nofollow, kind) ";
@@ -39,24 +49,7 @@ pub(super) async fn write(
 }
 
 fn write_on(db: &Connection, rows: &Rows<'_>, now: i64) -> rusqlite::Result<()> {
-    if !rows.urls.is_empty() {
-        let mut st = prepare(db, batch::INSERT_URLS, 11, batch::URLS_UPSERT)?;
-        for u in &rows.urls {
-            st.execute(params![
-                u.id,
-                u.url,
-                u.origin,
-                u.depth,
-                u.state.as_str(),
-                u.reason,
-                u.discovered_from,
-                u.redirect_hops,
-                u.sitemap,
-                now,
-                now
-            ])?;
-        }
-    }
+    write_urls(db, &rows.urls, now)?;
     if !rows.pages.is_empty() {
         let mut st = prepare(db, batch::INSERT_PAGES, 26, batch::PAGES_UPSERT)?;
         for f in &rows.pages {
@@ -124,6 +117,47 @@ fn write_on(db: &Connection, rows: &Rows<'_>, now: i64) -> rusqlite::Result<()> 
                 st.execute(params![state.as_str(), reason, attempts, now, id])?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Inserts `urls` (a URL recorded as skipped for a limit queued again,
+/// [`URLS_UPSERT`]) in the open transaction of `conn`. Returns no
+/// ids: SQLite's upsert needs no second pass (see `batch::record_urls`).
+pub(super) async fn insert_urls(
+    conn: &mut sqlx::SqliteConnection,
+    urls: &[&NewUrl],
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: as in `write`.
+    let db = unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr())? };
+    let result = write_urls(&db, urls, now);
+    drop(db);
+    drop(handle);
+    result.map_err(StoreError::from)?;
+    Ok(Vec::new())
+}
+
+fn write_urls(db: &Connection, urls: &[&NewUrl], now: i64) -> rusqlite::Result<()> {
+    if urls.is_empty() {
+        return Ok(());
+    }
+    let mut st = prepare(db, batch::INSERT_URLS, 11, URLS_UPSERT)?;
+    for u in urls {
+        st.execute(params![
+            u.id,
+            u.url,
+            u.origin,
+            u.depth,
+            u.state.as_str(),
+            u.reason,
+            u.discovered_from,
+            u.redirect_hops,
+            u.sitemap,
+            now,
+            now
+        ])?;
     }
     Ok(())
 }
