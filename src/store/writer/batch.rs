@@ -597,21 +597,15 @@ async fn still_held(
     .await?
     .into_iter()
     .collect();
-    let mut held = HashSet::new();
     if hosts.is_empty() {
-        return Ok(held);
+        return Ok(HashSet::new());
     }
-    for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("SELECT id, origin FROM urls WHERE id IN ");
-        push_id_list(&mut qb, chunk);
-        for r in qb.build().persistent(false).fetch_all(&mut *conn).await? {
-            if hosts.contains(r.get::<&str, _>(1)) {
-                held.insert(r.get::<i64, _>(0));
-            }
-        }
-    }
-    Ok(held)
+    Ok(super::rows::origins(conn, ids)
+        .await?
+        .into_iter()
+        .filter(|(_, origin)| hosts.contains(origin))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// `… IN ($1, $2, …)` over `origins`.
