@@ -491,6 +491,7 @@ impl Coordinator {
                 };
                 self.finished(&run);
                 let (url_id, sitemap) = (run.url_id, run.sitemap);
+                let origin = run.origin.clone();
                 if e.is_cancelled() {
                     // Aborted by a stop: the URL stays leased and is
                     // released to the queue when the crawl stops.
@@ -501,7 +502,7 @@ impl Coordinator {
                     self.counters.fetched.fetch_add(1, Relaxed);
                     self.counters.failed.fetch_add(1, Relaxed);
                 }
-                let mut rec = FetchRecord::new(url_id as i64);
+                let mut rec = FetchRecord::new(url_id as i64, origin);
                 rec.fail("panic");
                 self.send_fetch(rec).await
             }

@@ -102,7 +102,7 @@ impl Coordinator {
         if !job.sitemap {
             c.fetched.fetch_add(1, Relaxed);
         }
-        let mut rec = FetchRecord::new(job.id as i64);
+        let mut rec = FetchRecord::new(job.id as i64, origin.clone());
         rec.attempts = job.attempts + 1;
         rec.chain = job.chain.iter().map(|&f| f as i64).collect();
         // For a recrawl's record: what came back, and the validators of a
@@ -542,7 +542,7 @@ impl Coordinator {
     /// with no request made. `None` outside a recrawl.
     pub(super) fn unchanged_by_lastmod(&mut self, job: Job) -> Option<FetchRecord> {
         let run_id = self.this.changes_run?;
-        let mut rec = FetchRecord::new(job.id as i64);
+        let mut rec = FetchRecord::new(job.id as i64, canon::origin_key(&job.url).into());
         rec.attempts = 0;
         rec.revisit = Some(self.revisit_record(run_id, &job, Some(revisits::Change::Unchanged)));
         self.counters.unchanged_by_sitemap.fetch_add(1, Relaxed);

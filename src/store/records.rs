@@ -7,6 +7,8 @@
 //! the coordinator talks to whichever writer runs through [`WriterHandle`]
 //! alone.
 
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{CrawlState, StoreError};
@@ -132,6 +134,10 @@ pub fn links_hash(links: &[LinkRecord]) -> i64 {
 #[derive(Debug, Clone)]
 pub struct FetchRecord {
     pub url_id: i64,
+    /// The URL's origin (`scheme://host:port`, `canon::origin_key`): on
+    /// PostgreSQL the record is written only while this process holds
+    /// the origin's host lease.
+    pub origin: Arc<str>,
     /// `Done` or `Failed`.
     pub state: UrlState,
     pub reason: Option<String>,
@@ -187,11 +193,13 @@ impl FetchRecord {
         (self.links.len() + self.new_urls.len() + bytes / 1024) as u64
     }
 
-    /// A successful fetch of `url_id` with nothing recorded yet. (Attempts
-    /// are not carried: each committed fetch adds one in the database.)
-    pub fn new(url_id: i64) -> Self {
+    /// A successful fetch of `url_id` (of `origin`) with nothing recorded
+    /// yet. (Attempts are not carried: each committed fetch adds one in
+    /// the database.)
+    pub fn new(url_id: i64, origin: Arc<str>) -> Self {
         Self {
             url_id,
+            origin,
             state: UrlState::Done,
             reason: None,
             page: None,

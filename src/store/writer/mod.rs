@@ -484,7 +484,7 @@ mod tests {
         let Conn::Sqlite(mut conn) = store.connection().await.unwrap() else {
             unreachable!("a file")
         };
-        let mut first = FetchRecord::new(1);
+        let mut first = FetchRecord::new(1, "http://a.test".into());
         first.new_urls = vec![url(2, Some(1)), url(2, Some(9))];
         first.links = ["x", "y", "x"]
             .iter()
@@ -498,7 +498,7 @@ mod tests {
         let mut batch = vec![
             WriteOp::Urls(vec![url(1, None)]),
             WriteOp::Fetch(Box::new(first)),
-            WriteOp::Fetch(Box::new(FetchRecord::new(1))),
+            WriteOp::Fetch(Box::new(FetchRecord::new(1, "http://a.test".into()))),
         ];
         sqlite::batch::commit(&mut conn, &mut batch, None)
             .await
@@ -520,5 +520,87 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(anchors, ["x", "y", "x"]);
+    }
+
+    /// On PostgreSQL a batch records only the fetches of origins whose
+    /// host lease this process still holds (the origin a fetch carries,
+    /// checked against `hosts` in the batch's transaction): a fetch of an
+    /// origin another process has taken over leaves its URL as it was and
+    /// stores no page; the fetch of a held origin is recorded.
+    #[tokio::test]
+    async fn a_fetch_of_a_host_whose_lease_was_lost_is_not_recorded() {
+        use sqlx::Connection;
+        let server = std::env::var("TRAWL_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!("trawl_u_lease_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .unwrap();
+        let drop_db = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        for sql in [drop_db.clone(), format!("CREATE DATABASE \"{name}\"")] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        let store = Store::open(crate::store::DbTarget::Postgres(format!("{server}/{name}")))
+            .await
+            .unwrap();
+        let Conn::Postgres(mut conn) = store.connection().await.unwrap() else {
+            unreachable!("a server URL")
+        };
+        // Host a.test is this process's (owner 1, token 7); b.test was
+        // taken over by owner 2.
+        let later = crate::util::now_ms() + 60_000;
+        sqlx::query(
+            "INSERT INTO hosts (origin, robots_fetched_at, lease_owner, lease_token, lease_expires_at) \
+             VALUES ('http://a.test:80', 0, 1, 7, $1), ('http://b.test:80', 0, 2, 9, $1)",
+        )
+        .bind(later)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO urls (id, url, origin, depth, state, discovered_at, updated_at) VALUES \
+             (1, 'http://a.test/', 'http://a.test:80', 0, 'leased', 0, 0), \
+             (2, 'http://b.test/', 'http://b.test:80', 0, 'leased', 0, 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let fetch = |id: i64, origin: &str| {
+            let mut rec = FetchRecord::new(id, origin.into());
+            rec.page = Some(PageRecord {
+                status: 200,
+                final_url: format!("{origin}/"),
+                ..PageRecord::default()
+            });
+            WriteOp::Fetch(Box::new(rec))
+        };
+        let mut batch = vec![fetch(1, "http://a.test:80"), fetch(2, "http://b.test:80")];
+        let lease = Lease {
+            owner: 1,
+            token: 7,
+            ttl_ms: 30_000,
+        };
+        postgres::batch::commit(&mut conn, &mut batch, Some(&lease))
+            .await
+            .unwrap();
+        let states: Vec<(i64, String)> = sqlx::query_as("SELECT id, state FROM urls ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        let pages: Vec<i64> = sqlx::query_scalar("SELECT url_id FROM pages ORDER BY url_id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        drop(conn);
+        store.close().await;
+        sqlx::query(sqlx::AssertSqlSafe(drop_db))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(states, [(1, "done".to_string()), (2, "leased".to_string())]);
+        assert_eq!(pages, [1]);
     }
 }

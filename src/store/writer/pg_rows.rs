@@ -94,22 +94,6 @@ pub(super) async fn insert_urls(
     Ok(ids)
 }
 
-/// The origin of each URL of `ids` that is recorded: `(id, origin)`. One
-/// prepared statement over an array, however many ids: as lists of 128
-/// bound ids in statements planned afresh each time, the lease check of a
-/// batch of ~135 fetches took 2.7 ms, a sixth of the writer's time.
-pub(super) async fn origins(
-    conn: &mut PgConnection,
-    ids: &[i64],
-) -> Result<Vec<(i64, String)>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT id, origin FROM urls WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&mut *conn)
-            .await?,
-    )
-}
-
 /// The pages of `rows` (fetches with a page, no URL twice) as one
 /// statement: each column an array, `unnest` making them rows. One round
 /// trip however many pages; as multi-row statements in chunks of the

@@ -16,10 +16,8 @@
 use rusqlite::{Connection, Statement, params};
 
 use super::batch::{self, Rows};
-use sqlx::QueryBuilder;
-
+use crate::store::StoreError;
 use crate::store::records::NewUrl;
-use crate::store::{StoreError, URL_ROWS_PER_STMT, push_id_list};
 
 /// SQLite's: a URL recorded as skipped for a limit can be queued again
 /// when it is found again within the limits (a shallower path to it, say).
@@ -162,26 +160,6 @@ fn write_urls(db: &Connection, urls: &[&NewUrl], now: i64) -> rusqlite::Result<(
         ])?;
     }
     Ok(())
-}
-
-/// The origin of each URL of `ids` that is recorded: `(id, origin)`.
-pub(super) async fn origins(
-    conn: &mut sqlx::SqliteConnection,
-    ids: &[i64],
-) -> Result<Vec<(i64, String)>, StoreError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(URL_ROWS_PER_STMT) {
-        let mut qb: QueryBuilder<sqlx::Sqlite> =
-            QueryBuilder::new("SELECT id, origin FROM urls WHERE id IN ");
-        push_id_list(&mut qb, chunk);
-        out.extend(
-            qb.build_query_as::<(i64, String)>()
-                .persistent(false)
-                .fetch_all(&mut *conn)
-                .await?,
-        );
-    }
-    Ok(out)
 }
 
 /// `insert VALUES (?1, …, ?columns) upsert`.
