@@ -239,7 +239,19 @@ where
     // less CPU a page on the 20,000-page benchmark).
     let result = match tokio::spawn(start(controls, counters)).await {
         Ok(result) => result,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => match e.try_into_panic() {
+            Ok(payload) => std::panic::resume_unwind(payload),
+            // Cancelled: nothing aborts the task, but a runtime shutting
+            // down under it would.
+            Err(e) => {
+                done.cancel();
+                eprintln!(
+                    "trawl: the crawl stopped before its end ({e}); `trawl resume --db {}` continues it",
+                    store.target()
+                );
+                return EXIT_FAILURE;
+            }
+        },
     };
     done.cancel();
     let _ = reporter.await;

@@ -484,12 +484,17 @@ pub(super) async fn record_urls(
         .into_iter()
         .collect();
     if PG {
-        // Only a URL that was there already can have been skipped.
+        // Only a URL that was there already can have been skipped: one
+        // recorded before, or by an earlier row of this batch (a URL found
+        // too deep, then by a shallower path).
+        let mut first = HashSet::new();
         let again: Vec<&NewUrl> = urls
             .iter()
             .copied()
-            .filter(|u| matches!(u.state, UrlState::Queued | UrlState::Leased))
-            .filter(|u| !inserted.contains(&u.id))
+            .filter(|u| {
+                let inserted_by_this_row = first.insert(u.id) && inserted.contains(&u.id);
+                matches!(u.state, UrlState::Queued | UrlState::Leased) && !inserted_by_this_row
+            })
             .collect();
         for chunk in ladder_by(&again, |u| u.id) {
             queue_again(conn, chunk, now).await?;

@@ -484,7 +484,7 @@ mod tests {
         let Conn::Sqlite(mut conn) = store.connection().await.unwrap() else {
             unreachable!("a file")
         };
-        let mut first = FetchRecord::new(1, "http://a.test".into());
+        let mut first = FetchRecord::new(1, "http://a.test:80".into());
         first.new_urls = vec![url(2, Some(1)), url(2, Some(9))];
         first.links = ["x", "y", "x"]
             .iter()
@@ -498,7 +498,7 @@ mod tests {
         let mut batch = vec![
             WriteOp::Urls(vec![url(1, None)]),
             WriteOp::Fetch(Box::new(first)),
-            WriteOp::Fetch(Box::new(FetchRecord::new(1, "http://a.test".into()))),
+            WriteOp::Fetch(Box::new(FetchRecord::new(1, "http://a.test:80".into()))),
         ];
         sqlite::batch::commit(&mut conn, &mut batch, None)
             .await
@@ -522,22 +522,22 @@ mod tests {
         assert_eq!(anchors, ["x", "y", "x"]);
     }
 
-    /// On PostgreSQL a batch records only the fetches of origins whose
-    /// host lease this process still holds (the origin a fetch carries,
-    /// checked against `hosts` in the batch's transaction): a fetch of an
-    /// origin another process has taken over leaves its URL as it was and
-    /// stores no page; the fetch of a held origin is recorded.
-    #[tokio::test]
-    async fn a_fetch_of_a_host_whose_lease_was_lost_is_not_recorded() {
+    /// A new database on the test server (`TRAWL_TEST_PG`, by default
+    /// `postgres://postgres@127.0.0.1:5432`) opened as a store, with a
+    /// connection to the server's `postgres` database to drop it from
+    /// ([`drop_pg`]).
+    async fn pg_store(tag: &str) -> (sqlx::PgConnection, String, Store) {
         use sqlx::Connection;
         let server = std::env::var("TRAWL_TEST_PG")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let name = format!("trawl_u_lease_{}", std::process::id());
+        let name = format!("trawl_u_{tag}_{}", std::process::id());
         let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
             .await
             .unwrap();
-        let drop_db = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        for sql in [drop_db.clone(), format!("CREATE DATABASE \"{name}\"")] {
+        for sql in [
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            format!("CREATE DATABASE \"{name}\""),
+        ] {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut admin)
                 .await
@@ -546,6 +546,26 @@ mod tests {
         let store = Store::open(crate::store::DbTarget::Postgres(format!("{server}/{name}")))
             .await
             .unwrap();
+        (admin, name, store)
+    }
+
+    async fn drop_pg(mut admin: sqlx::PgConnection, name: &str, store: Store) {
+        store.close().await;
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+
+    /// On PostgreSQL a batch records only the fetches of origins whose
+    /// host lease this process still holds (the origin a fetch carries,
+    /// checked against `hosts` in the batch's transaction): a fetch of an
+    /// origin another process has taken over leaves its URL as it was and
+    /// stores no page; the fetch of a held origin is recorded.
+    #[tokio::test]
+    async fn a_fetch_of_a_host_whose_lease_was_lost_is_not_recorded() {
+        let (admin, name, store) = pg_store("lease").await;
         let Conn::Postgres(mut conn) = store.connection().await.unwrap() else {
             unreachable!("a server URL")
         };
@@ -595,12 +615,53 @@ mod tests {
             .await
             .unwrap();
         drop(conn);
-        store.close().await;
-        sqlx::query(sqlx::AssertSqlSafe(drop_db))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        drop_pg(admin, &name, store).await;
         assert_eq!(states, [(1, "done".to_string()), (2, "leased".to_string())]);
         assert_eq!(pages, [1]);
+    }
+
+    /// On PostgreSQL, as SQLite's upsert does: a URL a batch records as
+    /// skipped for a limit and then, in the same batch, as queued (found
+    /// again by a shallower path) ends queued; one found queued first
+    /// stays queued.
+    #[tokio::test]
+    async fn a_url_skipped_then_queued_in_one_batch_ends_queued() {
+        let (admin, name, store) = pg_store("again").await;
+        let Conn::Postgres(mut conn) = store.connection().await.unwrap() else {
+            unreachable!("a server URL")
+        };
+        let found = |id: i64, state: UrlState| NewUrl {
+            state,
+            reason: (state == UrlState::Skipped).then_some("max_depth"),
+            ..url(id, None)
+        };
+        let mut batch = vec![WriteOp::Urls(vec![
+            found(5, UrlState::Skipped),
+            found(6, UrlState::Queued),
+            found(5, UrlState::Queued),
+            found(6, UrlState::Skipped),
+        ])];
+        let lease = Lease {
+            owner: 1,
+            token: 7,
+            ttl_ms: 30_000,
+        };
+        postgres::batch::commit(&mut conn, &mut batch, Some(&lease))
+            .await
+            .unwrap();
+        let rows: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, state, reason FROM urls ORDER BY id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        drop(conn);
+        drop_pg(admin, &name, store).await;
+        assert_eq!(
+            rows,
+            [
+                (5, "queued".to_string(), None),
+                (6, "queued".to_string(), None)
+            ]
+        );
     }
 }
