@@ -100,19 +100,8 @@ impl ReportArgs {
         if self.out.as_os_str() == "-" {
             return Ok(None);
         }
-        let out = &self.out;
-        crate::util::check_output_path(out).map_err(ConfigError)?;
-        if let (Ok(a), Some(Ok(b))) = (
-            out.canonicalize(),
-            self.db.db.file().map(|f| f.canonicalize()),
-        ) && a == b
-        {
-            return Err(ConfigError(format!(
-                "--out {} is the database; give another file",
-                out.display()
-            )));
-        }
-        Ok(Some(out.clone()))
+        crate::util::check_output_path(&self.out, self.db.db.file()).map_err(ConfigError)?;
+        Ok(Some(self.out.clone()))
     }
 }
 
@@ -812,7 +801,7 @@ impl ExportArgs {
             )));
         }
         if let Some(out) = &self.out {
-            crate::util::check_output_path(out).map_err(ConfigError)?;
+            crate::util::check_output_path(out, self.db.db.file()).map_err(ConfigError)?;
         }
         Ok(ExportOptions {
             with_text: self.with_text,

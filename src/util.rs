@@ -345,8 +345,13 @@ impl Default for Jitter {
 }
 
 /// Checks an `--out` path before anything is opened or written: not a
-/// directory, and in a directory that exists. The error names the path.
-pub fn check_output_path(out: &std::path::Path) -> Result<(), String> {
+/// directory, in a directory that exists, and not the SQLite database
+/// `db` nor its `-wal` or `-shm` file (through links too: the output is
+/// renamed into place, and would replace it). The error names the path.
+pub fn check_output_path(
+    out: &std::path::Path,
+    db: Option<&std::path::Path>,
+) -> Result<(), String> {
     if out.is_dir() {
         return Err(format!(
             "--out {} is a directory; give the path of a file",
@@ -360,6 +365,23 @@ pub fn check_output_path(out: &std::path::Path) -> Result<(), String> {
             out.display(),
             dir.display()
         ));
+    }
+    if let (Some(db), Ok(out_file)) = (db, out.canonicalize()) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            if std::path::Path::new(&name).canonicalize().ok().as_ref() == Some(&out_file) {
+                let what = if suffix.is_empty() {
+                    "the database".to_string()
+                } else {
+                    format!("the database's {suffix} file")
+                };
+                return Err(format!(
+                    "--out {} is {what}; give another file",
+                    out.display()
+                ));
+            }
+        }
     }
     Ok(())
 }

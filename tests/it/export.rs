@@ -273,6 +273,29 @@ async fn a_failed_export_leaves_no_file_and_status_json_has_the_documented_keys(
         .filter(|n| n.contains(".tmp") || n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The database itself (or its WAL, or a link to it) is never written
+    // over: refused before anything is written, the crawl intact.
+    if !tdb.is_postgres() {
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(db, &link).unwrap();
+        let wal = format!("{db}-wal");
+        let made_wal = !std::path::Path::new(&wal).exists();
+        if made_wal {
+            std::fs::write(&wal, "").unwrap();
+        }
+        for (out, says) in [
+            (db.to_string(), "is the database;"),
+            (link.display().to_string(), "is the database;"),
+            (wal.clone(), "is the database's -wal file"),
+        ] {
+            let o = trawl_async(s(&["export", "--db", db, "--out", &out])).await;
+            assert_eq!(o.status.code(), Some(2), "{out}: {}", stderr(&o));
+            assert!(stderr(&o).contains(says), "{out}: {}", stderr(&o));
+        }
+        if made_wal {
+            std::fs::remove_file(&wal).unwrap();
+        }
+    }
 
     let o = trawl_async(s(&["status", "--db", db, "--json"])).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -549,6 +549,13 @@ mod tests {
         (admin, name, store)
     }
 
+    /// This process's lease in the PostgreSQL tests: owner 1, token 7.
+    const LEASE: Lease = Lease {
+        owner: 1,
+        token: 7,
+        ttl_ms: 30_000,
+    };
+
     async fn drop_pg(mut admin: sqlx::PgConnection, name: &str, store: Store) {
         store.close().await;
         let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
@@ -598,12 +605,7 @@ mod tests {
             WriteOp::Fetch(Box::new(rec))
         };
         let mut batch = vec![fetch(1, "http://a.test:80"), fetch(2, "http://b.test:80")];
-        let lease = Lease {
-            owner: 1,
-            token: 7,
-            ttl_ms: 30_000,
-        };
-        postgres::batch::commit(&mut conn, &mut batch, Some(&lease))
+        postgres::batch::commit(&mut conn, &mut batch, Some(&LEASE))
             .await
             .unwrap();
         let states: Vec<(i64, String)> = sqlx::query_as("SELECT id, state FROM urls ORDER BY id")
@@ -641,12 +643,7 @@ mod tests {
             found(5, UrlState::Queued),
             found(6, UrlState::Skipped),
         ])];
-        let lease = Lease {
-            owner: 1,
-            token: 7,
-            ttl_ms: 30_000,
-        };
-        postgres::batch::commit(&mut conn, &mut batch, Some(&lease))
+        postgres::batch::commit(&mut conn, &mut batch, Some(&LEASE))
             .await
             .unwrap();
         let rows: Vec<(i64, String, Option<String>)> =
