@@ -1,8 +1,9 @@
 //! Running a command: the glue between the parsed command line and the
 //! library, including signals, the progress display and exit codes.
 //!
-//! Exit codes: 0 done; 1 a runtime failure (or failed fetches with
-//! `--fail-on-error`); 2 a usage or setup error; 130 / 143 stopped by
+//! Exit codes: 0 done; 1 a runtime failure, a crawl that got no page
+//! (none stored, or every fetch failed), or failed fetches with
+//! `--fail-on-error`; 2 a usage or setup error; 130 / 143 stopped by
 //! SIGINT / SIGTERM (resume continues).
 
 use std::io::Write;
@@ -20,6 +21,15 @@ use crate::progress::{self, Counters, ProgressMode, Stderr};
 use crate::store::{Access, DbTarget, PageText, RunStats, Store, StoreError};
 use crate::summarize::stage::{self, StageReport, SweepOptions};
 use crate::summarize::{SummarizeConfig, Summarizer};
+
+/// `eprintln!` that does not panic when standard error is closed (`trawl
+/// crawl … 2>&1 | head -1`): the line is lost, and the exit code stays
+/// the command's, not a panic's 101.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -303,6 +313,17 @@ where
                     // A crawl that got nothing (the site cannot be reached,
                     // every URL failed or was skipped) is no success.
                     eprintln!("trawl: no page was stored");
+                    EXIT_FAILURE
+                }
+                // Every fetch of the run (by all its processes) answered
+                // with an error or failed: a seed that is a 404, a site
+                // that answers 500 or 429 to everything.
+                CrawlOutcome::Finished
+                    if run
+                        .as_ref()
+                        .is_some_and(|r| r.fetched > 0 && r.failed() == r.fetched) =>
+                {
+                    eprintln!("trawl: every page fetched failed");
                     EXIT_FAILURE
                 }
                 CrawlOutcome::Finished if fail_on_error && report.failed > 0 => EXIT_FAILURE,

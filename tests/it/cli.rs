@@ -369,6 +369,49 @@ async fn fail_on_error_turns_failed_pages_into_exit_1() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
 
+/// A crawl whose every fetch failed got nothing: a seed answered 404
+/// exits 1 and says so, though the 404 is stored.
+#[tokio::test]
+async fn a_crawl_whose_every_fetch_failed_exits_1() {
+    let a = util::serve_site(util::listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let o = trawl_async(quick_crawl(&a.url("/no-such-page.html"), tdb.target(), &[])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("http_404=1"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("every page fetched failed"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A reader of standard error that goes away (`trawl crawl … 2>&1 |
+/// head -1`) does not turn a finished crawl into a panic's exit code.
+#[tokio::test]
+async fn a_closed_stderr_leaves_the_exit_code_the_crawls() {
+    let a = util::serve_site(util::listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let args = quick_crawl(&a.url("/"), tdb.target(), &[]);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trawl"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run trawl");
+        // The reader is gone before the first line is written.
+        drop(child.stderr.take());
+        child.wait().expect("wait for trawl")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(!a.requests().is_empty());
+}
+
 #[tokio::test]
 async fn resume_with_a_higher_per_host_budget_fetches_the_trapped_pages() {
     let a = util::serve_site(util::listener().await, "site", 0);
