@@ -339,7 +339,7 @@ pub async fn recrawl(
     let (run_id, changes_run) = store.begin_run(row.id, RunKind::Recrawl, now).await?;
     // Leases a killed run left are queued again by `run`, as on resume.
     let queued = store
-        .queue_revisits(opts.due_only.then_some(opts.now), now)
+        .queue_revisits(opts.due_only.then_some(opts.now))
         .await?;
     tracing::info!("recrawl: {queued} stored URLs to revisit");
     store.run_again(row.id, &json, now).await?;

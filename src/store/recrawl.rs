@@ -141,15 +141,16 @@ impl Store {
     /// `due_at` only those whose next revisit is due by then (a URL never
     /// revisited is due). Returns how many were queued. Each keeps its
     /// state and reason in `revisit_state`/`revisit_reason`, for a page
-    /// budget that leaves it unvisited (see `WriteOp::SkipPending`).
-    pub async fn queue_revisits(&self, due_at: Option<i64>, now: i64) -> Result<u64, StoreError> {
+    /// budget that leaves it unvisited (see `WriteOp::SkipPending`), and
+    /// its `updated_at`: only a revisit made counts in the run
+    /// (`Store::last_run` counts the URLs settled since the run began).
+    pub async fn queue_revisits(&self, due_at: Option<i64>) -> Result<u64, StoreError> {
         let due = due_at.unwrap_or(i64::MAX);
         let n = on_pool!(self, pool => sqlx::query(
-            "UPDATE urls SET revisit_state = state, revisit_reason = reason, state = 'queued', reason = NULL, \
-             updated_at = $1 WHERE state IN ('done', 'failed') AND id NOT IN \
-             (SELECT url_id FROM page_checks WHERE due_at IS NOT NULL AND due_at > $2)",
+            "UPDATE urls SET revisit_state = state, revisit_reason = reason, state = 'queued', reason = NULL \
+             WHERE state IN ('done', 'failed') AND id NOT IN \
+             (SELECT url_id FROM page_checks WHERE due_at IS NOT NULL AND due_at > $1)",
         )
-        .bind(now)
         .bind(due)
         .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(n)

@@ -511,6 +511,10 @@ async fn revisits_a_page_budget_leaves_unmade_are_kept_for_the_next_recrawl() {
     .unwrap();
     assert_eq!(report.outcome, crawl::CrawlOutcome::Finished);
     assert_eq!(site.take_requests(), ["/"]);
+    // The run (its final line, `status`'s last run) counts the one fetch
+    // made, not the revisits it left.
+    let run = c.store.last_run().await.unwrap().unwrap();
+    assert_eq!((run.fetched, run.failed()), (1, 0), "{run:?}");
     // The others keep what they were: pages done, the gone one failed
     // with its reason; none is skipped for the budget.
     let states: BTreeMap<String, String> = c

@@ -119,12 +119,14 @@ pub(in crate::store::writer) async fn commit(
                     }
                     WriteOp::SkipPending { reason } => {
                         // A revisit not made goes back to what it was
-                        // (a stored page stays `done`); a new URL is
-                        // skipped.
+                        // (a stored page stays `done`, as of when it was
+                        // last settled: the run did not visit it); a new
+                        // URL is skipped.
                         sqlx::query(
                             "UPDATE urls SET state = COALESCE(revisit_state, 'skipped'), \
                              reason = CASE WHEN revisit_state IS NULL THEN $1 ELSE revisit_reason END, \
-                             revisit_state = NULL, revisit_reason = NULL, updated_at = $2 \
+                             updated_at = CASE WHEN revisit_state IS NULL THEN $2 ELSE updated_at END, \
+                             revisit_state = NULL, revisit_reason = NULL \
                              WHERE state IN ('queued', 'leased')",
                         )
                         .bind(reason)
@@ -544,6 +546,9 @@ async fn queue_again(conn: &mut Conn, rows: &[&NewUrl], now: i64) -> Result<(), 
     Ok(())
 }
 
+/// Leases up to `limit` queued URLs, shallowest first. A URL waiting for
+/// a revisit keeps its `updated_at` until the revisit settles (see
+/// `Store::queue_revisits`).
 async fn refill(
     conn: &mut Conn,
     limit: u32,
@@ -551,7 +556,8 @@ async fn refill(
     now: i64,
 ) -> Result<Vec<LeasedUrl>, StoreError> {
     let rows = sqlx::query(
-        "UPDATE urls SET state = 'leased', updated_at = $1 WHERE id IN \
+        "UPDATE urls SET state = 'leased', updated_at = CASE WHEN revisit_state IS NULL THEN $1 \
+         ELSE updated_at END WHERE id IN \
          (SELECT id FROM urls WHERE state = 'queued' ORDER BY depth, id LIMIT $2) \
          RETURNING id, url, depth, redirect_hops, sitemap",
     )
@@ -715,10 +721,11 @@ async fn claim(conn: &mut Conn, lease: &Lease, ask: Ask, now: i64) -> Result<Cla
     }
     let mut urls = Vec::new();
     if !held.is_empty() && limit > 0 {
-        let mut qb: QueryBuilder<Db> =
-            QueryBuilder::new("UPDATE urls SET state = 'leased', updated_at = ");
+        let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+            "UPDATE urls SET state = 'leased', updated_at = CASE WHEN revisit_state IS NULL THEN ",
+        );
         qb.push_bind(now)
-            .push(" WHERE id IN (SELECT id FROM urls WHERE state = 'queued' AND origin IN ");
+            .push(" ELSE updated_at END WHERE id IN (SELECT id FROM urls WHERE state = 'queued' AND origin IN ");
         push_text_list(&mut qb, &held);
         qb.push(" ORDER BY depth, id LIMIT ")
             .push_bind(limit)
