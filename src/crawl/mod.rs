@@ -394,6 +394,26 @@ async fn limits_allow_more(store: &Store, cfg: &CrawlConfig) -> Result<bool, Sto
     Ok(n > 0 && cfg.limits.max_pages.is_none_or(|m| fetched < m))
 }
 
+/// The run's politeness, said once at its start: the per-host pace is
+/// what a first crawl of one's own site is bound by, and how to lift it.
+fn politeness_line(p: &crate::config::PolitenessConfig) -> String {
+    let at_once = p.per_host_concurrency;
+    if p.per_host_rate > 0.0 {
+        format!(
+            "politeness: at most {} requests a second and {at_once} at once per host \
+             (--per-host-rate, --per-host-concurrency; a robots.txt Crawl-delay or a \
+             Retry-After may slow a host further; --per-host-rate 0 lifts the rate on sites \
+             you run)",
+            p.per_host_rate
+        )
+    } else {
+        format!(
+            "politeness: no per-host rate, {at_once} requests at once per host \
+             (a robots.txt Crawl-delay or a Retry-After still slows a host)"
+        )
+    }
+}
+
 async fn run(
     store: &Store,
     crawl_id: i64,
@@ -403,6 +423,7 @@ async fn run(
     counters: Arc<Counters>,
 ) -> Result<CrawlReport, CrawlError> {
     let started = Instant::now();
+    tracing::info!("{}", politeness_line(&cfg.politeness));
     // A run that continues what is stored: a resume, a recrawl, or a
     // process joining any run.
     let resuming = this.kind != RunKind::Crawl || this.joining;

@@ -369,6 +369,41 @@ async fn fail_on_error_turns_failed_pages_into_exit_1() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
 
+/// A crawl says at its start what pace politeness sets and how to lift
+/// it: a first crawl of one's own site at 2 requests a second is slow for
+/// a reason the user can see.
+#[tokio::test]
+async fn a_crawl_says_its_politeness_at_the_start() {
+    let a = util::serve_site(util::listener().await, "site", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = TestDb::new(dir.path(), "t.db");
+    let (url, db) = (a.url("/"), tdb.target().to_string());
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_trawl"))
+            .args(["crawl", &url, "--db", &db, "--per-host-rate", "50"])
+            .args(["--max-pages", "2", "--no-sitemaps"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run trawl")
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "politeness: at most 50 requests a second and 2 at once per host (--per-host-rate"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("--per-host-rate 0 lifts the rate"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// A crawl whose every fetch failed got nothing: a seed answered 404
 /// exits 1 and says so, though the 404 is stored.
 #[tokio::test]
