@@ -409,6 +409,14 @@ pub(super) async fn migrate(target: &DbTarget, pool: &PgPool) -> Result<(), Stor
         })
 }
 
+/// The PostgreSQL server the unit tests use: `TRAWL_TEST_PG` (a URL
+/// without a database name), by default `postgres://postgres@127.0.0.1:5432`,
+/// as `.ci/run` and the integration tests have it.
+#[cfg(test)]
+pub(crate) fn test_server() -> String {
+    std::env::var("TRAWL_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,9 +476,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn connections_to_the_server_send_at_once_without_nagle() {
-        let server = std::env::var("TRAWL_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let url = format!("{server}/postgres");
+        let url = format!("{}/postgres", super::test_server());
         let target = DbTarget::Postgres(url.clone());
         let options = options(&target, &url).unwrap();
         let port = options.get_port();

@@ -522,14 +522,12 @@ mod tests {
         assert_eq!(anchors, ["x", "y", "x"]);
     }
 
-    /// A new database on the test server (`TRAWL_TEST_PG`, by default
-    /// `postgres://postgres@127.0.0.1:5432`) opened as a store, with a
-    /// connection to the server's `postgres` database to drop it from
-    /// ([`drop_pg`]).
+    /// A new database on the test server (`store::pg::test_server`)
+    /// opened as a store, with a connection to the server's `postgres`
+    /// database to drop it from ([`drop_pg`]).
     async fn pg_store(tag: &str) -> (sqlx::PgConnection, String, Store) {
         use sqlx::Connection;
-        let server = std::env::var("TRAWL_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let server = crate::store::pg::test_server();
         let name = format!("trawl_u_{tag}_{}", std::process::id());
         let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
             .await
