@@ -56,6 +56,7 @@ pub(in crate::store::writer) async fn commit(
     conn: &mut Conn,
     batch: &mut Vec<WriteOp>,
     lease: Option<&Lease>,
+    known_hosts: &mut HashSet<String>,
 ) -> Result<Vec<Reply>, StoreError> {
     // SQLite: take the write lock at the start, not at the first write.
     let mut tx = conn
@@ -64,6 +65,7 @@ pub(in crate::store::writer) async fn commit(
     let mut replies = Vec::new();
     let mut pending = Pending::default();
     let now = now_ms();
+    let mut new_hosts = Vec::new();
     if lease.is_some() {
         // A shared crawl: every URL the batch records goes in first, in
         // one pass in key order, so that processes writing overlapping
@@ -76,7 +78,7 @@ pub(in crate::store::writer) async fn commit(
                 _ => Vec::new(),
             })
             .collect();
-        record_urls(&mut tx, urls, now, true).await?;
+        new_hosts = record_urls(&mut tx, urls, now, Some(known_hosts)).await?;
     }
     for op in batch.drain(..) {
         match op {
@@ -211,6 +213,7 @@ pub(in crate::store::writer) async fn commit(
     }
     write_pending(&mut tx, &mut pending, now, lease).await?;
     tx.commit().await?;
+    known_hosts.extend(new_hosts);
     Ok(replies)
 }
 
@@ -468,15 +471,20 @@ async fn execute_once(conn: &mut Conn, mut qb: QueryBuilder<Db>) -> Result<(), S
 
 /// Records new URLs. On PostgreSQL they go in key order, all inserts
 /// before the updates that queue again URLs skipped for a limit, and in a
-/// `shared` crawl every origin with queued URLs gets a `hosts` row to be
-/// leased by, after them: locks taken in one order by every process, so
-/// none waits on another that waits on it.
+/// shared crawl (`known_hosts` given) every origin with queued URLs gets a
+/// `hosts` row to be leased by, after them: locks taken in one order by
+/// every process, so none waits on another that waits on it. Returns the
+/// origins whose row it wrote (none are in `known_hosts`: a row once
+/// committed stays, and the caller adds them to the set once this
+/// transaction is committed). Inserting every origin of every batch again
+/// cost a statement each time, and it waited on a claim of the same
+/// process renewing those rows.
 pub(super) async fn record_urls(
     conn: &mut Conn,
     mut urls: Vec<&NewUrl>,
     now: i64,
-    shared: bool,
-) -> Result<(), StoreError> {
+    known_hosts: Option<&HashSet<String>>,
+) -> Result<Vec<String>, StoreError> {
     if PG {
         // A stable sort: a URL found twice keeps its order.
         urls.sort_by_key(|u| u.id);
@@ -502,25 +510,26 @@ pub(super) async fn record_urls(
             queue_again(conn, chunk, now).await?;
         }
     }
-    if shared {
-        let mut origins: Vec<&str> = urls
-            .iter()
-            .filter(|u| u.state == UrlState::Queued)
-            .map(|u| u.origin.as_str())
-            .collect();
-        origins.sort_unstable();
-        origins.dedup();
-        for chunk in origins.chunks(URL_ROWS_PER_STMT) {
-            let mut qb: QueryBuilder<Db> =
-                QueryBuilder::new("INSERT INTO hosts (origin, robots_fetched_at) ");
-            qb.push_values(chunk, |mut b, o| {
-                b.push_bind(o.to_string()).push_bind(0i64);
-            });
-            qb.push(" ON CONFLICT (origin) DO NOTHING");
-            execute_once(conn, qb).await?;
-        }
+    let Some(known) = known_hosts else {
+        return Ok(Vec::new());
+    };
+    let mut origins: Vec<&str> = urls
+        .iter()
+        .filter(|u| u.state == UrlState::Queued && !known.contains(u.origin.as_str()))
+        .map(|u| u.origin.as_str())
+        .collect();
+    origins.sort_unstable();
+    origins.dedup();
+    for chunk in origins.chunks(URL_ROWS_PER_STMT) {
+        let mut qb: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO hosts (origin, robots_fetched_at) ");
+        qb.push_values(chunk, |mut b, o| {
+            b.push_bind(o.to_string()).push_bind(0i64);
+        });
+        qb.push(" ON CONFLICT (origin) DO NOTHING");
+        execute_once(conn, qb).await?;
     }
-    Ok(())
+    Ok(origins.into_iter().map(str::to_owned).collect())
 }
 
 /// On PostgreSQL: URLs found again within the limits (`rows`, queued or

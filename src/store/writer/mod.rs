@@ -173,6 +173,8 @@ async fn run(
     let mut fetched = 0u64;
     let mut analyze_at = FIRST_ANALYZE;
     let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
+    // Origins known to have their `hosts` row (see `batch::record_urls`).
+    let mut known_hosts = std::collections::HashSet::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         linger(&mut rx, &mut batch, linger_fetches).await;
         let n = batch.len() as u64;
@@ -180,8 +182,12 @@ async fn run(
         let rows = count_rows(&batch);
         let t = std::time::Instant::now();
         let replies = match &mut conn {
-            Conn::Sqlite(c) => sqlite::batch::commit(c, &mut batch, lease.as_ref()).await?,
-            Conn::Postgres(c) => postgres::batch::commit(c, &mut batch, lease.as_ref()).await?,
+            Conn::Sqlite(c) => {
+                sqlite::batch::commit(c, &mut batch, lease.as_ref(), &mut known_hosts).await?
+            }
+            Conn::Postgres(c) => {
+                postgres::batch::commit(c, &mut batch, lease.as_ref(), &mut known_hosts).await?
+            }
         };
         if fetches > 0 {
             committed.send_modify(|c| {
@@ -500,7 +506,7 @@ mod tests {
             WriteOp::Fetch(Box::new(first)),
             WriteOp::Fetch(Box::new(FetchRecord::new(1, "http://a.test:80".into()))),
         ];
-        sqlite::batch::commit(&mut conn, &mut batch, None)
+        sqlite::batch::commit(&mut conn, &mut batch, None, &mut Default::default())
             .await
             .unwrap();
         let (state, attempts): (String, i64) =
@@ -603,7 +609,7 @@ mod tests {
             WriteOp::Fetch(Box::new(rec))
         };
         let mut batch = vec![fetch(1, "http://a.test:80"), fetch(2, "http://b.test:80")];
-        postgres::batch::commit(&mut conn, &mut batch, Some(&LEASE))
+        postgres::batch::commit(&mut conn, &mut batch, Some(&LEASE), &mut Default::default())
             .await
             .unwrap();
         let states: Vec<(i64, String)> = sqlx::query_as("SELECT id, state FROM urls ORDER BY id")
@@ -641,7 +647,7 @@ mod tests {
             found(5, UrlState::Queued),
             found(6, UrlState::Skipped),
         ])];
-        postgres::batch::commit(&mut conn, &mut batch, Some(&LEASE))
+        postgres::batch::commit(&mut conn, &mut batch, Some(&LEASE), &mut Default::default())
             .await
             .unwrap();
         let rows: Vec<(i64, String, Option<String>)> =

@@ -20,7 +20,7 @@ pub(super) async fn write(
     now: i64,
 ) -> Result<(), StoreError> {
     if !rows.urls.is_empty() {
-        batch::record_urls(conn, rows.urls.clone(), now, false).await?;
+        batch::record_urls(conn, rows.urls.clone(), now, None).await?;
     }
     for run in batch::runs_by(&rows.pages, |f| f.url_id) {
         insert_pages(conn, run).await?;
