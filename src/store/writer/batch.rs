@@ -52,6 +52,8 @@ async fn settle(
 /// crawl several processes share; fetches of URLs whose host it no
 /// longer holds are then left out (their host's new holder fetches them
 /// again), so a process that lost a lease cannot overwrite another's work.
+/// `known_hosts`: the origins whose `hosts` row this writer has committed
+/// (see [`record_urls`]); those the batch adds are added once it commits.
 pub(in crate::store::writer) async fn commit(
     conn: &mut Conn,
     batch: &mut Vec<WriteOp>,
