@@ -123,6 +123,11 @@ psql -qtA "$PG/trawl_bench_three" -c \
     "SELECT 'process ' || id || ': ' || fetched || ' pages' FROM processes ORDER BY id"
 
 echo
+# Part 1's databases go first: the server's autovacuum would otherwise
+# work through their fresh rows during part 2's crawls.
+for db in trawl_bench_one trawl_bench_three; do
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+done
 echo "== 2. one process, trawl's defaults (no per-host rate limit): SQLite against PostgreSQL"
 serve 0
 defaults=(--per-host-rate 0 -q)
