@@ -665,4 +665,48 @@ mod tests {
             ]
         );
     }
+
+    /// A shared crawl's writer remembers the origins whose `hosts` row it
+    /// committed, and only those: an origin first met with a skipped URL
+    /// gets its row when a later batch queues one of its URLs.
+    #[tokio::test]
+    async fn a_hosts_row_is_made_once_for_each_origin_with_queued_urls() {
+        let (admin, name, store) = pg_store("hosts").await;
+        let Conn::Postgres(mut conn) = store.connection().await.unwrap() else {
+            unreachable!("a server URL")
+        };
+        let at = |id: i64, origin: &str, state: UrlState| NewUrl {
+            origin: origin.into(),
+            state,
+            reason: (state == UrlState::Skipped).then_some("max_depth"),
+            ..url(id, None)
+        };
+        let mut known = std::collections::HashSet::new();
+        let mut batch = vec![WriteOp::Urls(vec![
+            at(1, "http://a.test:80", UrlState::Queued),
+            at(2, "http://b.test:80", UrlState::Skipped),
+        ])];
+        postgres::batch::commit(&mut conn, &mut batch, Some(&LEASE), &mut known)
+            .await
+            .unwrap();
+        let after_first: Vec<String> = known.iter().cloned().collect();
+        let mut batch = vec![WriteOp::Urls(vec![
+            at(3, "http://a.test:80", UrlState::Queued),
+            at(4, "http://b.test:80", UrlState::Queued),
+        ])];
+        postgres::batch::commit(&mut conn, &mut batch, Some(&LEASE), &mut known)
+            .await
+            .unwrap();
+        let hosts: Vec<String> = sqlx::query_scalar("SELECT origin FROM hosts ORDER BY origin")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        drop(conn);
+        drop_pg(admin, &name, store).await;
+        assert_eq!(after_first, ["http://a.test:80"]);
+        assert_eq!(hosts, ["http://a.test:80", "http://b.test:80"]);
+        let mut known: Vec<String> = known.into_iter().collect();
+        known.sort();
+        assert_eq!(known, hosts);
+    }
 }
